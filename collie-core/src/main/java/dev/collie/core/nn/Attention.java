@@ -1,0 +1,160 @@
+package dev.collie.core.nn;
+
+import dev.collie.core.tensor.Kernels;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * Causal self-attention with rotary embeddings and grouped-query attention (LLaMA's {@code self_attn}):
+ * {@code heads} query heads share {@code kvHeads} key/value heads, {@code heads/kvHeads} each.
+ * Rows in and out are {@code [batch·seq, hidden]}; the tape gives batch, length, padding mask and KV cache.
+ * GQA costs no copy: the queries of one group are laid out as one taller matrix against their shared keys.
+ */
+public final class Attention extends Module implements Layer {
+    private static final double MASKED = -1e9;
+
+    private final int heads;
+    private final int kvHeads;
+    private final int headDim;
+    private final RotaryEmbedding rope;
+
+    private record Saved(INDArray q, INDArray k, INDArray v, INDArray p) {
+    }
+
+    public Attention(long hidden, int heads, int kvHeads, int headDim, boolean bias, RotaryEmbedding rope,
+                     DataType dtype, double initStd) {
+        if (heads % kvHeads != 0) {
+            throw new IllegalArgumentException("heads " + heads + " not divisible by kv heads " + kvHeads);
+        }
+        this.heads = heads;
+        this.kvHeads = kvHeads;
+        this.headDim = headDim;
+        this.rope = rope;
+        registerModule("q_proj", new Linear(hidden, (long) heads * headDim, bias, dtype, initStd));
+        registerModule("k_proj", new Linear(hidden, (long) kvHeads * headDim, bias, dtype, initStd));
+        registerModule("v_proj", new Linear(hidden, (long) kvHeads * headDim, bias, dtype, initStd));
+        registerModule("o_proj", new Linear((long) heads * headDim, hidden, bias, dtype, initStd));
+    }
+
+    public int heads() {
+        return heads;
+    }
+
+    public int kvHeads() {
+        return kvHeads;
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    @Override
+    public INDArray forward(Tape tape, INDArray x) {
+        int b = tape.batchSize();
+        int t = tape.seqLen();
+        int g = heads / kvHeads;
+        INDArray q = layer("q_proj").forward(tape, x);
+        INDArray k = layer("k_proj").forward(tape, x);
+        INDArray v = layer("v_proj").forward(tape, x);
+        q = rope.apply(q, rope.tables(tape, heads, q.dataType()), heads);
+        k = rope.apply(k, rope.tables(tape, kvHeads, k.dataType()), kvHeads);
+        // [b·t, h·d] -> [b, h, t, d]; a group's g query heads stacked as [b, kv, g·t, d]
+        INDArray qh = toHeads(q, b, t, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
+        INDArray kh = toHeads(k, b, t, kvHeads);
+        INDArray vh = toHeads(v, b, t, kvHeads);
+        if (tape.kvCache() != null) {
+            INDArray[] full = tape.kvCache().append(this, kh, vh);
+            kh = full[0];
+            vh = full[1];
+        }
+        long tk = kh.size(2);
+        INDArray scores = Kernels.get().matmul(qh, kh, false, true).muli(1.0 / Math.sqrt(headDim));
+        addMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk);
+        INDArray p = Kernels.get().softmax(scores);
+        INDArray o = Kernels.get().matmul(p, vh, false, false);
+        tape.save(this, new Saved(qh, kh, vh, p));
+        return layer("o_proj").forward(tape, fromHeads(o.reshape('c', b, heads, t, headDim), b, t, heads));
+    }
+
+    @Override
+    public INDArray backward(Tape tape, INDArray dy) {
+        int b = tape.batchSize();
+        int t = tape.seqLen();
+        int g = heads / kvHeads;
+        Saved s = tape.pop(this);
+        INDArray dO = toHeads(layer("o_proj").backward(tape, dy), b, t, heads)
+                .reshape('c', b, kvHeads, (long) g * t, headDim);
+        INDArray dP = Kernels.get().matmul(dO, s.v, false, true);
+        INDArray dV = Kernels.get().matmul(s.p, dO, true, false);
+        INDArray dS = Kernels.get().softmaxBackward(s.p, dP).muli(1.0 / Math.sqrt(headDim));
+        INDArray dQ = Kernels.get().matmul(dS, s.k, false, false);
+        INDArray dK = Kernels.get().matmul(dS, s.q, true, false);
+        INDArray dq = fromHeads(dQ.reshape('c', b, heads, t, headDim), b, t, heads);
+        INDArray dk = fromHeads(dK, b, t, kvHeads);
+        INDArray dv = fromHeads(dV, b, t, kvHeads);
+        dq = rope.backward(dq, rope.tables(tape, heads, dq.dataType()), heads);
+        dk = rope.backward(dk, rope.tables(tape, kvHeads, dk.dataType()), kvHeads);
+        INDArray dx = layer("q_proj").backward(tape, dq);
+        dx.addi(layer("k_proj").backward(tape, dk));
+        return dx.addi(layer("v_proj").backward(tape, dv));
+    }
+
+    private INDArray toHeads(INDArray rows, int b, int t, int n) {
+        return rows.reshape('c', b, t, n, headDim).permute(0, 2, 1, 3).dup('c');
+    }
+
+    private INDArray fromHeads(INDArray h, int b, int t, int n) {
+        return h.permute(0, 2, 1, 3).dup('c').reshape('c', (long) b * t, (long) n * headDim);
+    }
+
+    /** Adds the causal (and padding) mask to scores {@code [b, h, t, tk]}: query i sees keys up to past + i. */
+    private static void addMask(Tape tape, INDArray scores, int t, int tk) {
+        INDArray mask = tape.attentionMask();
+        DataType dt = scores.dataType();
+        if (mask == null) {
+            INDArray causal = tape.cached(java.util.List.of("causal-mask", t, tk, dt), () -> causalMask(t, tk, dt));
+            Nd4j.exec(new BroadcastAddOp(scores, causal, scores, 2, 3));
+        } else {
+            INDArray full = tape.cached(java.util.List.of("padded-mask", t, tk, dt), () -> paddedMask(mask, t, tk, dt));
+            Nd4j.exec(new BroadcastAddOp(scores, full, scores, 0, 2, 3));
+        }
+    }
+
+    private static INDArray causalMask(int t, int tk, DataType dt) {
+        int past = tk - t;
+        double[] m = new double[t * tk];
+        for (int i = 0; i < t; i++) {
+            for (int j = past + i + 1; j < tk; j++) {
+                m[i * tk + j] = MASKED;
+            }
+        }
+        return Nd4j.create(m, new long[] {t, tk}, 'c').castTo(dt);
+    }
+
+    private static INDArray paddedMask(INDArray mask, int t, int tk, DataType dt) {
+        int b = (int) mask.size(0);
+        int past = tk - t;
+        double[] m = new double[b * t * tk];
+        for (int bi = 0; bi < b; bi++) {
+            long[] keep = mask.getRow(bi).toLongVector();
+            for (int i = 0; i < t; i++) {
+                boolean any = false;
+                for (int j = 0; j < tk; j++) {
+                    if (j > past + i || keep[j] == 0) {
+                        m[(bi * t + i) * tk + j] = MASKED;
+                    } else {
+                        any = true;
+                    }
+                }
+                if (!any) {
+                    // a padding query with nothing to see: let it see itself (its output is never used,
+                    // and a row of equal -inf-like scores makes the softmax undefined)
+                    m[(bi * t + i) * tk + past + i] = 0;
+                }
+            }
+        }
+        return Nd4j.create(m, new long[] {b, t, tk}, 'c').castTo(dt);
+    }
+}

@@ -1,0 +1,54 @@
+package dev.collie.core.nn;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.tensor.Kernels;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/** Token ids (any shape, n ids) to rows {@code [n, dim]} of a {@code [vocab, dim]} table. */
+public final class Embedding extends Module implements Layer {
+    private final Parameter weight;
+
+    public Embedding(long vocab, long dim, DataType dtype, double initStd) {
+        this.weight = registerParameter("weight", new Parameter(Init.normal(dtype, initStd, vocab, dim)));
+    }
+
+    public Parameter weight() {
+        return weight;
+    }
+
+    public long vocabSize() {
+        return weight.shape()[0];
+    }
+
+    @Override
+    public INDArray forward(Tape tape, INDArray ids) {
+        checkIds(ids, vocabSize());
+        tape.use(weight);
+        tape.save(this, ids);
+        return Kernels.get().gatherRows(weight.data(), ids);
+    }
+
+    /** Returns null: token ids have no gradient. */
+    @Override
+    public INDArray backward(Tape tape, INDArray dy) {
+        INDArray ids = tape.pop(this);
+        if (weight.requiresGrad()) {
+            INDArray dw = Nd4j.zeros(weight.dtype(), weight.shape());
+            Kernels.get().scatterAddRows(dw, ids, dy);
+            weight.accumulateGrad(tape, dw);
+        }
+        return null;
+    }
+
+    /** Fails with a clear message when an id lies outside {@code [0, vocab)}. */
+    public static void checkIds(INDArray ids, long vocab) {
+        double min = ids.minNumber().doubleValue();
+        double max = ids.maxNumber().doubleValue();
+        if (min < 0 || max >= vocab) {
+            throw new CollieException("token id " + (long) (min < 0 ? min : max)
+                    + " is outside the vocabulary [0, " + vocab + ")");
+        }
+    }
+}

@@ -1,0 +1,111 @@
+package dev.collie.core.nn;
+
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * A trainable (or frozen) tensor of a {@link Module}. Its gradient arrives through one door,
+ * {@link #accumulateGrad}, and when it is complete for the step the parameter's {@link GradientHook} fires.
+ * Gradient and value live outside any ND4J workspace, so they survive the per-micro-batch scope.
+ */
+public final class Parameter {
+    private INDArray data;
+    private INDArray grad;
+    private boolean trainable = true;
+    private GradientHook hook = GradientHook.KEEP;
+
+    public Parameter(INDArray data) {
+        this.data = data.isAttached() ? data.detach() : data;
+    }
+
+    /** The current value. Optimizers update it in place. */
+    public INDArray data() {
+        return data;
+    }
+
+    /** Replaces the value (same shape), e.g. when loading a checkpoint. */
+    public void setData(INDArray value) {
+        if (!java.util.Arrays.equals(value.shape(), data.shape())) {
+            throw new IllegalArgumentException("shape " + java.util.Arrays.toString(value.shape())
+                    + " does not match parameter shape " + java.util.Arrays.toString(data.shape()));
+        }
+        data.assign(value);
+    }
+
+    public long[] shape() {
+        return data.shape();
+    }
+
+    public long numel() {
+        return data.length();
+    }
+
+    public DataType dtype() {
+        return data.dataType();
+    }
+
+    /** Whether backward computes a gradient for this parameter. Frozen parameters only pass input gradients through. */
+    public boolean requiresGrad() {
+        return trainable;
+    }
+
+    public Parameter setTrainable(boolean trainable) {
+        this.trainable = trainable;
+        return this;
+    }
+
+    /** The accumulated gradient of this step, or null when none has arrived (or it was consumed). */
+    public INDArray grad() {
+        return grad;
+    }
+
+    /** Drops the gradient (its memory is released at once). */
+    public void zeroGrad() {
+        if (grad != null) {
+            grad.close();
+            grad = null;
+        }
+    }
+
+    /** Sets the hook that fires when the gradient of a step is complete. */
+    public void setHook(GradientHook hook) {
+        this.hook = hook == null ? GradientHook.KEEP : hook;
+    }
+
+    public GradientHook hook() {
+        return hook;
+    }
+
+    /**
+     * The one door for gradients: adds {@code g} (same shape) to this parameter's gradient for the
+     * micro-batch recorded by {@code tape}. When every use of this parameter in the tape's forward has
+     * delivered its contribution and the tape is the step's last micro-batch, the hook fires.
+     * The caller must not use {@code g} afterwards.
+     */
+    public void accumulateGrad(Tape tape, INDArray g) {
+        if (!trainable) {
+            throw new IllegalStateException("gradient delivered to a frozen parameter");
+        }
+        if (grad == null) {
+            if (g.isAttached() || g.isView()) {
+                try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                    grad = g.dup('c');
+                }
+            } else {
+                grad = g;
+            }
+        } else {
+            grad.addi(g);
+        }
+        if (tape.release(this)) {
+            hook.onGradientReady(this);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "Parameter" + java.util.Arrays.toString(data.shape()) + (trainable ? "" : " (frozen)");
+    }
+}

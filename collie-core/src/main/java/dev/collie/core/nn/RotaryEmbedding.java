@@ -1,0 +1,121 @@
+package dev.collie.core.nn;
+
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+/**
+ * Rotary position embedding in Hugging Face's "rotate half" layout: within each head of size d,
+ * {@code x' = x·cos + rotate_half(x)·sin}, {@code rotate_half(x) = [-x[d/2:], x[:d/2]]}, with angle
+ * {@code position · invFreq[i]} for both halves. The inverse frequencies come from the model config
+ * (rope_theta and rope scaling are applied there).
+ */
+public final class RotaryEmbedding {
+    private final double[] invFreq;
+    private final int headDim;
+
+    public RotaryEmbedding(double[] invFreq) {
+        this.invFreq = invFreq.clone();
+        this.headDim = invFreq.length * 2;
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    /**
+     * Tables for rows {@code [batch·seq, heads·headDim]}: {@code {cos, signedSin}} where signedSin carries
+     * the minus sign of rotate_half on the first half. Computed once per micro-batch and tape.
+     */
+    public INDArray[] tables(Tape tape, int heads, DataType dtype) {
+        return tape.cached(java.util.List.of(this, heads, dtype), () -> build(tape, heads, dtype));
+    }
+
+    private INDArray[] build(Tape tape, int heads, DataType dtype) {
+        int b = tape.batchSize();
+        int t = tape.seqLen();
+        long[][] pos = positions(tape);
+        int half = headDim / 2;
+        int width = heads * headDim;
+        double[] cos = new double[b * t * width];
+        double[] sin = new double[b * t * width];
+        double[] c = new double[half];
+        double[] s = new double[half];
+        for (int bi = 0; bi < b; bi++) {
+            for (int ti = 0; ti < t; ti++) {
+                long p = pos[bi][ti];
+                for (int i = 0; i < half; i++) {
+                    // float32 angle as Hugging Face computes it (inv_freq and positions in fp32)
+                    double angle = dtype == DataType.DOUBLE ? p * invFreq[i] : (float) ((float) p * (float) invFreq[i]);
+                    c[i] = Math.cos(angle);
+                    s[i] = Math.sin(angle);
+                }
+                int row = (bi * t + ti) * width;
+                for (int h = 0; h < heads; h++) {
+                    int o = row + h * headDim;
+                    for (int i = 0; i < half; i++) {
+                        cos[o + i] = c[i];
+                        cos[o + half + i] = c[i];
+                        sin[o + i] = -s[i];
+                        sin[o + half + i] = s[i];
+                    }
+                }
+            }
+        }
+        return new INDArray[] {
+            Nd4j.create(cos, new long[] {(long) b * t, width}, 'c').castTo(dtype),
+            Nd4j.create(sin, new long[] {(long) b * t, width}, 'c').castTo(dtype)};
+    }
+
+    /**
+     * Position of each token: past length + index, or with a padding mask the count of real tokens before
+     * it (Hugging Face's {@code cumsum(mask) - 1}), so left-padded prompts start at position 0.
+     */
+    static long[][] positions(Tape tape) {
+        int b = tape.batchSize();
+        int t = tape.seqLen();
+        int past = tape.pastLength();
+        long[][] pos = new long[b][t];
+        INDArray mask = tape.attentionMask();
+        for (int bi = 0; bi < b; bi++) {
+            if (mask == null) {
+                for (int ti = 0; ti < t; ti++) {
+                    pos[bi][ti] = past + ti;
+                }
+            } else {
+                long[] m = mask.getRow(bi).toLongVector();
+                long count = 0;
+                for (int k = 0; k < past + t; k++) {
+                    count += m[k] != 0 ? 1 : 0;
+                    if (k >= past) {
+                        pos[bi][k - past] = m[k] != 0 ? count - 1 : 1;
+                    }
+                }
+            }
+        }
+        return pos;
+    }
+
+    /** {@code x·cos + swap(x)·signedSin}, where swap exchanges the two halves of every head. */
+    public INDArray apply(INDArray x, INDArray[] tables, int heads) {
+        return x.mul(tables[0]).addi(swapHalves(x, heads).muli(tables[1]));
+    }
+
+    /** Gradient of {@link #apply}: {@code dy·cos + swap(dy·signedSin)} (swap is its own transpose). */
+    public INDArray backward(INDArray dy, INDArray[] tables, int heads) {
+        return dy.mul(tables[0]).addi(swapHalves(dy.mul(tables[1]), heads));
+    }
+
+    private INDArray swapHalves(INDArray x, int heads) {
+        long n = x.size(0);
+        int half = headDim / 2;
+        INDArray in = x.reshape('c', n, heads, 2, half);
+        INDArray out = Nd4j.createUninitialized(x.dataType(), n, heads, 2, half);
+        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all())
+                .assign(in.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all()));
+        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all())
+                .assign(in.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all()));
+        return out.reshape('c', n, (long) heads * headDim);
+    }
+}

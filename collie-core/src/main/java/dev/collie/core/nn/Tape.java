@@ -1,0 +1,163 @@
+package dev.collie.core.nn;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.ArrayDeque;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.Map;
+import java.util.function.Supplier;
+
+/**
+ * What one micro-batch's forward leaves for its backward (DESIGN.md §2 rule 1): modules push their saved
+ * state here instead of into fields, so several micro-batches can be in flight through the same modules.
+ * The tape also carries the micro-batch's sequence layout (batch size, length, positions, mask), a cache
+ * for values shared by all layers (rotary tables, attention masks), and the count of pending gradient
+ * contributions per parameter, which tells {@link Parameter#accumulateGrad} when a gradient is complete.
+ */
+public final class Tape {
+    /** State shared between a tape and its children (recompute scopes). */
+    private static final class Shared {
+        final IdentityHashMap<Parameter, int[]> pendingUses = new IdentityHashMap<>();
+        final Map<Object, Object> cache = new HashMap<>();
+        boolean lastMicroBatch = true;
+        int batchSize;
+        int seqLen;
+        int pastLength;
+        INDArray attentionMask;
+        KvCache kvCache;
+    }
+
+    private final Shared shared;
+    private final boolean saving;
+    private final boolean counting;
+    private final IdentityHashMap<Object, ArrayDeque<Object>> saved = new IdentityHashMap<>();
+
+    private Tape(Shared shared, boolean saving, boolean counting) {
+        this.shared = shared;
+        this.saving = saving;
+        this.counting = counting;
+    }
+
+    /** A tape for a training forward of a {@code [batchSize, seqLen]} micro-batch. */
+    public static Tape forTraining(int batchSize, int seqLen) {
+        Shared s = new Shared();
+        s.batchSize = batchSize;
+        s.seqLen = seqLen;
+        return new Tape(s, true, true);
+    }
+
+    /** A tape that saves nothing and counts nothing: forward only (scoring, evaluation, generation). */
+    public static Tape forInference(int batchSize, int seqLen) {
+        Shared s = new Shared();
+        s.batchSize = batchSize;
+        s.seqLen = seqLen;
+        return new Tape(s, false, false);
+    }
+
+    /**
+     * A child scope for recomputation: {@code saving} says whether modules keep state for backward,
+     * {@code counting} whether parameter uses are counted (a recomputed forward must not count twice).
+     */
+    public Tape child(boolean saving, boolean counting) {
+        return new Tape(shared, saving, counting);
+    }
+
+    // ---- sequence layout ------------------------------------------------------------------------
+
+    public int batchSize() {
+        return shared.batchSize;
+    }
+
+    public int seqLen() {
+        return shared.seqLen;
+    }
+
+    /** Tokens already in the KV cache before this forward (0 in training): the position of the first row. */
+    public int pastLength() {
+        return shared.pastLength;
+    }
+
+    /** The {@code [batch, past + seqLen]} mask, 1 for real tokens and 0 for padding; null when all are real. */
+    public INDArray attentionMask() {
+        return shared.attentionMask;
+    }
+
+    public Tape setAttentionMask(INDArray mask) {
+        shared.attentionMask = mask;
+        return this;
+    }
+
+    public KvCache kvCache() {
+        return shared.kvCache;
+    }
+
+    /** Attaches a KV cache (generation); positions then start at the cache's current length. */
+    public Tape setKvCache(KvCache cache) {
+        shared.kvCache = cache;
+        shared.pastLength = cache == null ? 0 : cache.length();
+        return this;
+    }
+
+    /** Whether this micro-batch is the last of its optimizer step (gradient hooks fire only then). */
+    public boolean isLastMicroBatch() {
+        return shared.lastMicroBatch;
+    }
+
+    public Tape setLastMicroBatch(boolean last) {
+        shared.lastMicroBatch = last;
+        return this;
+    }
+
+    public boolean isTraining() {
+        return counting || saving;
+    }
+
+    /** A value computed once per micro-batch and shared by every layer (e.g. rotary tables). */
+    @SuppressWarnings("unchecked")
+    public <T> T cached(Object key, Supplier<T> compute) {
+        return (T) shared.cache.computeIfAbsent(key, k -> compute.get());
+    }
+
+    // ---- saved state --------------------------------------------------------------------------------
+
+    /** Keeps {@code state} for {@code owner}'s backward (a no-op on inference tapes). */
+    public void save(Object owner, Object state) {
+        if (saving) {
+            saved.computeIfAbsent(owner, k -> new ArrayDeque<>()).push(state);
+        }
+    }
+
+    /** The state {@code owner} saved most recently (uses of one module are undone in reverse order). */
+    @SuppressWarnings("unchecked")
+    public <T> T pop(Object owner) {
+        ArrayDeque<Object> stack = saved.get(owner);
+        if (stack == null || stack.isEmpty()) {
+            throw new IllegalStateException("backward of " + owner.getClass().getSimpleName()
+                    + " without a matching forward on this tape");
+        }
+        return (T) stack.pop();
+    }
+
+    // ---- gradient bookkeeping -------------------------------------------------------------------------
+
+    /** Records that forward used {@code p}: backward owes it one gradient contribution. */
+    public void use(Parameter p) {
+        if (counting && p.requiresGrad()) {
+            shared.pendingUses.computeIfAbsent(p, k -> new int[1])[0]++;
+        }
+    }
+
+    /** Called by {@link Parameter#accumulateGrad}: true when the gradient of the step is now complete. */
+    boolean release(Parameter p) {
+        int[] n = shared.pendingUses.get(p);
+        if (n == null || n[0] <= 0) {
+            throw new IllegalStateException("more gradient contributions than uses for " + p);
+        }
+        if (--n[0] == 0) {
+            shared.pendingUses.remove(p);
+            return shared.lastMicroBatch;
+        }
+        return false;
+    }
+}

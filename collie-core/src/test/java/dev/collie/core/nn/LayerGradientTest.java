@@ -1,0 +1,140 @@
+package dev.collie.core.nn;
+
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+
+/** Float64 finite-difference checks of every layer's backward. */
+class LayerGradientTest {
+    private static final DataType D = DataType.DOUBLE;
+
+    @BeforeAll
+    static void seed() {
+        Nd4j.getRandom().setSeed(7);
+    }
+
+    private static GradCheck.TapeFactory tapes(int b, int t) {
+        return training -> training ? Tape.forTraining(b, t) : Tape.forInference(b, t);
+    }
+
+    private static void perturb(Module m) {
+        for (Parameter p : m.parameters()) {
+            p.data().addi(Nd4j.randn(D, p.shape()).muli(0.3));
+        }
+    }
+
+    @Test
+    void linearBackwardMatchesFiniteDifferences() {
+        Linear l = new Linear(5, 3, true, D, 0.5);
+        perturb(l);
+        GradCheck.check(l, l.namedParameters(), Nd4j.randn(D, 4, 5), tapes(1, 4), 1);
+    }
+
+    @Test
+    void embeddingBackwardMatchesFiniteDifferencesWithRepeatedIds() {
+        Embedding e = new Embedding(7, 4, D, 0.5);
+        INDArray ids = Nd4j.createFromArray(new long[][] {{1, 3, 3}, {6, 1, 0}});
+        GradCheck.check(e, e.namedParameters(), ids, tapes(2, 3), 2);
+    }
+
+    @Test
+    void rmsNormBackwardMatchesFiniteDifferences() {
+        RMSNorm n = new RMSNorm(6, 1e-5, D);
+        perturb(n);
+        GradCheck.check(n, n.namedParameters(), Nd4j.randn(D, 5, 6), tapes(1, 5), 3);
+    }
+
+    @Test
+    void swiGluMlpBackwardMatchesFiniteDifferences() {
+        SwiGluMlp m = new SwiGluMlp(6, 10, false, D, 0.4);
+        GradCheck.check(m, m.namedParameters(), Nd4j.randn(D, 4, 6), tapes(1, 4), 4);
+    }
+
+    @Test
+    void groupedQueryAttentionBackwardMatchesFiniteDifferences() {
+        RotaryEmbedding rope = new RotaryEmbedding(new double[] {1.0, 0.1});
+        Attention a = new Attention(8, 4, 2, 4, false, rope, D, 0.4);
+        GradCheck.check(a, a.namedParameters(), Nd4j.randn(D, 2 * 5, 8), tapes(2, 5), 5);
+    }
+
+    @Test
+    void multiHeadAttentionWithBiasAndPaddingMaskMatchesFiniteDifferences() {
+        RotaryEmbedding rope = new RotaryEmbedding(new double[] {1.0, 0.3, 0.01});
+        Attention a = new Attention(6, 2, 2, 6, true, rope, D, 0.4);
+        perturb(a);
+        INDArray mask = Nd4j.createFromArray(new long[][] {{1, 1, 1, 0}, {0, 1, 1, 1}});
+        GradCheck.TapeFactory f = training -> (training ? Tape.forTraining(2, 4) : Tape.forInference(2, 4))
+                .setAttentionMask(mask);
+        GradCheck.check(a, a.namedParameters(), Nd4j.randn(D, 8, 6), f, 6);
+    }
+
+    @Test
+    void checkpointedBlockGivesTheSameGradientsAndFiresHooksOnce() {
+        SwiGluMlp m = new SwiGluMlp(5, 7, false, D, 0.4);
+        Checkpointed c = new Checkpointed(m);
+        int[] fired = new int[1];
+        m.parameters().forEach(p -> p.setHook(q -> fired[0]++));
+        GradCheck.check(c, m.namedParameters(), Nd4j.randn(D, 3, 5), tapes(1, 3), 7);
+        assertEquals(3, fired[0]);
+    }
+
+    @Test
+    void causalLmLossBackwardMatchesFiniteDifferences() {
+        CausalLmLoss loss = new CausalLmLoss();
+        INDArray logits = Nd4j.randn(D, 2 * 4, 5);
+        INDArray labels = Nd4j.createFromArray(new long[][] {{1, 2, -100, 4}, {0, -100, 3, 3}});
+        GradCheck.check(t -> Nd4j.scalar(D, loss.forward(t, logits, labels)).reshape(1),
+                (t, dy) -> loss.backward(t, dy.getDouble(0)), Map.of(), logits, tapes(2, 4), 8);
+    }
+
+    @Test
+    void causalLmLossIsMeanNegativeLogLikelihoodOfShiftedLabels() {
+        INDArray logits = Nd4j.createFromArray(new double[][] {{0, 0, 0}, {1, 2, 3}, {0, 0, 0}});
+        INDArray labels = Nd4j.createFromArray(new long[][] {{0, 2, 1}});
+        // position 0 predicts 2 (uniform: ln 3), position 1 predicts 1 (logsumexp(1,2,3) - 2), position 2 ignored
+        double expect = (Math.log(3) + (Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3)) - 2)) / 2;
+        assertEquals(expect, new CausalLmLoss().forward(Tape.forInference(1, 3), logits, labels), 1e-12);
+    }
+
+    @Test
+    void frozenParametersReceiveNoGradientButPassTheInputGradient() {
+        Linear l = new Linear(3, 2, true, D, 0.5);
+        l.weight().setTrainable(false);
+        Tape t = Tape.forTraining(1, 4);
+        l.forward(t, Nd4j.randn(D, 4, 3));
+        INDArray dx = l.backward(t, Nd4j.ones(D, 4, 2));
+        assertNull(l.weight().grad());
+        assertEquals(4, dx.size(0));
+        assertEquals(4.0, l.bias().grad().getDouble(0), 1e-12);
+    }
+
+    @Test
+    void hookFiresOnlyWhenEveryUseDeliveredAndOnlyOnTheLastMicroBatch() {
+        Linear l = new Linear(3, 3, false, D, 0.5);
+        int[] fired = new int[1];
+        l.weight().setHook(p -> fired[0]++);
+        for (boolean last : new boolean[] {false, true}) {
+            Tape t = Tape.forTraining(1, 2).setLastMicroBatch(last);
+            INDArray h = l.forward(t, Nd4j.randn(D, 2, 3));
+            l.forward(t, h);                       // the same weight used twice (as a tied weight would be)
+            l.backward(t, l.backward(t, Nd4j.ones(D, 2, 3)));
+        }
+        assertEquals(1, fired[0]);
+    }
+
+    @Test
+    void outOfVocabularyIdIsAClearError() {
+        Embedding e = new Embedding(7, 4, D, 0.5);
+        var ex = assertThrows(dev.collie.core.CollieException.class,
+                () -> e.forward(Tape.forInference(1, 2), Nd4j.createFromArray(new long[][] {{1, 9}})));
+        assertEquals("token id 9 is outside the vocabulary [0, 7)", ex.getMessage());
+    }
+}
