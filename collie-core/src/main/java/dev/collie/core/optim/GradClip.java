@@ -1,0 +1,50 @@
+package dev.collie.core.optim;
+
+import dev.collie.core.nn.Parameter;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.Collection;
+
+/** Global-norm gradient clipping with PyTorch's {@code clip_grad_norm_} semantics. */
+public final class GradClip {
+    private GradClip() {
+    }
+
+    /** L2 norm of all gradients together (parameters without a gradient count as zero). */
+    public static double globalNorm(Collection<Parameter> params) {
+        double sq = 0;
+        for (Parameter p : distinct(params)) {
+            INDArray g = p.grad();
+            if (g != null) {
+                double n = g.norm2Number().doubleValue();
+                sq += n * n;
+            }
+        }
+        return Math.sqrt(sq);
+    }
+
+    /** Scales gradients by {@code maxNorm / (norm + 1e-6)} when that is below one; returns the norm before clipping. */
+    public static double clipGlobalNorm(Collection<Parameter> params, double maxNorm) {
+        double norm = globalNorm(params);
+        double coef = maxNorm / (norm + 1e-6);
+        if (coef < 1.0) {
+            for (Parameter p : distinct(params)) {
+                if (p.grad() != null) {
+                    p.grad().muli(coef);
+                }
+            }
+        }
+        return norm;
+    }
+
+    private static Collection<Parameter> distinct(Collection<Parameter> params) {
+        java.util.Set<Parameter> s = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        java.util.List<Parameter> out = new java.util.ArrayList<>();
+        for (Parameter p : params) {
+            if (s.add(p)) {
+                out.add(p);
+            }
+        }
+        return out;
+    }
+}

@@ -1,0 +1,38 @@
+package dev.collie.core.train;
+
+import java.nio.file.Path;
+import java.util.Map;
+
+/** Hooks into the training loop (CoLLiE's callback events). Every method has an empty default. */
+public interface Callback {
+    default void onTrainBegin(Trainer trainer) {
+    }
+
+    default void onTrainEnd(Trainer trainer) {
+    }
+
+    default void onEpochBegin(Trainer trainer, int epoch) {
+    }
+
+    default void onEpochEnd(Trainer trainer, int epoch) {
+    }
+
+    default void onBatchBegin(Trainer trainer, long step) {
+    }
+
+    /** After each optimizer step, with its measurements. */
+    default void onBatchEnd(Trainer trainer, StepStats stats) {
+    }
+
+    default void onEvaluateBegin(Trainer trainer) {
+    }
+
+    default void onEvaluateEnd(Trainer trainer, Map<String, Double> results) {
+    }
+
+    default void onSave(Trainer trainer, Path dir) {
+    }
+
+    default void onLoad(Trainer trainer, Path dir) {
+    }
+}

@@ -1,0 +1,17 @@
+package dev.collie.core.train;
+
+import dev.collie.core.nn.Module;
+import dev.collie.core.nn.Tape;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** A causal language model as the Trainer drives it: ids {@code [batch, seq]} to logits {@code [batch·seq, vocab]} and back. */
+public interface LanguageModel {
+    /** The module tree holding the parameters. */
+    Module module();
+
+    INDArray forward(Tape tape, INDArray inputIds);
+
+    void backward(Tape tape, INDArray dLogits);
+
+    long vocabSize();
+}

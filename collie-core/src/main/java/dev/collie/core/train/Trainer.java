@@ -1,0 +1,239 @@
+package dev.collie.core.train;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.data.Batch;
+import dev.collie.core.data.Collator;
+import dev.collie.core.data.DataLoader;
+import dev.collie.core.data.Dataset;
+import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.nn.Tape;
+import dev.collie.core.optim.GradClip;
+import dev.collie.core.optim.LrSchedule;
+import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.Workspaces;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The training loop: data → micro-batches → forward/backward (gradients through each parameter's hook)
+ * → clipping → optimizer step at the scheduled learning rate → callbacks, evaluation (perplexity).
+ * <pre>{@code
+ * Trainer.builder().model(model).optimizer(new AdamW(model.module().namedParameters()))
+ *        .config(config).trainData(train).evalData(eval).callbacks(new ProgressBar()).build().train();
+ * }</pre>
+ */
+public final class Trainer {
+    private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
+    private static final String WORKSPACE = "collie-micro-batch";
+
+    private final LanguageModel model;
+    private final Optimizer optimizer;
+    private final CollieConfig config;
+    private final Dataset trainData;
+    private final Dataset evalData;
+    private final List<Callback> callbacks;
+    private final int padId;
+    private final DataLoader loader;
+    private final LrSchedule schedule;
+    private final long totalSteps;
+    private final CausalLmLoss lossFn = new CausalLmLoss();
+    private long globalStep;
+    private int epoch;
+    private final List<StepStats> history = new ArrayList<>();
+
+    private Trainer(Builder b) {
+        this.model = Objects.requireNonNull(b.model, "model");
+        this.optimizer = Objects.requireNonNull(b.optimizer, "optimizer");
+        this.config = Objects.requireNonNull(b.config, "config").validate();
+        this.trainData = Objects.requireNonNull(b.trainData, "trainData");
+        this.evalData = b.evalData;
+        this.callbacks = List.copyOf(b.callbacks);
+        this.padId = b.padId;
+        if (trainData.size() == 0) {
+            throw new CollieException("training data is empty");
+        }
+        this.loader = DataLoader.builder(trainData, collator()).microBatchSize(config.trainMicroBatchSize())
+                .gradAccum(config.gradientAccumulationSteps()).shuffle(config.shuffle()).seed(config.seed()).build();
+        if (loader.stepsPerEpoch() == 0) {
+            throw new CollieException("training data has " + trainData.size() + " rows, fewer than one step needs");
+        }
+        long all = (long) loader.stepsPerEpoch() * config.trainEpochs();
+        this.totalSteps = config.maxSteps() > 0 ? Math.min(config.maxSteps(), all) : all;
+        this.schedule = b.schedule != null ? b.schedule
+                : LrSchedule.named(config.lrSchedule(), config.lr(), config.warmupSteps(), totalSteps);
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    private Collator collator() {
+        return new Collator(padId, false);
+    }
+
+    public LanguageModel model() {
+        return model;
+    }
+
+    public Optimizer optimizer() {
+        return optimizer;
+    }
+
+    public CollieConfig config() {
+        return config;
+    }
+
+    /** Optimizer steps taken so far. */
+    public long globalStep() {
+        return globalStep;
+    }
+
+    /** Optimizer steps this run will take. */
+    public long totalSteps() {
+        return totalSteps;
+    }
+
+    /** Measurements of every step so far. */
+    public List<StepStats> history() {
+        return List.copyOf(history);
+    }
+
+    /** Runs training to the end; returns the measurements of every step. */
+    public List<StepStats> train() {
+        long trainable = 0;
+        for (Parameter p : model.module().trainableParameters()) {
+            trainable += p.numel();
+        }
+        long all = model.module().parameterCount();
+        LOG.info(String.format("trainable params: %d || all params: %d || trainable%%: %.4f", trainable, all,
+                100.0 * trainable / Math.max(1, all)));
+        callbacks.forEach(c -> c.onTrainBegin(this));
+        outer:
+        for (; epoch < config.trainEpochs(); epoch++) {
+            int e = epoch;
+            callbacks.forEach(c -> c.onEpochBegin(this, e));
+            int first = (int) (globalStep - (long) epoch * loader.stepsPerEpoch());
+            for (int s = Math.max(0, first); s < loader.stepsPerEpoch(); s++) {
+                if (globalStep >= totalSteps) {
+                    break outer;
+                }
+                trainStep(loader.step(epoch, s));
+                if (config.evalPerNSteps() > 0 && evalData != null && globalStep % config.evalPerNSteps() == 0) {
+                    evaluate();
+                }
+            }
+            callbacks.forEach(c -> c.onEpochEnd(this, e));
+        }
+        callbacks.forEach(c -> c.onTrainEnd(this));
+        return history();
+    }
+
+    /** One optimizer step over its micro-batches. */
+    private void trainStep(List<Batch> micro) {
+        long step = globalStep;
+        callbacks.forEach(c -> c.onBatchBegin(this, step));
+        long t0 = System.nanoTime();
+        double lossSum = 0;
+        long tokens = 0;
+        for (int i = 0; i < micro.size(); i++) {
+            Batch b = micro.get(i);
+            tokens += b.tokenCount();
+            try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
+                Tape tape = tapeFor(b, true).setLastMicroBatch(i == micro.size() - 1);
+                INDArray logits = model.forward(tape, b.inputIds());
+                lossSum += lossFn.forward(tape, logits, b.labels());
+                model.backward(tape, lossFn.backward(tape, 1.0 / micro.size()));
+            }
+        }
+        List<Parameter> params = new ArrayList<>(optimizer.parameters().values());
+        double gradNorm = config.clipGradNorm() > 0 ? GradClip.clipGlobalNorm(params, config.clipGradNorm()) : Double.NaN;
+        double lr = schedule.at(step);
+        optimizer.step(lr);
+        globalStep++;
+        double sec = (System.nanoTime() - t0) / 1e9;
+        StepStats st = new StepStats(globalStep, totalSteps, epoch, lossSum / micro.size(), lr, gradNorm, tokens, sec,
+                tokens / sec, tokens / sec, Memory.residentBytes(), Memory.peakResidentBytes());
+        history.add(st);
+        if (globalStep % config.logPerNSteps() == 0) {
+            LOG.debug("step {} loss {} lr {} tokens/s {}", st.step(), st.loss(), st.lr(), st.tokensPerSecond());
+        }
+        callbacks.forEach(c -> c.onBatchEnd(this, st));
+    }
+
+    private Tape tapeFor(Batch b, boolean training) {
+        Tape tape = training ? Tape.forTraining(b.rows(), b.seqLen()) : Tape.forInference(b.rows(), b.seqLen());
+        if (b.tokenCount() < (long) b.rows() * b.seqLen()) {
+            tape.setAttentionMask(b.attentionMask());
+        }
+        return tape;
+    }
+
+    /** Mean next-token loss over the evaluation data (token-weighted) and its perplexity. */
+    public Map<String, Double> evaluate() {
+        if (evalData == null) {
+            throw new IllegalStateException("no evaluation data was given");
+        }
+        callbacks.forEach(c -> c.onEvaluateBegin(this));
+        DataLoader evalLoader = DataLoader.builder(evalData, collator()).microBatchSize(config.evalBatchSize())
+                .shuffle(false).build();
+        double sum = 0;
+        long count = 0;
+        for (List<Batch> step : evalLoader.epoch(0)) {
+            for (Batch b : step) {
+                long n = CausalLmLoss.countedTokens(b.labels());
+                if (n == 0) {
+                    continue;
+                }
+                try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
+                    Tape tape = tapeFor(b, false);
+                    sum += lossFn.forward(tape, model.forward(tape, b.inputIds()), b.labels()) * n;
+                }
+                count += n;
+            }
+        }
+        Map<String, Double> out = new LinkedHashMap<>();
+        double loss = count == 0 ? Double.NaN : sum / count;
+        out.put("loss", loss);
+        out.put("ppl", Math.exp(loss));
+        LOG.info("eval at step {}: loss {} ppl {}", globalStep, loss, Math.exp(loss));
+        callbacks.forEach(c -> c.onEvaluateEnd(this, out));
+        return out;
+    }
+
+    /** Builder of a {@link Trainer}. */
+    public static final class Builder {
+        private LanguageModel model;
+        private Optimizer optimizer;
+        private CollieConfig config = CollieConfig.defaults();
+        private Dataset trainData;
+        private Dataset evalData;
+        private final List<Callback> callbacks = new ArrayList<>();
+        private LrSchedule schedule;
+        private int padId;
+
+        public Builder model(LanguageModel m) { this.model = m; return this; }
+        public Builder optimizer(Optimizer o) { this.optimizer = o; return this; }
+        public Builder config(CollieConfig c) { this.config = c; return this; }
+        public Builder trainData(Dataset d) { this.trainData = d; return this; }
+        public Builder evalData(Dataset d) { this.evalData = d; return this; }
+        public Builder callbacks(Callback... cs) { this.callbacks.addAll(List.of(cs)); return this; }
+        /** Overrides the schedule named in the config. */
+        public Builder lrSchedule(LrSchedule s) { this.schedule = s; return this; }
+        /** Token id used to pad rows (default 0; labels are padded with -100 whatever it is). */
+        public Builder padId(int id) { this.padId = id; return this; }
+
+        public Trainer build() {
+            return new Trainer(this);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+package dev.collie.models.llama;
+
+import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.nn.Checkpointed;
+import dev.collie.core.nn.Embedding;
+import dev.collie.core.nn.Layer;
+import dev.collie.core.nn.Linear;
+import dev.collie.core.nn.Module;
+import dev.collie.core.nn.ModuleList;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.nn.RMSNorm;
+import dev.collie.core.nn.RotaryEmbedding;
+import dev.collie.core.nn.Tape;
+import dev.collie.core.tensor.Kernels;
+import dev.collie.core.train.LanguageModel;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * LLaMA for causal language modelling, with Hugging Face's module tree and weight names
+ * ({@code model.embed_tokens}, {@code model.layers.N.self_attn.q_proj}, {@code model.norm}, {@code lm_head}).
+ * The model is its ordered list of {@link #pipelineLayers()} (embedding, blocks, final norm, head):
+ * forward runs them in order, backward in reverse; pipeline parallelism cuts the same list.
+ * Input ids {@code [batch, seq]} give logits {@code [batch·seq, vocab]}.
+ */
+public final class LlamaForCausalLM extends Module implements LanguageModel {
+    private final LlamaConfig config;
+    private final ModuleList<LlamaDecoderLayer> blocks;
+    private final List<Layer> pipeline = new ArrayList<>();
+
+    /** The model's inner trunk, named {@code model} as in Hugging Face. */
+    static final class Trunk extends Module {
+        Trunk(LlamaConfig c, DataType dtype) {
+            registerModule("embed_tokens", new Embedding(c.vocabSize(), c.hiddenSize(), dtype, c.initializerRange()));
+            ModuleList<LlamaDecoderLayer> layers = new ModuleList<>();
+            RotaryEmbedding rope = new RotaryEmbedding(c.ropeInvFreq());
+            for (int i = 0; i < c.numHiddenLayers(); i++) {
+                layers.add(new LlamaDecoderLayer(c, rope, dtype));
+            }
+            registerModule("layers", layers);
+            registerModule("norm", new RMSNorm(c.hiddenSize(), c.rmsNormEps(), dtype));
+        }
+    }
+
+    /** The output head reusing the input embedding table ({@code tie_word_embeddings}). */
+    private static final class TiedHead implements Layer {
+        private final Parameter table;
+
+        TiedHead(Parameter table) {
+            this.table = table;
+        }
+
+        @Override
+        public INDArray forward(Tape tape, INDArray x) {
+            tape.use(table);
+            tape.save(this, x);
+            return Kernels.get().matmul(x, table.data(), false, true);
+        }
+
+        @Override
+        public INDArray backward(Tape tape, INDArray dy) {
+            INDArray x = tape.pop(this);
+            if (table.requiresGrad()) {
+                table.accumulateGrad(tape, Kernels.get().matmul(dy, x, true, false));
+            }
+            return Kernels.get().matmul(dy, table.data(), false, false);
+        }
+    }
+
+    /** A randomly initialised model (normal(0, initializer_range); norms one), in {@code dtype}. */
+    @SuppressWarnings("unchecked")
+    public LlamaForCausalLM(LlamaConfig config, DataType dtype) {
+        this.config = config;
+        Trunk trunk = registerModule("model", new Trunk(config, dtype));
+        this.blocks = (ModuleList<LlamaDecoderLayer>) trunk.children().get("layers");
+        Embedding embed = (Embedding) trunk.children().get("embed_tokens");
+        Layer head = config.tieWordEmbeddings() ? new TiedHead(embed.weight())
+                : registerModule("lm_head", new Linear(config.hiddenSize(), config.vocabSize(), false, dtype,
+                        config.initializerRange()));
+        pipeline.add(embed);
+        pipeline.addAll(blocks.items());
+        pipeline.add((Layer) trunk.children().get("norm"));
+        pipeline.add(head);
+    }
+
+    public LlamaConfig config() {
+        return config;
+    }
+
+    /** Embedding, each decoder block, final norm, output head: the units pipeline parallelism partitions. */
+    public List<Layer> pipelineLayers() {
+        return Collections.unmodifiableList(pipeline);
+    }
+
+    /** Wraps (or unwraps) every decoder block in {@link Checkpointed}: activations are recomputed in backward. */
+    public void setGradientCheckpointing(boolean on) {
+        for (int i = 0; i < blocks.size(); i++) {
+            LlamaDecoderLayer b = blocks.get(i);
+            pipeline.set(1 + i, on ? new Checkpointed(b) : b);
+        }
+    }
+
+    /** How tensor parallelism may split this model, by module-name pattern (applied from outside). */
+    public static Map<String, ParallelStyle> tensorParallelPlan() {
+        Map<String, ParallelStyle> plan = new LinkedHashMap<>();
+        plan.put("model.embed_tokens", ParallelStyle.VOCAB);
+        plan.put("model.layers.*.self_attn.(q_proj|k_proj|v_proj)", ParallelStyle.COLUMN);
+        plan.put("model.layers.*.self_attn.o_proj", ParallelStyle.ROW);
+        plan.put("model.layers.*.mlp.(gate_proj|up_proj)", ParallelStyle.COLUMN);
+        plan.put("model.layers.*.mlp.down_proj", ParallelStyle.ROW);
+        plan.put("lm_head", ParallelStyle.VOCAB);
+        return plan;
+    }
+
+    @Override
+    public Module module() {
+        return this;
+    }
+
+    @Override
+    public long vocabSize() {
+        return config.vocabSize();
+    }
+
+    /** Logits {@code [batch·seq, vocab]} for ids {@code [batch, seq]} (the tape carries batch and length). */
+    @Override
+    public INDArray forward(Tape tape, INDArray inputIds) {
+        INDArray x = inputIds;
+        for (Layer l : pipeline) {
+            x = l.forward(tape, x);
+        }
+        return x;
+    }
+
+    /** Backward from the gradient of the logits; parameter gradients arrive through their hooks. */
+    @Override
+    public void backward(Tape tape, INDArray dLogits) {
+        INDArray d = dLogits;
+        for (int i = pipeline.size() - 1; i >= 0; i--) {
+            d = pipeline.get(i).backward(tape, d);
+        }
+    }
+}
