@@ -1,7 +1,6 @@
 package dev.collie.core.tensor;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.reduce.custom.LogSumExp;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
@@ -93,48 +92,64 @@ final class Nd4jKernels implements Kernels {
         int n = (int) logits.size(0);
         long v = logits.size(1);
         long[] t = targets.reshape(targets.length()).toLongVector();
+        long[] rows = validRows(t, ignoreIndex);
+        int valid = rows.length;
+        long[] flatIdx = new long[valid];
+        for (int j = 0; j < valid; j++) {
+            flatIdx[j] = rows[j] * v + t[(int) rows[j]];
+        }
+        // one stable softmax pass; -log p[target] is the loss, p - onehot the gradient
+        INDArray p = softmax(logits);
+        double loss = Double.NaN;
+        if (valid > 0) {
+            INDArray idx = Nd4j.createFromArray(flatIdx);
+            INDArray picked = Nd4j.createUninitialized(logits.dataType(), valid);
+            gather(p.reshape(n * v), idx, picked);
+            double[] pt = picked.toDoubleVector();
+            double sum = 0;
+            for (int j = 0; j < valid; j++) {
+                // where p underflows (a logit gap beyond ~87 in fp32) take the exact row log-sum-exp instead
+                sum += pt[j] > 1e-30 ? -Math.log(pt[j]) : exactNll(logits.getRow(rows[j]), t[(int) rows[j]]);
+            }
+            loss = sum / valid;
+        }
+        INDArray grad = null;
+        if (needGrad) {
+            grad = p;
+            double[] rowScale = new double[n];
+            for (long r : rows) {
+                rowScale[(int) r] = 1.0 / valid;
+            }
+            if (valid > 0) {
+                INDArray flat = grad.reshape(n * v);
+                scatterAdd(flat, Nd4j.createFromArray(flatIdx), Nd4j.valueArrayOf(new long[] {valid}, -1.0, logits.dataType()));
+            }
+            grad.muliColumnVector(Nd4j.createFromArray(rowScale).castTo(logits.dataType()).reshape(n, 1));
+        }
+        return new INDArray[] {Nd4j.scalar(logits.dataType(), loss), grad};
+    }
+
+    /** {@code logsumexp(row) - row[target]} in double precision. */
+    private static double exactNll(INDArray row, long target) {
+        double[] x = row.toDoubleVector();
+        double max = Double.NEGATIVE_INFINITY;
+        for (double d : x) {
+            max = Math.max(max, d);
+        }
+        double sum = 0;
+        for (double d : x) {
+            sum += Math.exp(d - max);
+        }
+        return max + Math.log(sum) - x[(int) target];
+    }
+
+    private static long[] validRows(long[] t, long ignoreIndex) {
         int valid = 0;
         for (long x : t) {
             if (x != ignoreIndex) {
                 valid++;
             }
         }
-        long[] flatIdx = new long[valid];
-        double[] rowScale = new double[n];
-        for (int i = 0, j = 0; i < n; i++) {
-            if (t[i] != ignoreIndex) {
-                flatIdx[j++] = i * v + t[i];
-                rowScale[i] = 1.0 / valid;
-            }
-        }
-        INDArray lse = Nd4j.exec(new LogSumExp(logits, false, 1))[0];          // [n]
-        INDArray loss;
-        if (valid == 0) {
-            loss = Nd4j.scalar(logits.dataType(), Double.NaN);
-        } else {
-            INDArray idx = Nd4j.createFromArray(flatIdx);
-            INDArray picked = Nd4j.createUninitialized(logits.dataType(), valid);
-            gather(logits.reshape(n * v), idx, picked);
-            INDArray validRows = Nd4j.createFromArray(validRows(t, ignoreIndex, valid));
-            INDArray lseValid = Nd4j.createUninitialized(logits.dataType(), valid);
-            gather(lse, validRows, lseValid);
-            loss = lseValid.subi(picked).mean();
-        }
-        INDArray grad = null;
-        if (needGrad) {
-            // softmax = exp(logits - lse); minus one at the target; scaled by 1/valid; ignored rows zero
-            grad = Transforms.exp(logits.subColumnVector(lse.reshape(n, 1)), false);
-            if (valid > 0) {
-                INDArray ones = Nd4j.valueArrayOf(new long[] {valid}, -1.0, logits.dataType());
-                INDArray flat = grad.reshape(n * v);
-                scatterAdd(flat, Nd4j.createFromArray(flatIdx), ones);
-            }
-            grad.muliColumnVector(Nd4j.createFromArray(rowScale).castTo(logits.dataType()).reshape(n, 1));
-        }
-        return new INDArray[] {loss, grad};
-    }
-
-    private static long[] validRows(long[] t, long ignoreIndex, int valid) {
         long[] rows = new long[valid];
         for (int i = 0, j = 0; i < t.length; i++) {
             if (t[i] != ignoreIndex) {

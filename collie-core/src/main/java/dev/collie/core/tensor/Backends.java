@@ -1,0 +1,58 @@
+package dev.collie.core.tensor;
+
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/**
+ * ND4J start-up settings that decide speed on CPUs (measured in docs/design-notes.md). Call
+ * {@link #configure(int)} first thing in a main, before any ND4J class loads.
+ */
+public final class Backends {
+    private static final String EXTENSION = "org.bytedeco.javacpp.platform.extension";
+    private static final String ONEDNN_AVX512 = "-onednn-avx512";
+
+    private Backends() {
+    }
+
+    /**
+     * Picks ND4J's oneDNN AVX-512 native build where the CPU has AVX-512 and that build is on the class
+     * path (else the generic build), turns off JavaCPP's per-allocation RSS check (arrays are freed
+     * by workspaces and close()), and sets ND4J's op threads to {@code threads}.
+     */
+    public static void configure(int threads) {
+        if (System.getProperty(EXTENSION) == null && cpuHasAvx512() && onClassPath(ONEDNN_AVX512)) {
+            System.setProperty(EXTENSION, ONEDNN_AVX512);
+        }
+        if (System.getProperty("org.bytedeco.javacpp.maxPhysicalBytes") == null) {
+            System.setProperty("org.bytedeco.javacpp.maxPhysicalBytes", "0");
+        }
+        Nd4j.getEnvironment().setMaxMasterThreads(threads);
+        Nd4j.factory().blas().setMaxThreads(threads);
+    }
+
+    /** Which native build was chosen: "onednn-avx512" or "generic". */
+    public static String nativeVariant() {
+        return ONEDNN_AVX512.equals(System.getProperty(EXTENSION)) ? "onednn-avx512" : "generic";
+    }
+
+    static boolean cpuHasAvx512() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("flags")) {
+                    return line.contains(" avx512f");
+                }
+            }
+        } catch (IOException | RuntimeException e) {
+            return false;
+        }
+        return false;
+    }
+
+    private static boolean onClassPath(String extension) {
+        String resource = "org/nd4j/linalg/cpu/nativecpu/bindings/linux-x86_64" + extension + "/libjnind4jcpu.so";
+        return Backends.class.getClassLoader().getResource(resource) != null;
+    }
+}

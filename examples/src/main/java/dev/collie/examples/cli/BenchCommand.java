@@ -1,0 +1,149 @@
+package dev.collie.examples.cli;
+
+import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.nn.Tape;
+import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.Backends;
+import dev.collie.core.tensor.Workspaces;
+import dev.collie.core.train.Memory;
+import dev.collie.models.llama.LlamaConfig;
+import dev.collie.models.llama.LlamaForCausalLM;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.util.Arrays;
+import java.util.concurrent.Callable;
+
+/** {@code collie bench}: trains a random LLaMA on random tokens and reports speed and memory. */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Time training steps of a random LLaMA; the last line is 'tokens/s: N'.")
+final class BenchCommand implements Callable<Integer> {
+    @Option(names = "--hidden", defaultValue = "288") int hidden;
+    @Option(names = "--layers", defaultValue = "6") int layers;
+    @Option(names = "--heads", defaultValue = "6") int heads;
+    @Option(names = "--kv-heads", description = "default: --heads") Integer kvHeads;
+    @Option(names = "--intermediate", defaultValue = "768") int intermediate;
+    @Option(names = "--vocab", defaultValue = "32000") int vocab;
+    @Option(names = "--batch", defaultValue = "4") int batch;
+    @Option(names = "--seq", defaultValue = "256") int seq;
+    @Option(names = "--steps", defaultValue = "10") int steps;
+    @Option(names = "--warmup", defaultValue = "2", description = "untimed steps first") int warmup;
+    @Option(names = "--tie-embeddings") boolean tie;
+    @Option(names = "--checkpointing", description = "recompute each block in backward") boolean checkpointing;
+    @Option(names = "--profile", description = "print time per pipeline layer, loss and optimizer") boolean profile;
+    @Mixin OptimizerOptions opt;
+
+    @Override
+    public Integer call() {
+        LlamaConfig cfg = LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
+                .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads == null ? heads : kvHeads)
+                .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tie).build();
+        Nd4j.getRandom().setSeed(1);
+        LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
+        model.setGradientCheckpointing(checkpointing);
+        Optimizer optimizer = opt.create(model.namedParameters());
+        CausalLmLoss loss = new CausalLmLoss();
+        long params = model.parameterCount();
+        System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s; ND4J %s%n",
+                params, hidden, layers, heads, cfg.numKeyValueHeads(), vocab, batch, seq, opt.name,
+                Backends.nativeVariant());
+        double[] times = new double[steps];
+        double lastLoss = Double.NaN;
+        for (int s = -warmup; s < steps; s++) {
+            INDArray ids = randomIds(s + 100);
+            long t0 = System.nanoTime();
+            if (profile && s == steps - 1) {
+                lastLoss = profiledStep(model, loss, optimizer, ids);
+            } else {
+                try (MemoryWorkspace ws = Workspaces.open("bench")) {
+                    Tape tape = Tape.forTraining(batch, seq);
+                    lastLoss = loss.forward(tape, model.forward(tape, ids), ids);
+                    model.backward(tape, loss.backward(tape, 1.0));
+                }
+                optimizer.step(opt.lr);
+            }
+            double sec = (System.nanoTime() - t0) / 1e9;
+            if (s >= 0) {
+                times[s] = sec;
+            }
+        }
+        double[] sorted = times.clone();
+        Arrays.sort(sorted);
+        double median = sorted[steps / 2];
+        long tokens = (long) batch * seq;
+        double flops = stepFlops(cfg, batch, seq);
+        System.out.printf("loss: %.4f%n", lastLoss);
+        System.out.printf("step time: %.1f ms (median of %d; min %.1f, max %.1f)%n", median * 1e3, steps,
+                sorted[0] * 1e3, sorted[steps - 1] * 1e3);
+        System.out.printf("FLOP/s: %.1f GFLOP/s (%.2f GFLOP per step)%n", flops / median / 1e9, flops / 1e9);
+        System.out.printf("peak memory: %.1f MiB resident (%.1f bytes/parameter); optimizer state %.1f MiB%n",
+                Memory.peakResidentBytes() / 1048576.0, Memory.peakResidentBytes() / (double) params,
+                optimizer.stateBytes() / 1048576.0);
+        System.out.printf("tokens/s: %.1f%n", tokens / median);
+        return 0;
+    }
+
+    /** One step with a timer around each pipeline layer's forward and backward, the loss and the optimizer. */
+    private double profiledStep(LlamaForCausalLM model, CausalLmLoss loss, Optimizer optimizer, INDArray ids) {
+        var layers = model.pipelineLayers();
+        double[] fwd = new double[layers.size()];
+        double[] bwd = new double[layers.size()];
+        double l;
+        long t;
+        double lossMs;
+        try (MemoryWorkspace ws = Workspaces.open("bench")) {
+            Tape tape = Tape.forTraining(batch, seq);
+            INDArray x = ids;
+            for (int i = 0; i < layers.size(); i++) {
+                t = System.nanoTime();
+                x = layers.get(i).forward(tape, x);
+                fwd[i] = (System.nanoTime() - t) / 1e6;
+            }
+            t = System.nanoTime();
+            l = loss.forward(tape, x, ids);
+            INDArray d = loss.backward(tape, 1.0);
+            lossMs = (System.nanoTime() - t) / 1e6;
+            for (int i = layers.size() - 1; i >= 0; i--) {
+                t = System.nanoTime();
+                d = layers.get(i).backward(tape, d);
+                bwd[i] = (System.nanoTime() - t) / 1e6;
+            }
+        }
+        t = System.nanoTime();
+        optimizer.step(opt.lr);
+        double optMs = (System.nanoTime() - t) / 1e6;
+        for (int i = 0; i < layers.size(); i++) {
+            System.out.printf("  %-24s forward %8.1f ms  backward %8.1f ms%n", layers.get(i).getClass().getSimpleName(),
+                    fwd[i], bwd[i]);
+        }
+        System.out.printf("  %-24s %8.1f ms%n  %-24s %8.1f ms%n", "loss (fwd+bwd)", lossMs, "optimizer step", optMs);
+        return l;
+    }
+
+    private INDArray randomIds(long seed) {
+        java.util.Random r = new java.util.Random(seed);
+        long[][] ids = new long[batch][seq];
+        for (long[] row : ids) {
+            for (int i = 0; i < row.length; i++) {
+                row[i] = r.nextInt(vocab);
+            }
+        }
+        return Nd4j.createFromArray(ids);
+    }
+
+    /** Matmul FLOPs of forward + backward: 6·(matmul parameters)·tokens plus attention's 12·layers·tokens·seq·(heads·headDim). */
+    static double stepFlops(LlamaConfig c, int batch, int seq) {
+        long h = c.hiddenSize();
+        long q = (long) c.numAttentionHeads() * c.headDim();
+        long kv = (long) c.numKeyValueHeads() * c.headDim();
+        long perLayer = 2 * h * q + 2 * h * kv + 3L * h * c.intermediateSize();
+        long matmulParams = perLayer * c.numHiddenLayers() + (long) c.vocabSize() * h;
+        double tokens = (double) batch * seq;
+        return 6.0 * matmulParams * tokens + 12.0 * c.numHiddenLayers() * tokens * seq * q;
+    }
+}

@@ -1,0 +1,35 @@
+package dev.collie.examples.cli;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.tensor.Backends;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** The {@code collie} command line: train, score, generate, bench. */
+@Command(name = "collie", mixinStandardHelpOptions = true, version = "collie 0.1.0",
+        description = "Train, score and sample LLaMA-family models on the JVM.",
+        subcommands = {TrainCommand.class, ScoreCommand.class, GenerateCommand.class, BenchCommand.class})
+public final class CollieCli implements Runnable {
+    @Override
+    public void run() {
+        new CommandLine(this).usage(System.out);
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the CLI and returns its exit code; user errors print one line, not a stack trace. */
+    public static int run(String... args) {
+        Backends.configure(Runtime.getRuntime().availableProcessors());
+        CommandLine cl = new CommandLine(new CollieCli());
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
+            if (ex instanceof CollieException) {
+                cmd.getErr().println("error: " + ex.getMessage());
+                return 2;
+            }
+            throw ex;
+        });
+        return cl.execute(args);
+    }
+}

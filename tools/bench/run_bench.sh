@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Compare collie's training throughput with PyTorch (transformers LlamaForCausalLM) on CPU.
+#
+#   tools/bench/run_bench.sh            # both configs, both frameworks
+#   ONLY=pytorch tools/bench/run_bench.sh   # just the PyTorch half (ONLY=collie for the other)
+#
+# Env: PYTHON (default /work/pyref/bin/python), COLLIE_JAR (default examples/target/collie.jar),
+#      JAVA (default java), STEPS_SMALL/STEPS_BIG, WARMUP (default 2), LOG_DIR (default: a temp dir).
+# Thread settings (OMP_NUM_THREADS etc.) are left to each framework: the PyTorch script uses
+# torch.set_num_threads(os.cpu_count()); collie picks its own.
+# Output: one markdown table row per config with both tokens/s numbers and collie/pytorch.
+set -u
+cd "$(dirname "$0")/../.."
+
+PYTHON=${PYTHON:-/work/pyref/bin/python}
+COLLIE_JAR=${COLLIE_JAR:-examples/target/collie.jar}
+JAVA=${JAVA:-java}
+WARMUP=${WARMUP:-2}
+STEPS_SMALL=${STEPS_SMALL:-10}
+STEPS_BIG=${STEPS_BIG:-6}
+ONLY=${ONLY:-}
+LOG_DIR=${LOG_DIR:-$(mktemp -d -t collie-bench.XXXXXX)}
+mkdir -p "$LOG_DIR"
+
+# name hidden layers heads kv-heads intermediate vocab batch seq steps
+CONFIGS=(
+  "small 288 6 6 6 768 32000 4 256 $STEPS_SMALL"
+  "base 768 12 12 12 2048 32000 2 512 $STEPS_BIG"
+)
+
+last_tps() {  # the number on the last `tokens/s:` line of a log, or "n/a"
+  local v
+  v=$(grep -E '^tokens/s:' "$1" 2>/dev/null | tail -n 1 | awk '{print $2}')
+  echo "${v:-n/a}"
+}
+
+echo "| config | hidden/layers/heads/kv/inter/vocab | batch x seq | pytorch tokens/s | collie tokens/s | collie/pytorch |"
+echo "|---|---|---|---|---|---|"
+for c in "${CONFIGS[@]}"; do
+  read -r name hidden layers heads kv inter vocab batch seq steps <<<"$c"
+  flags=(--hidden "$hidden" --layers "$layers" --heads "$heads" --kv-heads "$kv" --intermediate "$inter"
+         --vocab "$vocab" --batch "$batch" --seq "$seq" --steps "$steps")
+  pt_log="$LOG_DIR/pytorch-$name.log"
+  co_log="$LOG_DIR/collie-$name.log"
+  if [ "$ONLY" != "collie" ]; then
+    "$PYTHON" tools/bench/pytorch_bench.py "${flags[@]}" --warmup "$WARMUP" >"$pt_log" 2>&1 \
+      || echo "pytorch run for $name failed, see $pt_log" >&2
+  fi
+  if [ "$ONLY" != "pytorch" ]; then
+    "$JAVA" -jar "$COLLIE_JAR" bench "${flags[@]}" --optimizer adamw >"$co_log" 2>&1 \
+      || echo "collie run for $name failed, see $co_log" >&2
+  fi
+  pt=$(last_tps "$pt_log")
+  co=$(last_tps "$co_log")
+  ratio=$(awk -v a="$co" -v b="$pt" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "n/a" }')
+  echo "| $name | $hidden/$layers/$heads/$kv/$inter/$vocab | ${batch}x${seq} | $pt | $co | $ratio |"
+done
+echo
+echo "logs: $LOG_DIR" >&2
