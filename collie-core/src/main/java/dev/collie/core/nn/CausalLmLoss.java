@@ -31,7 +31,10 @@ public final class CausalLmLoss {
         return shiftedTargets(labels).neq(IGNORE_INDEX).castTo(org.nd4j.linalg.api.buffer.DataType.INT64).sumNumber().longValue();
     }
 
-    /** Mean loss of {@code logits} {@code [b·t, vocab]} against {@code labels} {@code [b, t]}; saves the gradient on training tapes. */
+    /**
+     * Mean loss of {@code logits} {@code [b·t, vocab]} against {@code labels} {@code [b, t]}. On training
+     * tapes the gradient is computed in place: the logits array is consumed (overwritten).
+     */
     public double forward(Tape tape, INDArray logits, INDArray labels) {
         INDArray[] r = Kernels.get().crossEntropy(logits, shiftedTargets(labels), IGNORE_INDEX, tape.isTraining());
         if (r[1] != null) {

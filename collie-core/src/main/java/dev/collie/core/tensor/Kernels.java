@@ -45,7 +45,8 @@ public interface Kernels {
      * Mean cross-entropy of rows of {@code logits} ({@code [n, V]}) against {@code targets} ({@code [n]},
      * integer; {@code ignoreIndex} rows excluded). Returns {@code {loss (scalar), dlogits}} where
      * {@code dlogits} is the gradient of the mean loss, or null when {@code needGrad} is false.
-     * With no counted row the loss is NaN (as PyTorch) and the gradient zero.
+     * With no counted row the loss is NaN (as PyTorch) and the gradient zero. When {@code needGrad} is
+     * true the logits array is overwritten (it becomes the gradient), saving a logits-sized buffer.
      */
     INDArray[] crossEntropy(INDArray logits, INDArray targets, long ignoreIndex, boolean needGrad);
 }

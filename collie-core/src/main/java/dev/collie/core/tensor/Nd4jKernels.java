@@ -1,7 +1,9 @@
 package dev.collie.core.tensor;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
+import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
@@ -15,7 +17,15 @@ final class Nd4jKernels implements Kernels {
 
     @Override
     public INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB) {
-        return Nd4j.matmul(a, b, null, transA, transB, false);
+        // the Mmul custom op is the path that reaches oneDNN's GEMM (INDArray.mmul and Nd4j.matmul go to
+        // OpenBLAS through the Java BLAS wrapper, 2-3x slower here; see docs/design-notes.md)
+        int r = a.rank();
+        long[] shape = a.shape().clone();
+        shape[r - 2] = transA ? a.size(r - 1) : a.size(r - 2);
+        shape[r - 1] = transB ? b.size(r - 2) : b.size(r - 1);
+        INDArray out = Nd4j.createUninitialized(a.dataType(), shape);
+        Nd4j.exec(new Mmul(a, b, out, MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));
+        return out;
     }
 
     @Override
@@ -98,18 +108,28 @@ final class Nd4jKernels implements Kernels {
         for (int j = 0; j < valid; j++) {
             flatIdx[j] = rows[j] * v + t[(int) rows[j]];
         }
-        // one stable softmax pass; -log p[target] is the loss, p - onehot the gradient
-        INDArray p = softmax(logits);
+        // loss_i = lse_i - x[t_i], with lse_i = max_i - log p[argmax_i] read off the softmax (p at the
+        // argmax is >= 1/V, so this is exact where p[t_i] itself would underflow in fp32)
+        INDArray flatLogits = logits.reshape(n * v);
+        INDArray am = Nd4j.exec(DynamicCustomOp.builder("argmax").addInputs(logits).addIntegerArguments(1).build())[0]
+                .castTo(org.nd4j.linalg.api.buffer.DataType.INT64);
+        long[] amIdx = am.toLongVector();
+        for (int i = 0; i < n; i++) {
+            amIdx[i] += i * v;
+        }
+        INDArray amFlat = Nd4j.createFromArray(amIdx);
+        double[] max = gathered(flatLogits, amFlat);
+        double[] xt = valid > 0 ? gathered(flatLogits, Nd4j.createFromArray(flatIdx)) : new double[0];
+        // the softmax overwrites the logits when the gradient is wanted (it becomes the gradient)
+        INDArray p = needGrad ? logits : Nd4j.createUninitialized(logits.dataType(), logits.shape());
+        Nd4j.exec(new SoftMax(logits, p, 1));
+        double[] pmax = gathered(p.reshape(n * v), amFlat);
         double loss = Double.NaN;
         if (valid > 0) {
-            INDArray idx = Nd4j.createFromArray(flatIdx);
-            INDArray picked = Nd4j.createUninitialized(logits.dataType(), valid);
-            gather(p.reshape(n * v), idx, picked);
-            double[] pt = picked.toDoubleVector();
             double sum = 0;
             for (int j = 0; j < valid; j++) {
-                // where p underflows (a logit gap beyond ~87 in fp32) take the exact row log-sum-exp instead
-                sum += pt[j] > 1e-30 ? -Math.log(pt[j]) : exactNll(logits.getRow(rows[j]), t[(int) rows[j]]);
+                int r = (int) rows[j];
+                sum += max[r] - Math.log(pmax[r]) - xt[j];
             }
             loss = sum / valid;
         }
@@ -129,18 +149,10 @@ final class Nd4jKernels implements Kernels {
         return new INDArray[] {Nd4j.scalar(logits.dataType(), loss), grad};
     }
 
-    /** {@code logsumexp(row) - row[target]} in double precision. */
-    private static double exactNll(INDArray row, long target) {
-        double[] x = row.toDoubleVector();
-        double max = Double.NEGATIVE_INFINITY;
-        for (double d : x) {
-            max = Math.max(max, d);
-        }
-        double sum = 0;
-        for (double d : x) {
-            sum += Math.exp(d - max);
-        }
-        return max + Math.log(sum) - x[(int) target];
+    private static double[] gathered(INDArray flat, INDArray idx) {
+        INDArray out = Nd4j.createUninitialized(flat.dataType(), idx.length());
+        gather(flat, idx, out);
+        return out.toDoubleVector();
     }
 
     private static long[] validRows(long[] t, long ignoreIndex) {

@@ -91,7 +91,7 @@ class LayerGradientTest {
         CausalLmLoss loss = new CausalLmLoss();
         INDArray logits = Nd4j.randn(D, 2 * 4, 5);
         INDArray labels = Nd4j.createFromArray(new long[][] {{1, 2, -100, 4}, {0, -100, 3, 3}});
-        GradCheck.check(t -> Nd4j.scalar(D, loss.forward(t, logits, labels)).reshape(1),
+        GradCheck.check(t -> Nd4j.scalar(D, loss.forward(t, logits.dup(), labels)).reshape(1),
                 (t, dy) -> loss.backward(t, dy.getDouble(0)), Map.of(), logits, tapes(2, 4), 8);
     }
 
@@ -102,6 +102,14 @@ class LayerGradientTest {
         // position 0 predicts 2 (uniform: ln 3), position 1 predicts 1 (logsumexp(1,2,3) - 2), position 2 ignored
         double expect = (Math.log(3) + (Math.log(Math.exp(1) + Math.exp(2) + Math.exp(3)) - 2)) / 2;
         assertEquals(expect, new CausalLmLoss().forward(Tape.forInference(1, 3), logits, labels), 1e-12);
+    }
+
+    @Test
+    void crossEntropyStaysExactWhenTheTargetProbabilityUnderflowsInFloat32() {
+        INDArray logits = Nd4j.createFromArray(new float[][] {{120f, 0f, 0f, 0f}, {0f, 0f, 0f, 0f}});
+        INDArray labels = Nd4j.createFromArray(new long[][] {{0, 1}});
+        // p[target] = e^-120 / (1 + 3e^-120) underflows to 0 in fp32; the loss is still 120
+        assertEquals(120.0, new CausalLmLoss().forward(Tape.forTraining(1, 2), logits, labels), 1e-4);
     }
 
     @Test
