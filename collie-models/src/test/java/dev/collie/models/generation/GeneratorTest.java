@@ -1,0 +1,142 @@
+package dev.collie.models.generation;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.nn.Tape;
+import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.llama.LlamaForCausalLM;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class GeneratorTest {
+    static final Path TINY = Path.of("src/test/resources/fixtures/tiny-llama");
+    static LlamaForCausalLM model;
+
+    @BeforeAll
+    static void load() {
+        model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+    }
+
+    /** Greedy decoding the slow way: the whole sequence through the model for every new token. */
+    private static int[] greedyByRecomputing(int[] prompt, int n) {
+        List<Integer> seq = new ArrayList<>();
+        for (int id : prompt) {
+            seq.add(id);
+        }
+        int[] out = new int[n];
+        for (int k = 0; k < n; k++) {
+            long[] ids = seq.stream().mapToLong(Integer::longValue).toArray();
+            INDArray logits = model.forward(Tape.forInference(1, ids.length), Nd4j.createFromArray(new long[][] {ids}));
+            out[k] = Generator.argmax(logits.getRow(ids.length - 1).toDoubleVector());
+            seq.add(out[k]);
+        }
+        return out;
+    }
+
+    @Test
+    void greedyWithCacheMatchesRecomputingTheFullSequence() {
+        int[] prompt = {1, 29, 56, 26, 60};
+        int[] expected = greedyByRecomputing(prompt, 20);
+        int[] cached = new Generator(model).generate(prompt, Generator.Options.greedy(20));
+        assertArrayEquals(expected, cached);
+        int[] uncached = new Generator(model).generate(prompt,
+                Generator.Options.builder().maxNewTokens(20).useCache(false).build());
+        assertArrayEquals(expected, uncached);
+    }
+
+    @Test
+    void cachedLogitsEqualFullForwardLogits() {
+        long[] ids = {1, 73, 50, 52, 54, 45, 32, 77};
+        INDArray full = model.forward(Tape.forInference(1, ids.length), Nd4j.createFromArray(new long[][] {ids}));
+        dev.collie.core.nn.KvCache cache = new dev.collie.core.nn.KvCache();
+        INDArray prefill = model.forward(Tape.forInference(1, 5).setKvCache(cache),
+                Nd4j.createFromArray(new long[][] {Arrays.copyOf(ids, 5)}));
+        cache.advance(5);
+        double worst = prefill.sub(full.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(0, 5),
+                org.nd4j.linalg.indexing.NDArrayIndex.all())).amaxNumber().doubleValue();
+        for (int i = 5; i < ids.length; i++) {
+            INDArray one = model.forward(Tape.forInference(1, 1).setKvCache(cache),
+                    Nd4j.createFromArray(new long[][] {{ids[i]}}));
+            cache.advance(1);
+            worst = Math.max(worst, one.getRow(0).sub(full.getRow(i)).amaxNumber().doubleValue());
+        }
+        assertTrue(worst < 1e-5, "cached logits differ by " + worst);
+    }
+
+    @Test
+    void leftPaddedBatchGivesEachPromptsOwnTokens() {
+        int[] a = {1, 29, 56, 26, 60, 50};
+        int[] b = {1, 53, 19};
+        Generator g = new Generator(model);
+        List<int[]> batch = g.generate(List.of(a, b), Generator.Options.greedy(12));
+        assertArrayEquals(g.generate(a, Generator.Options.greedy(12)), batch.get(0));
+        assertArrayEquals(g.generate(b, Generator.Options.greedy(12)), batch.get(1));
+    }
+
+    @Test
+    void samplingWithAFixedSeedIsDeterministic() {
+        int[] prompt = {1, 29, 56};
+        Generator.Options o = Generator.Options.builder().maxNewTokens(16).temperature(1.0).topP(0.9).seed(7).build();
+        Generator g = new Generator(model);
+        int[] first = g.generate(prompt, o);
+        assertArrayEquals(first, g.generate(prompt, o));
+        assertEquals(16, first.length);
+        // another seed, very likely another sequence (random weights give an almost flat distribution)
+        int[] other = g.generate(prompt, Generator.Options.builder().maxNewTokens(16).temperature(1.0).topP(0.9)
+                .seed(8).build());
+        assertFalse(Arrays.equals(first, other));
+    }
+
+    @Test
+    void stopsAtEos() {
+        int[] prompt = {1, 29, 56, 26, 60};
+        int[] free = new Generator(model).generate(prompt, Generator.Options.greedy(10));
+        int eos = free[3];
+        int firstEos = 0;
+        while (free[firstEos] != eos) {
+            firstEos++;
+        }
+        int[] stopped = new Generator(model).generate(prompt,
+                Generator.Options.builder().maxNewTokens(10).eosIds(eos).build());
+        assertArrayEquals(Arrays.copyOf(free, firstEos + 1), stopped);
+    }
+
+    @Test
+    void topPSamplesOnlyFromTheNucleus() {
+        double[] logits = {0.0, 5.0, 4.0, -3.0};
+        Generator.Options o = Generator.Options.builder().temperature(1.0).topP(0.5).build();
+        Random rnd = new Random(3);
+        for (int i = 0; i < 200; i++) {
+            assertEquals(1, Generator.pick(logits, o, rnd)); // token 1 alone holds > 50% of the mass
+        }
+        Generator.Options wide = Generator.Options.builder().temperature(1.0).topP(0.99).build();
+        boolean sawTwo = false;
+        for (int i = 0; i < 200; i++) {
+            int id = Generator.pick(logits, wide, rnd);
+            assertTrue(id == 1 || id == 2 || id == 0, "sampled " + id);
+            sawTwo |= id == 2;
+        }
+        assertTrue(sawTwo);
+    }
+
+    @Test
+    void rejectsTokenIdsOutsideTheVocabulary() {
+        CollieException e = assertThrows(CollieException.class,
+                () -> new Generator(model).generate(new int[] {1, 96}, Generator.Options.greedy(2)));
+        assertTrue(e.getMessage().contains("96"), e.getMessage());
+    }
+}
