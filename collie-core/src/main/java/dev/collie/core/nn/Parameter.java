@@ -70,6 +70,11 @@ public final class Parameter {
         hasGrad = false;
     }
 
+    /** Bytes held by this parameter's gradient buffer (kept between steps; 0 once released). */
+    public long gradientBufferBytes() {
+        return grad == null ? 0 : grad.length() * grad.dataType().width();
+    }
+
     /** Drops the gradient and frees its buffer at once (fused-backward optimizers keep no gradients). */
     public void releaseGrad() {
         hasGrad = false;

@@ -53,6 +53,7 @@ final class BenchCommand implements Callable<Integer> {
                 params, hidden, layers, heads, cfg.numKeyValueHeads(), vocab, batch, seq, opt.name,
                 Backends.nativeVariant());
         double[] times = new double[steps];
+        long rssFirst = 0;
         double lastLoss = Double.NaN;
         for (int s = -warmup; s < steps; s++) {
             INDArray ids = randomIds(s + 100);
@@ -71,6 +72,9 @@ final class BenchCommand implements Callable<Integer> {
             if (s >= 0) {
                 times[s] = sec;
             }
+            if (s == 0) {
+                rssFirst = Memory.residentBytes();
+            }
         }
         double[] sorted = times.clone();
         Arrays.sort(sorted);
@@ -81,9 +85,19 @@ final class BenchCommand implements Callable<Integer> {
         System.out.printf("step time: %.1f ms (median of %d; min %.1f, max %.1f)%n", median * 1e3, steps,
                 sorted[0] * 1e3, sorted[steps - 1] * 1e3);
         System.out.printf("FLOP/s: %.1f GFLOP/s (%.2f GFLOP per step)%n", flops / median / 1e9, flops / 1e9);
-        System.out.printf("peak memory: %.1f MiB resident (%.1f bytes/parameter); optimizer state %.1f MiB%n",
+        long paramBytes = 0;
+        long gradBytes = 0;
+        for (var p : model.parameters()) {
+            paramBytes += p.numel() * p.dtype().width();
+            gradBytes += p.gradientBufferBytes();
+        }
+        System.out.printf("peak memory: %.1f MiB resident (%.1f bytes/parameter): parameters %.1f MiB, gradients %.1f MiB,"
+                        + " optimizer state %.1f MiB (%.1f bytes/parameter together), activations workspace %.1f MiB%n",
                 Memory.peakResidentBytes() / 1048576.0, Memory.peakResidentBytes() / (double) params,
-                optimizer.stateBytes() / 1048576.0);
+                paramBytes / 1048576.0, gradBytes / 1048576.0, optimizer.stateBytes() / 1048576.0,
+                (double) (paramBytes + gradBytes + optimizer.stateBytes()) / params, Workspaces.size("bench") / 1048576.0);
+        System.out.printf("resident: %.1f MiB after the first timed step, %.1f MiB after the last (%d steps)%n",
+                rssFirst / 1048576.0, Memory.residentBytes() / 1048576.0, steps);
         System.out.printf("tokens/s: %.1f%n", tokens / median);
         return 0;
     }
