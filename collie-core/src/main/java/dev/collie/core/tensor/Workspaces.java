@@ -6,7 +6,10 @@ import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
 import org.nd4j.linalg.api.memory.enums.LearningPolicy;
 import org.nd4j.linalg.api.memory.enums.ResetPolicy;
 import org.nd4j.linalg.api.memory.enums.SpillPolicy;
+import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.function.Supplier;
 
 /**
  * Reused memory for the arrays of one micro-batch: everything a forward/backward allocates lives in a
@@ -19,12 +22,29 @@ public final class Workspaces {
             .initialSize(0).policyAllocation(AllocationPolicy.STRICT).policyLearning(LearningPolicy.FIRST_LOOP)
             .policyReset(ResetPolicy.BLOCK_LEFT).policySpill(SpillPolicy.REALLOCATE).build();
 
+    private static final String SCRATCH = "collie-scratch";
+
     private Workspaces() {
     }
 
     /** Opens (or re-enters) the per-thread workspace {@code id}; close it at the end of the micro-batch. */
     public static MemoryWorkspace open(String id) {
         return Nd4j.getWorkspaceManager().getAndActivateWorkspace(STEP, id);
+    }
+
+    /**
+     * Runs {@code body} in a nested scratch workspace and moves only its result to the enclosing one:
+     * for work whose temporaries die with it, such as one layer's backward (everything but the input
+     * gradient it returns). Without an enclosing workspace it just runs {@code body}.
+     */
+    public static INDArray scratch(Supplier<INDArray> body) {
+        if (!Nd4j.getWorkspaceManager().anyWorkspaceActiveForCurrentThread()) {
+            return body.get();
+        }
+        try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(STEP, SCRATCH)) {
+            INDArray out = body.get();
+            return out == null ? null : out.leverage();
+        }
     }
 
     /** Bytes the current thread's workspace {@code id} holds (0 if none). */

@@ -12,6 +12,7 @@ import dev.collie.core.nn.RMSNorm;
 import dev.collie.core.nn.RotaryEmbedding;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.tensor.Kernels;
+import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -143,7 +144,9 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
     public void backward(Tape tape, INDArray dLogits) {
         INDArray d = dLogits;
         for (int i = pipeline.size() - 1; i >= 0; i--) {
-            d = pipeline.get(i).backward(tape, d);
+            Layer layer = pipeline.get(i);
+            INDArray dy = d;
+            d = Workspaces.scratch(() -> layer.backward(tape, dy));
         }
     }
 }
