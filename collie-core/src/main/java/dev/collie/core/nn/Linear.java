@@ -46,12 +46,14 @@ public final class Linear extends Module implements Layer {
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
         INDArray x = tape.pop(this);
+        // the input gradient first: a fused-backward optimizer (LOMO) updates the weight inside its hook
+        INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
         if (weight.requiresGrad()) {
             weight.accumulateGrad(tape, Kernels.get().matmul(dy, x, true, false));
         }
         if (bias != null && bias.requiresGrad()) {
             bias.accumulateGrad(tape, dy.sum(0));
         }
-        return Kernels.get().matmul(dy, weight.data(), false, false);
+        return dx;
     }
 }

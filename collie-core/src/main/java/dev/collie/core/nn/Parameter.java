@@ -105,14 +105,14 @@ public final class Parameter {
         }
         if (hasGrad) {
             grad.addi(g);
-        } else if (grad != null) {
-            grad.assign(g);
-        } else if (g.isAttached() || g.isView()) {
-            try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-                grad = g.dup('c');
-            }
         } else {
-            grad = g;
+            if (grad == null) {
+                // our own buffer, outside any workspace: g may live in (or spill from) a workspace
+                try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                    grad = Nd4j.createUninitialized(data.dataType(), data.shape());
+                }
+            }
+            grad.assign(g);
         }
         hasGrad = true;
         if (tape.release(this)) {

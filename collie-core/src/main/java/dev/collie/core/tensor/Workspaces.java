@@ -38,12 +38,20 @@ public final class Workspaces {
      * gradient it returns). Without an enclosing workspace it just runs {@code body}.
      */
     public static INDArray scratch(Supplier<INDArray> body) {
-        if (!Nd4j.getWorkspaceManager().anyWorkspaceActiveForCurrentThread()) {
+        MemoryWorkspace parent = Nd4j.getMemoryManager().getCurrentWorkspace();
+        if (parent == null) {
             return body.get();
         }
         try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(STEP, SCRATCH)) {
             INDArray out = body.get();
-            return out == null ? null : out.leverage();
+            if (out == null) {
+                return null;
+            }
+            // copy into the enclosing workspace by borrowing its scope (INDArray.leverage() corrupts
+            // the heap for DOUBLE arrays in ND4J 1.0.0-M2.1)
+            try (MemoryWorkspace borrowed = parent.notifyScopeBorrowed()) {
+                return out.dup('c');
+            }
         }
     }
 

@@ -8,13 +8,19 @@ import dev.collie.core.data.Dataset;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.optim.FusedBackwardOptimizer;
 import dev.collie.core.optim.GradClip;
+import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.LrSchedule;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.Kernels;
 import dev.collie.core.tensor.Workspaces;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -66,6 +72,22 @@ public final class Trainer {
                 .gradAccum(config.gradientAccumulationSteps()).shuffle(config.shuffle()).seed(config.seed()).build();
         if (loader.stepsPerEpoch() == 0) {
             throw new CollieException("training data has " + trainData.size() + " rows, fewer than one step needs");
+        }
+        if (optimizer instanceof FusedBackwardOptimizer fused) {
+            String name = optimizer.getClass().getSimpleName();
+            if (config.gradientAccumulationSteps() != 1) {
+                throw new CollieException("config: gradient_accumulation_steps = " + config.gradientAccumulationSteps()
+                        + " cannot be used with " + name + ": it updates each parameter inside backward, so there is"
+                        + " no gradient left to accumulate across micro-batches (use 1 and a larger micro-batch)");
+            }
+            if (config.clipGradNorm() > 0) {
+                throw new CollieException("config: clip_grad_norm = " + config.clipGradNorm() + " cannot be applied by"
+                        + " the Trainer to " + name + ", which never holds all gradients at once; give the clipping"
+                        + " threshold to the optimizer instead");
+            }
+            for (Parameter p : optimizer.parameters().values()) {
+                p.setHook(fused::onGradientReady);
+            }
         }
         long all = (long) loader.stepsPerEpoch() * config.trainEpochs();
         this.totalSteps = config.maxSteps() > 0 ? Math.min(config.maxSteps(), all) : all;
@@ -143,11 +165,48 @@ public final class Trainer {
         long step = globalStep;
         callbacks.forEach(c -> c.onBatchBegin(this, step));
         long t0 = System.nanoTime();
-        double lossSum = 0;
         long tokens = 0;
+        for (Batch b : micro) {
+            tokens += b.tokenCount();
+        }
+        double lr = schedule.at(step);
+        double loss;
+        double gradNorm = Double.NaN;
+        if (optimizer instanceof FusedBackwardOptimizer fused) {
+            fused.beginStep(lr);
+            loss = Double.NaN;
+            for (int pass = 0; pass < fused.passes(); pass++) {
+                fused.beginPass(pass);
+                double l = forwardBackward(micro);
+                loss = pass == 0 ? l : loss;
+            }
+        } else {
+            loss = forwardBackward(micro);
+            List<Parameter> params = new ArrayList<>(optimizer.parameters().values());
+            if (config.clipGradNorm() > 0) {
+                gradNorm = GradClip.clipGlobalNorm(params, config.clipGradNorm());
+            }
+            optimizer.step(lr);
+            if (optimizer instanceof HessianEstimator h && (step + 1) % h.hessianInterval() == 0) {
+                refreshHessian(h, micro, step);
+            }
+        }
+        globalStep++;
+        double sec = (System.nanoTime() - t0) / 1e9;
+        StepStats st = new StepStats(globalStep, totalSteps, epoch, loss, lr, gradNorm, tokens, sec,
+                tokens / sec, tokens / sec, Memory.residentBytes(), Memory.peakResidentBytes());
+        history.add(st);
+        if (globalStep % config.logPerNSteps() == 0) {
+            LOG.debug("step {} loss {} lr {} tokens/s {}", st.step(), st.loss(), st.lr(), st.tokensPerSecond());
+        }
+        callbacks.forEach(c -> c.onBatchEnd(this, st));
+    }
+
+    /** Forward and backward of every micro-batch (gradients scaled by 1/count); returns the mean loss. */
+    private double forwardBackward(List<Batch> micro) {
+        double lossSum = 0;
         for (int i = 0; i < micro.size(); i++) {
             Batch b = micro.get(i);
-            tokens += b.tokenCount();
             try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
                 Tape tape = tapeFor(b, true).setLastMicroBatch(i == micro.size() - 1);
                 INDArray logits = model.forward(tape, b.inputIds());
@@ -155,19 +214,45 @@ public final class Trainer {
                 model.backward(tape, lossFn.backward(tape, 1.0 / micro.size()));
             }
         }
-        List<Parameter> params = new ArrayList<>(optimizer.parameters().values());
-        double gradNorm = config.clipGradNorm() > 0 ? GradClip.clipGlobalNorm(params, config.clipGradNorm()) : Double.NaN;
-        double lr = schedule.at(step);
-        optimizer.step(lr);
-        globalStep++;
-        double sec = (System.nanoTime() - t0) / 1e9;
-        StepStats st = new StepStats(globalStep, totalSteps, epoch, lossSum / micro.size(), lr, gradNorm, tokens, sec,
-                tokens / sec, tokens / sec, Memory.residentBytes(), Memory.peakResidentBytes());
-        history.add(st);
-        if (globalStep % config.logPerNSteps() == 0) {
-            LOG.debug("step {} loss {} lr {} tokens/s {}", st.step(), st.loss(), st.lr(), st.tokensPerSecond());
+        return lossSum / micro.size();
+    }
+
+    /**
+     * Sophia's Gauss-Newton-Bartlett estimate: labels sampled from the model's own softmax at every real
+     * position (Gumbel-max, seeded by the config seed and step), the mean cross-entropy against them
+     * back-propagated, and the optimizer folds the squared gradients into its Hessian.
+     */
+    private void refreshHessian(HessianEstimator h, List<Batch> micro, long step) {
+        Nd4j.getRandom().setSeed(config.seed() * 1_000_003L + step);
+        for (int i = 0; i < micro.size(); i++) {
+            Batch b = micro.get(i);
+            try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
+                Tape tape = tapeFor(b, true).setLastMicroBatch(i == micro.size() - 1);
+                INDArray logits = model.forward(tape, b.inputIds());
+                INDArray targets = sampledTargets(logits, b.attentionMask());
+                INDArray[] r = Kernels.get().crossEntropy(logits, targets, CausalLmLoss.IGNORE_INDEX, true);
+                model.backward(tape, r[1].muli(1.0 / micro.size()));
+            }
         }
-        callbacks.forEach(c -> c.onBatchEnd(this, st));
+        h.updateHessian();
+        for (Parameter p : optimizer.parameters().values()) {
+            p.zeroGrad();
+        }
+    }
+
+    private static INDArray sampledTargets(INDArray logits, INDArray mask) {
+        INDArray u = Nd4j.rand(logits.dataType(), logits.shape());
+        // argmax(logits + Gumbel noise) is a sample of softmax(logits)
+        INDArray gumbel = Transforms.log(Transforms.log(u, false).negi(), false).negi().addi(logits);
+        long[] t = Nd4j.exec(DynamicCustomOp.builder("argmax").addInputs(gumbel).addIntegerArguments(1).build())[0]
+                .castTo(DataType.INT64).toLongVector();
+        long[] m = mask.reshape(mask.length()).toLongVector();
+        for (int i = 0; i < t.length; i++) {
+            if (m[i] == 0) {
+                t[i] = CausalLmLoss.IGNORE_INDEX;
+            }
+        }
+        return Nd4j.createFromArray(t);
     }
 
     private Tape tapeFor(Batch b, boolean training) {

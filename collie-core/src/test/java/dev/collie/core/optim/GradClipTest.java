@@ -11,7 +11,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 class GradClipTest {
     private static Parameter withGrad(double... g) {
-        Parameter p = new Parameter(Nd4j.zeros(g.length));
+        Parameter p = new Parameter(Nd4j.zeros(org.nd4j.linalg.api.buffer.DataType.DOUBLE, g.length));
         Tape t = Tape.forTraining(1, 1);
         t.use(p);
         p.accumulateGrad(t, Nd4j.createFromArray(g));

@@ -67,10 +67,11 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
         @Override
         public INDArray backward(Tape tape, INDArray dy) {
             INDArray x = tape.pop(this);
+            INDArray dx = Kernels.get().matmul(dy, table.data(), false, false);
             if (table.requiresGrad()) {
                 table.accumulateGrad(tape, Kernels.get().matmul(dy, x, true, false));
             }
-            return Kernels.get().matmul(dy, table.data(), false, false);
+            return dx;
         }
     }
 
