@@ -1,13 +1,69 @@
 package dev.collie.examples.cli;
 
+import dev.collie.core.CollieException;
+import dev.collie.models.generation.Generator;
+import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.tokenizer.HfTokenizer;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.stream.IntStream;
 
-@Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate text.")
+/** {@code collie generate}: continues a prompt, greedily or by sampling, with a KV cache. */
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Continue a prompt and print the prompt plus the generated text.",
+            "--temperature 0 (the default) decodes greedily; above 0 it samples, from the top-p nucleus."})
 final class GenerateCommand implements Callable<Integer> {
+    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory") Path model;
+    @Option(names = "--prompt", paramLabel = "TEXT", description = "the text to continue") String prompt;
+    @Option(names = "--tokenizer", paramLabel = "DIR",
+            description = "tokenizer.json or its directory (default: the model directory)")
+    Path tokenizerPath;
+    @Option(names = "--max-new-tokens", paramLabel = "N", defaultValue = "64",
+            description = "most tokens to generate (default ${DEFAULT-VALUE})")
+    int maxNewTokens;
+    @Option(names = "--temperature", paramLabel = "T", defaultValue = "0",
+            description = "0 = greedy (default); e.g. 0.8 to sample")
+    double temperature;
+    @Option(names = "--top-p", paramLabel = "P", defaultValue = "1.0",
+            description = "nucleus sampling threshold in (0, 1] (default ${DEFAULT-VALUE})")
+    double topP;
+    @Option(names = "--seed", paramLabel = "S", defaultValue = "42", description = "sampling seed") long seed;
+
     @Override
     public Integer call() {
+        if (prompt == null) {
+            throw new CollieException("--prompt TEXT is required");
+        }
+        Generator.Options options = Generator.Options.builder().maxNewTokens(maxNewTokens).temperature(temperature)
+                .topP(topP).seed(seed).build();
+        LlamaForCausalLM net = CliSupport.loadModel(model);
+        HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
+        if (tok == null) {
+            throw new CollieException("generate needs a tokenizer: " + model + " has no tokenizer.json;"
+                    + " give --tokenizer DIR");
+        }
+        try {
+            int[] ids = tok.encode(prompt, true);
+            int[] eos = IntStream.concat(Arrays.stream(net.config().eosTokenIds()),
+                    tok.eosId().isPresent() ? IntStream.of(tok.eosId().getAsInt()) : IntStream.empty())
+                    .distinct().toArray();
+            options = Generator.Options.builder().maxNewTokens(maxNewTokens).temperature(temperature).topP(topP)
+                    .seed(seed).eosIds(eos).padId(tok.padId()).build();
+            long t0 = System.nanoTime();
+            int[] out = new Generator(net).generate(ids, options);
+            double sec = (System.nanoTime() - t0) / 1e9;
+            int[] all = IntStream.concat(Arrays.stream(ids), Arrays.stream(out)).toArray();
+            System.out.println(tok.decode(all, true));
+            System.err.printf(Locale.ROOT, "(%d prompt tokens, %d generated in %.2f s, %.1f tokens/s)%n", ids.length,
+                    out.length, sec, out.length / Math.max(1e-9, sec));
+        } finally {
+            tok.close();
+        }
         return 0;
     }
 }

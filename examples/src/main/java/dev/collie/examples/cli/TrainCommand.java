@@ -1,13 +1,258 @@
 package dev.collie.examples.cli;
 
+import dev.collie.core.CollieException;
+import dev.collie.core.data.Dataset;
+import dev.collie.core.data.Datasets;
+import dev.collie.core.optim.Optimizer;
+import dev.collie.core.train.CollieConfig;
+import dev.collie.core.train.LossHistory;
+import dev.collie.core.train.ProgressBar;
+import dev.collie.core.train.Trainer;
+import dev.collie.examples.LossCurve;
+import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.llama.LlamaConfig;
+import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.tokenizer.HfTokenizer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
 
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
-@Command(name = "train", mixinStandardHelpOptions = true, description = "Train a model.")
+/**
+ * {@code collie train}: trains a LLaMA (from a Hugging Face directory or a named preset) on a data file and saves
+ * a Hugging Face directory that {@code transformers} loads unchanged. Options given on the command line override
+ * the values of {@code --config}.
+ */
+@Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Train a LLaMA model and save it as a Hugging Face directory.",
+            "Data: .jsonl/.json samples ({\"text\"}, {\"input\",\"output\"} or {\"tokens\"}) or .txt plain text,"
+                + " packed into rows of --seq tokens."})
 final class TrainCommand implements Callable<Integer> {
+    @Spec CommandSpec spec;
+
+    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory to start from")
+    Path model;
+    @Option(names = "--preset", paramLabel = "NAME", description = "train from scratch: tiny, small or medium")
+    String preset;
+    @Option(names = "--data", paramLabel = "FILE", description = ".jsonl, .json or .txt training data")
+    Path data;
+    @Option(names = "--tokenizer", paramLabel = "DIR",
+            description = "tokenizer.json or its directory (default: the model directory, when it has one)")
+    Path tokenizerPath;
+    @Option(names = "--vocab", paramLabel = "N",
+            description = "vocabulary size of a --preset model without a tokenizer")
+    Integer vocab;
+    @Option(names = "--save", paramLabel = "DIR", description = "where to write the trained model")
+    Path save;
+    @Mixin OptimizerOptions opt;
+    @Option(names = "--steps", paramLabel = "N",
+            description = "optimizer steps; alone, the data is repeated as needed (default: all of --epochs)")
+    Long steps;
+    @Option(names = "--epochs", paramLabel = "N",
+            description = "passes over the data (default 1; with --steps, at most this many)")
+    Integer epochs;
+    @Option(names = "--micro-batch", paramLabel = "B", description = "rows per forward/backward (default 1)")
+    Integer microBatch;
+    @Option(names = "--grad-accum", paramLabel = "K", description = "micro-batches per optimizer step (default 1)")
+    Integer gradAccum;
+    @Option(names = "--seq", paramLabel = "T", defaultValue = "256",
+            description = "row length of packed text; longer JSONL samples are cut to it (default ${DEFAULT-VALUE})")
+    int seq;
+    @Option(names = "--seed", paramLabel = "S",
+            description = "seed of shuffling, the eval split and a preset's weights")
+    Long seed;
+    @Option(names = "--no-shuffle", description = "take the rows in file order") boolean noShuffle;
+    @Option(names = "--eval-fraction", paramLabel = "F", defaultValue = "0",
+            description = "hold out this fraction of the rows for evaluation")
+    double evalFraction;
+    @Option(names = "--eval-every", paramLabel = "N", description = "evaluate every N steps (default: at the end)")
+    Integer evalEvery;
+    @Option(names = "--lr-schedule", paramLabel = "NAME", description = "constant, linear or cosine")
+    String lrSchedule;
+    @Option(names = "--warmup", paramLabel = "N", description = "linear warm-up steps") Long warmup;
+    @Option(names = "--clip-grad-norm", paramLabel = "X", description = "clip the global gradient norm (0 = off)")
+    Double clipGradNorm;
+    @Option(names = "--checkpointing", description = "recompute each block in backward (less memory)")
+    boolean checkpointing;
+    @Option(names = "--config", paramLabel = "FILE", description = "CoLLiE config (.json or .yaml) to start from")
+    Path configFile;
+    @Option(names = "--loss-png", paramLabel = "FILE", description = "write the loss curve to this PNG")
+    Path lossPng;
+    @Option(names = "--log-every", paramLabel = "N", defaultValue = "10",
+            description = "progress line every N steps when the output is not a terminal (default ${DEFAULT-VALUE})")
+    int logEvery;
+
     @Override
     public Integer call() {
+        checkOptions();
+        CollieConfig config = config();
+        config.validate();
+
+        HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
+        LlamaForCausalLM net = createModel(tok, config.seed());
+        int vocabSize = net.config().vocabSize();
+        Dataset all = Datasets.open(data, tok, seq, vocabSize);
+        Dataset train = all;
+        Dataset eval = null;
+        if (evalFraction > 0) {
+            Datasets.Split split = Datasets.split(all, evalFraction, config.seed());
+            train = split.train();
+            eval = split.eval();
+        }
+        net.setGradientCheckpointing(config.checkpointing());
+        Optimizer optimizer = opt.create(net.namedParameters());
+        LossHistory history = new LossHistory();
+        ProgressBar progress = new ProgressBar(System.out, System.console() != null, logEvery);
+        Trainer trainer = Trainer.builder().model(net).optimizer(optimizer).config(config).trainData(train)
+                .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(progress, history).build();
+        System.out.printf(Locale.ROOT, "model: %,d parameters (%s); data: %d training rows%s; %d steps%n",
+                net.parameterCount(), model != null ? model : "preset " + preset, train.size(),
+                eval != null ? ", " + eval.size() + " eval rows" : "", trainer.totalSteps());
+        trainer.train();
+        Map<String, Double> lastEval = null;
+        if (eval != null && (config.evalPerNSteps() == 0 || trainer.globalStep() % config.evalPerNSteps() != 0)) {
+            lastEval = trainer.evaluate();
+        } else if (history.lastEval() != null) {
+            lastEval = Map.of("loss", history.lastEval().loss(), "ppl", history.lastEval().ppl());
+        }
+
+        LlamaCheckpoint.save(net, save);
+        CliSupport.copyTokenizerFiles(tok != null ? CliSupport.tokenizerDir(tok) : null, model, save);
+        if (lossPng != null) {
+            LossCurve.write(history, lossPng, "collie train: " + data.getFileName());
+        }
+        System.out.printf(Locale.ROOT, "final loss: %.6f%n", history.lastLoss());
+        if (lastEval != null) {
+            System.out.printf(Locale.ROOT, "eval loss: %.6f (perplexity %.3f)%n", lastEval.get("loss"),
+                    lastEval.get("ppl"));
+        }
+        if (lossPng != null) {
+            System.out.println("loss curve: " + lossPng);
+        }
+        System.out.println("saved model to " + save);
+        if (tok != null) {
+            tok.close();
+        }
         return 0;
+    }
+
+    private void checkOptions() {
+        if ((model == null) == (preset == null)) {
+            throw new CollieException(model == null ? "give --model DIR (a Hugging Face model to fine-tune) or"
+                    + " --preset NAME (a new model: " + String.join(", ", Presets.names()) + ")"
+                    : "give either --model or --preset, not both");
+        }
+        if (preset != null && !Presets.names().contains(preset)) {
+            Presets.builder(preset, 1); // throws, naming the presets there are
+        }
+        if (data == null) {
+            throw new CollieException("--data FILE is required (.jsonl, .json or .txt)");
+        }
+        if (!Files.exists(data)) {
+            throw new CollieException("data file not found: " + data);
+        }
+        if (save == null) {
+            throw new CollieException("--save DIR is required: where to write the trained model");
+        }
+        if (Files.exists(save) && !Files.isDirectory(save)) {
+            throw new CollieException("--save: " + save + " exists and is not a directory");
+        }
+        if (seq < 2) {
+            throw new CollieException("--seq must be at least 2 (a next-token loss needs two tokens), got " + seq);
+        }
+        if (!(evalFraction >= 0 && evalFraction < 1)) {
+            throw new CollieException("--eval-fraction must be in [0, 1), got " + evalFraction);
+        }
+        if (evalEvery != null && evalEvery > 0 && evalFraction == 0) {
+            throw new CollieException("--eval-every needs evaluation data: add --eval-fraction F (e.g. 0.05)");
+        }
+        if (logEvery < 1) {
+            throw new CollieException("--log-every must be >= 1, got " + logEvery);
+        }
+        if (vocab != null && model != null) {
+            throw new CollieException("--vocab applies to --preset only; a --model has its vocabulary in config.json");
+        }
+    }
+
+    /** Defaults or --config, then every option given on the command line. */
+    private CollieConfig config() {
+        CollieConfig base = configFile != null ? CollieConfig.load(configFile) : CollieConfig.defaults();
+        CollieConfig.Builder b = base.toBuilder();
+        boolean lrGiven = spec.commandLine().getParseResult().hasMatchedOption("--lr");
+        if (configFile == null || lrGiven) {
+            b.lr(opt.lr);
+        }
+        if (steps != null) {
+            b.maxSteps(steps);
+            if (epochs == null) {
+                b.trainEpochs(Integer.MAX_VALUE); // --steps alone: as many passes over the data as the steps need
+            }
+        }
+        if (epochs != null) {
+            b.trainEpochs(epochs);
+        }
+        if (microBatch != null) {
+            b.trainMicroBatchSize(microBatch).evalBatchSize(microBatch);
+        }
+        if (gradAccum != null) {
+            b.gradientAccumulationSteps(gradAccum);
+        }
+        if (seed != null) {
+            b.seed(seed);
+        }
+        if (noShuffle) {
+            b.shuffle(false);
+        }
+        if (evalEvery != null) {
+            b.evalPerNSteps(evalEvery);
+        }
+        if (lrSchedule != null) {
+            b.lrSchedule(lrSchedule);
+        }
+        if (warmup != null) {
+            b.warmupSteps(warmup);
+        }
+        if (clipGradNorm != null) {
+            b.clipGradNorm(clipGradNorm);
+        }
+        if (checkpointing) {
+            b.checkpointing(true);
+        }
+        return b.build();
+    }
+
+    private LlamaForCausalLM createModel(HfTokenizer tok, long seed) {
+        if (model != null) {
+            return CliSupport.loadModel(model);
+        }
+        int v;
+        if (vocab != null) {
+            v = vocab;
+        } else if (tok != null) {
+            v = tok.vocabSize();
+        } else {
+            throw new CollieException("--preset " + preset + " needs a vocabulary size: give --tokenizer DIR"
+                    + " (or --vocab N for data of {\"tokens\"} rows)");
+        }
+        LlamaConfig.Builder cb = Presets.builder(preset, v).maxPositionEmbeddings(Math.max(2048, seq));
+        if (tok != null) {
+            if (tok.bosId().isPresent() && tok.bosId().getAsInt() < v) {
+                cb.bosTokenId(tok.bosId().getAsInt());
+            }
+            if (tok.eosId().isPresent() && tok.eosId().getAsInt() < v) {
+                cb.eosTokenIds(tok.eosId().getAsInt());
+            }
+        }
+        Nd4j.getRandom().setSeed(seed);
+        return new LlamaForCausalLM(cb.build(), DataType.FLOAT);
     }
 }

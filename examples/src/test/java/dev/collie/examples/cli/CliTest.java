@@ -1,0 +1,220 @@
+package dev.collie.examples.cli;
+
+import dev.collie.core.io.SafeTensors;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Runs the collie CLI in-process on the tiny-llama fixtures (made with transformers 5.18 and torch AdamW). */
+class CliTest {
+    static final Path TINY = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama");
+    static final Path TOKENIZER = Path.of("data/tokenizer");
+
+    record Result(int code, String out, String err) {
+        /** The lines of standard error that are the CLI's own (not log lines). */
+        List<String> errorLines() {
+            return err.lines().filter(l -> l.startsWith("error:")).toList();
+        }
+    }
+
+    static synchronized Result run(String... args) {
+        PrintStream oldOut = System.out;
+        PrintStream oldErr = System.err;
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code;
+        try {
+            System.setOut(new PrintStream(out, true, StandardCharsets.UTF_8));
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            code = CollieCli.run(args);
+        } finally {
+            System.out.flush();
+            System.err.flush();
+            System.setOut(oldOut);
+            System.setErr(oldErr);
+        }
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    /** Exit code 2, exactly one {@code error:} line that contains every fragment, and no stack trace. */
+    static void assertUserError(Result r, String... fragments) {
+        assertEquals(2, r.code(), "exit code; stderr:\n" + r.err());
+        List<String> lines = r.errorLines();
+        assertEquals(1, lines.size(), "one error line expected; stderr:\n" + r.err());
+        for (String f : fragments) {
+            assertTrue(lines.get(0).contains(f), "'" + f + "' not in: " + lines.get(0));
+        }
+        assertFalse(r.err().contains("\tat "), "stack trace printed:\n" + r.err());
+        assertFalse(r.err().contains("Exception"), "exception printed:\n" + r.err());
+    }
+
+    static double maxAbsDiff(INDArray a, INDArray b) {
+        return a.castTo(DataType.DOUBLE).sub(b.castTo(DataType.DOUBLE).reshape(a.shape())).amaxNumber().doubleValue();
+    }
+
+    static Path copyOfTiny(Path tmp) throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("model"));
+        for (String f : List.of("config.json", "model.safetensors")) {
+            Files.copy(TINY.resolve(f), dir.resolve(f));
+        }
+        return dir;
+    }
+
+    @Test
+    void trainWithoutShuffleMatchesThreeTorchAdamWSteps(@TempDir Path tmp) {
+        Path save = tmp.resolve("out");
+        Path png = tmp.resolve("loss.png");
+        Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--micro-batch", "2", "--no-shuffle", "--steps", "3", "--lr", "1e-2", "--weight-decay", "0.01",
+                "--save", save.toString(), "--loss-png", png.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("final loss: 4.6221"), r.out()); // torch's loss of step 3: 4.622172...
+        assertTrue(r.out().contains("saved model to " + save), r.out());
+        assertTrue(Files.isRegularFile(save.resolve("config.json")));
+        assertTrue(Files.isRegularFile(png));
+        double worst = 0;
+        try (SafeTensors ref = SafeTensors.open(TINY.resolve("adamw_reference.safetensors"));
+             SafeTensors got = SafeTensors.open(save.resolve("model.safetensors"))) {
+            int compared = 0;
+            for (String name : ref.names()) {
+                if (name.startsWith("adamw/final.")) {
+                    String param = name.substring("adamw/final.".length());
+                    worst = Math.max(worst, maxAbsDiff(got.load(param), ref.load(name)));
+                    compared++;
+                }
+            }
+            assertEquals(got.names().size(), compared);
+        }
+        assertTrue(worst <= 1e-5, "saved weights differ from torch AdamW by " + worst);
+    }
+
+    @Test
+    void scorePrintsTheTransformersLossAndDumpsItsLogits(@TempDir Path tmp) {
+        INDArray ids;
+        INDArray refLogits;
+        try (SafeTensors ref = SafeTensors.open(TINY.resolve("reference.safetensors"))) {
+            ids = ref.load("input_ids").getRow(0);
+            refLogits = ref.load("logits").get(org.nd4j.linalg.indexing.NDArrayIndex.point(0)).dup();
+        }
+        long[] row = ids.toLongVector();
+        // model(ids, labels=ids).loss from the logits transformers computed for this row
+        double sum = 0;
+        for (int t = 0; t + 1 < row.length; t++) {
+            double[] l = refLogits.getRow(t).toDoubleVector();
+            double max = Arrays.stream(l).max().orElseThrow();
+            double z = Arrays.stream(l).map(v -> Math.exp(v - max)).sum();
+            sum += Math.log(z) + max - l[(int) row[t + 1]];
+        }
+        double expected = sum / (row.length - 1);
+        String csv = String.join(",", Arrays.stream(row).mapToObj(Long::toString).toList());
+        Path dump = tmp.resolve("logits.safetensors");
+        Result r = run("score", "--model", TINY.toString(), "--ids", csv, "--dump-logits", dump.toString());
+        assertEquals(0, r.code(), r.err());
+        Matcher m = Pattern.compile("(?m)^loss: (\\S+)$").matcher(r.out());
+        assertTrue(m.find(), r.out());
+        assertEquals(expected, Double.parseDouble(m.group(1)), 1e-5);
+        assertTrue(r.out().contains("perplexity: "), r.out());
+        try (SafeTensors st = SafeTensors.open(dump)) {
+            INDArray logits = st.load("logits");
+            assertEquals(DataType.FLOAT, logits.dataType());
+            assertEquals(List.of(12L, 96L), Arrays.stream(logits.shape()).boxed().toList());
+            assertTrue(maxAbsDiff(logits, refLogits) < 1e-5);
+        }
+    }
+
+    @Test
+    void presetModelTrainsOnTextAndGeneratesFromItsSavedDirectory(@TempDir Path tmp) throws IOException {
+        Path text = tmp.resolve("tale.txt");
+        Files.writeString(text, String.join("\n\n", java.util.Collections.nCopies(6,
+                "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my"
+                        + " purse, I thought I would sail about a little and see the watery part of the world.")));
+        Path save = tmp.resolve("model");
+        Result t = run("train", "--preset", "tiny", "--data", text.toString(), "--tokenizer", TOKENIZER.toString(),
+                "--seq", "16", "--micro-batch", "4", "--steps", "3", "--eval-fraction", "0.2", "--save",
+                save.toString());
+        assertEquals(0, t.code(), t.err());
+        assertTrue(t.out().contains("eval loss: "), t.out());
+        for (String f : List.of("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")) {
+            assertTrue(Files.isRegularFile(save.resolve(f)), f + " not saved");
+        }
+        Result g = run("generate", "--model", save.toString(), "--prompt", "Call me", "--max-new-tokens", "5",
+                "--temperature", "0.8", "--seed", "3");
+        assertEquals(0, g.code(), g.err());
+        assertTrue(g.out().startsWith("Call me"), g.out());
+        assertEquals(g.out(), run("generate", "--model", save.toString(), "--prompt", "Call me",
+                "--max-new-tokens", "5", "--temperature", "0.8", "--seed", "3").out(), "same seed, same text");
+    }
+
+    @Test
+    void missingConfigJsonIsOneErrorLine(@TempDir Path tmp) {
+        assertUserError(run("score", "--model", tmp.toString(), "--ids", "1,2"), "config.json", "no such file");
+    }
+
+    @Test
+    void malformedConfigJsonIsOneErrorLine(@TempDir Path tmp) throws IOException {
+        Path dir = copyOfTiny(tmp);
+        Files.writeString(dir.resolve("config.json"), "{\"hidden_size\": 32,\n  \"vocab_size\": }\n");
+        assertUserError(run("score", "--model", dir.toString(), "--ids", "1,2"), "config.json");
+    }
+
+    @Test
+    void weightsThatDoNotMatchTheConfigAreOneErrorLine(@TempDir Path tmp) throws IOException {
+        Path dir = copyOfTiny(tmp);
+        Path cfg = dir.resolve("config.json");
+        Files.writeString(cfg, Files.readString(cfg).replace("\"intermediate_size\": 80", "\"intermediate_size\": 96"));
+        assertUserError(run("score", "--model", dir.toString(), "--ids", "1,2"), "shape", "[80, 32]", "[96, 32]");
+    }
+
+    @Test
+    void tokenIdOutsideTheVocabularyIsOneErrorLine() {
+        assertUserError(run("score", "--model", TINY.toString(), "--ids", "1,999"), "999", "vocabulary", "96");
+    }
+
+    @Test
+    void malformedIdsAreOneErrorLine() {
+        assertUserError(run("score", "--model", TINY.toString(), "--ids", "1,two"), "--ids", "'two'");
+    }
+
+    @Test
+    void jsonlLineWithoutAKnownFormIsOneErrorLine(@TempDir Path tmp) throws IOException {
+        Path data = tmp.resolve("bad.jsonl");
+        Files.writeString(data, "{\"tokens\": [1, 2, 3]}\n{\"prompt\": \"hello\"}\n");
+        assertUserError(run("train", "--model", TINY.toString(), "--data", data.toString(), "--steps", "1",
+                "--save", tmp.resolve("out").toString()), "bad.jsonl:2:", "expected one of");
+    }
+
+    @Test
+    void missingDataFileIsOneErrorLine(@TempDir Path tmp) {
+        assertUserError(run("train", "--model", TINY.toString(), "--data", tmp.resolve("nope.jsonl").toString(),
+                "--save", tmp.resolve("out").toString()), "nope.jsonl", "not found");
+    }
+
+    @Test
+    void unknownConfigFieldIsOneErrorLine(@TempDir Path tmp) throws IOException {
+        Path cfg = tmp.resolve("train.yaml");
+        Files.writeString(cfg, "lr: 0.01\nlearning_rate_typo: 3\n");
+        assertUserError(run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--config", cfg.toString(), "--save", tmp.resolve("out").toString()), "learning_rate_typo");
+    }
+
+    @Test
+    void generateWithoutATokenizerIsOneErrorLine() {
+        assertUserError(run("generate", "--model", TINY.toString(), "--prompt", "hi"), "tokenizer");
+    }
+}
