@@ -58,7 +58,8 @@ public final class Attention extends Module implements Layer {
         INDArray q = layer("q_proj").forward(tape, x);
         INDArray k = layer("k_proj").forward(tape, x);
         INDArray v = layer("v_proj").forward(tape, x);
-        q = rope.apply(q, rope.tables(tape, heads, q.dataType()), heads);
+        // the 1/sqrt(d) score scale is folded into the (small) queries instead of the [t, t] scores
+        q = rope.apply(q, rope.tables(tape, heads, q.dataType()), heads).muli(1.0 / Math.sqrt(headDim));
         k = rope.apply(k, rope.tables(tape, kvHeads, k.dataType()), kvHeads);
         // [b·t, h·d] -> [b, h, t, d]; a group's g query heads stacked as [b, kv, g·t, d]
         INDArray qh = toHeads(q, b, t, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
@@ -70,7 +71,7 @@ public final class Attention extends Module implements Layer {
             vh = full[1];
         }
         long tk = kh.size(2);
-        INDArray scores = Kernels.get().matmul(qh, kh, false, true).muli(1.0 / Math.sqrt(headDim));
+        INDArray scores = Kernels.get().matmul(qh, kh, false, true);
         addMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk);
         INDArray p = Kernels.get().softmax(scores);
         INDArray o = Kernels.get().matmul(p, vh, false, false);
@@ -88,8 +89,8 @@ public final class Attention extends Module implements Layer {
                 .reshape('c', b, kvHeads, (long) g * t, headDim);
         INDArray dP = Kernels.get().matmul(dO, s.v, false, true);
         INDArray dV = Kernels.get().matmul(s.p, dO, true, false);
-        INDArray dS = Kernels.get().softmaxBackward(s.p, dP).muli(1.0 / Math.sqrt(headDim));
-        INDArray dQ = Kernels.get().matmul(dS, s.k, false, false);
+        INDArray dS = Kernels.get().softmaxBackward(s.p, dP);
+        INDArray dQ = Kernels.get().matmul(dS, s.k, false, false).muli(1.0 / Math.sqrt(headDim));
         INDArray dK = Kernels.get().matmul(dS, s.q, true, false);
         INDArray dq = fromHeads(dQ.reshape('c', b, heads, t, headDim), b, t, heads);
         INDArray dk = fromHeads(dK, b, t, kvHeads);

@@ -99,7 +99,7 @@ public final class Parameter {
      * delivered its contribution and the tape is the step's last micro-batch, the hook fires.
      * The caller must not use {@code g} afterwards.
      */
-    public void accumulateGrad(Tape tape, INDArray g) {
+    public synchronized void accumulateGrad(Tape tape, INDArray g) {
         if (!trainable) {
             throw new IllegalStateException("gradient delivered to a frozen parameter");
         }

@@ -3,7 +3,7 @@ package dev.collie.core.nn;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.nd4j.linalg.api.ops.DynamicCustomOp;
 
 /**
  * Rotary position embedding in Hugging Face's "rotate half" layout: within each head of size d,
@@ -14,6 +14,7 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 public final class RotaryEmbedding {
     private final double[] invFreq;
     private final int headDim;
+    private final java.util.Map<Integer, INDArray> swapIndex = new java.util.concurrent.ConcurrentHashMap<>();
 
     public RotaryEmbedding(double[] invFreq) {
         this.invFreq = invFreq.clone();
@@ -99,23 +100,31 @@ public final class RotaryEmbedding {
 
     /** {@code x·cos + swap(x)·signedSin}, where swap exchanges the two halves of every head. */
     public INDArray apply(INDArray x, INDArray[] tables, int heads) {
-        return x.mul(tables[0]).addi(swapHalves(x, heads).muli(tables[1]));
+        return swapHalves(x, heads).muli(tables[1]).addi(x.mul(tables[0]));
     }
 
     /** Gradient of {@link #apply}: {@code dy·cos + swap(dy·signedSin)} (swap is its own transpose). */
     public INDArray backward(INDArray dy, INDArray[] tables, int heads) {
-        return dy.mul(tables[0]).addi(swapHalves(dy.mul(tables[1]), heads));
+        return swapHalves(dy.mul(tables[1]), heads).addi(dy.mul(tables[0]));
     }
 
+    /** Columns permuted so each head's halves trade places: one gather along dimension 1. */
     private INDArray swapHalves(INDArray x, int heads) {
-        long n = x.size(0);
-        int half = headDim / 2;
-        INDArray in = x.reshape('c', n, heads, 2, half);
-        INDArray out = Nd4j.createUninitialized(x.dataType(), n, heads, 2, half);
-        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all())
-                .assign(in.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all()));
-        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(1), NDArrayIndex.all())
-                .assign(in.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.point(0), NDArrayIndex.all()));
-        return out.reshape('c', n, (long) heads * headDim);
+        INDArray idx = swapIndex.computeIfAbsent(heads, h -> {
+            int half = headDim / 2;
+            int[] i = new int[h * headDim];
+            for (int head = 0; head < h; head++) {
+                for (int j = 0; j < half; j++) {
+                    i[head * headDim + j] = head * headDim + half + j;
+                    i[head * headDim + half + j] = head * headDim + j;
+                }
+            }
+            try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                return Nd4j.createFromArray(i);
+            }
+        });
+        INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
+        Nd4j.exec(DynamicCustomOp.builder("gather").addInputs(x, idx).addOutputs(out).addIntegerArguments(1).build());
+        return out;
     }
 }

@@ -16,16 +16,44 @@ import java.util.function.Supplier;
  * contributions per parameter, which tells {@link Parameter#accumulateGrad} when a gradient is complete.
  */
 public final class Tape {
-    /** State shared between a tape and its children (recompute scopes). */
+    /** The micro-batch's layout and per-layout cache, shared by a tape and its recompute children. */
     private static final class Shared {
-        final IdentityHashMap<Parameter, int[]> pendingUses = new IdentityHashMap<>();
         final Map<Object, Object> cache = new HashMap<>();
-        boolean lastMicroBatch = true;
+        final GradState grads;
         int batchSize;
         int seqLen;
         int pastLength;
         INDArray attentionMask;
         KvCache kvCache;
+
+        Shared(GradState grads) {
+            this.grads = grads;
+        }
+    }
+
+    /**
+     * Pending gradient contributions per parameter, shared by every tape of one micro-batch, including
+     * {@link #sibling} tapes that run parts of its rows on other threads (hence the locking).
+     */
+    private static final class GradState {
+        private final IdentityHashMap<Parameter, int[]> pendingUses = new IdentityHashMap<>();
+        private volatile boolean lastMicroBatch = true;
+
+        synchronized void use(Parameter p) {
+            pendingUses.computeIfAbsent(p, k -> new int[1])[0]++;
+        }
+
+        synchronized boolean release(Parameter p) {
+            int[] n = pendingUses.get(p);
+            if (n == null || n[0] <= 0) {
+                throw new IllegalStateException("more gradient contributions than uses for " + p);
+            }
+            if (--n[0] == 0) {
+                pendingUses.remove(p);
+                return lastMicroBatch;
+            }
+            return false;
+        }
     }
 
     private final Shared shared;
@@ -41,7 +69,7 @@ public final class Tape {
 
     /** A tape for a training forward of a {@code [batchSize, seqLen]} micro-batch. */
     public static Tape forTraining(int batchSize, int seqLen) {
-        Shared s = new Shared();
+        Shared s = new Shared(new GradState());
         s.batchSize = batchSize;
         s.seqLen = seqLen;
         return new Tape(s, true, true);
@@ -49,7 +77,7 @@ public final class Tape {
 
     /** A tape that saves nothing and counts nothing: forward only (scoring, evaluation, generation). */
     public static Tape forInference(int batchSize, int seqLen) {
-        Shared s = new Shared();
+        Shared s = new Shared(new GradState());
         s.batchSize = batchSize;
         s.seqLen = seqLen;
         return new Tape(s, false, false);
@@ -61,6 +89,18 @@ public final class Tape {
      */
     public Tape child(boolean saving, boolean counting) {
         return new Tape(shared, saving, counting);
+    }
+
+    /**
+     * A tape for {@code batchSize} of this micro-batch's rows, run on another thread: its own layout,
+     * saved state and cache, but the same gradient bookkeeping, so each parameter's hook fires once,
+     * after every part has delivered its contribution.
+     */
+    public Tape sibling(int batchSize, int seqLen) {
+        Shared s = new Shared(shared.grads);
+        s.batchSize = batchSize;
+        s.seqLen = seqLen;
+        return new Tape(s, saving, counting);
     }
 
     // ---- sequence layout ------------------------------------------------------------------------
@@ -101,11 +141,11 @@ public final class Tape {
 
     /** Whether this micro-batch is the last of its optimizer step (gradient hooks fire only then). */
     public boolean isLastMicroBatch() {
-        return shared.lastMicroBatch;
+        return shared.grads.lastMicroBatch;
     }
 
     public Tape setLastMicroBatch(boolean last) {
-        shared.lastMicroBatch = last;
+        shared.grads.lastMicroBatch = last;
         return this;
     }
 
@@ -144,20 +184,12 @@ public final class Tape {
     /** Records that forward used {@code p}: backward owes it one gradient contribution. */
     public void use(Parameter p) {
         if (counting && p.requiresGrad()) {
-            shared.pendingUses.computeIfAbsent(p, k -> new int[1])[0]++;
+            shared.grads.use(p);
         }
     }
 
     /** Called by {@link Parameter#accumulateGrad}: true when the gradient of the step is now complete. */
     boolean release(Parameter p) {
-        int[] n = shared.pendingUses.get(p);
-        if (n == null || n[0] <= 0) {
-            throw new IllegalStateException("more gradient contributions than uses for " + p);
-        }
-        if (--n[0] == 0) {
-            shared.pendingUses.remove(p);
-            return shared.lastMicroBatch;
-        }
-        return false;
+        return shared.grads.release(p);
     }
 }

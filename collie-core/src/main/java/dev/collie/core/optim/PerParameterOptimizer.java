@@ -2,6 +2,7 @@ package dev.collie.core.optim;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.tensor.Backends;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
 import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
@@ -10,7 +11,9 @@ import org.nd4j.linalg.api.memory.enums.ResetPolicy;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.ArrayList;
 import java.util.Collections;
+import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -24,6 +27,9 @@ public abstract class PerParameterOptimizer implements Optimizer {
     private static final WorkspaceConfiguration SCRATCH = WorkspaceConfiguration.builder()
             .initialSize(0).policyAllocation(AllocationPolicy.STRICT).policyLearning(LearningPolicy.FIRST_LOOP)
             .policyReset(ResetPolicy.BLOCK_LEFT).build();
+
+    private static final java.util.concurrent.ForkJoinPool POOL =
+            new java.util.concurrent.ForkJoinPool(Runtime.getRuntime().availableProcessors());
 
     private final Map<String, Parameter> params;
     private final Map<Parameter, INDArray[]> state = new LinkedHashMap<>();
@@ -55,17 +61,34 @@ public abstract class PerParameterOptimizer implements Optimizer {
     @Override
     public void step(double lr) {
         steps++;
+        List<Parameter> ready = new ArrayList<>();
         for (Parameter p : distinct()) {
-            INDArray g = p.grad();
-            if (g == null) {
-                continue;
+            if (p.grad() != null) {
+                state.computeIfAbsent(p, this::allocate);
+                ready.add(p);
             }
-            INDArray[] s = state.computeIfAbsent(p, this::allocate);
-            try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SCRATCH, "collie-optimizer")) {
-                update(p.data(), g, s, lr, steps);
-            }
-            p.zeroGrad();
         }
+        // parameters are independent: where ops run single-threaded, update several side by side
+        int streams = Math.min(Backends.parallelStreams(), ready.size());
+        if (streams <= 1) {
+            ready.forEach(p -> update(p, lr));
+        } else {
+            try {
+                POOL.submit(() -> ready.parallelStream().forEach(p -> update(p, lr))).get();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException(e);
+            } catch (java.util.concurrent.ExecutionException e) {
+                throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+            }
+        }
+    }
+
+    private void update(Parameter p, double lr) {
+        try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SCRATCH, "collie-optimizer")) {
+            update(p.data(), p.grad(), state.get(p), lr, steps);
+        }
+        p.zeroGrad();
     }
 
     private Iterable<Parameter> distinct() {

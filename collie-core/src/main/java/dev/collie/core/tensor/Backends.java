@@ -29,8 +29,26 @@ public final class Backends {
         if (System.getProperty("org.bytedeco.javacpp.maxPhysicalBytes") == null) {
             System.setProperty("org.bytedeco.javacpp.maxPhysicalBytes", "0");
         }
+        setOpThreads(threads);
+    }
+
+    private static volatile int opThreads = Runtime.getRuntime().availableProcessors();
+
+    /** Threads each ND4J op (and BLAS call) may use; 1 when several worker threads run ops side by side. */
+    public static void setOpThreads(int threads) {
         Nd4j.getEnvironment().setMaxMasterThreads(threads);
         Nd4j.factory().blas().setMaxThreads(threads);
+        opThreads = threads;
+    }
+
+    /** The op threads last set. */
+    public static int opThreads() {
+        return opThreads;
+    }
+
+    /** How many threads may run ops side by side without oversubscribing the cores. */
+    public static int parallelStreams() {
+        return Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, opThreads));
     }
 
     /** Which native build was chosen: "onednn-avx512" or "generic". */

@@ -37,10 +37,12 @@ final class Nd4jKernels implements Kernels {
 
     @Override
     public INDArray softmaxBackward(INDArray p, INDArray dp) {
-        INDArray pdp = p.mul(dp);
-        INDArray rowSum = pdp.sum(true, p.rank() - 1);
-        // dS = p * dp - p * sum(p * dp)
-        return pdp.subi(p.mul(rowSum));
+        // dS = p * (dp - sum(p * dp)), rows as a 2-D view, computed in place on dp's copy
+        long cols = p.size(p.rank() - 1);
+        INDArray p2 = p.reshape('c', p.length() / cols, cols);
+        INDArray d2 = dp.dup('c').reshape('c', p.length() / cols, cols);
+        INDArray rowSum = p2.mul(d2).sum(1);
+        return d2.subiColumnVector(rowSum.reshape(rowSum.length(), 1)).muli(p2).reshape(p.shape());
     }
 
     @Override

@@ -36,10 +36,11 @@ public record CollieConfig(
         @JsonProperty("shuffle") boolean shuffle,
         @JsonProperty("dp_size") int dpSize,
         @JsonProperty("tp_size") int tpSize,
-        @JsonProperty("pp_size") int ppSize) {
+        @JsonProperty("pp_size") int ppSize,
+        @JsonProperty("worker_threads") int workerThreads) {
 
     private static final CollieConfig DEFAULTS = new CollieConfig(42, 1, -1, 1, 1, 0, 1, 1e-3, "constant", 0, 0.0,
-            1, false, true, 1, 1, 1);
+            1, false, true, 1, 1, 1, 1);
 
     /** Defaults: seed 42, 1 epoch, micro-batch 1, no accumulation, lr 1e-3 constant, no clipping, shuffled. */
     public static CollieConfig defaults() {
@@ -69,6 +70,7 @@ public record CollieConfig(
         positive("dp_size", dpSize);
         positive("tp_size", tpSize);
         positive("pp_size", ppSize);
+        positive("worker_threads", workerThreads);
         if (evalPerNSteps < 0) {
             throw bad("eval_per_n_steps", evalPerNSteps, "must be >= 0 (0 turns evaluation off)");
         }
@@ -147,6 +149,7 @@ public record CollieConfig(
             public int dp_size;
             public int tp_size;
             public int pp_size;
+            public int worker_threads;
         }
 
         private final Fields fields = new Fields();
@@ -169,6 +172,7 @@ public record CollieConfig(
             fields.dp_size = c.dpSize;
             fields.tp_size = c.tpSize;
             fields.pp_size = c.ppSize;
+            fields.worker_threads = c.workerThreads;
         }
 
         public Builder seed(long v) { fields.seed = v; return this; }
@@ -188,6 +192,8 @@ public record CollieConfig(
         public Builder dpSize(int v) { fields.dp_size = v; return this; }
         public Builder tpSize(int v) { fields.tp_size = v; return this; }
         public Builder ppSize(int v) { fields.pp_size = v; return this; }
+        /** Threads that share the model and split each micro-batch's rows (see {@link StepRunner}). */
+        public Builder workerThreads(int v) { fields.worker_threads = v; return this; }
 
         /** The config, not yet validated (call {@link CollieConfig#validate()} or let the Trainer do it). */
         public CollieConfig build() {
@@ -195,7 +201,7 @@ public record CollieConfig(
             return new CollieConfig(f.seed, f.train_epochs, f.max_steps, f.train_micro_batch_size,
                     f.gradient_accumulation_steps, f.eval_per_n_steps, f.eval_batch_size, f.lr, f.lr_schedule,
                     f.warmup_steps, f.clip_grad_norm, f.log_per_n_steps, f.checkpointing, f.shuffle, f.dp_size,
-                    f.tp_size, f.pp_size);
+                    f.tp_size, f.pp_size, f.worker_threads);
         }
     }
 }

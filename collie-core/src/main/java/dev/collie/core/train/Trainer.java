@@ -13,6 +13,7 @@ import dev.collie.core.optim.GradClip;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.LrSchedule;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Kernels;
 import dev.collie.core.tensor.Workspaces;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -53,6 +54,7 @@ public final class Trainer {
     private final LrSchedule schedule;
     private final long totalSteps;
     private final CausalLmLoss lossFn = new CausalLmLoss();
+    private final StepRunner runner;
     private long globalStep;
     private int epoch;
     private final List<StepStats> history = new ArrayList<>();
@@ -65,6 +67,10 @@ public final class Trainer {
         this.evalData = b.evalData;
         this.callbacks = List.copyOf(b.callbacks);
         this.padId = b.padId;
+        this.runner = new StepRunner(model, config.workerThreads());
+        if (config.workerThreads() > 1) {
+            Backends.setOpThreads(Math.max(1, Runtime.getRuntime().availableProcessors() / config.workerThreads()));
+        }
         if (trainData.size() == 0) {
             throw new CollieException("training data is empty");
         }
@@ -204,17 +210,7 @@ public final class Trainer {
 
     /** Forward and backward of every micro-batch (gradients scaled by 1/count); returns the mean loss. */
     private double forwardBackward(List<Batch> micro) {
-        double lossSum = 0;
-        for (int i = 0; i < micro.size(); i++) {
-            Batch b = micro.get(i);
-            try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
-                Tape tape = tapeFor(b, true).setLastMicroBatch(i == micro.size() - 1);
-                INDArray logits = model.forward(tape, b.inputIds());
-                lossSum += lossFn.forward(tape, logits, b.labels());
-                model.backward(tape, lossFn.backward(tape, 1.0 / micro.size()));
-            }
-        }
-        return lossSum / micro.size();
+        return runner.forwardBackward(micro);
     }
 
     /**

@@ -55,6 +55,46 @@ class TrainerTest {
     }
 
     @Test
+    void workerThreadsSplittingUnevenRowsGiveTheSameStepsAsOneThread() {
+        // rows of different lengths (so padding, and a different count of trained tokens per part)
+        java.util.Random r = new java.util.Random(5);
+        List<dev.collie.core.data.Sample> samples = new ArrayList<>();
+        for (int i = 0; i < 9; i++) {
+            int[] ids = new int[4 + r.nextInt(9)];
+            for (int j = 0; j < ids.length; j++) {
+                ids[j] = r.nextInt(96);
+            }
+            samples.add(dev.collie.core.data.Sample.causal(ids));
+        }
+        Dataset data = dev.collie.core.data.Datasets.of(samples);
+        // plain SGD, so a weight difference is the gradient difference (Adam would magnify fp32 noise)
+        CollieConfig base = CollieConfig.builder().trainMicroBatchSize(3).gradientAccumulationSteps(1).shuffle(false)
+                .lr(0.5).build();
+        List<LlamaForCausalLM> models = new ArrayList<>();
+        List<List<StepStats>> stats = new ArrayList<>();
+        try {
+            for (int workers : new int[] {1, 2, 3}) {
+                LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+                stats.add(Trainer.builder().model(model).optimizer(new dev.collie.core.optim.Sgd(model.namedParameters()))
+                        .config(base.toBuilder().workerThreads(workers).build()).trainData(data).build().train());
+                models.add(model);
+            }
+        } finally {
+            dev.collie.core.tensor.Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
+        }
+        for (int k = 1; k < models.size(); k++) {
+            for (int s = 0; s < 3; s++) {
+                assertEquals(stats.get(0).get(s).loss(), stats.get(k).get(s).loss(), 1e-5, "loss of step " + s);
+            }
+            LlamaForCausalLM other = models.get(k);
+            models.get(0).namedParameters().forEach((n, p) -> {
+                double d = LlamaParityTest.maxAbsDiff(p.data(), other.namedParameters().get(n).data());
+                assertTrue(d < 1e-6, n + " differs by " + d);
+            });
+        }
+    }
+
+    @Test
     void callbacksSeeEveryEventInOrderAndEvaluationReportsPerplexity() {
         List<String> events = new ArrayList<>();
         Callback recorder = new Callback() {

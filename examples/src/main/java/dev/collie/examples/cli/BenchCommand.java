@@ -5,7 +5,9 @@ import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Workspaces;
+import dev.collie.core.data.Batch;
 import dev.collie.core.train.Memory;
+import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -17,6 +19,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /** {@code collie bench}: trains a random LLaMA on random tokens and reports speed and memory. */
@@ -36,6 +39,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tie-embeddings") boolean tie;
     @Option(names = "--checkpointing", description = "recompute each block in backward") boolean checkpointing;
     @Option(names = "--profile", description = "print time per pipeline layer, loss and optimizer") boolean profile;
+    @Option(names = "--workers", description = "threads sharing the model, each taking part of the batch's rows"
+            + " with single-threaded ops (default: 1)", defaultValue = "1") int workers;
     @Mixin OptimizerOptions opt;
 
     @Override
@@ -49,9 +54,13 @@ final class BenchCommand implements Callable<Integer> {
         Optimizer optimizer = opt.create(model.namedParameters());
         CausalLmLoss loss = new CausalLmLoss();
         long params = model.parameterCount();
-        System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s; ND4J %s%n",
-                params, hidden, layers, heads, cfg.numKeyValueHeads(), vocab, batch, seq, opt.name,
-                Backends.nativeVariant());
+        System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
+                        + " ND4J %s; %d worker thread(s)%n", params, hidden, layers, heads, cfg.numKeyValueHeads(), vocab,
+                batch, seq, opt.name, Backends.nativeVariant(), workers);
+        if (workers > 1) {
+            Backends.setOpThreads(Math.max(1, Runtime.getRuntime().availableProcessors() / workers));
+        }
+        StepRunner runner = new StepRunner(model, workers);
         double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;
@@ -61,11 +70,7 @@ final class BenchCommand implements Callable<Integer> {
             if (profile && s == steps - 1) {
                 lastLoss = profiledStep(model, loss, optimizer, ids);
             } else {
-                try (MemoryWorkspace ws = Workspaces.open("bench")) {
-                    Tape tape = Tape.forTraining(batch, seq);
-                    lastLoss = loss.forward(tape, model.forward(tape, ids), ids);
-                    model.backward(tape, loss.backward(tape, 1.0));
-                }
+                lastLoss = runner.forwardBackward(List.of(new Batch(ids, ids, Nd4j.onesLike(ids))));
                 optimizer.step(opt.lr);
             }
             double sec = (System.nanoTime() - t0) / 1e9;
@@ -124,7 +129,9 @@ final class BenchCommand implements Callable<Integer> {
             lossMs = (System.nanoTime() - t) / 1e6;
             for (int i = layers.size() - 1; i >= 0; i--) {
                 t = System.nanoTime();
-                d = layers.get(i).backward(tape, d);
+                var layer = layers.get(i);
+                INDArray dy = d;
+                d = Workspaces.scratch(() -> layer.backward(tape, dy));   // as LlamaForCausalLM.backward does
                 bwd[i] = (System.nanoTime() - t) / 1e6;
             }
         }

@@ -1,0 +1,134 @@
+package dev.collie.core.train;
+
+import dev.collie.core.data.Batch;
+import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.nn.Tape;
+import dev.collie.core.tensor.Workspaces;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.indexing.NDArrayIndex;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+/**
+ * Forward and backward of one optimizer step's micro-batches. With {@code workers > 1} the rows of each
+ * micro-batch are split across that many threads that share the model (each with its own tape and
+ * workspace; gradients meet in the parameters' buffers): on a few cores, several single-threaded
+ * streams of ND4J ops beat one stream of two-threaded ops, whose per-op fork/join leaves a core idle
+ * (docs/design-notes.md). Each part's loss gradient is weighted by its share of the counted tokens, so
+ * the result is the gradient of the micro-batch's token mean, as with one thread.
+ */
+public final class StepRunner implements AutoCloseable {
+    private static final String WORKSPACE = "collie-micro-batch";
+
+    private final LanguageModel model;
+    private final int workers;
+    private final ExecutorService pool;
+
+    public StepRunner(LanguageModel model, int workers) {
+        if (workers < 1) {
+            throw new IllegalArgumentException("workers must be >= 1, got " + workers);
+        }
+        this.model = model;
+        this.workers = workers;
+        this.pool = workers == 1 ? null : Executors.newFixedThreadPool(workers - 1, r -> {
+            Thread t = new Thread(r, "collie-worker");
+            t.setDaemon(true);
+            return t;
+        });
+    }
+
+    public int workers() {
+        return workers;
+    }
+
+    /** Runs every micro-batch (gradients scaled by 1/count); returns the mean of the micro-batch losses. */
+    public double forwardBackward(List<Batch> micro) {
+        double lossSum = 0;
+        for (int i = 0; i < micro.size(); i++) {
+            lossSum += forwardBackward(micro.get(i), i == micro.size() - 1, 1.0 / micro.size());
+        }
+        return lossSum / micro.size();
+    }
+
+    /** One micro-batch; its gradient is scaled by {@code scale}; returns its token-mean loss. */
+    private double forwardBackward(Batch b, boolean last, double scale) {
+        int parts = Math.min(workers, b.rows());
+        Tape root = Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(last);
+        if (parts == 1) {
+            return part(root, b, scale);
+        }
+        List<Batch> slices = new ArrayList<>();
+        long[] counted = new long[parts];
+        long total = 0;
+        for (int p = 0; p < parts; p++) {
+            int r0 = (int) ((long) b.rows() * p / parts);
+            int r1 = (int) ((long) b.rows() * (p + 1) / parts);
+            slices.add(slice(b, r0, r1));
+            counted[p] = CausalLmLoss.countedTokens(slices.get(p).labels());
+            total += counted[p];
+        }
+        double[] share = new double[parts];
+        for (int p = 0; p < parts; p++) {
+            share[p] = total == 0 ? 1.0 / parts : (double) counted[p] / total;
+        }
+        List<Future<Double>> futures = new ArrayList<>();
+        for (int p = 1; p < parts; p++) {
+            Batch s = slices.get(p);
+            double w = share[p];
+            futures.add(pool.submit(() -> part(root.sibling(s.rows(), s.seqLen()), s, scale * w)));
+        }
+        double loss = weighted(part(root.sibling(slices.get(0).rows(), b.seqLen()), slices.get(0), scale * share[0]),
+                share[0]);
+        for (int p = 1; p < parts; p++) {
+            try {
+                loss += weighted(futures.get(p - 1).get(), share[p]);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for a worker", e);
+            } catch (ExecutionException e) {
+                throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+            }
+        }
+        return loss;
+    }
+
+    /** A part with no counted token has a NaN loss and contributes nothing. */
+    private static double weighted(double loss, double share) {
+        return share == 0 ? 0 : loss * share;
+    }
+
+    /** Forward and backward of rows {@code s} on the current thread, gradient scaled by {@code gradScale}. */
+    private double part(Tape tape, Batch s, double gradScale) {
+        if (s.tokenCount() < (long) s.rows() * s.seqLen()) {
+            tape.setAttentionMask(s.attentionMask());
+        }
+        CausalLmLoss lossFn = new CausalLmLoss();
+        try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
+            INDArray logits = model.forward(tape, s.inputIds());
+            double loss = lossFn.forward(tape, logits, s.labels());
+            model.backward(tape, lossFn.backward(tape, gradScale));
+            return loss;
+        }
+    }
+
+    private static Batch slice(Batch b, int r0, int r1) {
+        return new Batch(rows(b.inputIds(), r0, r1), rows(b.labels(), r0, r1), rows(b.attentionMask(), r0, r1));
+    }
+
+    private static INDArray rows(INDArray a, int r0, int r1) {
+        return a.get(NDArrayIndex.interval(r0, r1), NDArrayIndex.all()).dup('c');
+    }
+
+    @Override
+    public void close() {
+        if (pool != null) {
+            pool.shutdownNow();
+        }
+    }
+}
