@@ -40,7 +40,7 @@ public record CollieConfig(
         @JsonProperty("worker_threads") int workerThreads) {
 
     private static final CollieConfig DEFAULTS = new CollieConfig(42, 1, -1, 1, 1, 0, 1, 1e-3, "constant", 0, 0.0,
-            1, false, true, 1, 1, 1, 1);
+            1, false, true, 1, 1, 1, 0);
 
     /** Defaults: seed 42, 1 epoch, micro-batch 1, no accumulation, lr 1e-3 constant, no clipping, shuffled. */
     public static CollieConfig defaults() {
@@ -70,7 +70,9 @@ public record CollieConfig(
         positive("dp_size", dpSize);
         positive("tp_size", tpSize);
         positive("pp_size", ppSize);
-        positive("worker_threads", workerThreads);
+        if (workerThreads < 0) {
+            throw bad("worker_threads", workerThreads, "must be >= 0 (0 = one per core)");
+        }
         if (evalPerNSteps < 0) {
             throw bad("eval_per_n_steps", evalPerNSteps, "must be >= 0 (0 turns evaluation off)");
         }
@@ -192,7 +194,7 @@ public record CollieConfig(
         public Builder dpSize(int v) { fields.dp_size = v; return this; }
         public Builder tpSize(int v) { fields.tp_size = v; return this; }
         public Builder ppSize(int v) { fields.pp_size = v; return this; }
-        /** Threads that share the model and split each micro-batch's rows (see {@link StepRunner}). */
+        /** Threads that share the model and split each micro-batch's rows, 0 = one per core (see {@link StepRunner}). */
         public Builder workerThreads(int v) { fields.worker_threads = v; return this; }
 
         /** The config, not yet validated (call {@link CollieConfig#validate()} or let the Trainer do it). */

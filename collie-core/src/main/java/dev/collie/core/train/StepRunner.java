@@ -3,6 +3,7 @@ package dev.collie.core.train;
 import dev.collie.core.data.Batch;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Workspaces;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -10,10 +11,14 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.BrokenBarrierException;
+import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Forward and backward of one optimizer step's micro-batches. With {@code workers > 1} the rows of each
@@ -24,19 +29,21 @@ import java.util.concurrent.Future;
  * the result is the gradient of the micro-batch's token mean, as with one thread.
  */
 public final class StepRunner implements AutoCloseable {
-    private static final String WORKSPACE = "collie-micro-batch";
+    /** The per-thread workspace each part's forward and backward allocate in. */
+    public static final String WORKSPACE = "collie-micro-batch";
 
     private final LanguageModel model;
     private final int workers;
     private final ExecutorService pool;
 
+    /** {@code workers} threads, or one per core when it is 0. */
     public StepRunner(LanguageModel model, int workers) {
-        if (workers < 1) {
-            throw new IllegalArgumentException("workers must be >= 1, got " + workers);
+        if (workers < 0) {
+            throw new IllegalArgumentException("workers must be >= 0, got " + workers);
         }
         this.model = model;
-        this.workers = workers;
-        this.pool = workers == 1 ? null : Executors.newFixedThreadPool(workers - 1, r -> {
+        this.workers = workers == 0 ? Runtime.getRuntime().availableProcessors() : workers;
+        this.pool = this.workers == 1 ? null : Executors.newFixedThreadPool(this.workers - 1, r -> {
             Thread t = new Thread(r, "collie-worker");
             t.setDaemon(true);
             return t;
@@ -59,9 +66,14 @@ public final class StepRunner implements AutoCloseable {
     /** One micro-batch; its gradient is scaled by {@code scale}; returns its token-mean loss. */
     private double forwardBackward(Batch b, boolean last, double scale) {
         int parts = Math.min(workers, b.rows());
+        // the cores are shared out between the parts: fewer rows than workers get multi-threaded ops
+        int opThreads = Math.max(1, Runtime.getRuntime().availableProcessors() / parts);
+        if (Backends.opThreads() != opThreads) {
+            Backends.setOpThreads(opThreads);
+        }
         Tape root = Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(last);
         if (parts == 1) {
-            return part(root, b, scale);
+            return part(root, b, scale, null);
         }
         List<Batch> slices = new ArrayList<>();
         long[] counted = new long[parts];
@@ -77,14 +89,17 @@ public final class StepRunner implements AutoCloseable {
         for (int p = 0; p < parts; p++) {
             share[p] = total == 0 ? 1.0 / parts : (double) counted[p] / total;
         }
+        // every part registers its parameter uses (forward) before any delivers a gradient (backward):
+        // otherwise a hook could fire on one part's gradient alone
+        CyclicBarrier forwardsDone = new CyclicBarrier(parts);
         List<Future<Double>> futures = new ArrayList<>();
         for (int p = 1; p < parts; p++) {
             Batch s = slices.get(p);
             double w = share[p];
-            futures.add(pool.submit(() -> part(root.sibling(s.rows(), s.seqLen()), s, scale * w)));
+            futures.add(pool.submit(() -> part(root.sibling(s.rows(), s.seqLen()), s, scale * w, forwardsDone)));
         }
-        double loss = weighted(part(root.sibling(slices.get(0).rows(), b.seqLen()), slices.get(0), scale * share[0]),
-                share[0]);
+        double loss = weighted(part(root.sibling(slices.get(0).rows(), b.seqLen()), slices.get(0), scale * share[0],
+                forwardsDone), share[0]);
         for (int p = 1; p < parts; p++) {
             try {
                 loss += weighted(futures.get(p - 1).get(), share[p]);
@@ -104,16 +119,38 @@ public final class StepRunner implements AutoCloseable {
     }
 
     /** Forward and backward of rows {@code s} on the current thread, gradient scaled by {@code gradScale}. */
-    private double part(Tape tape, Batch s, double gradScale) {
+    private double part(Tape tape, Batch s, double gradScale, CyclicBarrier forwardsDone) {
         if (s.tokenCount() < (long) s.rows() * s.seqLen()) {
             tape.setAttentionMask(s.attentionMask());
         }
         CausalLmLoss lossFn = new CausalLmLoss();
         try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
-            INDArray logits = model.forward(tape, s.inputIds());
-            double loss = lossFn.forward(tape, logits, s.labels());
+            double loss;
+            try {
+                INDArray logits = model.forward(tape, s.inputIds());
+                loss = lossFn.forward(tape, logits, s.labels());
+            } catch (RuntimeException | Error e) {
+                if (forwardsDone != null) {
+                    forwardsDone.reset();     // the other workers fail fast instead of waiting
+                }
+                throw e;
+            }
+            if (forwardsDone != null) {
+                await(forwardsDone);
+            }
             model.backward(tape, lossFn.backward(tape, gradScale));
             return loss;
+        }
+    }
+
+    private static void await(CyclicBarrier barrier) {
+        try {
+            barrier.await(10, TimeUnit.MINUTES);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while waiting for the other workers' forward", e);
+        } catch (BrokenBarrierException | TimeoutException e) {
+            throw new IllegalStateException("another worker failed before finishing its forward", e);
         }
     }
 

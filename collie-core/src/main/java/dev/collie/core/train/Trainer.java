@@ -13,7 +13,6 @@ import dev.collie.core.optim.GradClip;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.LrSchedule;
 import dev.collie.core.optim.Optimizer;
-import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Kernels;
 import dev.collie.core.tensor.Workspaces;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -68,9 +67,6 @@ public final class Trainer {
         this.callbacks = List.copyOf(b.callbacks);
         this.padId = b.padId;
         this.runner = new StepRunner(model, config.workerThreads());
-        if (config.workerThreads() > 1) {
-            Backends.setOpThreads(Math.max(1, Runtime.getRuntime().availableProcessors() / config.workerThreads()));
-        }
         if (trainData.size() == 0) {
             throw new CollieException("training data is empty");
         }

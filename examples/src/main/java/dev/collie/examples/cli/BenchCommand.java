@@ -40,7 +40,7 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--checkpointing", description = "recompute each block in backward") boolean checkpointing;
     @Option(names = "--profile", description = "print time per pipeline layer, loss and optimizer") boolean profile;
     @Option(names = "--workers", description = "threads sharing the model, each taking part of the batch's rows"
-            + " with single-threaded ops (default: 1)", defaultValue = "1") int workers;
+            + " (default 0: one per core)", defaultValue = "0") int workers;
     @Mixin OptimizerOptions opt;
 
     @Override
@@ -54,13 +54,10 @@ final class BenchCommand implements Callable<Integer> {
         Optimizer optimizer = opt.create(model.namedParameters());
         CausalLmLoss loss = new CausalLmLoss();
         long params = model.parameterCount();
+        StepRunner runner = new StepRunner(model, workers);
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
                         + " ND4J %s; %d worker thread(s)%n", params, hidden, layers, heads, cfg.numKeyValueHeads(), vocab,
-                batch, seq, opt.name, Backends.nativeVariant(), workers);
-        if (workers > 1) {
-            Backends.setOpThreads(Math.max(1, Runtime.getRuntime().availableProcessors() / workers));
-        }
-        StepRunner runner = new StepRunner(model, workers);
+                batch, seq, opt.name, Backends.nativeVariant(), runner.workers());
         double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;
@@ -100,7 +97,7 @@ final class BenchCommand implements Callable<Integer> {
                         + " optimizer state %.1f MiB (%.1f bytes/parameter together), activations workspace %.1f MiB%n",
                 Memory.peakResidentBytes() / 1048576.0, Memory.peakResidentBytes() / (double) params,
                 paramBytes / 1048576.0, gradBytes / 1048576.0, optimizer.stateBytes() / 1048576.0,
-                (double) (paramBytes + gradBytes + optimizer.stateBytes()) / params, Workspaces.size("bench") / 1048576.0);
+                (double) (paramBytes + gradBytes + optimizer.stateBytes()) / params, Workspaces.size(StepRunner.WORKSPACE) / 1048576.0);
         System.out.printf("resident: %.1f MiB after the first timed step, %.1f MiB after the last (%d steps)%n",
                 rssFirst / 1048576.0, Memory.residentBytes() / 1048576.0, steps);
         System.out.printf("tokens/s: %.1f%n", tokens / median);
@@ -109,6 +106,7 @@ final class BenchCommand implements Callable<Integer> {
 
     /** One step with a timer around each pipeline layer's forward and backward, the loss and the optimizer. */
     private double profiledStep(LlamaForCausalLM model, CausalLmLoss loss, Optimizer optimizer, INDArray ids) {
+        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());   // one stream: all cores per op
         var layers = model.pipelineLayers();
         double[] fwd = new double[layers.size()];
         double[] bwd = new double[layers.size()];
