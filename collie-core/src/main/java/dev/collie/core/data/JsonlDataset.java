@@ -9,14 +9,8 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.CollieException;
 import java.io.BufferedInputStream;
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CharsetDecoder;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -198,27 +192,9 @@ public final class JsonlDataset implements Dataset {
         }
 
         void readLines(InputStream in) throws IOException {
-            CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
-                    .onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT);
-            BufferedReader reader = new BufferedReader(new InputStreamReader(in, decoder), 1 << 16);
-            int lineNo = 0;
-            while (true) {
-                String line;
-                try {
-                    line = reader.readLine();
-                } catch (CharacterCodingException e) {
-                    throw new CollieException(file + ":" + (lineNo + 1) + ": not valid UTF-8 text", e);
-                }
-                if (line == null) {
-                    return;
-                }
-                lineNo++;
-                if (lineNo == 1 && line.startsWith("\uFEFF")) {
-                    line = line.substring(1);
-                }
+            Utf8Lines.read(in, file, (line, lineNo) -> {
                 if (line.isBlank()) {
-                    continue;
+                    return;
                 }
                 JsonNode node;
                 try {
@@ -228,7 +204,7 @@ public final class JsonlDataset implements Dataset {
                             + column(e.getLocation()) + ": " + firstLine(e.getOriginalMessage()), e);
                 }
                 add(node, lineNo);
-            }
+            });
         }
 
         void readArray(InputStream in) throws IOException {

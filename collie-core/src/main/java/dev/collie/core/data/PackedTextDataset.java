@@ -1,13 +1,8 @@
 package dev.collie.core.data;
 
 import dev.collie.core.CollieException;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStreamReader;
-import java.nio.charset.CharacterCodingException;
-import java.nio.charset.CharsetDecoder;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
+import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
@@ -57,28 +52,8 @@ public final class PackedTextDataset implements Dataset {
             throw new CollieException("seq_len must be >= 1 to pack " + txtFile + ", got " + seqLen);
         }
         Packer packer = new Packer(txtFile, tok, vocabSizeOrZero);
-        CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT)
-                .onUnmappableCharacter(CodingErrorAction.REPORT);
-        try (BufferedReader reader = new BufferedReader(
-                new InputStreamReader(Files.newInputStream(txtFile), decoder), 1 << 16)) {
-            int lineNo = 0;
-            while (true) {
-                String line;
-                try {
-                    line = reader.readLine();
-                } catch (CharacterCodingException e) {
-                    throw new CollieException(txtFile + ":" + (lineNo + 1) + ": not valid UTF-8 text", e);
-                }
-                if (line == null) {
-                    break;
-                }
-                lineNo++;
-                if (lineNo == 1 && line.startsWith("\uFEFF")) {
-                    line = line.substring(1);
-                }
-                packer.line(line, lineNo);
-            }
+        try (InputStream in = Files.newInputStream(txtFile)) {
+            Utf8Lines.read(in, txtFile, packer::line);
             packer.endDocument();
         } catch (NoSuchFileException e) {
             throw new CollieException("data file not found: " + txtFile);
