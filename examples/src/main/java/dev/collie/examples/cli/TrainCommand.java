@@ -83,6 +83,9 @@ final class TrainCommand implements Callable<Integer> {
     Double clipGradNorm;
     @Option(names = "--checkpointing", description = "recompute each block in backward (less memory)")
     boolean checkpointing;
+    @Option(names = "--workers", paramLabel = "N",
+            description = "threads sharing the model, each taking part of every micro-batch's rows (default: one per core)")
+    Integer workers;
     @Option(names = "--config", paramLabel = "FILE", description = "CoLLiE config (.json or .yaml) to start from")
     Path configFile;
     @Option(names = "--loss-png", paramLabel = "FILE", description = "write the loss curve to this PNG")
@@ -226,6 +229,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (checkpointing) {
             b.checkpointing(true);
+        }
+        if (workers != null) {
+            b.workerThreads(workers);
         }
         return b.build();
     }
