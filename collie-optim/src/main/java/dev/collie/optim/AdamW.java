@@ -16,6 +16,9 @@ import java.util.Map;
  * Defaults lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.01. State: 8 bytes per fp32 parameter.
  */
 public final class AdamW extends PerParameterOptimizer {
+    /** The default learning rate. */
+    public static final double DEFAULT_LR = 1e-3;
+
     private final double beta1;
     private final double beta2;
     private final double eps;

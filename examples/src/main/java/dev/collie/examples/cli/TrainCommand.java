@@ -224,7 +224,7 @@ final class TrainCommand implements Callable<Integer> {
         if (warmup != null) {
             b.warmupSteps(warmup);
         }
-        if (clipGradNorm != null) {
+        if (clipGradNorm != null && !opt.consumesClipGradNorm()) {
             b.clipGradNorm(clipGradNorm);
         }
         if (checkpointing) {
