@@ -6,6 +6,9 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.factory.Nd4j;
 
+import static org.nd4j.linalg.indexing.NDArrayIndex.all;
+import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
+
 /**
  * Causal self-attention with rotary embeddings and grouped-query attention (LLaMA's {@code self_attn}):
  * {@code heads} query heads share {@code kvHeads} key/value heads, {@code heads/kvHeads} each.
@@ -20,7 +23,24 @@ public final class Attention extends Module implements Layer {
     private final int headDim;
     private final RotaryEmbedding rope;
 
-    private record Saved(INDArray q, INDArray k, INDArray v, INDArray p) {
+    /** What backward needs; {@code prefix} is the number of leading key positions that came from a {@link Prefix}. */
+    private record Saved(INDArray q, INDArray k, INDArray v, INDArray p, int prefix) {
+    }
+
+    /**
+     * Keys and values that attention puts in front of its own (prefix tuning), set on the tape with
+     * {@link Tape#setAttentionPrefix}. Every query sees them; they are used as given (no rotary embedding,
+     * as Hugging Face uses past key values), and the positions of the real tokens start after them.
+     */
+    public interface Prefix {
+        /** Number of prefix positions. */
+        int length();
+
+        /** Keys and values {@code [batch, kvHeads, length, headDim]} for {@code attention}. */
+        INDArray[] keysValues(Tape tape, Attention attention);
+
+        /** Receives the gradients (same shapes) of the keys and values {@link #keysValues} gave {@code attention}. */
+        void backward(Tape tape, Attention attention, INDArray dKeys, INDArray dValues);
     }
 
     public Attention(long hidden, int heads, int kvHeads, int headDim, boolean bias, RotaryEmbedding rope,
@@ -66,16 +86,27 @@ public final class Attention extends Module implements Layer {
         INDArray kh = toHeads(k, b, t, kvHeads);
         INDArray vh = toHeads(v, b, t, kvHeads);
         if (tape.kvCache() != null) {
+            if (tape.attentionPrefix() != null) {
+                throw new IllegalStateException("a tape with both a KV cache and an attention prefix:"
+                        + " put the prefix into the cache instead");
+            }
             INDArray[] full = tape.kvCache().append(this, kh, vh);
             kh = full[0];
             vh = full[1];
+        }
+        int prefix = 0;
+        if (tape.attentionPrefix() != null) {
+            INDArray[] pkv = tape.attentionPrefix().keysValues(tape, this);
+            prefix = (int) pkv[0].size(2);
+            kh = Nd4j.concat(2, pkv[0].castTo(kh.dataType()), kh);
+            vh = Nd4j.concat(2, pkv[1].castTo(vh.dataType()), vh);
         }
         long tk = kh.size(2);
         INDArray scores = Kernels.get().matmul(qh, kh, false, true);
         addMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk);
         INDArray p = Kernels.get().softmax(scores);
         INDArray o = Kernels.get().matmul(p, vh, false, false);
-        tape.save(this, new Saved(qh, kh, vh, p));
+        tape.save(this, new Saved(qh, kh, vh, p, prefix));
         return layer("o_proj").forward(tape, fromHeads(o.reshape('c', b, heads, t, headDim), b, t, heads));
     }
 
@@ -92,6 +123,15 @@ public final class Attention extends Module implements Layer {
         INDArray dS = Kernels.get().softmaxBackward(s.p, dP);
         INDArray dQ = Kernels.get().matmul(dS, s.k, false, false).muli(1.0 / Math.sqrt(headDim));
         INDArray dK = Kernels.get().matmul(dS, s.q, true, false);
+        INDArray dKp = null;
+        INDArray dVp = null;
+        if (s.prefix > 0) {
+            long tk = dK.size(2);
+            dKp = dK.get(all(), all(), interval(0, s.prefix), all());
+            dVp = dV.get(all(), all(), interval(0, s.prefix), all());
+            dK = dK.get(all(), all(), interval(s.prefix, tk), all());
+            dV = dV.get(all(), all(), interval(s.prefix, tk), all());
+        }
         INDArray dq = fromHeads(dQ.reshape('c', b, heads, t, headDim), b, t, heads);
         INDArray dk = fromHeads(dK, b, t, kvHeads);
         INDArray dv = fromHeads(dV, b, t, kvHeads);
@@ -99,7 +139,11 @@ public final class Attention extends Module implements Layer {
         dk = rope.backward(dk, rope.tables(tape, kvHeads, dk.dataType()), kvHeads);
         INDArray dx = layer("q_proj").backward(tape, dq);
         dx.addi(layer("k_proj").backward(tape, dk));
-        return dx.addi(layer("v_proj").backward(tape, dv));
+        dx.addi(layer("v_proj").backward(tape, dv));
+        if (dKp != null) {
+            tape.attentionPrefix().backward(tape, this, dKp, dVp);
+        }
+        return dx;
     }
 
     private INDArray toHeads(INDArray rows, int b, int t, int n) {

@@ -14,6 +14,8 @@ public final class Parameter {
     private INDArray data;
     private INDArray grad;
     private boolean hasGrad;
+    /** The caller's array, lent to a hook for the duration of the call (see {@link #accumulateGrad}). */
+    private INDArray lent;
     private boolean trainable = true;
     private GradientHook hook = GradientHook.KEEP;
 
@@ -59,7 +61,7 @@ public final class Parameter {
 
     /** The accumulated gradient of this step, or null when none has arrived (or it was consumed). */
     public INDArray grad() {
-        return hasGrad ? grad : null;
+        return lent != null ? lent : hasGrad ? grad : null;
     }
 
     /**
@@ -68,6 +70,7 @@ public final class Parameter {
      */
     public void zeroGrad() {
         hasGrad = false;
+        lent = null;
     }
 
     /** Bytes held by this parameter's gradient buffer (kept between steps; 0 once released). */
@@ -78,6 +81,7 @@ public final class Parameter {
     /** Drops the gradient and frees its buffer at once (fused-backward optimizers keep no gradients). */
     public void releaseGrad() {
         hasGrad = false;
+        lent = null;
         if (grad != null) {
             grad.close();
             grad = null;
@@ -103,6 +107,28 @@ public final class Parameter {
         if (!trainable) {
             throw new IllegalStateException("gradient delivered to a frozen parameter");
         }
+        boolean complete = tape.release(this);
+        if (complete && !hasGrad && hook != GradientHook.KEEP) {
+            // the whole gradient in one piece, for a hook that consumes it (LOMO): lend the caller's
+            // array instead of copying it, so no parameter-sized buffer is ever allocated for it
+            lent = g;
+            try {
+                hook.onGradientReady(this);
+            } finally {
+                if (lent != null) {      // the hook kept the gradient: it must outlive the caller's array
+                    lent = null;
+                    store(g);
+                }
+            }
+            return;
+        }
+        store(g);
+        if (complete) {
+            hook.onGradientReady(this);
+        }
+    }
+
+    private void store(INDArray g) {
         if (hasGrad) {
             grad.addi(g);
         } else {
@@ -115,9 +141,6 @@ public final class Parameter {
             grad.assign(g);
         }
         hasGrad = true;
-        if (tape.release(this)) {
-            hook.onGradientReady(this);
-        }
     }
 
     @Override

@@ -25,6 +25,7 @@ public final class Tape {
         int pastLength;
         INDArray attentionMask;
         KvCache kvCache;
+        Attention.Prefix attentionPrefix;
 
         Shared(GradState grads) {
             this.grads = grads;
@@ -113,9 +114,12 @@ public final class Tape {
         return shared.seqLen;
     }
 
-    /** Tokens already in the KV cache before this forward (0 in training): the position of the first row. */
+    /**
+     * Positions before this forward's first row: the tokens already in the KV cache plus the length of an
+     * {@link #attentionPrefix() attention prefix} (0 in plain training): the position of the first row.
+     */
     public int pastLength() {
-        return shared.pastLength;
+        return shared.pastLength + (shared.attentionPrefix == null ? 0 : shared.attentionPrefix.length());
     }
 
     /** The {@code [batch, past + seqLen]} mask, 1 for real tokens and 0 for padding; null when all are real. */
@@ -130,6 +134,20 @@ public final class Tape {
 
     public KvCache kvCache() {
         return shared.kvCache;
+    }
+
+    /** Learned keys and values every attention layer puts before its own (prefix tuning), or null. */
+    public Attention.Prefix attentionPrefix() {
+        return shared.attentionPrefix;
+    }
+
+    /**
+     * Sets the keys and values every attention layer puts before its own (prefix tuning); positions then start
+     * after them, and an attention mask must cover them ({@code [batch, prefix + seqLen]}).
+     */
+    public Tape setAttentionPrefix(Attention.Prefix prefix) {
+        shared.attentionPrefix = prefix;
+        return this;
     }
 
     /** Attaches a KV cache (generation); positions then start at the cache's current length. */

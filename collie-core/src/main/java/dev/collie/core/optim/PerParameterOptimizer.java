@@ -21,7 +21,10 @@ import java.util.Map;
  * The optimizer SPI: a step-style optimizer written as one small class, a list of per-parameter state
  * tensors and an element-wise update rule. State is allocated (zero, parameter-shaped) at the first
  * update and is saved in checkpoints as {@code <parameter>.<state name>}; temporaries of the update
- * live in a reused workspace, so a step allocates nothing new after the first.
+ * live in a reused workspace, so a step allocates nothing new after the first. Where ND4J ops run
+ * single-threaded (worker threads, see {@code StepRunner}), parameters are updated side by side on
+ * several threads: {@link #update} must touch only its own parameter's arrays (state kept outside the
+ * given {@code state} tensors needs a thread-safe map).
  */
 public abstract class PerParameterOptimizer implements Optimizer {
     private static final WorkspaceConfiguration SCRATCH = WorkspaceConfiguration.builder()

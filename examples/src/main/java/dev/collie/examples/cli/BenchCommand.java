@@ -5,6 +5,7 @@ import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Workspaces;
+import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.train.Memory;
 import dev.collie.core.train.StepRunner;
@@ -52,6 +53,10 @@ final class BenchCommand implements Callable<Integer> {
         LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
         model.setGradientCheckpointing(checkpointing);
         Optimizer optimizer = opt.create(model.namedParameters());
+        if (optimizer.fusedBackward() || optimizer instanceof dev.collie.core.optim.HessianEstimator) {
+            throw new CollieException("bench times step-style optimizers only; " + optimizer.getClass().getSimpleName()
+                    + " needs the Trainer (gradient hooks or Hessian refreshes): time it with 'collie train'");
+        }
         CausalLmLoss loss = new CausalLmLoss();
         long params = model.parameterCount();
         StepRunner runner = new StepRunner(model, workers);
