@@ -1,0 +1,114 @@
+package dev.collie.peft;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.collie.core.CollieException;
+import dev.collie.core.io.SafeTensors;
+import dev.collie.core.nn.Parameter;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * peft's adapter directory: {@code adapter_config.json} and {@code adapter_model.safetensors} (float32, metadata
+ * {@code {"format": "pt"}}). Keys: LoRA {@code base_model.model.<module>.lora_A.weight} / {@code .lora_B.weight};
+ * prompt methods one tensor {@code prompt_embeddings}, the prompt encoder's output.
+ */
+final class AdapterFiles {
+    static final String WEIGHTS = "adapter_model.safetensors";
+    static final String LORA_PREFIX = "base_model.model.";
+    static final String PROMPT_EMBEDDINGS = "prompt_embeddings";
+
+    private AdapterFiles() {
+    }
+
+    static Map<String, INDArray> tensors(PeftModel m) {
+        Map<String, INDArray> out = new TreeMap<>();
+        if (m.config().type() == PeftType.LORA) {
+            m.loraModules().forEach((name, l) -> {
+                out.put(LORA_PREFIX + name + ".lora_A.weight", f32(l.loraA().data()));
+                out.put(LORA_PREFIX + name + ".lora_B.weight", f32(l.loraB().data()));
+            });
+        } else {
+            out.put(PROMPT_EMBEDDINGS, f32(m.promptEncoder().output()));
+        }
+        return out;
+    }
+
+    private static INDArray f32(INDArray a) {
+        return a.castTo(DataType.FLOAT).dup('c');
+    }
+
+    static void save(PeftModel m, Path dir) {
+        try {
+            Files.createDirectories(dir);
+            ObjectNode json = m.config().toJson(m.shape());
+            Path tmp = dir.resolve(PeftConfig.FILE + ".tmp");
+            Files.writeString(tmp, AdapterJson.pythonStyle(json), StandardCharsets.UTF_8);
+            Files.move(tmp, dir.resolve(PeftConfig.FILE), StandardCopyOption.REPLACE_EXISTING,
+                    StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException e) {
+            throw new CollieException(dir + ": cannot write the adapter: " + e.getMessage(), e);
+        }
+        SafeTensors.write(dir.resolve(WEIGHTS), tensors(m), Map.of("format", "pt"));
+    }
+
+    /** Checks that the model-derived fields of {@code dir}'s config (token_dim, layers, heads) fit {@code m}. */
+    static void checkShape(PeftModel m, JsonNode stored, String where) {
+        ObjectNode expect = m.config().toJson(m.shape());
+        for (String f : new String[] {"token_dim", "num_layers", "num_attention_heads"}) {
+            if (expect.has(f) && !AdapterJson.isNull(stored, f) && stored.get(f).asInt() != expect.get(f).asInt()) {
+                throw new CollieException(where + ": " + f + " is " + stored.get(f).asInt() + " but the model needs "
+                        + expect.get(f).asInt() + " (an adapter for another model?)");
+            }
+        }
+    }
+
+    static void loadWeights(PeftModel m, Path dir) {
+        Path file = dir.resolve(WEIGHTS);
+        if (!Files.isRegularFile(file)) {
+            String hint = Files.isRegularFile(dir.resolve("adapter_model.bin"))
+                    ? " (it has adapter_model.bin: convert it to safetensors, e.g. with peft's save_pretrained)" : "";
+            throw new CollieException(dir + ": no " + WEIGHTS + hint);
+        }
+        try (SafeTensors st = SafeTensors.open(file)) {
+            Set<String> unused = new HashSet<>(st.names());
+            if (m.config().type() == PeftType.LORA) {
+                m.loraModules().forEach((name, l) -> {
+                    assign(st, LORA_PREFIX + name + ".lora_A.weight", l.loraA(), unused);
+                    assign(st, LORA_PREFIX + name + ".lora_B.weight", l.loraB(), unused);
+                });
+            } else {
+                assign(st, PROMPT_EMBEDDINGS, m.promptEncoder().tableParameter(), unused);
+            }
+            if (!unused.isEmpty()) {
+                throw new CollieException(file + ": tensors the adapter does not have: "
+                        + unused.stream().sorted().toList());
+            }
+        }
+    }
+
+    private static void assign(SafeTensors st, String key, Parameter p, Set<String> unused) {
+        if (!st.contains(key)) {
+            throw new CollieException(st.path() + ": tensor " + key + " is missing");
+        }
+        long[] shape = st.info(key).shape();
+        if (!Arrays.equals(shape, p.shape())) {
+            throw new CollieException(st.path() + ": tensor " + key + " has shape " + Arrays.toString(shape)
+                    + " but the adapter needs " + Arrays.toString(p.shape()));
+        }
+        INDArray v = st.load(key, p.dtype());
+        p.data().assign(v);
+        unused.remove(key);
+    }
+}

@@ -1,0 +1,464 @@
+package dev.collie.peft;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.nn.Attention;
+import dev.collie.core.nn.Embedding;
+import dev.collie.core.nn.KvCache;
+import dev.collie.core.nn.Layer;
+import dev.collie.core.nn.Linear;
+import dev.collie.core.nn.Module;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.nn.Tape;
+import dev.collie.core.tensor.Kernels;
+import dev.collie.core.tensor.Workspaces;
+import dev.collie.core.train.LanguageModel;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.nd4j.linalg.indexing.NDArrayIndex.all;
+import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
+
+/**
+ * A causal language model with a PEFT adapter, made by {@link Peft#wrap} or {@link Peft#loadAdapter}. Its module
+ * tree is the base model's (same parameter names, base parameters frozen) plus the adapter: LoRA modules in place of
+ * the targeted linear layers ({@code ...q_proj.lora_A.weight}), or a {@code prompt_encoder} for prefix tuning,
+ * prompt tuning and P-tuning ({@code prompt_encoder.embedding.weight}, {@code prompt_encoder.transform.0.weight}, ...).
+ *
+ * <p>As in peft, prompt tuning and P-tuning return logits for the virtual positions too:
+ * {@code [batch·(virtualTokens + seq), vocab]}; pad the labels with {@link #labelsFor} (-100 in front, as CoLLiE's
+ * trainer does) so the loss ignores them. Prefix tuning and LoRA return {@code [batch·seq, vocab]}.
+ * With a KV cache (generation), the prefix or the prompt enters the cache on the first call and the cache then
+ * counts the virtual positions; an attention mask given on the tape covers the real tokens only.
+ */
+public final class PeftModel extends Module implements LanguageModel {
+    private final LanguageModel base;
+    private final PeftConfig config;
+    private final ModelShape shape;
+    private final List<Layer> pipeline;
+    private final Map<String, LoraLinear> lora = new LinkedHashMap<>();
+    private final Map<String, Module> loraParents = new LinkedHashMap<>();
+    private final VirtualTokenEncoder encoder;
+    private final boolean flat;
+    private final int virtual;
+    private final List<Attention> attentions = new ArrayList<>();
+    private final IdentityHashMap<Attention, Integer> layerOf = new IdentityHashMap<>();
+    private final Embedding wordEmbedding;
+    private final DataType dtype;
+
+    /** Marks a forward that passed straight through to the base model (virtual tokens already in the KV cache). */
+    private static final Object PASS_THROUGH = new Object();
+
+    PeftModel(LanguageModel base, List<Layer> pipeline, PeftConfig config, boolean flat) {
+        this.base = base;
+        this.config = config;
+        this.pipeline = pipeline;
+        this.flat = flat;
+        Module root = base.module();
+        Map<String, Module> modules = new LinkedHashMap<>(root.namedModules());
+        Embedding emb = null;
+        for (Module m : modules.values()) {
+            if (m instanceof Attention a) {
+                layerOf.put(a, attentions.size());
+                attentions.add(a);
+            } else if (emb == null && m instanceof Embedding e && e.vocabSize() == base.vocabSize()) {
+                emb = e;
+            }
+        }
+        this.wordEmbedding = emb;
+        if (attentions.isEmpty() || emb == null) {
+            throw new CollieException("PEFT needs a model with attention layers and a word embedding of "
+                    + base.vocabSize() + " rows; " + root.getClass().getSimpleName() + " has "
+                    + attentions.size() + " attention layers" + (emb == null ? " and no such embedding" : ""));
+        }
+        Attention a0 = attentions.get(0);
+        this.shape = new ModelShape(attentions.size(), (int) emb.weight().shape()[1], a0.heads(), a0.kvHeads(),
+                a0.headDim(), base.vocabSize());
+        this.dtype = emb.weight().dtype();
+        for (Parameter p : root.parameters()) {
+            p.setTrainable(false);
+        }
+        if (config instanceof LoraConfig c) {
+            wrapLinears(c, modules);
+            this.encoder = null;
+            this.virtual = 0;
+        } else if (config instanceof PrefixTuningConfig c) {
+            int out = shape.numLayers() * 2 * shape.kvWidth();
+            this.encoder = flat || !c.prefixProjection()
+                    ? VirtualTokenEncoder.table(c.numVirtualTokens(), out, dtype)
+                    : VirtualTokenEncoder.prefixProjection(c.numVirtualTokens(), shape.kvWidth(),
+                            c.encoderHiddenSize(shape), out, dtype);
+            if (c.zeroInit() && !flat) {
+                encoder.zeroOutput();
+            }
+            this.virtual = 0;
+        } else if (config instanceof PromptTuningConfig c) {
+            this.encoder = VirtualTokenEncoder.table(c.numVirtualTokens(), shape.hidden(), dtype);
+            if (!flat) {
+                initPrompt(c);
+            }
+            this.virtual = c.numVirtualTokens();
+        } else {
+            PromptEncoderConfig c = (PromptEncoderConfig) config;
+            this.encoder = flat ? VirtualTokenEncoder.table(c.numVirtualTokens(), shape.hidden(), dtype)
+                    : VirtualTokenEncoder.promptMlp(c.numVirtualTokens(), shape.hidden(), c.encoderHiddenSize(shape),
+                            dtype);
+            this.virtual = c.numVirtualTokens();
+        }
+        if (config.type().isPromptLearning() && config.type() != PeftType.PREFIX_TUNING && pipeline == null) {
+            throw new CollieException(config.type() + " needs the model's layer list (a pipelineLayers() method, or"
+                    + " pass it to Peft.wrap) to put the virtual tokens after the embedding");
+        }
+        // the same tree as the base model, names unchanged, plus the prompt encoder
+        root.namedParameters().forEach((name, p) -> {
+            if (name.indexOf('.') < 0) {
+                registerParameter(name, p);
+            }
+        });
+        root.children().forEach(this::registerModule);
+        if (encoder != null) {
+            registerModule("prompt_encoder", encoder);
+        }
+    }
+
+    private void wrapLinears(LoraConfig c, Map<String, Module> modules) {
+        for (Map.Entry<String, Module> e : modules.entrySet()) {
+            String name = e.getKey();
+            if (!(e.getValue() instanceof Linear linear) || !c.matches(name)) {
+                continue;
+            }
+            int dot = name.lastIndexOf('.');
+            if (dot < 0 || (pipeline != null && pipeline.contains(linear))) {
+                throw new CollieException("LoRA target " + name + " is called directly by the model, not through its"
+                        + " parent module, so it cannot be wrapped (target layers inside the decoder blocks)");
+            }
+            Module parent = modules.get(name.substring(0, dot));
+            LoraLinear w = new LoraLinear(linear, c.r(), c.scaling(), c.dropout(), c.seed() * 31 + name.hashCode());
+            parent.replaceModule(name.substring(dot + 1), w);
+            lora.put(name, w);
+            loraParents.put(name, parent);
+        }
+        if (lora.isEmpty()) {
+            throw new CollieException("no linear layer matches the LoRA targets "
+                    + (c.targetRegex() != null ? "/" + c.targetRegex() + "/" : c.targets()));
+        }
+    }
+
+    private void initPrompt(PromptTuningConfig c) {
+        int n = c.numVirtualTokens();
+        long[] ids;
+        switch (c.init()) {
+            case RANDOM -> {
+                return;
+            }
+            case SAMPLE_VOCAB -> {
+                ids = new long[n];
+                INDArray r = Nd4j.rand(DataType.DOUBLE, n).muli(shape.vocab());
+                for (int i = 0; i < n; i++) {
+                    ids[i] = Math.min(shape.vocab() - 1, (long) r.getDouble(i));
+                }
+            }
+            case TEXT -> {
+                if (c.initTokenIds() == null || c.initTokenIds().isEmpty()) {
+                    throw new CollieException("prompt tuning TEXT initialisation needs the token ids of the text");
+                }
+                ids = new long[n];
+                for (int i = 0; i < n; i++) {
+                    ids[i] = c.initTokenIds().get(i % c.initTokenIds().size());
+                }
+            }
+            default -> throw new IllegalStateException();
+        }
+        INDArray rows = Nd4j.createFromArray(ids);
+        Embedding.checkIds(rows, shape.vocab());
+        encoder.tableParameter().data().assign(Kernels.get().gatherRows(wordEmbedding.weight().data(), rows));
+    }
+
+    // ---- accessors ---------------------------------------------------------------------------------------
+
+    /** The wrapped model. */
+    public LanguageModel base() {
+        return base;
+    }
+
+    public PeftConfig config() {
+        return config;
+    }
+
+    /** Layers, widths and heads of the base model, as peft records them. */
+    public ModelShape shape() {
+        return shape;
+    }
+
+    /** The LoRA modules by the dotted name of the linear layer they wrap (empty for other methods). */
+    public Map<String, LoraLinear> loraModules() {
+        return java.util.Collections.unmodifiableMap(lora);
+    }
+
+    /** The prompt encoder of prefix tuning, prompt tuning and P-tuning, or null for LoRA. */
+    public VirtualTokenEncoder promptEncoder() {
+        return encoder;
+    }
+
+    /** Whether the prompt encoder is the plain table peft stores (a loaded adapter), whatever MLP the config names. */
+    public boolean isFlattened() {
+        return flat;
+    }
+
+    /** Virtual positions in front of each sequence's logits: the prompt length for prompt tuning/P-tuning, else 0. */
+    public int virtualTokens() {
+        return virtual;
+    }
+
+    /** {@code labels} {@code [batch, seq]} with {@link #virtualTokens()} columns of -100 in front (for the loss). */
+    public INDArray labelsFor(INDArray labels) {
+        return Peft.padLabels(labels, virtual);
+    }
+
+    // ---- LanguageModel ------------------------------------------------------------------------------------
+
+    @Override
+    public Module module() {
+        return this;
+    }
+
+    @Override
+    public long vocabSize() {
+        return base.vocabSize();
+    }
+
+    @Override
+    public INDArray forward(Tape tape, INDArray inputIds) {
+        return switch (config.type()) {
+            case LORA -> base.forward(tape, inputIds);
+            case PREFIX_TUNING -> prefixForward(tape, inputIds);
+            case PROMPT_TUNING, P_TUNING -> promptForward(tape, inputIds);
+        };
+    }
+
+    @Override
+    public void backward(Tape tape, INDArray dLogits) {
+        switch (config.type()) {
+            case LORA -> base.backward(tape, dLogits);
+            case PREFIX_TUNING -> prefixBackward(tape, dLogits);
+            case PROMPT_TUNING, P_TUNING -> promptBackward(tape, dLogits);
+        }
+    }
+
+    // ---- prefix tuning ------------------------------------------------------------------------------------
+
+    /** The prefix handed to every attention layer of one forward; collects their key/value gradients. */
+    private final class PrefixState implements Attention.Prefix {
+        final INDArray kv;
+        final int batch;
+        final INDArray grad;
+
+        PrefixState(INDArray kv, int batch, INDArray grad) {
+            this.kv = kv;
+            this.batch = batch;
+            this.grad = grad;
+        }
+
+        @Override
+        public int length() {
+            return encoder.tokens();
+        }
+
+        @Override
+        public INDArray[] keysValues(Tape tape, Attention attention) {
+            return prefixKeysValues(kv, attention, batch);
+        }
+
+        @Override
+        public void backward(Tape tape, Attention attention, INDArray dKeys, INDArray dValues) {
+            int l = layer(attention);
+            int w = shape.kvWidth();
+            grad.get(all(), interval((long) 2 * l * w, (long) (2 * l + 1) * w)).addi(fromPrefixHeads(dKeys));
+            grad.get(all(), interval((long) (2 * l + 1) * w, (long) (2 * l + 2) * w)).addi(fromPrefixHeads(dValues));
+        }
+    }
+
+    private int layer(Attention a) {
+        Integer l = layerOf.get(a);
+        if (l == null) {
+            throw new IllegalStateException("an attention module that is not part of the wrapped model");
+        }
+        return l;
+    }
+
+    /**
+     * Layer {@code l}'s keys and values {@code [batch, kvHeads, n, headDim]} from the encoder output
+     * {@code [n, layers·2·kvHeads·headDim]}: per virtual token, for each layer keys then values, head after head
+     * (peft's {@code view(batch, n, layers·2, heads, headDim)} then {@code permute(2, 0, 3, 1, 4)}).
+     */
+    private INDArray[] prefixKeysValues(INDArray kv, Attention a, int batch) {
+        int l = layer(a);
+        int n = encoder.tokens();
+        int w = shape.kvWidth();
+        INDArray[] out = new INDArray[2];
+        for (int j = 0; j < 2; j++) {
+            INDArray cols = kv.get(all(), interval((long) (2 * l + j) * w, (long) (2 * l + j + 1) * w)).dup('c');
+            INDArray heads = cols.reshape('c', n, shape.kvHeads(), shape.headDim()).permute(1, 0, 2).dup('c')
+                    .reshape('c', 1, shape.kvHeads(), n, shape.headDim());
+            out[j] = batch == 1 ? heads : heads.broadcast(batch, shape.kvHeads(), n, shape.headDim());
+        }
+        return out;
+    }
+
+    /** {@code [batch, kvHeads, n, headDim]} summed over the batch, back to {@code [n, kvHeads·headDim]}. */
+    private INDArray fromPrefixHeads(INDArray d) {
+        return d.sum(0).permute(1, 0, 2).dup('c').reshape('c', encoder.tokens(), shape.kvWidth());
+    }
+
+    private INDArray prefixForward(Tape tape, INDArray ids) {
+        int b = tape.batchSize();
+        KvCache cache = tape.kvCache();
+        if (cache != null) {
+            if (cache.length() == 0) {
+                INDArray kv = encoder.forward(Tape.forInference(1, encoder.tokens()));
+                for (Attention a : attentions) {
+                    INDArray[] p = prefixKeysValues(kv, a, b);
+                    cache.append(a, p[0], p[1]);
+                }
+                cache.advance(encoder.tokens());
+                tape.setKvCache(cache);
+            }
+            extendMask(tape);
+            tape.save(this, PASS_THROUGH);
+            return base.forward(tape, ids);
+        }
+        INDArray kv = encoder.forward(tape);
+        INDArray grad = tape.isTraining() ? Nd4j.zeros(kv.dataType(), kv.shape()) : null;
+        PrefixState st = new PrefixState(kv, b, grad);
+        extendMask(tape);
+        tape.setAttentionPrefix(st);
+        tape.save(this, st);
+        return base.forward(tape, ids);
+    }
+
+    private void prefixBackward(Tape tape, INDArray dLogits) {
+        Object s = tape.pop(this);
+        base.backward(tape, dLogits);
+        if (s instanceof PrefixState st) {
+            encoder.backward(tape, st.grad);
+        }
+    }
+
+    /** Puts the prefix's n ones in front of the tape's attention mask, if it has one. */
+    private void extendMask(Tape tape) {
+        INDArray m = tape.attentionMask();
+        if (m != null) {
+            tape.setAttentionMask(Nd4j.concat(1, Nd4j.ones(m.dataType(), m.size(0), encoder.tokens()), m));
+        }
+    }
+
+    // ---- prompt tuning / P-tuning -------------------------------------------------------------------------
+
+    private INDArray promptForward(Tape tape, INDArray ids) {
+        int b = tape.batchSize();
+        int t = tape.seqLen();
+        int n = virtual;
+        KvCache cache = tape.kvCache();
+        if (cache != null && cache.length() > 0) {
+            extendMask(tape);
+            tape.save(this, PASS_THROUGH);
+            return base.forward(tape, ids);
+        }
+        INDArray emb = pipeline.get(0).forward(tape, ids);
+        INDArray prompts = encoder.forward(tape);
+        long h = emb.size(1);
+        INDArray x = Nd4j.concat(1, prompts.reshape('c', 1, n, h).broadcast(b, n, h), emb.reshape('c', b, t, h))
+                .reshape('c', (long) b * (n + t), h);
+        Tape inner = tape.sibling(b, n + t);
+        if (tape.attentionMask() != null) {
+            INDArray m = tape.attentionMask();
+            inner.setAttentionMask(Nd4j.concat(1, Nd4j.ones(m.dataType(), b, n), m));
+        }
+        if (cache != null) {
+            inner.setKvCache(cache);
+        }
+        for (int i = 1; i < pipeline.size(); i++) {
+            x = pipeline.get(i).forward(inner, x);
+        }
+        if (cache != null) {
+            cache.advance(n);   // the caller advances by the real tokens
+        }
+        tape.save(this, inner);
+        return x;
+    }
+
+    private void promptBackward(Tape tape, INDArray dLogits) {
+        Object s = tape.pop(this);
+        if (!(s instanceof Tape inner)) {
+            base.backward(tape, dLogits);
+            return;
+        }
+        int b = tape.batchSize();
+        int t = tape.seqLen();
+        int n = virtual;
+        INDArray d = dLogits;
+        for (int i = pipeline.size() - 1; i >= 1; i--) {
+            Layer layer = pipeline.get(i);
+            INDArray dy = d;
+            d = Workspaces.scratch(() -> layer.backward(inner, dy));
+        }
+        long h = d.size(1);
+        INDArray d3 = d.reshape('c', b, n + t, h);
+        INDArray dPrompt = d3.get(all(), interval(0, n), all()).sum(0);
+        INDArray dReal = d3.get(all(), interval(n, n + t), all()).dup('c').reshape('c', (long) b * t, h);
+        pipeline.get(0).backward(tape, dReal);
+        encoder.backward(tape, dPrompt);
+    }
+
+    // ---- LoRA merging ---------------------------------------------------------------------------------------
+
+    /** Folds every LoRA adapter into its base weight (the forward then costs what the base model's does). */
+    public void merge() {
+        lora.values().forEach(LoraLinear::merge);
+    }
+
+    /** Takes the adapters out of the base weights again. */
+    public void unmerge() {
+        lora.values().forEach(LoraLinear::unmerge);
+    }
+
+    /**
+     * Merges the LoRA adapters and puts the original linear layers back: the base model, now carrying the adapted
+     * weights under its own names, ready to save as a Hugging Face checkpoint. This wrapper is unusable afterwards.
+     */
+    public LanguageModel mergeAndUnload() {
+        if (config.type() != PeftType.LORA) {
+            throw new CollieException("only LoRA adapters can be merged into the base weights; "
+                    + config.type() + " adds virtual tokens");
+        }
+        for (Map.Entry<String, LoraLinear> e : lora.entrySet()) {
+            e.getValue().merge();
+            String name = e.getKey();
+            loraParents.get(name).replaceModule(name.substring(name.lastIndexOf('.') + 1), e.getValue().base());
+        }
+        lora.clear();
+        for (Parameter p : base.module().parameters()) {
+            p.setTrainable(true);
+        }
+        return base;
+    }
+
+    // ---- files ------------------------------------------------------------------------------------------------
+
+    /** Writes {@code adapter_config.json} and {@code adapter_model.safetensors} as peft's {@code save_pretrained}. */
+    public void saveAdapter(Path dir) {
+        AdapterFiles.save(this, dir);
+    }
+
+    /** Reads the adapter weights of {@code dir} (saved by collie or peft) into this model's adapter. */
+    public void loadAdapterWeights(Path dir) {
+        AdapterFiles.loadWeights(this, dir);
+    }
+}

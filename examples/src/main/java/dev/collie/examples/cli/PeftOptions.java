@@ -1,0 +1,181 @@
+package dev.collie.examples.cli;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.train.LanguageModel;
+import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.peft.LoraConfig;
+import dev.collie.peft.Peft;
+import dev.collie.peft.PeftConfig;
+import dev.collie.peft.PeftModel;
+import dev.collie.peft.PeftType;
+import dev.collie.peft.PrefixTuningConfig;
+import dev.collie.peft.PromptEncoderConfig;
+import dev.collie.peft.PromptTuningConfig;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * PEFT flags shared by {@code train} and {@code score} (a picocli mixin): a new LoRA adapter ({@code --lora-r}),
+ * prefix ({@code --prefix-tokens}), prompt ({@code --prompt-tokens}) or P-tuning
+ * ({@code --prompt-tokens} with {@code --prompt-encoder-hidden}), or an existing adapter directory
+ * ({@code --adapter}, Hugging Face peft's format). {@code --merge} (LoRA) folds the adapter into the base weights:
+ * {@code train} then saves a full Hugging Face model instead of the adapter directory.
+ */
+final class PeftOptions {
+    @Option(names = "--lora-r", paramLabel = "R", description = "train a LoRA adapter of rank R (base weights frozen)")
+    Integer loraR;
+    @Option(names = "--lora-alpha", paramLabel = "A",
+            description = "LoRA alpha; the update is scaled by A/R (default 8)")
+    Double loraAlpha;
+    @Option(names = "--lora-dropout", paramLabel = "P",
+            description = "dropout on the LoRA input in training (default 0)")
+    Double loraDropout;
+    @Option(names = "--lora-targets", paramLabel = "NAMES",
+            description = "modules to adapt: names separated by commas (default q_proj,v_proj), or one regular"
+                    + " expression matched against the whole module name, e.g. '.*mlp.*'")
+    String loraTargets;
+    @Option(names = "--prefix-tokens", paramLabel = "N", description = "train N key/value prefix positions per layer")
+    Integer prefixTokens;
+    @Option(names = "--prefix-projection", paramLabel = "H",
+            description = "prefix tuning through peft's reparameterisation MLP of width H")
+    Integer prefixProjection;
+    @Option(names = "--prompt-tokens", paramLabel = "N", description = "train N virtual prompt tokens (prompt tuning)")
+    Integer promptTokens;
+    @Option(names = "--prompt-encoder-hidden", paramLabel = "H",
+            description = "with --prompt-tokens: P-tuning, the prompt from an MLP of width H")
+    Integer promptEncoderHidden;
+    @Option(names = "--adapter", paramLabel = "DIR",
+            description = "apply this adapter (adapter_config.json + adapter_model.safetensors, e.g. from peft)")
+    Path adapter;
+    @Option(names = "--merge", description = "LoRA: merge the adapter into the base weights (train saves a full model)")
+    boolean merge;
+
+    /** Whether any PEFT flag was given. */
+    boolean active() {
+        return loraR != null || prefixTokens != null || promptTokens != null || adapter != null;
+    }
+
+    /** The configuration the flags describe, or null for an --adapter directory or no PEFT. */
+    PeftConfig config(String baseModel) {
+        int methods = (loraR != null ? 1 : 0) + (prefixTokens != null ? 1 : 0) + (promptTokens != null ? 1 : 0)
+                + (adapter != null ? 1 : 0);
+        if (methods > 1) {
+            throw new CollieException("give one of --lora-r, --prefix-tokens, --prompt-tokens and --adapter");
+        }
+        if ((loraAlpha != null || loraDropout != null || loraTargets != null) && loraR == null) {
+            throw new CollieException("--lora-alpha, --lora-dropout and --lora-targets need --lora-r");
+        }
+        if (prefixProjection != null && prefixTokens == null) {
+            throw new CollieException("--prefix-projection needs --prefix-tokens");
+        }
+        if (promptEncoderHidden != null && promptTokens == null) {
+            throw new CollieException("--prompt-encoder-hidden needs --prompt-tokens");
+        }
+        if (loraR != null) {
+            LoraConfig.Builder b = LoraConfig.builder().r(loraR).baseModel(baseModel);
+            if (loraAlpha != null) {
+                b.alpha(loraAlpha);
+            }
+            if (loraDropout != null) {
+                b.dropout(loraDropout);
+            }
+            String t = loraTargets == null ? "q_proj,v_proj" : loraTargets.trim();
+            if (t.matches(".*[\\\\.*+?()\\[\\]{}|^$].*")) {
+                b.targetRegex(t);
+            } else {
+                List<String> names = new ArrayList<>();
+                for (String s : t.split("\\s*,\\s*")) {
+                    if (!s.isEmpty()) {
+                        names.add(s);
+                    }
+                }
+                b.targets(names);
+            }
+            try {
+                return b.build();
+            } catch (IllegalArgumentException e) {
+                throw new CollieException("LoRA: " + e.getMessage());
+            }
+        }
+        try {
+            if (prefixTokens != null) {
+                PrefixTuningConfig c = prefixProjection != null
+                        ? PrefixTuningConfig.withProjection(prefixTokens, prefixProjection)
+                        : PrefixTuningConfig.of(prefixTokens);
+                return c.withBaseModel(baseModel);
+            }
+            if (promptTokens != null) {
+                return promptEncoderHidden != null
+                        ? PromptEncoderConfig.of(promptTokens, promptEncoderHidden).withBaseModel(baseModel)
+                        : PromptTuningConfig.of(promptTokens).withBaseModel(baseModel);
+            }
+        } catch (IllegalArgumentException e) {
+            throw new CollieException(e.getMessage());
+        }
+        return null;
+    }
+
+    /**
+     * The model to train or score: {@code net} itself without PEFT flags, else {@code net} wrapped with a new adapter
+     * or the one in {@code --adapter} (base frozen). With {@code allowNew} false (scoring) only {@code --adapter}
+     * is accepted: a fresh adapter is random or a no-op; with {@code --merge} the adapter is then merged at once.
+     * When training, peft's "trainable params: ..." line is printed.
+     */
+    LanguageModel apply(LlamaForCausalLM net, Path baseModel, boolean allowNew) {
+        PeftConfig cfg = config(baseModel == null ? null : baseModel.toString());
+        if (merge && cfg != null && cfg.type() != PeftType.LORA) {
+            throw new CollieException("--merge applies to LoRA only (" + cfg.type() + " adds virtual tokens)");
+        }
+        if (!active()) {
+            if (merge) {
+                throw new CollieException("--merge needs a LoRA adapter: --lora-r R or --adapter DIR");
+            }
+            return net;
+        }
+        if (cfg != null && !allowNew) {
+            throw new CollieException("scoring applies an existing adapter: give --adapter DIR");
+        }
+        PeftModel m = cfg != null ? Peft.wrap(net, cfg) : Peft.loadAdapter(net, adapter);
+        if (merge && m.config().type() != PeftType.LORA) {
+            throw new CollieException("--merge applies to LoRA adapters only; " + adapter + " holds "
+                    + m.config().type());
+        }
+        if (allowNew) {
+            System.out.println(Peft.parameterReport(m.module()));
+        }
+        return merge && !allowNew ? m.mergeAndUnload() : m;
+    }
+
+    /** What the optimizer gets: the trainable parameters by name (only the adapter's for a PEFT model). */
+    Map<String, Parameter> trainableParameters(LanguageModel model) {
+        return Peft.trainableNamedParameters(model.module());
+    }
+
+    /** Labels for the loss: {@code ids} with -100 in front for the virtual tokens of prompt tuning / P-tuning. */
+    INDArray labels(LanguageModel model, INDArray ids) {
+        return model instanceof PeftModel m ? m.labelsFor(ids) : ids;
+    }
+
+    /**
+     * Saves what training produced into {@code dir}: the base model as a Hugging Face directory without PEFT; the
+     * adapter directory ({@code adapter_config.json}, {@code adapter_model.safetensors}) for a PEFT model; with
+     * {@code --merge}, LoRA merged into the weights, saved as a full Hugging Face directory.
+     */
+    void save(LanguageModel trained, LlamaForCausalLM net, Path dir) {
+        if (!(trained instanceof PeftModel m)) {
+            LlamaCheckpoint.save(net, dir);
+        } else if (merge) {
+            m.mergeAndUnload();
+            LlamaCheckpoint.save(net, dir);
+        } else {
+            m.saveAdapter(dir);
+        }
+    }
+}
