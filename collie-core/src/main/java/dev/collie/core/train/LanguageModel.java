@@ -14,4 +14,13 @@ public interface LanguageModel {
     void backward(Tape tape, INDArray dLogits);
 
     long vocabSize();
+
+    /**
+     * The labels that match this model's logits rows for input labels {@code [batch, seq]}: the same,
+     * unless the model adds positions of its own (prompt tuning prepends virtual tokens, whose labels
+     * are -100).
+     */
+    default INDArray labelsFor(INDArray labels) {
+        return labels;
+    }
 }

@@ -82,7 +82,7 @@ public final class StepRunner implements AutoCloseable {
             int r0 = (int) ((long) b.rows() * p / parts);
             int r1 = (int) ((long) b.rows() * (p + 1) / parts);
             slices.add(slice(b, r0, r1));
-            counted[p] = CausalLmLoss.countedTokens(slices.get(p).labels());
+            counted[p] = CausalLmLoss.countedTokens(model.labelsFor(slices.get(p).labels()));
             total += counted[p];
         }
         double[] share = new double[parts];
@@ -128,7 +128,7 @@ public final class StepRunner implements AutoCloseable {
             double loss;
             try {
                 INDArray logits = model.forward(tape, s.inputIds());
-                loss = lossFn.forward(tape, logits, s.labels());
+                loss = lossFn.forward(tape, logits, model.labelsFor(s.labels()));
             } catch (RuntimeException | Error e) {
                 if (forwardsDone != null) {
                     forwardsDone.reset();     // the other workers fail fast instead of waiting

@@ -221,7 +221,8 @@ public final class Trainer {
             try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
                 Tape tape = tapeFor(b, true).setLastMicroBatch(i == micro.size() - 1);
                 INDArray logits = model.forward(tape, b.inputIds());
-                INDArray targets = sampledTargets(logits, b.attentionMask());
+                // rows the model added (prompt tuning's virtual tokens) come out as -100: not sampled
+                INDArray targets = sampledTargets(logits, model.labelsFor(b.attentionMask()));
                 INDArray[] r = Kernels.get().crossEntropy(logits, targets, CausalLmLoss.IGNORE_INDEX, true);
                 model.backward(tape, r[1].muli(1.0 / micro.size()));
             }
@@ -240,7 +241,7 @@ public final class Trainer {
                 .castTo(DataType.INT64).toLongVector();
         long[] m = mask.reshape(mask.length()).toLongVector();
         for (int i = 0; i < t.length; i++) {
-            if (m[i] == 0) {
+            if (m[i] != 1) {
                 t[i] = CausalLmLoss.IGNORE_INDEX;
             }
         }
@@ -267,13 +268,14 @@ public final class Trainer {
         long count = 0;
         for (List<Batch> step : evalLoader.epoch(0)) {
             for (Batch b : step) {
-                long n = CausalLmLoss.countedTokens(b.labels());
+                INDArray labels = model.labelsFor(b.labels());
+                long n = CausalLmLoss.countedTokens(labels);
                 if (n == 0) {
                     continue;
                 }
                 try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
                     Tape tape = tapeFor(b, false);
-                    sum += lossFn.forward(tape, model.forward(tape, b.inputIds()), b.labels()) * n;
+                    sum += lossFn.forward(tape, model.forward(tape, b.inputIds()), labels) * n;
                 }
                 count += n;
             }

@@ -174,7 +174,9 @@ public final class Generator {
                         next[r] = options.padId();
                         continue;
                     }
-                    double[] row = logits.getRow((long) r * t + t - 1).toDoubleVector();
+                    // rows per sequence: t, plus any positions the model adds (prompt tuning's virtual tokens)
+                    long per = logits.size(0) / b;
+                    double[] row = logits.getRow(r * per + per - 1).toDoubleVector();
                     int id = pick(row, options, rnd);
                     next[r] = id;
                     out.get(r).add(id);

@@ -3,6 +3,7 @@ package dev.collie.examples.cli;
 import dev.collie.core.CollieException;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.train.LanguageModel;
 import dev.collie.core.nn.Tape;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
@@ -31,6 +32,7 @@ final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "DIR",
             description = "tokenizer.json or its directory (default: the model directory)")
     Path tokenizerPath;
+    @picocli.CommandLine.Mixin PeftOptions peft;
     @Option(names = "--dump-logits", paramLabel = "FILE.safetensors",
             description = "write the float32 logits [seq, vocab] as tensor 'logits'")
     Path dumpLogits;
@@ -69,14 +71,15 @@ final class ScoreCommand implements Callable<Integer> {
         }
         INDArray input = Nd4j.createFromArray(new long[][] {row});
         Tape tape = Tape.forInference(1, tokens.length);
-        INDArray logits = net.forward(tape, input);
-        double loss = new CausalLmLoss().forward(tape, logits, input);
+        LanguageModel lm = peft.apply(net, model, false);          // only --adapter DIR [--merge]
+        INDArray logits = lm.forward(tape, input);
+        double loss = new CausalLmLoss().forward(tape, logits, peft.labels(lm, input));
         System.out.printf(Locale.ROOT, "tokens: %d%n", tokens.length);
         System.out.printf(Locale.ROOT, "loss: %.6f%n", loss);
         System.out.printf(Locale.ROOT, "perplexity: %.4f%n", Math.exp(loss));
         if (dumpLogits != null) {
             writeLogits(logits);
-            System.out.println("logits [" + tokens.length + ", " + vocab + "] written to " + dumpLogits);
+            System.out.println("logits [" + logits.size(0) + ", " + vocab + "] written to " + dumpLogits);
         }
         return 0;
     }

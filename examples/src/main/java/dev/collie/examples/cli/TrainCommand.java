@@ -5,11 +5,11 @@ import dev.collie.core.data.Dataset;
 import dev.collie.core.data.Datasets;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.train.CollieConfig;
+import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
 import dev.collie.core.train.Trainer;
 import dev.collie.examples.LossCurve;
-import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
@@ -54,6 +54,7 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--save", paramLabel = "DIR", description = "where to write the trained model")
     Path save;
     @Mixin OptimizerOptions opt;
+    @Mixin PeftOptions peft;
     @Option(names = "--steps", paramLabel = "N",
             description = "optimizer steps; alone, the data is repeated as needed (default: all of --epochs)")
     Long steps;
@@ -112,10 +113,11 @@ final class TrainCommand implements Callable<Integer> {
             eval = split.eval();
         }
         net.setGradientCheckpointing(config.checkpointing());
-        Optimizer optimizer = opt.create(net.namedParameters());
+        LanguageModel lm = peft.apply(net, model, true);           // the model itself without PEFT flags
+        Optimizer optimizer = opt.create(peft.trainableParameters(lm));
         LossHistory history = new LossHistory();
         ProgressBar progress = new ProgressBar(System.out, System.console() != null, logEvery);
-        Trainer trainer = Trainer.builder().model(net).optimizer(optimizer).config(config).trainData(train)
+        Trainer trainer = Trainer.builder().model(lm).optimizer(optimizer).config(config).trainData(train)
                 .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(progress, history).build();
         System.out.printf(Locale.ROOT, "model: %,d parameters (%s); data: %d training rows%s; %d steps%n",
                 net.parameterCount(), model != null ? model : "preset " + preset, train.size(),
@@ -128,7 +130,7 @@ final class TrainCommand implements Callable<Integer> {
             lastEval = Map.of("loss", history.lastEval().loss(), "ppl", history.lastEval().ppl());
         }
 
-        LlamaCheckpoint.save(net, save);
+        peft.save(lm, net, save);       // a HF model directory, or an adapter directory with PEFT flags
         CliSupport.copyTokenizerFiles(tok != null ? CliSupport.tokenizerDir(tok) : null, model, save);
         if (lossPng != null) {
             LossCurve.write(history, lossPng, "collie train: " + data.getFileName());
