@@ -15,6 +15,7 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-/work/pyref/bin/python}
 COLLIE_JAR=${COLLIE_JAR:-examples/target/collie.jar}
 JAVA=${JAVA:-java}
+JAVA_OPTS=${JAVA_OPTS:--Xmx1g}   # arrays live off-heap; a small heap keeps the resident size honest
 WARMUP=${WARMUP:-2}
 STEPS_SMALL=${STEPS_SMALL:-10}
 STEPS_BIG=${STEPS_BIG:-6}
@@ -47,7 +48,7 @@ for c in "${CONFIGS[@]}"; do
       || echo "pytorch run for $name failed, see $pt_log" >&2
   fi
   if [ "$ONLY" != "pytorch" ]; then
-    "$JAVA" -jar "$COLLIE_JAR" bench "${flags[@]}" --optimizer adamw >"$co_log" 2>&1 \
+    "$JAVA" $JAVA_OPTS -jar "$COLLIE_JAR" bench "${flags[@]}" --optimizer adamw >"$co_log" 2>&1 \
       || echo "collie run for $name failed, see $co_log" >&2
   fi
   pt=$(last_tps "$pt_log")

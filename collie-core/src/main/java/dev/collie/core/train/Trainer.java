@@ -24,6 +24,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -130,6 +131,24 @@ public final class Trainer {
     /** Measurements of every step so far. */
     public List<StepStats> history() {
         return List.copyOf(history);
+    }
+
+    /** Writes a training checkpoint (parameters, optimizer state, position) into {@code dir}. */
+    public void save(Path dir) {
+        TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
+        callbacks.forEach(c -> c.onSave(this, dir));
+    }
+
+    /** Restores a checkpoint written by {@link #save}; {@link #train} then continues with the next step. */
+    public void resume(Path dir) {
+        TrainingCheckpoint.Position pos = TrainingCheckpoint.load(dir, model.module(), optimizer);
+        if (pos.globalStep() > totalSteps) {
+            throw new CollieException(dir + ": the checkpoint is at step " + pos.globalStep()
+                    + ", beyond this run's " + totalSteps + " steps");
+        }
+        globalStep = pos.globalStep();
+        epoch = (int) (globalStep / loader.stepsPerEpoch());
+        callbacks.forEach(c -> c.onLoad(this, dir));
     }
 
     /** Runs training to the end; returns the measurements of every step. */

@@ -40,6 +40,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tie-embeddings") boolean tie;
     @Option(names = "--checkpointing", description = "recompute each block in backward") boolean checkpointing;
     @Option(names = "--profile", description = "print time per pipeline layer, loss and optimizer") boolean profile;
+    @Option(names = "--rss-every", description = "print the resident size every N steps (0: only first and last)",
+            defaultValue = "0") int rssEvery;
     @Option(names = "--workers", description = "threads sharing the model, each taking part of the batch's rows"
             + " (default 0: one per core)", defaultValue = "0") int workers;
     @Mixin OptimizerOptions opt;
@@ -81,6 +83,10 @@ final class BenchCommand implements Callable<Integer> {
             }
             if (s == 0) {
                 rssFirst = Memory.residentBytes();
+            }
+            if (rssEvery > 0 && s >= 0 && (s + 1) % rssEvery == 0) {
+                System.out.printf("  step %d: resident %.1f MiB (JVM heap committed %.1f MiB)%n", s + 1,
+                        Memory.residentBytes() / 1048576.0, Runtime.getRuntime().totalMemory() / 1048576.0);
             }
         }
         double[] sorted = times.clone();

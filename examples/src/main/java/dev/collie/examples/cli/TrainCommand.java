@@ -4,6 +4,7 @@ import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.Datasets;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.train.CheckpointCallback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.LossHistory;
@@ -87,6 +88,17 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--workers", paramLabel = "N",
             description = "threads sharing the model, each taking part of every micro-batch's rows (default: one per core)")
     Integer workers;
+    @Option(names = "--checkpoint-every", paramLabel = "N",
+            description = "write a training checkpoint (weights, optimizer state, position) every N steps")
+    Long checkpointEvery;
+    @Option(names = "--checkpoint-dir", paramLabel = "DIR",
+            description = "where checkpoints go, as DIR/step_N (default: <--save>/checkpoints)")
+    Path checkpointDir;
+    @Option(names = "--keep-checkpoints", paramLabel = "K", defaultValue = "2",
+            description = "keep the newest K checkpoints, 0 = all (default ${DEFAULT-VALUE})")
+    int keepCheckpoints;
+    @Option(names = "--resume", paramLabel = "DIR", description = "continue exactly from a training checkpoint")
+    Path resume;
     @Option(names = "--config", paramLabel = "FILE", description = "CoLLiE config (.json or .yaml) to start from")
     Path configFile;
     @Option(names = "--loss-png", paramLabel = "FILE", description = "write the loss curve to this PNG")
@@ -117,8 +129,17 @@ final class TrainCommand implements Callable<Integer> {
         Optimizer optimizer = opt.create(peft.trainableParameters(lm));
         LossHistory history = new LossHistory();
         ProgressBar progress = new ProgressBar(System.out, System.console() != null, logEvery);
-        Trainer trainer = Trainer.builder().model(lm).optimizer(optimizer).config(config).trainData(train)
-                .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(progress, history).build();
+        Trainer.Builder tb = Trainer.builder().model(lm).optimizer(optimizer).config(config).trainData(train)
+                .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(progress, history);
+        if (checkpointEvery != null) {
+            tb.callbacks(new CheckpointCallback(checkpointDir != null ? checkpointDir : save.resolve("checkpoints"),
+                    checkpointEvery, keepCheckpoints));
+        }
+        Trainer trainer = tb.build();
+        if (resume != null) {
+            trainer.resume(resume);
+            System.out.printf(Locale.ROOT, "resumed from %s at step %d%n", resume, trainer.globalStep());
+        }
         System.out.printf(Locale.ROOT, "model: %,d parameters (%s); data: %d training rows%s; %d steps%n",
                 net.parameterCount(), model != null ? model : "preset " + preset, train.size(),
                 eval != null ? ", " + eval.size() + " eval rows" : "", trainer.totalSteps());

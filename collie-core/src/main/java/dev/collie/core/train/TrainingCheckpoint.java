@@ -1,0 +1,161 @@
+package dev.collie.core.train;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.collie.core.CollieException;
+import dev.collie.core.io.SafeTensors;
+import dev.collie.core.nn.Module;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.Optimizer;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.io.IOException;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.stream.Stream;
+
+/**
+ * A training checkpoint for exact resume: every parameter ({@code model.safetensors}, all of them,
+ * adapters and frozen weights alike), the optimizer state ({@code optimizer.safetensors}) and a JSON
+ * manifest ({@code trainer.json}: step, epoch, the config). The data position follows from the step,
+ * since the loader's order depends only on the seed and epoch. The directory is written next to its
+ * final place and renamed into it, so a crash leaves either the old checkpoint or the new one.
+ */
+public final class TrainingCheckpoint {
+    static final String FORMAT = "collie-training-checkpoint";
+    private static final String MANIFEST = "trainer.json";
+    private static final String MODEL = "model.safetensors";
+    private static final String OPTIMIZER = "optimizer.safetensors";
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    /** What a checkpoint says about where training stood. */
+    public record Position(long globalStep, int epoch) {
+    }
+
+    private TrainingCheckpoint() {
+    }
+
+    /** Writes model, optimizer and position into {@code dir} (replacing what is there). */
+    public static void save(Path dir, Module model, Optimizer optimizer, CollieConfig config, long globalStep, int epoch) {
+        Path abs = dir.toAbsolutePath();
+        Path parent = abs.getParent();
+        try {
+            Files.createDirectories(parent);
+            Path tmp = Files.createTempDirectory(parent, abs.getFileName() + ".tmp-");
+            SafeTensors.write(tmp.resolve(MODEL), distinctParameters(model), Map.of("format", "pt"));
+            Map<String, INDArray> state = new TreeMap<>(optimizer.stateDict());
+            SafeTensors.write(tmp.resolve(OPTIMIZER), state, Map.of("optimizer", optimizer.getClass().getName()));
+            ObjectNode m = JSON.createObjectNode();
+            m.put("format", FORMAT);
+            m.put("version", 1);
+            m.put("global_step", globalStep);
+            m.put("epoch", epoch);
+            m.put("optimizer", optimizer.getClass().getName());
+            m.set("config", JSON.valueToTree(config));
+            Files.writeString(tmp.resolve(MANIFEST), JSON.writeValueAsString(m));
+            replace(tmp, abs);
+        } catch (IOException e) {
+            throw new CollieException(dir + ": cannot write the checkpoint: " + e.getMessage(), e);
+        }
+    }
+
+    /** Restores parameters and optimizer state from {@code dir}; returns the saved position. */
+    public static Position load(Path dir, Module model, Optimizer optimizer) {
+        Path manifest = dir.resolve(MANIFEST);
+        if (!Files.isRegularFile(manifest)) {
+            throw new CollieException(dir + ": not a training checkpoint (no " + MANIFEST + ")");
+        }
+        long step;
+        int epoch;
+        try {
+            var m = JSON.readTree(manifest.toFile());
+            if (!FORMAT.equals(m.path("format").asText())) {
+                throw new CollieException(manifest + ": format is '" + m.path("format").asText() + "', expected " + FORMAT);
+            }
+            String saved = m.path("optimizer").asText();
+            if (!saved.equals(optimizer.getClass().getName())) {
+                throw new CollieException(manifest + ": saved with optimizer " + saved + ", resuming with "
+                        + optimizer.getClass().getName());
+            }
+            step = m.path("global_step").asLong();
+            epoch = m.path("epoch").asInt();
+        } catch (IOException e) {
+            throw new CollieException(manifest + ": cannot read: " + e.getMessage(), e);
+        }
+        try (SafeTensors w = SafeTensors.open(dir.resolve(MODEL))) {
+            for (Map.Entry<String, Parameter> e : distinctNamed(model).entrySet()) {
+                if (!w.contains(e.getKey())) {
+                    throw new CollieException(dir.resolve(MODEL) + ": parameter " + e.getKey() + " is missing");
+                }
+                long[] shape = w.info(e.getKey()).shape();
+                Parameter p = e.getValue();
+                if (!Arrays.equals(shape, p.shape())) {
+                    throw new CollieException(dir.resolve(MODEL) + ": parameter " + e.getKey() + " has shape "
+                            + Arrays.toString(shape) + ", the model has " + Arrays.toString(p.shape()));
+                }
+                p.data().assign(w.load(e.getKey(), p.dtype()));
+            }
+        }
+        try (SafeTensors s = SafeTensors.open(dir.resolve(OPTIMIZER))) {
+            Map<String, INDArray> state = new LinkedHashMap<>();
+            for (String name : s.names()) {
+                state.put(name, s.load(name));
+            }
+            optimizer.loadStateDict(state);
+        }
+        return new Position(step, epoch);
+    }
+
+    private static Map<String, INDArray> distinctParameters(Module model) {
+        Map<String, INDArray> out = new TreeMap<>();
+        distinctNamed(model).forEach((n, p) -> out.put(n, p.data()));
+        return out;
+    }
+
+    /** Each parameter once, under its first name (a tied weight is stored once). */
+    private static Map<String, Parameter> distinctNamed(Module model) {
+        Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        model.namedParameters().forEach((n, p) -> {
+            if (seen.add(p)) {
+                out.put(n, p);
+            }
+        });
+        return out;
+    }
+
+    /** Moves {@code tmp} into {@code target}; an existing target is moved aside first, then deleted. */
+    private static void replace(Path tmp, Path target) throws IOException {
+        Path old = null;
+        if (Files.exists(target)) {
+            old = target.resolveSibling(target.getFileName() + ".old-" + System.nanoTime());
+            Files.move(target, old);
+        }
+        try {
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (AtomicMoveNotSupportedException e) {
+            Files.move(tmp, target);
+        }
+        if (old != null) {
+            deleteTree(old);
+        }
+    }
+
+    private static void deleteTree(Path dir) throws IOException {
+        try (Stream<Path> s = Files.walk(dir)) {
+            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+}

@@ -1,0 +1,113 @@
+package dev.collie.models.llama;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.data.Dataset;
+import dev.collie.core.data.JsonlDataset;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.Optimizer;
+import dev.collie.core.train.Callback;
+import dev.collie.core.train.CheckpointCallback;
+import dev.collie.core.train.CollieConfig;
+import dev.collie.core.train.StepStats;
+import dev.collie.core.train.Trainer;
+import dev.collie.optim.AdaLomo;
+import dev.collie.optim.AdamW;
+import dev.collie.optim.Adan;
+import dev.collie.optim.Lion;
+import dev.collie.optim.SophiaG;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Saving a training checkpoint and resuming from it continues exactly where the run stood. */
+class ResumeTest {
+    private static final Path TINY = LlamaParityTest.FIXTURES.resolve("tiny-llama");
+    private static final Dataset ROWS = JsonlDataset.load(TINY.resolve("adamw_rows.jsonl"), null, 0, 96);
+    private static final CollieConfig CONFIG = CollieConfig.builder().trainMicroBatchSize(1).trainEpochs(2)
+            .maxSteps(8).seed(3).lr(1e-3).lrSchedule("cosine").warmupSteps(2).build();
+
+    private static Function<Map<String, Parameter>, Optimizer> optimizer(String name) {
+        return switch (name) {
+            case "adamw" -> AdamW::new;
+            case "lion" -> Lion::new;
+            case "adan" -> Adan::new;
+            case "sophia" -> p -> new SophiaG(p, 0.965, 0.99, 0.04, 0.1, 5120, 2);
+            case "adalomo" -> AdaLomo::new;
+            default -> throw new IllegalArgumentException(name);
+        };
+    }
+
+    private static Trainer trainer(LlamaForCausalLM model, String opt, CollieConfig config) {
+        return Trainer.builder().model(model).optimizer(optimizer(opt).apply(model.namedParameters()))
+                .config(config).trainData(ROWS).build();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"adamw", "lion", "adan", "sophia", "adalomo"})
+    void resumingFromAMidRunCheckpointGivesTheUninterruptedRun(String opt, @TempDir Path tmp) {
+        LlamaForCausalLM straight = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        List<StepStats> all = trainer(straight, opt, CONFIG).train();
+
+        // the same run, saving every 5 steps and killed right after step 5 (inside the second epoch)
+        LlamaForCausalLM first = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        Trainer a = Trainer.builder().model(first).optimizer(optimizer(opt).apply(first.namedParameters()))
+                .config(CONFIG).trainData(ROWS).callbacks(new CheckpointCallback(tmp, 5, 0), new Callback() {
+                    @Override
+                    public void onBatchEnd(Trainer t, StepStats s) {
+                        if (s.step() == 5) {
+                            throw new IllegalStateException("killed");
+                        }
+                    }
+                }).build();
+        assertThrows(IllegalStateException.class, a::train);
+
+        LlamaForCausalLM second = LlamaCheckpoint.load(TINY, DataType.FLOAT);   // fresh weights, overwritten
+        Trainer b = trainer(second, opt, CONFIG);
+        b.resume(tmp.resolve("step_5"));
+        assertEquals(5, b.globalStep());
+        List<StepStats> rest = b.train();
+        assertEquals(3, rest.size());
+        for (int i = 0; i < 3; i++) {
+            assertEquals(all.get(5 + i).loss(), rest.get(i).loss(), 0.0, "loss of step " + (6 + i));
+        }
+        straight.namedParameters().forEach((n, p) ->
+                assertEquals(0.0, LlamaParityTest.maxAbsDiff(p.data(), second.namedParameters().get(n).data()), n));
+    }
+
+    @Test
+    void checkpointCallbackKeepsTheNewestAndTheFinalStep(@TempDir Path tmp) {
+        LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        Trainer.builder().model(model).optimizer(new AdamW(model.namedParameters()))
+                .config(CONFIG.toBuilder().maxSteps(7).build()).trainData(ROWS)
+                .callbacks(new CheckpointCallback(tmp, 2, 2)).build().train();
+        assertFalse(Files.exists(tmp.resolve("step_2")));
+        assertFalse(Files.exists(tmp.resolve("step_4")));
+        assertTrue(Files.isRegularFile(tmp.resolve("step_6/trainer.json")));
+        assertTrue(Files.isRegularFile(tmp.resolve("step_7/optimizer.safetensors")));
+    }
+
+    @Test
+    void resumingWithAnotherOptimizerOrFromANonCheckpointIsAClearError(@TempDir Path tmp) {
+        LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        Trainer a = trainer(model, "adamw", CONFIG.toBuilder().maxSteps(1).build());
+        a.train();
+        a.save(tmp.resolve("c"));
+        var e = assertThrows(CollieException.class, () -> trainer(model, "lion", CONFIG).resume(tmp.resolve("c")));
+        assertTrue(e.getMessage().contains("saved with optimizer dev.collie.optim.AdamW"), e.getMessage());
+        var e2 = assertThrows(CollieException.class, () -> trainer(model, "adamw", CONFIG).resume(TINY));
+        assertTrue(e2.getMessage().endsWith("not a training checkpoint (no trainer.json)"), e2.getMessage());
+    }
+}
