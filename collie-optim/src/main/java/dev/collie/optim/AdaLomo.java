@@ -2,6 +2,7 @@ package dev.collie.optim;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.Optimizer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.transforms.floating.RSqrt;
 import org.nd4j.linalg.factory.Nd4j;
@@ -149,12 +150,6 @@ public final class AdaLomo extends FusedUpdate {
 
     @Override
     public long stateBytes() {
-        long n = 0;
-        for (INDArray[] s : state.values()) {
-            for (INDArray a : s) {
-                n += a.length() * a.dataType().width();
-            }
-        }
-        return n;
+        return Optimizer.bytesOf(state.values());
     }
 }

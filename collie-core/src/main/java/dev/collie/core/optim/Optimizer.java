@@ -31,4 +31,15 @@ public interface Optimizer {
 
     /** Bytes of optimizer state currently held. */
     long stateBytes();
+
+    /** Bytes held by per-parameter state tensors, for {@link #stateBytes()} implementations. */
+    static long bytesOf(java.util.Collection<INDArray[]> states) {
+        long n = 0;
+        for (INDArray[] s : states) {
+            for (INDArray a : s) {
+                n += a.length() * a.dataType().width();
+            }
+        }
+        return n;
+    }
 }

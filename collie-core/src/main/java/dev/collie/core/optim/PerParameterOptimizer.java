@@ -158,12 +158,6 @@ public abstract class PerParameterOptimizer implements Optimizer {
 
     @Override
     public long stateBytes() {
-        long n = 0;
-        for (INDArray[] s : state.values()) {
-            for (INDArray a : s) {
-                n += a.length() * a.dataType().width();
-            }
-        }
-        return n;
+        return Optimizer.bytesOf(state.values());
     }
 }
