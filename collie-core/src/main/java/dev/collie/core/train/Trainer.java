@@ -303,7 +303,7 @@ public final class Trainer {
         double loss = count == 0 ? Double.NaN : sum / count;
         out.put("loss", loss);
         out.put("ppl", Math.exp(loss));
-        LOG.info("eval at step {}: loss {} ppl {}", globalStep, loss, Math.exp(loss));
+        LOG.debug("eval at step {}: loss {} ppl {}", globalStep, loss, Math.exp(loss));
         callbacks.forEach(c -> c.onEvaluateEnd(this, out));
         return out;
     }
