@@ -14,6 +14,19 @@ public final class Linear extends Module implements Layer {
         this.bias = bias ? registerParameter("bias", new Parameter(Init.zeros(dtype, out))) : null;
     }
 
+    private Linear(Parameter sharedWeight) {
+        this.weight = registerParameter("weight", sharedWeight);
+        this.bias = null;
+    }
+
+    /**
+     * A bias-free linear over an existing {@code [out, in]} parameter, e.g. an output head tied to the
+     * input embedding: the parameter is used twice per forward and its hook fires once, after both.
+     */
+    public static Linear sharing(Parameter weight) {
+        return new Linear(weight);
+    }
+
     public Parameter weight() {
         return weight;
     }

@@ -7,11 +7,9 @@ import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.ModuleList;
-import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.RMSNorm;
 import dev.collie.core.nn.RotaryEmbedding;
 import dev.collie.core.nn.Tape;
-import dev.collie.core.tensor.Kernels;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -49,32 +47,6 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
         }
     }
 
-    /** The output head reusing the input embedding table ({@code tie_word_embeddings}). */
-    private static final class TiedHead implements Layer {
-        private final Parameter table;
-
-        TiedHead(Parameter table) {
-            this.table = table;
-        }
-
-        @Override
-        public INDArray forward(Tape tape, INDArray x) {
-            tape.use(table);
-            tape.save(this, x);
-            return Kernels.get().matmul(x, table.data(), false, true);
-        }
-
-        @Override
-        public INDArray backward(Tape tape, INDArray dy) {
-            INDArray x = tape.pop(this);
-            INDArray dx = Kernels.get().matmul(dy, table.data(), false, false);
-            if (table.requiresGrad()) {
-                table.accumulateGrad(tape, Kernels.get().matmul(dy, x, true, false));
-            }
-            return dx;
-        }
-    }
-
     /** A randomly initialised model (normal(0, initializer_range); norms one), in {@code dtype}. */
     @SuppressWarnings("unchecked")
     public LlamaForCausalLM(LlamaConfig config, DataType dtype) {
@@ -82,7 +54,8 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
         Trunk trunk = registerModule("model", new Trunk(config, dtype));
         this.blocks = (ModuleList<LlamaDecoderLayer>) trunk.children().get("layers");
         Embedding embed = (Embedding) trunk.children().get("embed_tokens");
-        Layer head = config.tieWordEmbeddings() ? new TiedHead(embed.weight())
+        // a tied head is not registered as a module: its weight is stored once, as embed_tokens
+        Layer head = config.tieWordEmbeddings() ? Linear.sharing(embed.weight())
                 : registerModule("lm_head", new Linear(config.hiddenSize(), config.vocabSize(), false, dtype,
                         config.initializerRange()));
         pipeline.add(embed);
