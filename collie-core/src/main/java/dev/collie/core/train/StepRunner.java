@@ -34,7 +34,7 @@ public final class StepRunner implements AutoCloseable {
 
     private final LanguageModel model;
     private final int workers;
-    private final ExecutorService pool;
+    private ExecutorService pool;     // created on first use, released by close()
 
     /** {@code workers} threads, or one per core when it is 0. */
     public StepRunner(LanguageModel model, int workers) {
@@ -43,11 +43,17 @@ public final class StepRunner implements AutoCloseable {
         }
         this.model = model;
         this.workers = workers == 0 ? Runtime.getRuntime().availableProcessors() : workers;
-        this.pool = this.workers == 1 ? null : Executors.newFixedThreadPool(this.workers - 1, r -> {
-            Thread t = new Thread(r, "collie-worker");
-            t.setDaemon(true);
-            return t;
-        });
+    }
+
+    private synchronized ExecutorService pool() {
+        if (pool == null) {
+            pool = Executors.newFixedThreadPool(workers - 1, r -> {
+                Thread t = new Thread(r, "collie-worker");
+                t.setDaemon(true);
+                return t;
+            });
+        }
+        return pool;
     }
 
     public int workers() {
@@ -96,7 +102,7 @@ public final class StepRunner implements AutoCloseable {
         for (int p = 1; p < parts; p++) {
             Batch s = slices.get(p);
             double w = share[p];
-            futures.add(pool.submit(() -> part(root.sibling(s.rows(), s.seqLen()), s, scale * w, forwardsDone)));
+            futures.add(pool().submit(() -> part(root.sibling(s.rows(), s.seqLen()), s, scale * w, forwardsDone)));
         }
         double loss = weighted(part(root.sibling(slices.get(0).rows(), b.seqLen()), slices.get(0), scale * share[0],
                 forwardsDone), share[0]);
@@ -162,10 +168,12 @@ public final class StepRunner implements AutoCloseable {
         return a.get(NDArrayIndex.interval(r0, r1), NDArrayIndex.all()).dup('c');
     }
 
+    /** Stops the worker threads; a later call starts new ones. */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (pool != null) {
             pool.shutdownNow();
+            pool = null;
         }
     }
 }

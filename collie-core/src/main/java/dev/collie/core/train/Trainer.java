@@ -41,7 +41,7 @@ import java.util.Objects;
  */
 public final class Trainer {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
-    private static final String WORKSPACE = "collie-micro-batch";
+    private static final String WORKSPACE = StepRunner.WORKSPACE;
 
     private final LanguageModel model;
     private final Optimizer optimizer;
@@ -160,24 +160,28 @@ public final class Trainer {
         long all = model.module().parameterCount();
         LOG.info(String.format("trainable params: %d || all params: %d || trainable%%: %.4f", trainable, all,
                 100.0 * trainable / Math.max(1, all)));
-        callbacks.forEach(c -> c.onTrainBegin(this));
-        outer:
-        for (; epoch < config.trainEpochs(); epoch++) {
-            int e = epoch;
-            callbacks.forEach(c -> c.onEpochBegin(this, e));
-            int first = (int) (globalStep - (long) epoch * loader.stepsPerEpoch());
-            for (int s = Math.max(0, first); s < loader.stepsPerEpoch(); s++) {
-                if (globalStep >= totalSteps) {
-                    break outer;
+        try {
+            callbacks.forEach(c -> c.onTrainBegin(this));
+            outer:
+            for (; epoch < config.trainEpochs(); epoch++) {
+                int e = epoch;
+                callbacks.forEach(c -> c.onEpochBegin(this, e));
+                int first = (int) (globalStep - (long) epoch * loader.stepsPerEpoch());
+                for (int s = Math.max(0, first); s < loader.stepsPerEpoch(); s++) {
+                    if (globalStep >= totalSteps) {
+                        break outer;
+                    }
+                    trainStep(loader.step(epoch, s));
+                    if (config.evalPerNSteps() > 0 && evalData != null && globalStep % config.evalPerNSteps() == 0) {
+                        evaluate();
+                    }
                 }
-                trainStep(loader.step(epoch, s));
-                if (config.evalPerNSteps() > 0 && evalData != null && globalStep % config.evalPerNSteps() == 0) {
-                    evaluate();
-                }
+                callbacks.forEach(c -> c.onEpochEnd(this, e));
             }
-            callbacks.forEach(c -> c.onEpochEnd(this, e));
+            callbacks.forEach(c -> c.onTrainEnd(this));
+        } finally {
+            runner.close();    // worker threads end with the run; a later train() starts new ones
         }
-        callbacks.forEach(c -> c.onTrainEnd(this));
         return history();
     }
 
