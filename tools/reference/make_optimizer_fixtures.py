@@ -229,9 +229,18 @@ def versions():
             "safetensors": safetensors.__version__, "generator": "tools/reference/make_optimizer_fixtures.py"}
 
 
-def run(name, tiny_dir, batches):
+# Adan and SophiaG normalise every element by a statistic of its own gradient, so in float32 the
+# summation-order noise of tiny gradient elements shows at ~1e-5 of the weights. Their rules are also
+# checked in float64 on the gradients themselves: the float64 run stores every step's gradients (and
+# Sophia's Hessian-estimate gradients), and the Java test feeds those to its optimizer, so the two
+# implementations of the rule must agree to rounding. (transformers' model is not float64 throughout:
+# RMSNorm and the attention softmax compute in float32, so comparing forward passes would not do.)
+FLOAT64 = ("adan", "sophia")
+
+
+def run(name, tiny_dir, batches, dtype=torch.float32):
     ctor, hp, hessian_steps = CONFIGS[name]
-    model = LlamaForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32, attn_implementation="eager")
+    model = LlamaForCausalLM.from_pretrained(tiny_dir, dtype=dtype, attn_implementation="eager")
     model.train()
     names = [n for n, _ in model.named_parameters()]
     params = [p for _, p in model.named_parameters()]
@@ -243,6 +252,9 @@ def run(name, tiny_dir, batches):
         model.zero_grad(set_to_none=True)
         loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=ids).loss
         loss.backward()
+        if dtype == torch.float64:
+            for n, p in zip(names, params):
+                out[f"grad.step{k}.{n}"] = p.grad.detach().contiguous().clone()
         with torch.no_grad():
             diag.setdefault("grad_norm", []).append(float(torch.sqrt(sum((p.grad * p.grad).sum() for p in params))))
         if name == "lion":
@@ -261,14 +273,17 @@ def run(name, tiny_dir, batches):
                 probs = torch.softmax(logits.reshape(-1, logits.shape[-1]).double(), dim=-1)
                 labels = torch.multinomial(probs, 1, generator=gen).reshape(ids.shape)
             F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)).backward()
+            if dtype == torch.float64:
+                for n, p in zip(names, params):
+                    out[f"hessian_grad.step{k}.{n}"] = p.grad.detach().contiguous().clone()
             opt.update_hessian()
             out[f"hessian.step{k}.labels"] = labels.contiguous()
     if name == "sophia":
         diag["sophia_unsaturated_fraction"] = opt.unsaturated
-    out["losses"] = torch.tensor(losses, dtype=torch.float32)
+    out["losses"] = torch.tensor(losses, dtype=dtype)
     moved = 0.0
     for n, p, s in zip(names, params, start):
-        out["final." + n] = p.detach().to(torch.float32).contiguous().clone()
+        out["final." + n] = p.detach().to(dtype).contiguous().clone()
         moved = max(moved, float((p.detach() - s).abs().max()))
     diag["max_abs_weight_change"] = moved
     meta = versions()
@@ -290,12 +305,16 @@ def main():
     out_dir = os.path.join(args.fixtures, "optimizers")
     os.makedirs(out_dir, exist_ok=True)
     total = 0
-    for name in CONFIGS:
-        tensors, meta, losses, diag = run(name, tiny, batches)
-        path = os.path.join(out_dir, name + ".safetensors")
+    runs = [(name, torch.float32, name) for name in CONFIGS]
+    runs += [(name, torch.float64, name + "_f64") for name in FLOAT64]
+    for name, dtype, file in runs:
+        tensors, meta, losses, diag = run(name, tiny, batches, dtype)
+        if dtype != torch.float32:
+            meta["dtype"] = str(dtype)
+        path = os.path.join(out_dir, file + ".safetensors")
         save_file(tensors, path, metadata={"info": json.dumps(meta, sort_keys=True)})
         total += os.path.getsize(path)
-        print(f"{name:14s} losses {losses}  {diag}")
+        print(f"{file:14s} losses {losses}  {diag}")
     print(f"total bytes: {total}")
 
 

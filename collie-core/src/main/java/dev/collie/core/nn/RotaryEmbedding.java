@@ -47,10 +47,11 @@ public final class RotaryEmbedding {
             for (int ti = 0; ti < t; ti++) {
                 long p = pos[bi][ti];
                 for (int i = 0; i < half; i++) {
-                    // float32 angle as Hugging Face computes it (inv_freq and positions in fp32)
-                    double angle = dtype == DataType.DOUBLE ? p * invFreq[i] : (float) ((float) p * (float) invFreq[i]);
-                    c[i] = Math.cos(angle);
-                    s[i] = Math.sin(angle);
+                    // as Hugging Face computes the tables whatever the model's dtype: inv_freq, angles and
+                    // their cos/sin in float32 (so a float64 model matches a float64 transformers model)
+                    float angle = (float) p * (float) invFreq[i];
+                    c[i] = (float) Math.cos(angle);
+                    s[i] = (float) Math.sin(angle);
                 }
                 int row = (bi * t + ti) * width;
                 for (int h = 0; h < heads; h++) {

@@ -46,7 +46,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * orders, which leaves an absolute error of ~1e-7 of the largest products; for the smallest gradient
  * elements that is a relative error of 1e-4..1e-3, hence errors up to ~4e-7 absolute at lr 1e-3
  * (measured 2.5e-6 and 5.9e-6 relative to the weights, 5.6e-5 and 1.4e-4 of the update). They are asserted
- * at 2e-5 of the weights and 1e-3 of the update. Lion's sign() is exact here: the smallest |c| relative to
+ * at 2e-5 of the weights and 1e-3 of the update; their rules are also checked alone in float64, on the
+ * gradients the float64 PyTorch run stored ({@code adan_f64}, {@code sophia_f64}), to 1e-12. Lion's sign() is exact here: the smallest |c| relative to
  * its two terms over the three steps is 1.3e-4 (stored in the fixture's diagnostics), far above the
  * fp32 gradient discrepancy, so no element flips.
  */
@@ -60,7 +61,7 @@ class OptimizerParityTest {
     }
 
     private static Parity compare(String name, LlamaForCausalLM model, double[] losses) {
-        LlamaForCausalLM start = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        LlamaForCausalLM start = LlamaCheckpoint.load(TINY, model.parameters().get(0).dtype());
         double weights = 0;
         double update = 0;
         double loss = 0;
@@ -114,6 +115,43 @@ class OptimizerParityTest {
         within(p, 2e-5, 1e-3); // element-wise normalisation: see the class comment
     }
 
+    /** Hands every parameter its stored gradient through the one door, as a backward would. */
+    private static void deliver(LlamaForCausalLM model, SafeTensors ref, String prefix) {
+        Tape tape = Tape.forTraining(1, 1);
+        model.namedParameters().forEach((n, p) -> {
+            tape.use(p);
+            p.accumulateGrad(tape, ref.load(prefix + n, DataType.DOUBLE));
+        });
+    }
+
+    /**
+     * The update rule alone, in float64: three steps on the gradients the float64 PyTorch run stored (and,
+     * for Sophia, its Hessian-estimate gradients), so any difference is in the rule, not in the model.
+     */
+    private static Parity ruleOnStoredGradients(String fixture, double lr, Function<LlamaForCausalLM, Optimizer> make) {
+        LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.DOUBLE);
+        Optimizer opt = make.apply(model);
+        String first = model.namedParameters().keySet().iterator().next();
+        try (SafeTensors ref = SafeTensors.open(REF.resolve(fixture + ".safetensors"))) {
+            for (int k = 0; k < 3; k++) {
+                deliver(model, ref, "grad.step" + k + ".");
+                opt.step(lr);
+                if (ref.contains("hessian_grad.step" + k + "." + first)) {
+                    deliver(model, ref, "hessian_grad.step" + k + ".");
+                    ((SophiaG) opt).updateHessian();
+                    model.zeroGrad();
+                }
+            }
+            return compare(fixture, model, ref.load("losses", DataType.DOUBLE).toDoubleVector());
+        }
+    }
+
+    @Test
+    void adanRuleMatchesTorchInFloat64() {
+        within(ruleOnStoredGradients("adan_f64", 1e-3,
+                m -> new Adan(m.namedParameters(), 0.98, 0.92, 0.99, 1e-8, 0.02, 0.5, false)), 1e-12, 1e-12);
+    }
+
     @Test
     void lomoWithBothClipsMatchesTorchSgd() {
         Parity p = viaTrainer("lomo", 1.0, m -> new Lomo(m.namedParameters(), 0.5, 0.01, 0.1, null));
@@ -148,14 +186,13 @@ class OptimizerParityTest {
         model.zeroGrad();
     }
 
-    @Test
-    void sophiaWithHessianFromStoredLabelsMatchesTorch() {
+    private static Parity sophiaByHand(String fixture) {
         LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
         SophiaG opt = new SophiaG(model.namedParameters(), 0.965, 0.99, 0.04, 0.1, 5120, 1);
         CausalLmLoss loss = new CausalLmLoss();
         double[] losses = new double[3];
         try (SafeTensors batches = SafeTensors.open(TINY.resolve("adamw_reference.safetensors"));
-             SafeTensors ref = SafeTensors.open(REF.resolve("sophia.safetensors"))) {
+             SafeTensors ref = SafeTensors.open(REF.resolve(fixture + ".safetensors"))) {
             for (int k = 0; k < 3; k++) {
                 INDArray ids = batches.load("adamw/batch" + k + ".input_ids");
                 Tape tape = Tape.forTraining(2, 12);
@@ -168,7 +205,19 @@ class OptimizerParityTest {
             }
         }
         assertEquals(2, opt.hessianUpdates());
-        within(compare("sophia", model, losses), 2e-5, 1e-3); // element-wise normalisation: see the class comment
+        return compare(fixture, model, losses);
+    }
+
+    @Test
+    void sophiaWithHessianFromStoredLabelsMatchesTorch() {
+        within(sophiaByHand("sophia"), 2e-5, 1e-3); // element-wise normalisation: see the class comment
+    }
+
+    @Test
+    void sophiaRuleMatchesTorchInFloat64() {
+        Parity p = ruleOnStoredGradients("sophia_f64", 1e-3,
+                m -> new SophiaG(m.namedParameters(), 0.965, 0.99, 0.04, 0.1, 5120, 1));
+        within(p, 1e-12, 1e-12);
     }
 
     @Test
