@@ -1,0 +1,349 @@
+package dev.collie.parallel.dp;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.ReduceOp;
+import dev.collie.core.nn.GradientHook;
+import dev.collie.core.nn.Parameter;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * Data parallelism (PyTorch DDP's scheme) for one rank: it is the {@link GradientHook} of every trainable
+ * parameter, so the moment a parameter's gradient is complete for the step it is copied into its bucket's
+ * flat buffer; when a bucket is full its buffer is averaged over the ranks by an all-reduce on this rank's
+ * communication thread, overlapping the rest of backward. {@link #finish()} waits for every bucket and
+ * writes the averaged gradients back into {@code p.grad()}; call it after backward and before clipping or
+ * {@code optimizer.step()}.
+ *
+ * <p>Buckets of about {@code bucketBytes} hold parameters in reverse registration order (roughly the order
+ * backward completes them) and are launched strictly in bucket order, so every rank issues the same
+ * collectives in the same order whichever thread fires the hooks. A parameter that got no gradient in a
+ * step is an error: {@link #finish()} names it (the other ranks then fail at the communicator's timeout).
+ *
+ * <p>The communicator belongs to the communication thread from construction on; use
+ * {@link #averageAcrossRanks} for other collectives of this rank. Not for fused-backward optimizers
+ * (LOMO), which need the averaged gradient inside backward.
+ */
+public final class DataParallel implements AutoCloseable {
+    /** Default bucket size: 25 MB, as DDP. */
+    public static final long DEFAULT_BUCKET_BYTES = 25L * 1024 * 1024;
+
+    private final Communicator comm;
+    private final List<Bucket> buckets = new ArrayList<>();
+    private final IdentityHashMap<Parameter, Slot> slots = new IdentityHashMap<>();
+    private final ExecutorService commThread;
+    private final Map<String, GradientHook> previousHooks = new LinkedHashMap<>();
+    private final Map<String, Parameter> params;
+    private final Object launchLock = new Object();
+    private final List<Future<?>> inFlight = new ArrayList<>();
+    private int nextToLaunch;
+    private volatile Throwable commFailure;
+
+    /** One parameter's place in a bucket's flat buffer. */
+    private record Slot(String name, Parameter p, Bucket bucket, long offset) { }
+
+    /** Parameters whose gradients are all-reduced together. */
+    private static final class Bucket {
+        final int index;
+        final List<Slot> slots = new ArrayList<>();
+        final DataType dtype;
+        INDArray flat;
+        int pending;
+        boolean[] ready;
+
+        Bucket(int index, DataType dtype) {
+            this.index = index;
+            this.dtype = dtype;
+        }
+
+        long length() {
+            return slots.isEmpty() ? 0 : slots.get(slots.size() - 1).offset() + slots.get(slots.size() - 1).p().numel();
+        }
+
+        void reset() {
+            pending = slots.size();
+            Arrays.fill(ready, false);
+        }
+    }
+
+    /** With {@link #DEFAULT_BUCKET_BYTES}. */
+    public DataParallel(Map<String, Parameter> params, Communicator comm) {
+        this(params, comm, DEFAULT_BUCKET_BYTES);
+    }
+
+    /**
+     * Attaches to the trainable parameters among {@code params} (in registration order) and checks that every
+     * rank of {@code comm} has the same parameter names, shapes and types.
+     *
+     * @throws CollieException when the ranks' parameters differ or a peer does not answer
+     */
+    public DataParallel(Map<String, Parameter> params, Communicator comm, long bucketBytes) {
+        if (bucketBytes <= 0) {
+            throw new IllegalArgumentException("bucketBytes must be positive, got " + bucketBytes);
+        }
+        this.comm = comm;
+        this.params = new LinkedHashMap<>();
+        params.forEach((n, p) -> {
+            if (p.requiresGrad()) {
+                this.params.put(n, p);
+            }
+        });
+        int rank = comm.rank();
+        this.commThread = Executors.newSingleThreadExecutor(r -> {
+            Thread t = new Thread(r, "collie-dp-comm-" + rank);
+            t.setDaemon(true);
+            return t;
+        });
+        try {
+            checkSameParameters();
+        } catch (RuntimeException e) {
+            commThread.shutdownNow();
+            throw e;
+        }
+        buildBuckets(bucketBytes);
+        for (Map.Entry<String, Parameter> e : this.params.entrySet()) {
+            previousHooks.put(e.getKey(), e.getValue().hook());
+            e.getValue().setHook(this::onGradientReady);
+        }
+    }
+
+    private void buildBuckets(long bucketBytes) {
+        List<Map.Entry<String, Parameter>> order = new ArrayList<>(params.entrySet());
+        java.util.Collections.reverse(order);
+        Bucket current = null;
+        for (Map.Entry<String, Parameter> e : order) {
+            Parameter p = e.getValue();
+            long bytes = p.numel() * p.dtype().width();
+            if (current == null || current.dtype != p.dtype()
+                    || (!current.slots.isEmpty() && (current.length() * current.dtype.width() + bytes > bucketBytes))) {
+                current = new Bucket(buckets.size(), p.dtype());
+                buckets.add(current);
+            }
+            Slot s = new Slot(e.getKey(), p, current, current.length());
+            current.slots.add(s);
+            slots.put(p, s);
+        }
+        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            for (Bucket b : buckets) {
+                b.flat = Nd4j.createUninitialized(b.dtype, b.length());
+                b.ready = new boolean[b.slots.size()];
+                b.reset();
+            }
+        }
+    }
+
+    /** All-gathers a digest of (name, shape, type) of every trainable parameter and compares. */
+    private void checkSameParameters() {
+        long[] mine = digest();
+        INDArray shard = Nd4j.createFromArray(mine);
+        INDArray all = Nd4j.create(DataType.INT64, (long) comm.size() * mine.length);
+        runOnCommThread(() -> {
+            comm.allGather(shard, all);
+            return null;
+        }, "checking that all ranks have the same parameters");
+        long[] every = all.toLongVector();
+        StringBuilder bad = new StringBuilder();
+        for (int r = 0; r < comm.size(); r++) {
+            if (every[r * 3] != mine[0] || every[r * 3 + 1] != mine[1] || every[r * 3 + 2] != mine[2]) {
+                bad.append(bad.length() == 0 ? "" : ", ").append("rank ").append(r).append(" (")
+                        .append(every[r * 3]).append(" parameters)");
+            }
+        }
+        if (bad.length() > 0) {
+            throw new CollieException("data parallel: rank " + comm.rank() + " has " + mine[0] + " trainable parameters"
+                    + " whose names, shapes or types differ from those of " + bad
+                    + "; every data-parallel rank must hold the same model replica");
+        }
+    }
+
+    private long[] digest() {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            for (Map.Entry<String, Parameter> e : params.entrySet()) {
+                md.update((e.getKey() + ":" + Arrays.toString(e.getValue().shape()) + ":" + e.getValue().dtype() + ";")
+                        .getBytes(StandardCharsets.UTF_8));
+            }
+            byte[] h = md.digest();
+            return new long[] {params.size(), java.nio.ByteBuffer.wrap(h).getLong(0), java.nio.ByteBuffer.wrap(h).getLong(8)};
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void onGradientReady(Parameter p) {
+        Slot s = slots.get(p);
+        Bucket b = s.bucket();
+        INDArray g = p.grad();
+        // copy into the flat buffer now: the gradient may be a lent array that is gone after this call
+        b.flat.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(s.offset(), s.offset() + p.numel()))
+                .assign(g.reshape(p.numel()));
+        synchronized (launchLock) {
+            int i = b.slots.indexOf(s);
+            if (b.ready[i]) {
+                throw new IllegalStateException("data parallel: gradient of " + s.name() + " completed twice in one step");
+            }
+            b.ready[i] = true;
+            b.pending--;
+            while (nextToLaunch < buckets.size() && buckets.get(nextToLaunch).pending == 0) {
+                Bucket next = buckets.get(nextToLaunch++);
+                inFlight.add(commThread.submit(() -> reduce(next)));
+            }
+        }
+    }
+
+    private void reduce(Bucket b) {
+        if (commFailure != null) {
+            return;     // an earlier bucket failed: the ranks are out of step, do not start another collective
+        }
+        try {
+            comm.allReduce(b.flat, ReduceOp.AVG);
+        } catch (RuntimeException | Error e) {
+            commFailure = e;
+            throw e;
+        }
+    }
+
+    /**
+     * Waits for every bucket's all-reduce and writes the averaged gradients into the parameters.
+     *
+     * @throws CollieException naming the parameters that got no gradient this step, or when an all-reduce
+     *         failed or did not finish in time (a peer rank failed or is gone)
+     */
+    public void finish() {
+        List<Future<?>> launched;
+        List<String> missing = new ArrayList<>();
+        synchronized (launchLock) {
+            for (Bucket b : buckets) {
+                for (int i = 0; i < b.slots.size(); i++) {
+                    if (!b.ready[i]) {
+                        missing.add(b.slots.get(i).name());
+                    }
+                }
+            }
+            launched = new ArrayList<>(inFlight);
+            inFlight.clear();
+        }
+        try {
+            if (!missing.isEmpty()) {
+                throw new CollieException("data parallel rank " + comm.rank() + ": no gradient this step for "
+                        + missing.size() + " trainable parameter(s) " + missing + "; every trainable parameter must be"
+                        + " used in every step (freeze unused ones), or the ranks' all-reduces would not match");
+            }
+            long waitMs = comm.timeout().toMillis() * Math.max(2, 2L * (comm.size() - 1)) + 1000;
+            for (int k = 0; k < launched.size(); k++) {
+                await(launched.get(k), waitMs, k);
+            }
+            for (Bucket b : buckets) {
+                for (Slot s : b.slots) {
+                    INDArray part = b.flat.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(s.offset(),
+                            s.offset() + s.p().numel()));
+                    s.p().grad().assign(part.reshape(s.p().shape()));
+                }
+            }
+        } finally {
+            synchronized (launchLock) {
+                nextToLaunch = 0;
+                for (Bucket b : buckets) {
+                    b.reset();
+                }
+            }
+        }
+    }
+
+    private void await(Future<?> f, long waitMs, int bucket) {
+        try {
+            f.get(waitMs, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CollieException("data parallel rank " + comm.rank() + ": interrupted while waiting for the"
+                    + " all-reduce of bucket " + bucket, e);
+        } catch (ExecutionException e) {
+            throw new CollieException("data parallel rank " + comm.rank() + ": the gradient all-reduce of bucket "
+                    + bucket + " failed (a peer rank failed or is gone): " + e.getCause().getMessage(), e.getCause());
+        } catch (TimeoutException e) {
+            commFailure = e;
+            throw new CollieException("data parallel rank " + comm.rank() + ": the gradient all-reduce of bucket "
+                    + bucket + " did not finish within " + waitMs + " ms (a peer rank is stuck or gone)");
+        }
+    }
+
+    /** Averages {@code value} over the ranks (e.g. a step's loss); every rank must call it at the same point. */
+    public double averageAcrossRanks(double value) {
+        INDArray a = Nd4j.createFromArray(new double[] {value});
+        runOnCommThread(() -> {
+            comm.allReduce(a, ReduceOp.AVG);
+            return null;
+        }, "averaging a value over the ranks");
+        return a.getDouble(0);
+    }
+
+    private <T> T runOnCommThread(Callable<T> task, String what) {
+        Future<T> f = commThread.submit(task);
+        long waitMs = comm.timeout().toMillis() * Math.max(2, 2L * comm.size()) + 1000;
+        try {
+            return f.get(waitMs, TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new CollieException("data parallel rank " + comm.rank() + ": interrupted while " + what, e);
+        } catch (ExecutionException e) {
+            throw new CollieException("data parallel rank " + comm.rank() + ": failed while " + what + ": "
+                    + e.getCause().getMessage(), e.getCause());
+        } catch (TimeoutException e) {
+            f.cancel(true);
+            throw new CollieException("data parallel rank " + comm.rank() + ": no answer within " + waitMs
+                    + " ms while " + what);
+        }
+    }
+
+    /** The number of buckets. */
+    public int bucketCount() {
+        return buckets.size();
+    }
+
+    /** Gradient bytes all-reduced per step (all buckets). */
+    public long gradientBytes() {
+        long n = 0;
+        for (Bucket b : buckets) {
+            n += b.length() * b.dtype.width();
+        }
+        return n;
+    }
+
+    /** This rank's communicator (owned by the communication thread; do not call collectives on it directly). */
+    public Communicator communicator() {
+        return comm;
+    }
+
+    /** Restores the parameters' previous hooks and stops the communication thread; the communicator stays open. */
+    @Override
+    public void close() {
+        previousHooks.forEach((n, h) -> params.get(n).setHook(h));
+        commThread.shutdownNow();
+        for (Bucket b : buckets) {
+            if (b.flat != null) {
+                b.flat.close();
+                b.flat = null;
+            }
+        }
+    }
+}
