@@ -34,15 +34,25 @@ public final class StepRunner implements AutoCloseable {
 
     private final LanguageModel model;
     private final int workers;
+    private final int cores;
     private ExecutorService pool;     // created on first use, released by close()
 
     /** {@code workers} threads, or one per core when it is 0. */
     public StepRunner(LanguageModel model, int workers) {
-        if (workers < 0) {
-            throw new IllegalArgumentException("workers must be >= 0, got " + workers);
+        this(model, workers, Runtime.getRuntime().availableProcessors());
+    }
+
+    /**
+     * As {@link #StepRunner(LanguageModel, int)} with only {@code cores} of the machine's cores for this
+     * runner (several data-parallel ranks as threads of one JVM share the cores out).
+     */
+    public StepRunner(LanguageModel model, int workers, int cores) {
+        if (workers < 0 || cores < 1) {
+            throw new IllegalArgumentException("workers must be >= 0 and cores >= 1, got " + workers + ", " + cores);
         }
         this.model = model;
-        this.workers = workers == 0 ? Runtime.getRuntime().availableProcessors() : workers;
+        this.cores = cores;
+        this.workers = workers == 0 ? cores : workers;
     }
 
     private synchronized ExecutorService pool() {
@@ -73,7 +83,7 @@ public final class StepRunner implements AutoCloseable {
     private double forwardBackward(Batch b, boolean last, double scale) {
         int parts = Math.min(workers, b.rows());
         // the cores are shared out between the parts: fewer rows than workers get multi-threaded ops
-        int opThreads = Math.max(1, Runtime.getRuntime().availableProcessors() / parts);
+        int opThreads = Math.max(1, cores / parts);
         if (Backends.opThreads() != opThreads) {
             Backends.setOpThreads(opThreads);
         }

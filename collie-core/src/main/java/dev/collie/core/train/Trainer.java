@@ -2,6 +2,7 @@ package dev.collie.core.train;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
+import dev.collie.core.dist.GradientSync;
 import dev.collie.core.data.Collator;
 import dev.collie.core.data.DataLoader;
 import dev.collie.core.data.Dataset;
@@ -55,6 +56,7 @@ public final class Trainer {
     private final long totalSteps;
     private final CausalLmLoss lossFn = new CausalLmLoss();
     private final StepRunner runner;
+    private final GradientSync sync;
     private long globalStep;
     private int epoch;
     private final List<StepStats> history = new ArrayList<>();
@@ -67,17 +69,25 @@ public final class Trainer {
         this.evalData = b.evalData;
         this.callbacks = List.copyOf(b.callbacks);
         this.padId = b.padId;
-        this.runner = new StepRunner(model, config.workerThreads());
+        this.sync = b.sync != null && b.sync.size() > 1 ? b.sync : null;
+        int cores = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, b.localRanks));
+        this.runner = new StepRunner(model, config.workerThreads(), cores);
         if (trainData.size() == 0) {
             throw new CollieException("training data is empty");
         }
         this.loader = DataLoader.builder(trainData, collator()).microBatchSize(config.trainMicroBatchSize())
-                .gradAccum(config.gradientAccumulationSteps()).shuffle(config.shuffle()).seed(config.seed()).build();
+                .gradAccum(config.gradientAccumulationSteps()).shuffle(config.shuffle()).seed(config.seed())
+                .numReplicas(sync == null ? 1 : sync.size()).rank(sync == null ? 0 : sync.rank()).build();
         if (loader.stepsPerEpoch() == 0) {
             throw new CollieException("training data has " + trainData.size() + " rows, fewer than one step needs");
         }
         if (optimizer instanceof FusedBackwardOptimizer fused) {
             String name = optimizer.getClass().getSimpleName();
+            if (sync != null) {
+                throw new CollieException(name + " updates parameters inside backward; under data parallel it"
+                        + " needs its gradients reduced inside the hook, which is not supported yet (dp_size = "
+                        + sync.size() + ")");
+            }
             if (config.gradientAccumulationSteps() != 1) {
                 throw new CollieException("config: gradient_accumulation_steps = " + config.gradientAccumulationSteps()
                         + " cannot be used with " + name + ": it updates each parameter inside backward, so there is"
@@ -133,9 +143,14 @@ public final class Trainer {
         return List.copyOf(history);
     }
 
-    /** Writes a training checkpoint (parameters, optimizer state, position) into {@code dir}. */
+    /**
+     * Writes a training checkpoint (parameters, optimizer state, position) into {@code dir}. Under data
+     * parallel the replicas are identical and only rank 0 writes.
+     */
     public void save(Path dir) {
-        TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
+        if (sync == null || sync.rank() == 0) {
+            TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
+        }
         callbacks.forEach(c -> c.onSave(this, dir));
     }
 
@@ -207,6 +222,10 @@ public final class Trainer {
             }
         } else {
             loss = forwardBackward(micro);
+            if (sync != null) {
+                sync.finish();                 // gradients averaged over the replicas before clipping
+                loss = sync.average(loss);
+            }
             List<Parameter> params = new ArrayList<>(optimizer.parameters().values());
             if (config.clipGradNorm() > 0) {
                 gradNorm = GradClip.clipGlobalNorm(params, config.clipGradNorm());
@@ -249,6 +268,9 @@ public final class Trainer {
                 INDArray[] r = Kernels.get().crossEntropy(logits, targets, CausalLmLoss.IGNORE_INDEX, true);
                 model.backward(tape, r[1].muli(1.0 / micro.size()));
             }
+        }
+        if (sync != null) {
+            sync.finish();                     // the hooks fired: the Hessian gradient is averaged too
         }
         h.updateHessian();
         for (Parameter p : optimizer.parameters().values()) {
@@ -322,6 +344,8 @@ public final class Trainer {
         private final List<Callback> callbacks = new ArrayList<>();
         private LrSchedule schedule;
         private int padId;
+        private GradientSync sync;
+        private int localRanks = 1;
 
         public Builder model(LanguageModel m) { this.model = m; return this; }
         public Builder optimizer(Optimizer o) { this.optimizer = o; return this; }
@@ -333,6 +357,10 @@ public final class Trainer {
         public Builder lrSchedule(LrSchedule s) { this.schedule = s; return this; }
         /** Token id used to pad rows (default 0; labels are padded with -100 whatever it is). */
         public Builder padId(int id) { this.padId = id; return this; }
+        /** Data parallel: this replica takes its share of every global batch and waits on {@code sync} before each step. */
+        public Builder gradientSync(GradientSync s) { this.sync = s; return this; }
+        /** Ranks running as threads of this JVM (they share its cores); default 1. */
+        public Builder localRanks(int n) { this.localRanks = n; return this; }
 
         public Trainer build() {
             return new Trainer(this);

@@ -2,6 +2,7 @@ package dev.collie.parallel.dp;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.GradientSync;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.core.nn.GradientHook;
 import dev.collie.core.nn.Parameter;
@@ -44,7 +45,7 @@ import java.util.concurrent.TimeoutException;
  * {@link #averageAcrossRanks} for other collectives of this rank. Not for fused-backward optimizers
  * (LOMO), which need the averaged gradient inside backward.
  */
-public final class DataParallel implements AutoCloseable {
+public final class DataParallel implements GradientSync, AutoCloseable {
     /** Default bucket size: 25 MB, as DDP. */
     public static final long DEFAULT_BUCKET_BYTES = 25L * 1024 * 1024;
 
@@ -229,6 +230,7 @@ public final class DataParallel implements AutoCloseable {
      * @throws CollieException naming the parameters that got no gradient this step, or when an all-reduce
      *         failed or did not finish in time (a peer rank failed or is gone)
      */
+    @Override
     public void finish() {
         List<Future<?>> launched;
         List<String> missing = new ArrayList<>();
@@ -330,6 +332,21 @@ public final class DataParallel implements AutoCloseable {
     }
 
     /** This rank's communicator (owned by the communication thread; do not call collectives on it directly). */
+    @Override
+    public int rank() {
+        return comm.rank();
+    }
+
+    @Override
+    public int size() {
+        return comm.size();
+    }
+
+    @Override
+    public double average(double value) {
+        return averageAcrossRanks(value);
+    }
+
     public Communicator communicator() {
         return comm;
     }

@@ -1,0 +1,135 @@
+package dev.collie.parallel.dp;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.data.Dataset;
+import dev.collie.core.data.JsonlDataset;
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.Optimizer;
+import dev.collie.core.optim.Sgd;
+import dev.collie.core.tensor.Backends;
+import dev.collie.core.train.CollieConfig;
+import dev.collie.core.train.StepStats;
+import dev.collie.core.train.Trainer;
+import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.optim.AdamW;
+import dev.collie.optim.Lomo;
+import dev.collie.optim.SophiaG;
+import dev.collie.parallel.comm.LocalCommunicators;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.nd4j.linalg.api.buffer.DataType;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The Trainer with a {@link DataParallel} gradient sync: two replicas as threads equal one rank with both rows. */
+@Timeout(value = 30, unit = TimeUnit.SECONDS)
+class TrainerDataParallelTest {
+    private static final Path TINY = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama");
+    private static final Dataset ROWS = JsonlDataset.load(TINY.resolve("adamw_rows.jsonl"), null, 0, 96);
+    private static final CollieConfig BASE = CollieConfig.builder().shuffle(false).lr(1e-2).build();
+
+    @AfterAll
+    static void restoreOpThreads() {
+        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
+    }
+
+    private record Run(List<StepStats> stats, LlamaForCausalLM model) {
+    }
+
+    private static Run single(Function<Map<String, Parameter>, Optimizer> opt) {
+        LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        List<StepStats> stats = Trainer.builder().model(model).optimizer(opt.apply(model.namedParameters()))
+                .config(BASE.toBuilder().trainMicroBatchSize(2).build()).trainData(ROWS).build().train();
+        return new Run(stats, model);
+    }
+
+    /** Two ranks as threads, micro-batch 1 each (the global batch is the same 2 rows). */
+    private static List<Run> twoRanks(Function<Map<String, Parameter>, Optimizer> opt) throws Exception {
+        List<Communicator> comms = LocalCommunicators.create(2, Duration.ofSeconds(10));
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            List<Future<Run>> futures = new ArrayList<>();
+            for (Communicator comm : comms) {
+                futures.add(pool.submit(() -> {
+                    LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+                    Optimizer o = opt.apply(model.namedParameters());
+                    try (DataParallel dp = new DataParallel(o.parameters(), comm)) {
+                        List<StepStats> stats = Trainer.builder().model(model).optimizer(o)
+                                .config(BASE.toBuilder().trainMicroBatchSize(1).build()).trainData(ROWS)
+                                .gradientSync(dp).localRanks(2).build().train();
+                        return new Run(stats, model);
+                    } finally {
+                        comm.close();
+                    }
+                }));
+            }
+            List<Run> runs = new ArrayList<>();
+            for (Future<Run> f : futures) {
+                runs.add(f.get(25, TimeUnit.SECONDS));
+            }
+            return runs;
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static double maxAbsDiff(LlamaForCausalLM a, LlamaForCausalLM b) {
+        double d = 0;
+        for (var e : a.namedParameters().entrySet()) {
+            d = Math.max(d, e.getValue().data().sub(b.namedParameters().get(e.getKey()).data()).amaxNumber().doubleValue());
+        }
+        return d;
+    }
+
+    private static void sameAsOneRank(Function<Map<String, Parameter>, Optimizer> opt, double tolerance) throws Exception {
+        Run one = single(opt);
+        List<Run> two = twoRanks(opt);
+        assertEquals(3, two.get(0).stats().size());
+        for (int s = 0; s < 3; s++) {
+            assertEquals(one.stats().get(s).loss(), two.get(0).stats().get(s).loss(), 1e-5, "loss of step " + s);
+            assertEquals(two.get(0).stats().get(s).loss(), two.get(1).stats().get(s).loss(), 0.0, "ranks disagree");
+        }
+        assertEquals(0.0, maxAbsDiff(two.get(0).model(), two.get(1).model()), "replicas diverged");
+        double d = maxAbsDiff(one.model(), two.get(0).model());
+        assertTrue(d < tolerance, "dp=2 differs from one rank by " + d);
+    }
+
+    @Test
+    void twoReplicasWithSgdEqualOneRank() throws Exception {
+        sameAsOneRank(Sgd::new, 1e-6);
+    }
+
+    @Test
+    void twoReplicasWithAdamWEqualOneRank() throws Exception {
+        sameAsOneRank(p -> new AdamW(p, 0.9, 0.999, 1e-8, 0.01), 1e-5);
+    }
+
+    @Test
+    void sophiaHessianRefreshesStayInStepAcrossReplicas() throws Exception {
+        List<Run> two = twoRanks(p -> new SophiaG(p, 0.965, 0.99, 0.04, 0.1, 5120, 1));
+        assertEquals(0.0, maxAbsDiff(two.get(0).model(), two.get(1).model()), "replicas diverged");
+    }
+
+    @Test
+    void fusedBackwardOptimizersAreRefusedUnderDataParallelForNow() throws Exception {
+        var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> twoRanks(Lomo::new));
+        assertTrue(e.getCause() instanceof CollieException, String.valueOf(e.getCause()));
+        assertTrue(e.getCause().getMessage().contains("under data parallel"), e.getCause().getMessage());
+    }
+}
