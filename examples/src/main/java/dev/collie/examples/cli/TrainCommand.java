@@ -1,5 +1,16 @@
 package dev.collie.examples.cli;
 
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.nn.Parameter;
+import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.dp.DataParallel;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.Datasets;
@@ -85,6 +96,12 @@ final class TrainCommand implements Callable<Integer> {
     Double clipGradNorm;
     @Option(names = "--checkpointing", description = "recompute each block in backward (less memory)")
     boolean checkpointing;
+    @Option(names = "--dp", paramLabel = "N", defaultValue = "1",
+            description = "data-parallel ranks; each takes its share of every global batch of micro-batch x grad-accum x N rows (default 1)")
+    int dp;
+    @Option(names = "--backend", paramLabel = "NAME", defaultValue = "local",
+            description = "how ranks talk: local (threads of this JVM; default)")
+    String backend;
     @Option(names = "--workers", paramLabel = "N",
             description = "threads sharing the model, each taking part of every micro-batch's rows (default: one per core)")
     Integer workers;
@@ -112,8 +129,59 @@ final class TrainCommand implements Callable<Integer> {
         checkOptions();
         CollieConfig config = config();
         config.validate();
-
+        if (!"local".equals(backend)) {
+            throw new CollieException("--backend " + backend + ": only 'local' (data-parallel ranks as threads of"
+                    + " this JVM) is available in this version");
+        }
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
+        try {
+            if (dp == 1) {
+                rank(config, tok, null);
+            } else {
+                dataParallel(config, tok);
+            }
+        } finally {
+            if (tok != null) {
+                tok.close();
+            }
+        }
+        return 0;
+    }
+
+    /** {@code --dp N} ranks as threads of this JVM, each with its replica; rank 0 reports and saves. */
+    private void dataParallel(CollieConfig config, HfTokenizer tok) {
+        List<Communicator> comms = LocalCommunicators.create(dp, Duration.ofMinutes(10));
+        ExecutorService pool = Executors.newFixedThreadPool(dp, r -> new Thread(r, "collie-rank"));
+        try {
+            List<Future<?>> ranks = new ArrayList<>();
+            for (Communicator c : comms) {
+                ranks.add(pool.submit(() -> {
+                    try {
+                        rank(config, tok, c);
+                    } finally {
+                        c.close();              // a failed rank makes the others fail at once
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> f : ranks) {
+                try {
+                    f.get();
+                } catch (ExecutionException e) {
+                    throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException(e);
+                }
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    /** One rank's run; {@code comm} is null without data parallel. */
+    private void rank(CollieConfig config, HfTokenizer tok, Communicator comm) {
+        boolean lead = comm == null || comm.rank() == 0;
         LlamaForCausalLM net = createModel(tok, config.seed());
         int vocabSize = net.config().vocabSize();
         Dataset all = Datasets.open(data, tok, seq, vocabSize);
@@ -127,10 +195,20 @@ final class TrainCommand implements Callable<Integer> {
         net.setGradientCheckpointing(config.checkpointing());
         LanguageModel lm = peft.apply(net, model, true);           // the model itself without PEFT flags
         Optimizer optimizer = opt.create(peft.trainableParameters(lm));
+        DataParallel sync = null;
+        if (comm != null) {
+            for (Parameter p : lm.module().parameters()) {
+                comm.broadcast(p.data(), 0);             // every replica starts from rank 0's weights
+            }
+            sync = new DataParallel(optimizer.parameters(), comm);
+        }
         LossHistory history = new LossHistory();
-        ProgressBar progress = new ProgressBar(System.out, System.console() != null, logEvery);
         Trainer.Builder tb = Trainer.builder().model(lm).optimizer(optimizer).config(config).trainData(train)
-                .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(progress, history);
+                .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(history)
+                .gradientSync(sync).localRanks(dp);
+        if (lead) {
+            tb.callbacks(new ProgressBar(System.out, System.console() != null, logEvery));
+        }
         if (checkpointEvery != null) {
             tb.callbacks(new CheckpointCallback(checkpointDir != null ? checkpointDir : save.resolve("checkpoints"),
                     checkpointEvery, keepCheckpoints));
@@ -138,12 +216,26 @@ final class TrainCommand implements Callable<Integer> {
         Trainer trainer = tb.build();
         if (resume != null) {
             trainer.resume(resume);
-            System.out.printf(Locale.ROOT, "resumed from %s at step %d%n", resume, trainer.globalStep());
+            if (lead) {
+                System.out.printf(Locale.ROOT, "resumed from %s at step %d%n", resume, trainer.globalStep());
+            }
         }
-        System.out.printf(Locale.ROOT, "model: %,d parameters (%s); data: %d training rows%s; %d steps%n",
-                net.parameterCount(), model != null ? model : "preset " + preset, train.size(),
-                eval != null ? ", " + eval.size() + " eval rows" : "", trainer.totalSteps());
-        trainer.train();
+        if (lead) {
+            System.out.printf(Locale.ROOT, "model: %,d parameters (%s); data: %d training rows%s; %d steps%s%n",
+                    net.parameterCount(), model != null ? model : "preset " + preset, train.size(),
+                    eval != null ? ", " + eval.size() + " eval rows" : "", trainer.totalSteps(),
+                    dp > 1 ? "; " + dp + " data-parallel ranks" : "");
+        }
+        try {
+            trainer.train();
+        } finally {
+            if (sync != null) {
+                sync.close();
+            }
+        }
+        if (!lead) {
+            return;
+        }
         Map<String, Double> lastEval = null;
         if (eval != null && (config.evalPerNSteps() == 0 || trainer.globalStep() % config.evalPerNSteps() != 0)) {
             lastEval = trainer.evaluate();
@@ -165,13 +257,12 @@ final class TrainCommand implements Callable<Integer> {
             System.out.println("loss curve: " + lossPng);
         }
         System.out.println("saved model to " + save);
-        if (tok != null) {
-            tok.close();
-        }
-        return 0;
     }
 
     private void checkOptions() {
+        if (dp < 1) {
+            throw new CollieException("--dp must be >= 1, got " + dp);
+        }
         if ((model == null) == (preset == null)) {
             throw new CollieException(model == null ? "give --model DIR (a Hugging Face model to fine-tune) or"
                     + " --preset NAME (a new model: " + String.join(", ", Presets.names()) + ")"

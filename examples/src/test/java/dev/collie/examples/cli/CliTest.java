@@ -88,6 +88,22 @@ class CliTest {
         assertTrue(r.out().contains("saved model to " + save), r.out());
         assertTrue(Files.isRegularFile(save.resolve("config.json")));
         assertTrue(Files.isRegularFile(png));
+        assertSavedEqualsTorchAdamW(save);
+    }
+
+    /** Two data-parallel ranks of one row each take the same 2-row global batches as torch did. */
+    @Test
+    void trainWithTwoDataParallelRanksMatchesTheSameTorchSteps(@TempDir Path tmp) {
+        Path save = tmp.resolve("out");
+        Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--dp", "2", "--micro-batch", "1", "--no-shuffle", "--steps", "3", "--lr", "1e-2",
+                "--weight-decay", "0.01", "--save", save.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("2 data-parallel ranks"), r.out());
+        assertSavedEqualsTorchAdamW(save);
+    }
+
+    private static void assertSavedEqualsTorchAdamW(Path save) {
         double worst = 0;
         try (SafeTensors ref = SafeTensors.open(TINY.resolve("adamw_reference.safetensors"));
              SafeTensors got = SafeTensors.open(save.resolve("model.safetensors"))) {
