@@ -2,8 +2,9 @@ package dev.collie.core.train;
 
 /**
  * Measurements of one optimizer step: loss (mean over its micro-batches), learning rate, gradient
- * norm before clipping (NaN when not computed), tokens processed, wall seconds, tokens/s, TGS
- * (tokens per second per device, CoLLiE's monitor) and resident memory.
+ * norm before clipping (NaN when not computed), tokens processed by all data-parallel replicas, wall
+ * seconds, tokens/s (all replicas), TGS (tokens per second per replica, CoLLiE's monitor) and this
+ * process's resident memory.
  */
 public record StepStats(long step, long totalSteps, int epoch, double loss, double lr, double gradNorm, long tokens,
                         double seconds, double tokensPerSecond, double tgs, long residentBytes, long peakResidentBytes) {

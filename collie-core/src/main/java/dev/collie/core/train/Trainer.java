@@ -237,8 +237,13 @@ public final class Trainer {
         }
         globalStep++;
         double sec = (System.nanoTime() - t0) / 1e9;
+        // tokens and tokens/s count every data-parallel replica; TGS is per replica (CoLLiE's monitor)
+        long rankTokens = tokens;
+        if (sync != null) {
+            tokens = Math.round(sync.average(tokens) * sync.size());
+        }
         StepStats st = new StepStats(globalStep, totalSteps, epoch, loss, lr, gradNorm, tokens, sec,
-                tokens / sec, tokens / sec, Memory.residentBytes(), Memory.peakResidentBytes());
+                tokens / sec, rankTokens / sec, Memory.residentBytes(), Memory.peakResidentBytes());
         history.add(st);
         if (globalStep % config.logPerNSteps() == 0) {
             LOG.debug("step {} loss {} lr {} tokens/s {}", st.step(), st.loss(), st.lr(), st.tokensPerSecond());
