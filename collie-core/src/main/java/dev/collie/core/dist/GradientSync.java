@@ -17,4 +17,11 @@ public interface GradientSync {
 
     /** The mean of {@code value} over the replicas (e.g. the step's loss). */
     double average(double value);
+
+    /**
+     * Averages one parameter's gradient over the replicas now, in place, before returning: for optimizers
+     * that consume each gradient inside backward (LOMO, AdaLomo). Every replica must call it for the same
+     * parameters in the same order (one stream of backward per replica).
+     */
+    void reduce(dev.collie.core.nn.Parameter p);
 }

@@ -71,7 +71,10 @@ public final class Trainer {
         this.padId = b.padId;
         this.sync = b.sync != null && b.sync.size() > 1 ? b.sync : null;
         int cores = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, b.localRanks));
-        this.runner = new StepRunner(model, config.workerThreads(), cores);
+        // fused-backward updates under data parallel reduce each gradient in hook order, which must be the
+        // same on every replica: one backward stream per replica
+        int workers = sync != null && b.optimizer instanceof FusedBackwardOptimizer ? 1 : config.workerThreads();
+        this.runner = new StepRunner(model, workers, cores);
         if (trainData.size() == 0) {
             throw new CollieException("training data is empty");
         }
@@ -83,11 +86,7 @@ public final class Trainer {
         }
         if (optimizer instanceof FusedBackwardOptimizer fused) {
             String name = optimizer.getClass().getSimpleName();
-            if (sync != null) {
-                throw new CollieException(name + " updates parameters inside backward; under data parallel it"
-                        + " needs its gradients reduced inside the hook, which is not supported yet (dp_size = "
-                        + sync.size() + ")");
-            }
+
             if (config.gradientAccumulationSteps() != 1) {
                 throw new CollieException("config: gradient_accumulation_steps = " + config.gradientAccumulationSteps()
                         + " cannot be used with " + name + ": it updates each parameter inside backward, so there is"
@@ -99,7 +98,11 @@ public final class Trainer {
                         + " threshold to the optimizer instead");
             }
             for (Parameter p : optimizer.parameters().values()) {
-                p.setHook(fused::onGradientReady);
+                // under data parallel each gradient is averaged over the replicas before the update
+                p.setHook(sync == null ? fused::onGradientReady : q -> {
+                    sync.reduce(q);
+                    fused.onGradientReady(q);
+                });
             }
         }
         long all = (long) loader.stepsPerEpoch() * config.trainEpochs();
@@ -219,6 +222,9 @@ public final class Trainer {
                 fused.beginPass(pass);
                 double l = forwardBackward(micro);
                 loss = pass == 0 ? l : loss;
+            }
+            if (sync != null) {
+                loss = sync.average(loss);
             }
         } else {
             loss = forwardBackward(micro);

@@ -347,6 +347,15 @@ public final class DataParallel implements GradientSync, AutoCloseable {
         return averageAcrossRanks(value);
     }
 
+    @Override
+    public void reduce(Parameter p) {
+        INDArray g = p.grad();
+        runOnCommThread(() -> {
+            comm.allReduce(g, ReduceOp.AVG);
+            return null;
+        }, "averaging the gradient of one parameter");
+    }
+
     public Communicator communicator() {
         return comm;
     }
