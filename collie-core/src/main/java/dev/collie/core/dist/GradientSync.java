@@ -24,4 +24,8 @@ public interface GradientSync {
      * parameters in the same order (one stream of backward per replica).
      */
     void reduce(dev.collie.core.nn.Parameter p);
+
+    /** After the optimizer step (ZeRO: each replica updated its shard; the shards are shared here). */
+    default void afterStep() {
+    }
 }

@@ -232,11 +232,16 @@ public final class Trainer {
                 sync.finish();                 // gradients averaged over the replicas before clipping
                 loss = sync.average(loss);
             }
-            List<Parameter> params = new ArrayList<>(optimizer.parameters().values());
+            // the model's trainable parameters: under ZeRO the optimizer holds only this replica's shard
+            List<Parameter> params = model.module().trainableParameters();
             if (config.clipGradNorm() > 0) {
                 gradNorm = GradClip.clipGlobalNorm(params, config.clipGradNorm());
             }
             optimizer.step(lr);
+            params.forEach(Parameter::zeroGrad);
+            if (sync != null) {
+                sync.afterStep();
+            }
             if (optimizer instanceof HessianEstimator h && (step + 1) % h.hessianInterval() == 0) {
                 refreshHessian(h, micro, step);
             }
@@ -284,9 +289,7 @@ public final class Trainer {
             sync.finish();                     // the hooks fired: the Hessian gradient is averaged too
         }
         h.updateHessian();
-        for (Parameter p : optimizer.parameters().values()) {
-            p.zeroGrad();
-        }
+        model.module().trainableParameters().forEach(Parameter::zeroGrad);
     }
 
     private static INDArray sampledTargets(INDArray logits, INDArray mask) {

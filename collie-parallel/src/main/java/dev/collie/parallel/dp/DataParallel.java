@@ -347,6 +347,14 @@ public final class DataParallel implements GradientSync, AutoCloseable {
         return averageAcrossRanks(value);
     }
 
+    /** Broadcasts {@code a} from {@code root} to every rank, in place (on the communication thread). */
+    public void broadcast(INDArray a, int root) {
+        runOnCommThread(() -> {
+            comm.broadcast(a, root);
+            return null;
+        }, "broadcasting from rank " + root);
+    }
+
     @Override
     public void reduce(Parameter p) {
         INDArray g = p.grad();

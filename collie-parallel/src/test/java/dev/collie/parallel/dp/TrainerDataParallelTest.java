@@ -3,6 +3,7 @@ package dev.collie.parallel.dp;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.JsonlDataset;
 import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.GradientSync;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.optim.Sgd;
@@ -47,18 +48,22 @@ class TrainerDataParallelTest {
         Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
     }
 
-    private record Run(List<StepStats> stats, LlamaForCausalLM model) {
+    private record Run(List<StepStats> stats, LlamaForCausalLM model, long stateBytes) {
     }
 
     private static Run single(Function<Map<String, Parameter>, Optimizer> opt) {
         LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
         List<StepStats> stats = Trainer.builder().model(model).optimizer(opt.apply(model.namedParameters()))
                 .config(BASE.toBuilder().trainMicroBatchSize(2).build()).trainData(ROWS).build().train();
-        return new Run(stats, model);
+        return new Run(stats, model, 0);
     }
 
     /** Two ranks as threads, micro-batch 1 each (the global batch is the same 2 rows). */
     private static List<Run> twoRanks(Function<Map<String, Parameter>, Optimizer> opt) throws Exception {
+        return twoRanks(opt, false);
+    }
+
+    private static List<Run> twoRanks(Function<Map<String, Parameter>, Optimizer> opt, boolean zero1) throws Exception {
         List<Communicator> comms = LocalCommunicators.create(2, Duration.ofSeconds(10));
         ExecutorService pool = Executors.newFixedThreadPool(2);
         try {
@@ -66,13 +71,16 @@ class TrainerDataParallelTest {
             for (Communicator comm : comms) {
                 futures.add(pool.submit(() -> {
                     LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
-                    Optimizer o = opt.apply(model.namedParameters());
-                    try (DataParallel dp = new DataParallel(o.parameters(), comm)) {
+                    Zero1 zero = zero1 ? new Zero1(model.namedParameters(), comm) : null;
+                    Optimizer o = opt.apply(zero1 ? zero.ownedParameters() : model.namedParameters());
+                    GradientSync sync = zero1 ? zero : new DataParallel(o.parameters(), comm);
+                    try {
                         List<StepStats> stats = Trainer.builder().model(model).optimizer(o)
                                 .config(BASE.toBuilder().trainMicroBatchSize(1).build()).trainData(ROWS)
-                                .gradientSync(dp).localRanks(2).build().train();
-                        return new Run(stats, model);
+                                .gradientSync(sync).localRanks(2).build().train();
+                        return new Run(stats, model, o.stateBytes());
                     } finally {
+                        ((AutoCloseable) sync).close();
                         comm.close();
                     }
                 }));
@@ -95,9 +103,15 @@ class TrainerDataParallelTest {
         return d;
     }
 
-    private static void sameAsOneRank(Function<Map<String, Parameter>, Optimizer> opt, double tolerance) throws Exception {
+    private static List<Run> sameAsOneRank(Function<Map<String, Parameter>, Optimizer> opt, double tolerance)
+            throws Exception {
+        return sameAsOneRank(opt, tolerance, false);
+    }
+
+    private static List<Run> sameAsOneRank(Function<Map<String, Parameter>, Optimizer> opt, double tolerance,
+                                           boolean zero1) throws Exception {
         Run one = single(opt);
-        List<Run> two = twoRanks(opt);
+        List<Run> two = twoRanks(opt, zero1);
         assertEquals(3, two.get(0).stats().size());
         for (int s = 0; s < 3; s++) {
             assertEquals(one.stats().get(s).loss(), two.get(0).stats().get(s).loss(), 1e-5, "loss of step " + s);
@@ -106,6 +120,18 @@ class TrainerDataParallelTest {
         assertEquals(0.0, maxAbsDiff(two.get(0).model(), two.get(1).model()), "replicas diverged");
         double d = maxAbsDiff(one.model(), two.get(0).model());
         assertTrue(d < tolerance, "dp=2 differs from one rank by " + d);
+        return two;
+    }
+
+    @Test
+    void zero1ShardsAdamWStateAndEqualsOneRank() throws Exception {
+        List<Run> two = sameAsOneRank(p -> new AdamW(p, 0.9, 0.999, 1e-8, 0.01), 1e-5, true);
+        long full = 8L * 27808;                          // AdamW: two fp32 tensors, 8 bytes per parameter
+        long total = two.get(0).stateBytes() + two.get(1).stateBytes();
+        assertEquals(full, total);
+        for (Run r : two) {
+            assertTrue(r.stateBytes() <= 0.6 * full, "rank state " + r.stateBytes() + " of " + full);
+        }
     }
 
     @Test

@@ -3,7 +3,9 @@ package dev.collie.examples.cli;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.core.dist.GradientSync;
 import dev.collie.parallel.dp.DataParallel;
+import dev.collie.parallel.dp.Zero1;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -99,6 +101,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--dp", paramLabel = "N", defaultValue = "1",
             description = "data-parallel ranks; each takes its share of every global batch of micro-batch x grad-accum x N rows (default 1)")
     int dp;
+    @Option(names = "--zero", paramLabel = "STAGE", defaultValue = "0",
+            description = "ZeRO stage under --dp: 0 (replicated optimizer state) or 1 (optimizer state sharded)")
+    int zero;
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "local",
             description = "how ranks talk: local (threads of this JVM; default)")
     String backend;
@@ -194,13 +199,24 @@ final class TrainCommand implements Callable<Integer> {
         }
         net.setGradientCheckpointing(config.checkpointing());
         LanguageModel lm = peft.apply(net, model, true);           // the model itself without PEFT flags
-        Optimizer optimizer = opt.create(peft.trainableParameters(lm));
-        DataParallel sync = null;
+        GradientSync sync = null;
+        Map<String, Parameter> trainable = peft.trainableParameters(lm);
         if (comm != null) {
             for (Parameter p : lm.module().parameters()) {
                 comm.broadcast(p.data(), 0);             // every replica starts from rank 0's weights
             }
-            sync = new DataParallel(optimizer.parameters(), comm);
+            if (zero == 1) {
+                Zero1 z = new Zero1(trainable, comm);
+                trainable = z.ownedParameters();         // this replica's shard of the optimizer state
+                sync = z;
+            } else {
+                sync = new DataParallel(trainable, comm);
+            }
+        }
+        Optimizer optimizer = opt.create(trainable);
+        if (zero == 1 && optimizer.fusedBackward()) {
+            throw new CollieException("--zero 1 shards optimizer state; " + opt.name + " keeps none that matters"
+                    + " and updates inside backward: use --zero 0");
         }
         LossHistory history = new LossHistory();
         Trainer.Builder tb = Trainer.builder().model(lm).optimizer(optimizer).config(config).trainData(train)
@@ -229,8 +245,12 @@ final class TrainCommand implements Callable<Integer> {
         try {
             trainer.train();
         } finally {
-            if (sync != null) {
-                sync.close();
+            if (sync instanceof AutoCloseable c) {
+                try {
+                    c.close();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
             }
         }
         if (!lead) {
@@ -262,6 +282,13 @@ final class TrainCommand implements Callable<Integer> {
     private void checkOptions() {
         if (dp < 1) {
             throw new CollieException("--dp must be >= 1, got " + dp);
+        }
+        if (zero < 0 || zero > 1) {
+            throw new CollieException("--zero " + zero + ": stages 0 and 1 are available in this version");
+        }
+        if (zero == 1 && dp > 1 && (checkpointEvery != null || resume != null)) {
+            throw new CollieException("--zero 1 with --checkpoint-every/--resume: training checkpoints of sharded"
+                    + " optimizer state (one file per rank) are not written yet; use --zero 0");
         }
         if ((model == null) == (preset == null)) {
             throw new CollieException(model == null ? "give --model DIR (a Hugging Face model to fine-tune) or"
