@@ -8,7 +8,8 @@ import picocli.CommandLine.Command;
 /** The {@code collie} command line: train, score, generate, bench. */
 @Command(name = "collie", mixinStandardHelpOptions = true, version = "collie 0.1.0",
         description = "Train, score and sample LLaMA-family models on the JVM.",
-        subcommands = {TrainCommand.class, ScoreCommand.class, GenerateCommand.class, BenchCommand.class})
+        subcommands = {TrainCommand.class, ScoreCommand.class, GenerateCommand.class, BenchCommand.class,
+                LaunchCommand.class})
 public final class CollieCli implements Runnable {
     @Override
     public void run() {

@@ -4,6 +4,8 @@ import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.parallel.comm.LocalCommunicators;
 import dev.collie.core.dist.GradientSync;
+import dev.collie.parallel.LaunchEnv;
+import dev.collie.parallel.comm.TcpCommunicator;
 import dev.collie.parallel.dp.DataParallel;
 import dev.collie.parallel.dp.Zero1;
 import java.time.Duration;
@@ -101,11 +103,14 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--dp", paramLabel = "N", defaultValue = "1",
             description = "data-parallel ranks; each takes its share of every global batch of micro-batch x grad-accum x N rows (default 1)")
     int dp;
+    /** Ranks of this job running on this machine (threads or processes); set for tcp from LOCAL_WORLD_SIZE. */
+    private int localRanks;
     @Option(names = "--zero", paramLabel = "STAGE", defaultValue = "0",
             description = "ZeRO stage under --dp: 0 (replicated optimizer state) or 1 (optimizer state sharded)")
     int zero;
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "local",
-            description = "how ranks talk: local (threads of this JVM; default)")
+            description = "how ranks talk: local (threads of this JVM; default) or tcp (one process per rank:"
+                    + " collie launch --nproc N -- train ... --backend tcp)")
     String backend;
     @Option(names = "--workers", paramLabel = "N",
             description = "threads sharing the model, each taking part of every micro-batch's rows (default: one per core)")
@@ -134,16 +139,19 @@ final class TrainCommand implements Callable<Integer> {
         checkOptions();
         CollieConfig config = config();
         config.validate();
-        if (!"local".equals(backend)) {
-            throw new CollieException("--backend " + backend + ": only 'local' (data-parallel ranks as threads of"
-                    + " this JVM) is available in this version");
-        }
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
         try {
-            if (dp == 1) {
-                rank(config, tok, null);
-            } else {
-                dataParallel(config, tok);
+            switch (backend) {
+                case "local" -> {
+                    if (dp == 1) {
+                        rank(config, tok, null);
+                    } else {
+                        dataParallel(config, tok);
+                    }
+                }
+                case "tcp" -> processRank(config, tok);
+                default -> throw new CollieException("--backend " + backend + ": expected local (ranks as threads of"
+                        + " this JVM) or tcp (one process per rank, started by 'collie launch', torchrun or Slurm)");
             }
         } finally {
             if (tok != null) {
@@ -151,6 +159,23 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * This process is one rank of a data-parallel group over TCP; the environment says which
+     * ({@code RANK}, {@code WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}, as torchrun and Slurm set it).
+     */
+    private void processRank(CollieConfig config, HfTokenizer tok) {
+        LaunchEnv env = LaunchEnv.fromSystem();
+        if (dp != 1 && dp != env.worldSize()) {
+            throw new CollieException("--dp " + dp + " does not match WORLD_SIZE " + env.worldSize());
+        }
+        dp = env.worldSize();
+        String local = System.getenv("LOCAL_WORLD_SIZE");
+        localRanks = local == null ? 1 : Integer.parseInt(local);
+        try (Communicator comm = TcpCommunicator.connect(env, Duration.ofMinutes(10))) {
+            rank(config, tok, env.worldSize() == 1 ? null : comm);
+        }
     }
 
     /** {@code --dp N} ranks as threads of this JVM, each with its replica; rank 0 reports and saves. */
@@ -221,7 +246,7 @@ final class TrainCommand implements Callable<Integer> {
         LossHistory history = new LossHistory();
         Trainer.Builder tb = Trainer.builder().model(lm).optimizer(optimizer).config(config).trainData(train)
                 .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(history)
-                .gradientSync(sync).localRanks(dp);
+                .gradientSync(sync).localRanks(localRanks > 0 ? localRanks : dp);
         if (lead) {
             tb.callbacks(new ProgressBar(System.out, System.console() != null, logEvery));
         }

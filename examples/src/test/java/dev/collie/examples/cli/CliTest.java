@@ -103,6 +103,17 @@ class CliTest {
         assertSavedEqualsTorchAdamW(save);
     }
 
+    /** The same with two processes over TCP, started by {@code collie launch} as torchrun would. */
+    @Test
+    void launchingTwoProcessesOverTcpMatchesTheSameTorchSteps(@TempDir Path tmp) {
+        Path save = tmp.resolve("out");
+        Result r = run("launch", "--nproc", "2", "--java-opts", "-Xmx512m", "--", "train", "--model", TINY.toString(),
+                "--data", TINY.resolve("adamw_rows.jsonl").toString(), "--backend", "tcp", "--micro-batch", "1",
+                "--no-shuffle", "--steps", "3", "--lr", "1e-2", "--weight-decay", "0.01", "--save", save.toString());
+        assertEquals(0, r.code(), r.err());
+        assertSavedEqualsTorchAdamW(save);
+    }
+
     private static void assertSavedEqualsTorchAdamW(Path save) {
         double worst = 0;
         try (SafeTensors ref = SafeTensors.open(TINY.resolve("adamw_reference.safetensors"));
