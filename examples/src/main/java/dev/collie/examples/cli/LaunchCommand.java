@@ -16,8 +16,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * {@code collie launch --nproc N -- <collie command ...>}: starts N JVMs on this machine, one per rank,
  * with the environment torchrun gives ({@code RANK}, {@code LOCAL_RANK}, {@code WORLD_SIZE},
- * {@code LOCAL_WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}); if one fails the others are
- * stopped and its exit code is returned.
+ * {@code LOCAL_WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}, and {@code OMP_NUM_THREADS} = cores ÷ N
+ * unless set); if one fails the others are stopped and its exit code is returned.
  */
 @Command(name = "launch", mixinStandardHelpOptions = true,
         description = "Run a collie command as N processes (ranks) on this machine, e.g."
@@ -62,6 +62,11 @@ final class LaunchCommand implements Callable<Integer> {
                 pb.environment().put("LOCAL_WORLD_SIZE", Integer.toString(nproc));
                 pb.environment().put("MASTER_ADDR", "127.0.0.1");
                 pb.environment().put("MASTER_PORT", Integer.toString(port));
+                // the cores are shared out between the ranks (as torchrun does): without this each JVM's
+                // OpenMP pool takes every core and the ranks oversubscribe them (2013 vs 3715 tokens/s, 2 ranks)
+                String threads = Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / nproc));
+                pb.environment().putIfAbsent("OMP_NUM_THREADS", threads);
+                pb.environment().putIfAbsent("OPENBLAS_NUM_THREADS", threads);
                 ranks.add(pb.start());
             }
             return waitAll(ranks);
