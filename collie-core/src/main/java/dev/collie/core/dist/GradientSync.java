@@ -25,6 +25,11 @@ public interface GradientSync {
      */
     void reduce(dev.collie.core.nn.Parameter p);
 
+    /** Whether each replica's optimizer holds a different shard of the state (ZeRO): checkpoints then keep all. */
+    default boolean shardsOptimizerState() {
+        return false;
+    }
+
     /** After the optimizer step (ZeRO: each replica updated its shard; the shards are shared here). */
     default void afterStep() {
     }

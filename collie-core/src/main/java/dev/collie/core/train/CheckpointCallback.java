@@ -48,7 +48,10 @@ public final class CheckpointCallback implements Callback {
         trainer.save(dir);
         written.addLast(dir);
         while (keep > 0 && written.size() > keep) {
-            delete(written.removeFirst());
+            Path old = written.removeFirst();
+            if (trainer.isLeadRank()) {      // one replica removes what one replica moved into place
+                delete(old);
+            }
         }
     }
 

@@ -148,18 +148,31 @@ public final class Trainer {
 
     /**
      * Writes a training checkpoint (parameters, optimizer state, position) into {@code dir}. Under data
-     * parallel the replicas are identical and only rank 0 writes.
+     * parallel the replicas are identical and only rank 0 writes, except for ZeRO's optimizer shards,
+     * which every replica writes into the same checkpoint.
      */
     public void save(Path dir) {
-        if (sync == null || sync.rank() == 0) {
+        if (sync != null && sync.shardsOptimizerState()) {
+            TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch, shards());
+        } else if (sync == null || sync.rank() == 0) {
             TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
         }
         callbacks.forEach(c -> c.onSave(this, dir));
     }
 
+    /** Whether this trainer reports and keeps files for the run: rank 0 of data parallel, or the only rank. */
+    public boolean isLeadRank() {
+        return sync == null || sync.rank() == 0;
+    }
+
+    private TrainingCheckpoint.Shards shards() {
+        return new TrainingCheckpoint.Shards(sync.rank(), sync.size(), () -> sync.average(0));
+    }
+
     /** Restores a checkpoint written by {@link #save}; {@link #train} then continues with the next step. */
     public void resume(Path dir) {
-        TrainingCheckpoint.Position pos = TrainingCheckpoint.load(dir, model.module(), optimizer);
+        TrainingCheckpoint.Position pos = TrainingCheckpoint.load(dir, model.module(), optimizer,
+                sync != null && sync.shardsOptimizerState() ? shards() : null);
         if (pos.globalStep() > totalSteps) {
             throw new CollieException(dir + ": the checkpoint is at step " + pos.globalStep()
                     + ", beyond this run's " + totalSteps + " steps");

@@ -45,32 +45,83 @@ public final class TrainingCheckpoint {
     private TrainingCheckpoint() {
     }
 
+    /**
+     * How the replicas of a sharded optimizer (ZeRO) take part: this replica's index, their number, and a
+     * barrier all of them pass together.
+     */
+    public record Shards(int rank, int count, Runnable barrier) {
+    }
+
     /** Writes model, optimizer and position into {@code dir} (replacing what is there). */
     public static void save(Path dir, Module model, Optimizer optimizer, CollieConfig config, long globalStep, int epoch) {
+        save(dir, model, optimizer, config, globalStep, epoch, null);
+    }
+
+    /**
+     * As {@link #save(Path, Module, Optimizer, CollieConfig, long, int)}; with {@code shards}, every replica
+     * calls it and writes its own {@code optimizer-rank<r>-of-<n>.safetensors}, and replica 0 writes the
+     * rest and moves the directory into place once all shards are written.
+     */
+    public static void save(Path dir, Module model, Optimizer optimizer, CollieConfig config, long globalStep,
+                            int epoch, Shards shards) {
         Path abs = dir.toAbsolutePath();
         Path parent = abs.getParent();
+        boolean lead = shards == null || shards.rank() == 0;
         try {
-            Files.createDirectories(parent);
-            Path tmp = Files.createTempDirectory(parent, abs.getFileName() + ".tmp-");
-            SafeTensors.write(tmp.resolve(MODEL), distinctParameters(model), Map.of("format", "pt"));
+            Path tmp;
+            if (shards == null) {
+                Files.createDirectories(parent);
+                tmp = Files.createTempDirectory(parent, abs.getFileName() + ".tmp-");
+            } else {
+                tmp = parent.resolve(abs.getFileName() + ".tmp-step" + globalStep);
+                if (lead) {
+                    Files.createDirectories(parent);
+                    if (Files.exists(tmp)) {
+                        deleteTree(tmp);
+                    }
+                    Files.createDirectories(tmp);
+                }
+                shards.barrier().run();
+            }
             Map<String, INDArray> state = new TreeMap<>(optimizer.stateDict());
-            SafeTensors.write(tmp.resolve(OPTIMIZER), state, Map.of("optimizer", optimizer.getClass().getName()));
-            ObjectNode m = JSON.createObjectNode();
-            m.put("format", FORMAT);
-            m.put("version", 1);
-            m.put("global_step", globalStep);
-            m.put("epoch", epoch);
-            m.put("optimizer", optimizer.getClass().getName());
-            m.set("config", JSON.valueToTree(config));
-            Files.writeString(tmp.resolve(MANIFEST), JSON.writeValueAsString(m));
-            replace(tmp, abs);
+            SafeTensors.write(tmp.resolve(optimizerFile(shards)), state,
+                    Map.of("optimizer", optimizer.getClass().getName()));
+            if (shards != null) {
+                shards.barrier().run();
+            }
+            if (lead) {
+                SafeTensors.write(tmp.resolve(MODEL), distinctParameters(model), Map.of("format", "pt"));
+                ObjectNode m = JSON.createObjectNode();
+                m.put("format", FORMAT);
+                m.put("version", 1);
+                m.put("global_step", globalStep);
+                m.put("epoch", epoch);
+                m.put("optimizer", optimizer.getClass().getName());
+                m.put("optimizer_shards", shards == null ? 1 : shards.count());
+                m.set("config", JSON.valueToTree(config));
+                Files.writeString(tmp.resolve(MANIFEST), JSON.writeValueAsString(m));
+                replace(tmp, abs);
+            }
+            if (shards != null) {
+                shards.barrier().run();
+            }
         } catch (IOException e) {
             throw new CollieException(dir + ": cannot write the checkpoint: " + e.getMessage(), e);
         }
     }
 
+    private static String optimizerFile(Shards shards) {
+        return shards == null || shards.count() == 1 ? OPTIMIZER
+                : "optimizer-rank" + shards.rank() + "-of-" + shards.count() + ".safetensors";
+    }
+
     /** Restores parameters and optimizer state from {@code dir}; returns the saved position. */
     public static Position load(Path dir, Module model, Optimizer optimizer) {
+        return load(dir, model, optimizer, null);
+    }
+
+    /** As {@link #load(Path, Module, Optimizer)}; a sharded checkpoint needs the same number of replicas. */
+    public static Position load(Path dir, Module model, Optimizer optimizer, Shards shards) {
         Path manifest = dir.resolve(MANIFEST);
         if (!Files.isRegularFile(manifest)) {
             throw new CollieException(dir + ": not a training checkpoint (no " + MANIFEST + ")");
@@ -89,6 +140,12 @@ public final class TrainingCheckpoint {
             }
             step = m.path("global_step").asLong();
             epoch = m.path("epoch").asInt();
+            int savedShards = m.path("optimizer_shards").asInt(1);
+            int now = shards == null ? 1 : shards.count();
+            if (savedShards != now) {
+                throw new CollieException(manifest + ": the optimizer state was saved in " + savedShards
+                        + " shard(s), this run has " + now + " (ZeRO needs the same number of data-parallel ranks)");
+            }
         } catch (IOException e) {
             throw new CollieException(manifest + ": cannot read: " + e.getMessage(), e);
         }
@@ -106,7 +163,7 @@ public final class TrainingCheckpoint {
                 p.data().assign(w.load(e.getKey(), p.dtype()));
             }
         }
-        try (SafeTensors s = SafeTensors.open(dir.resolve(OPTIMIZER))) {
+        try (SafeTensors s = SafeTensors.open(dir.resolve(optimizerFile(shards)))) {
             Map<String, INDArray> state = new LinkedHashMap<>();
             for (String name : s.names()) {
                 state.put(name, s.load(name));

@@ -86,6 +86,11 @@ public final class Zero1 implements GradientSync, AutoCloseable {
         dp.reduce(p);
     }
 
+    @Override
+    public boolean shardsOptimizerState() {
+        return true;
+    }
+
     /** Every parameter's new value, from the replica that updated it. */
     @Override
     public void afterStep() {

@@ -64,6 +64,12 @@ class TrainerDataParallelTest {
     }
 
     private static List<Run> twoRanks(Function<Map<String, Parameter>, Optimizer> opt, boolean zero1) throws Exception {
+        return twoRanks(opt, zero1, 3, null, null);
+    }
+
+    /** {@code steps} steps; then save a checkpoint into {@code saveTo}, or first resume from {@code resumeFrom}. */
+    private static List<Run> twoRanks(Function<Map<String, Parameter>, Optimizer> opt, boolean zero1, int steps,
+                                      Path saveTo, Path resumeFrom) throws Exception {
         List<Communicator> comms = LocalCommunicators.create(2, Duration.ofSeconds(10));
         ExecutorService pool = Executors.newFixedThreadPool(2);
         try {
@@ -75,9 +81,16 @@ class TrainerDataParallelTest {
                     Optimizer o = opt.apply(zero1 ? zero.ownedParameters() : model.namedParameters());
                     GradientSync sync = zero1 ? zero : new DataParallel(o.parameters(), comm);
                     try {
-                        List<StepStats> stats = Trainer.builder().model(model).optimizer(o)
-                                .config(BASE.toBuilder().trainMicroBatchSize(1).build()).trainData(ROWS)
-                                .gradientSync(sync).localRanks(2).build().train();
+                        Trainer t = Trainer.builder().model(model).optimizer(o)
+                                .config(BASE.toBuilder().trainMicroBatchSize(1).maxSteps(steps).build()).trainData(ROWS)
+                                .gradientSync(sync).localRanks(2).build();
+                        if (resumeFrom != null) {
+                            t.resume(resumeFrom);
+                        }
+                        List<StepStats> stats = t.train();
+                        if (saveTo != null) {
+                            t.save(saveTo);
+                        }
                         return new Run(stats, model, o.stateBytes());
                     } finally {
                         ((AutoCloseable) sync).close();
@@ -142,6 +155,19 @@ class TrainerDataParallelTest {
     @Test
     void twoReplicasWithAdamWEqualOneRank() throws Exception {
         sameAsOneRank(p -> new AdamW(p, 0.9, 0.999, 1e-8, 0.01), 1e-5);
+    }
+
+    @Test
+    void zero1CheckpointHoldsEveryShardAndResumesExactly(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+        Function<Map<String, Parameter>, Optimizer> adamw = p -> new AdamW(p, 0.9, 0.999, 1e-8, 0.01);
+        List<Run> straight = twoRanks(adamw, true, 3, null, null);
+        twoRanks(adamw, true, 2, tmp.resolve("ckpt"), null);
+        assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("ckpt/optimizer-rank0-of-2.safetensors")));
+        assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("ckpt/optimizer-rank1-of-2.safetensors")));
+        List<Run> resumed = twoRanks(adamw, true, 3, null, tmp.resolve("ckpt"));
+        assertEquals(1, resumed.get(0).stats().size());
+        assertEquals(straight.get(0).stats().get(2).loss(), resumed.get(0).stats().get(0).loss(), 0.0);
+        assertEquals(0.0, maxAbsDiff(straight.get(0).model(), resumed.get(0).model()), "resumed run differs");
     }
 
     @Test

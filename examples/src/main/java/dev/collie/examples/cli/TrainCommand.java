@@ -311,10 +311,7 @@ final class TrainCommand implements Callable<Integer> {
         if (zero < 0 || zero > 1) {
             throw new CollieException("--zero " + zero + ": stages 0 and 1 are available in this version");
         }
-        if (zero == 1 && dp > 1 && (checkpointEvery != null || resume != null)) {
-            throw new CollieException("--zero 1 with --checkpoint-every/--resume: training checkpoints of sharded"
-                    + " optimizer state (one file per rank) are not written yet; use --zero 0");
-        }
+
         if ((model == null) == (preset == null)) {
             throw new CollieException(model == null ? "give --model DIR (a Hugging Face model to fine-tune) or"
                     + " --preset NAME (a new model: " + String.join(", ", Presets.names()) + ")"
