@@ -35,10 +35,21 @@ public final class Backends {
     private static volatile int opThreads = Runtime.getRuntime().availableProcessors();
 
     /** Threads each ND4J op (and BLAS call) may use; 1 when several worker threads run ops side by side. */
-    public static void setOpThreads(int threads) {
+    public static synchronized void setOpThreads(int threads) {
         Nd4j.getEnvironment().setMaxMasterThreads(threads);
         Nd4j.factory().blas().setMaxThreads(threads);
         opThreads = threads;
+    }
+
+    /**
+     * Sets the op threads unless they already are {@code threads}: the check and the change are one
+     * atomic step, so ranks or workers running side by side that want the same setting change it once
+     * (resizing the OpenMP/BLAS pools while another thread runs an op crashes the process).
+     */
+    public static synchronized void ensureOpThreads(int threads) {
+        if (opThreads != threads) {
+            setOpThreads(threads);
+        }
     }
 
     /** The op threads last set. */

@@ -84,9 +84,7 @@ public final class StepRunner implements AutoCloseable {
         int parts = Math.min(workers, b.rows());
         // the cores are shared out between the parts: fewer rows than workers get multi-threaded ops
         int opThreads = Math.max(1, cores / parts);
-        if (Backends.opThreads() != opThreads) {
-            Backends.setOpThreads(opThreads);
-        }
+        Backends.ensureOpThreads(opThreads);
         Tape root = Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(last);
         if (parts == 1) {
             return part(root, b, scale, null);

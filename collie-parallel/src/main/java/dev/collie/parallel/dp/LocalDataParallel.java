@@ -107,7 +107,8 @@ public final class LocalDataParallel {
             List<Double> losses = new ArrayList<>();
             long[] bytes = new long[steps];
             try (DataParallel dp = new DataParallel(replica.optimizer().parameters(), comm, bucketBytes);
-                 StepRunner runner = new StepRunner(replica.model(), 1)) {
+                 StepRunner runner = new StepRunner(replica.model(), 1,
+                         Math.max(1, Runtime.getRuntime().availableProcessors() / worldSize))) {
                 Iterator<List<Batch>> it = replica.loader().steps(0, steps);
                 for (int s = 0; s < steps; s++) {
                     List<Batch> micro = it.next();
