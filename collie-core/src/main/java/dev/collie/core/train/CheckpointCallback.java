@@ -3,12 +3,9 @@ package dev.collie.core.train;
 import dev.collie.core.CollieException;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayDeque;
-import java.util.Comparator;
 import java.util.Deque;
-import java.util.stream.Stream;
 
 /**
  * Saves a training checkpoint every N steps into {@code folder/step_<n>} (CoLLiE's CheckpointCallback with
@@ -56,10 +53,8 @@ public final class CheckpointCallback implements Callback {
     }
 
     private static void delete(Path dir) {
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
+        try {
+            TrainingCheckpoint.deleteTree(dir);
         } catch (IOException e) {
             throw new CollieException(dir + ": cannot delete an old checkpoint: " + e.getMessage(), e);
         }
