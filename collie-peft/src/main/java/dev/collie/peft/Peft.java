@@ -11,8 +11,6 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.io.IOException;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Method;
 import java.nio.file.Path;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -37,7 +35,7 @@ public final class Peft {
 
     /**
      * Adds the adapter described by {@code config} to {@code model} and freezes the rest. Prompt tuning and
-     * P-tuning need the model's layer list, found through a public {@code pipelineLayers()} method (LLaMA has one).
+     * P-tuning need the model's layer list ({@link LanguageModel#pipelineLayers()}; LLaMA has one).
      */
     public static PeftModel wrap(LanguageModel model, PeftConfig config) {
         return new PeftModel(model, pipelineOf(model), config, false);
@@ -45,7 +43,8 @@ public final class Peft {
 
     /** As {@link #wrap(LanguageModel, PeftConfig)}, with the model's ordered layers (embedding first) given. */
     public static PeftModel wrap(LanguageModel model, List<Layer> layers, PeftConfig config) {
-        return new PeftModel(model, layers, config, false);
+        List<Layer> copy = List.copyOf(layers);
+        return new PeftModel(model, () -> copy, config, false);
     }
 
     /**
@@ -110,19 +109,13 @@ public final class Peft {
         return Nd4j.concat(1, pad, labels);
     }
 
-    @SuppressWarnings("unchecked")
-    static List<Layer> pipelineOf(LanguageModel model) {
-        Method m;
+    /** The model's layer list, read afresh on each use; null when the model exposes none. */
+    static java.util.function.Supplier<List<Layer>> pipelineOf(LanguageModel model) {
         try {
-            m = model.getClass().getMethod("pipelineLayers");
-        } catch (NoSuchMethodException e) {
+            model.pipelineLayers();
+        } catch (CollieException e) {
             return null;
         }
-        try {
-            Object r = m.invoke(model);
-            return r instanceof List<?> l ? (List<Layer>) l : null;
-        } catch (IllegalAccessException | InvocationTargetException e) {
-            throw new CollieException("cannot read the layers of " + model.getClass().getSimpleName() + ": " + e, e);
-        }
+        return model::pipelineLayers;
     }
 }

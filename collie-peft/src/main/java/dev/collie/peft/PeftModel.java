@@ -42,7 +42,8 @@ public final class PeftModel extends Module implements LanguageModel {
     private final LanguageModel base;
     private final PeftConfig config;
     private final ModelShape shape;
-    private final List<Layer> pipeline;
+    /** The base model's layers, read afresh on each use (null: the base exposes none). */
+    private final java.util.function.Supplier<List<Layer>> pipeline;
     private final Map<String, LoraLinear> lora = new LinkedHashMap<>();
     private final Map<String, Module> loraParents = new LinkedHashMap<>();
     private final VirtualTokenEncoder encoder;
@@ -56,7 +57,7 @@ public final class PeftModel extends Module implements LanguageModel {
     /** Marks a forward that passed straight through to the base model (virtual tokens already in the KV cache). */
     private static final Object PASS_THROUGH = new Object();
 
-    PeftModel(LanguageModel base, List<Layer> pipeline, PeftConfig config, boolean flat) {
+    PeftModel(LanguageModel base, java.util.function.Supplier<List<Layer>> pipeline, PeftConfig config, boolean flat) {
         this.base = base;
         this.config = config;
         this.pipeline = pipeline;
@@ -135,7 +136,7 @@ public final class PeftModel extends Module implements LanguageModel {
                 continue;
             }
             int dot = name.lastIndexOf('.');
-            if (dot < 0 || (pipeline != null && pipeline.contains(linear))) {
+            if (dot < 0 || (pipeline != null && pipeline.get().contains(linear))) {
                 throw new CollieException("LoRA target " + name + " is called directly by the model, not through its"
                         + " parent module, so it cannot be wrapped (target layers inside the decoder blocks)");
             }
@@ -232,6 +233,26 @@ public final class PeftModel extends Module implements LanguageModel {
     @Override
     public long vocabSize() {
         return base.vocabSize();
+    }
+
+    @Override
+    public dev.collie.core.nn.CausalLmLoss loss() {
+        return base.loss();
+    }
+
+    /** The base model's layers (LoRA only: the other adapters act between the layers, inside this model's forward). */
+    @Override
+    public List<Layer> pipelineLayers() {
+        if (config.type() != PeftType.LORA) {
+            throw new CollieException(config.type() + " acts between the model's layers and cannot be cut into"
+                    + " pipeline stages; use LoRA, or no pipeline parallelism");
+        }
+        return base.pipelineLayers();
+    }
+
+    @Override
+    public Map<String, dev.collie.core.dist.ParallelStyle> tensorParallelPlan() {
+        return base.tensorParallelPlan();
     }
 
     @Override
@@ -371,6 +392,7 @@ public final class PeftModel extends Module implements LanguageModel {
             tape.save(this, PASS_THROUGH);
             return base.forward(tape, ids);
         }
+        List<Layer> pipeline = this.pipeline.get();
         INDArray emb = pipeline.get(0).forward(tape, ids);
         INDArray prompts = encoder.forward(tape);
         long h = emb.size(1);
@@ -404,6 +426,7 @@ public final class PeftModel extends Module implements LanguageModel {
         int t = tape.seqLen();
         int n = virtual;
         INDArray d = dLogits;
+        List<Layer> pipeline = this.pipeline.get();
         for (int i = pipeline.size() - 1; i >= 1; i--) {
             Layer layer = pipeline.get(i);
             INDArray dy = d;

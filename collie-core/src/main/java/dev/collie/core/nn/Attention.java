@@ -14,6 +14,8 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  * {@code heads} query heads share {@code kvHeads} key/value heads, {@code heads/kvHeads} each.
  * Rows in and out are {@code [batch·seq, hidden]}; the tape gives batch, length, padding mask and KV cache.
  * GQA costs no copy: the queries of one group are laid out as one taller matrix against their shared keys.
+ * The heads a forward computes are read off its projections' widths, so when tensor parallelism gives the
+ * projections a share of the heads, attention runs over that share unchanged.
  */
 public final class Attention extends Module implements Layer {
     private static final double MASKED = -1e9;
@@ -24,7 +26,7 @@ public final class Attention extends Module implements Layer {
     private final RotaryEmbedding rope;
 
     /** What backward needs; {@code prefix} is the number of leading key positions that came from a {@link Prefix}. */
-    private record Saved(INDArray q, INDArray k, INDArray v, INDArray p, int prefix) {
+    private record Saved(INDArray q, INDArray k, INDArray v, INDArray p, int prefix, int heads, int kvHeads) {
     }
 
     /**
@@ -74,10 +76,13 @@ public final class Attention extends Module implements Layer {
     public INDArray forward(Tape tape, INDArray x) {
         int b = tape.batchSize();
         int t = tape.seqLen();
-        int g = heads / kvHeads;
         INDArray q = layer("q_proj").forward(tape, x);
         INDArray k = layer("k_proj").forward(tape, x);
         INDArray v = layer("v_proj").forward(tape, x);
+        // this forward's heads: all of them, or a tensor-parallel rank's share
+        int heads = (int) (q.size(1) / headDim);
+        int kvHeads = (int) (k.size(1) / headDim);
+        int g = heads / kvHeads;
         // the 1/sqrt(d) score scale is folded into the (small) queries instead of the [t, t] scores
         q = rope.apply(q, rope.tables(tape, heads, q.dataType()), heads).muli(1.0 / Math.sqrt(headDim));
         k = rope.apply(k, rope.tables(tape, kvHeads, k.dataType()), kvHeads);
@@ -106,7 +111,7 @@ public final class Attention extends Module implements Layer {
         addMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk);
         INDArray p = Kernels.get().softmax(scores);
         INDArray o = Kernels.get().matmul(p, vh, false, false);
-        tape.save(this, new Saved(qh, kh, vh, p, prefix));
+        tape.save(this, new Saved(qh, kh, vh, p, prefix, heads, kvHeads));
         return layer("o_proj").forward(tape, fromHeads(o.reshape('c', b, heads, t, headDim), b, t, heads));
     }
 
@@ -114,8 +119,10 @@ public final class Attention extends Module implements Layer {
     public INDArray backward(Tape tape, INDArray dy) {
         int b = tape.batchSize();
         int t = tape.seqLen();
-        int g = heads / kvHeads;
         Saved s = tape.pop(this);
+        int heads = s.heads;
+        int kvHeads = s.kvHeads;
+        int g = heads / kvHeads;
         INDArray dO = toHeads(layer("o_proj").backward(tape, dy), b, t, heads)
                 .reshape('c', b, kvHeads, (long) g * t, headDim);
         INDArray dP = Kernels.get().matmul(dO, s.v, false, true);

@@ -7,9 +7,10 @@ import org.nd4j.linalg.factory.Nd4j;
 /**
  * Next-token cross-entropy: logits of position t predict the label at t+1; labels equal to
  * {@link #IGNORE_INDEX} (-100) are not counted; the mean is over counted tokens. This is CoLLiE's
- * GPTLMLoss and Hugging Face's causal-LM loss.
+ * GPTLMLoss and Hugging Face's causal-LM loss. Subclasses change how the cross-entropy of logits rows is
+ * computed (tensor parallelism: over a vocabulary shard, never gathering the logits).
  */
-public final class CausalLmLoss {
+public class CausalLmLoss {
     public static final int IGNORE_INDEX = -100;
 
     /** Targets for rows {@code [b·t]}: {@code labels[b, t+1]}, and ignore for each row's last position. */
@@ -36,11 +37,20 @@ public final class CausalLmLoss {
      * tapes the gradient is computed in place: the logits array is consumed (overwritten).
      */
     public double forward(Tape tape, INDArray logits, INDArray labels) {
-        INDArray[] r = Kernels.get().crossEntropy(logits, shiftedTargets(labels), IGNORE_INDEX, tape.isTraining());
+        INDArray[] r = crossEntropy(logits, shiftedTargets(labels), tape.isTraining());
         if (r[1] != null) {
             tape.save(this, r[1]);
         }
         return r[0].getDouble(0);
+    }
+
+    /**
+     * Mean cross-entropy of logits rows against {@code targets} (ids, or {@link #IGNORE_INDEX}) as a scalar,
+     * and with {@code withGradient} the gradient of that mean with respect to the logits (which it may
+     * overwrite), else null.
+     */
+    public INDArray[] crossEntropy(INDArray logits, INDArray targets, boolean withGradient) {
+        return Kernels.get().crossEntropy(logits, targets, IGNORE_INDEX, withGradient);
     }
 
     /** Gradient of the loss times {@code scale} (e.g. 1/gradAccum) with respect to the logits. */

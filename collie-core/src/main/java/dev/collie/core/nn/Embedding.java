@@ -7,11 +7,19 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /** Token ids (any shape, n ids) to rows {@code [n, dim]} of a {@code [vocab, dim]} table. */
-public final class Embedding extends Module implements Layer {
+public final class Embedding extends Module implements TiedEmbedding {
     private final Parameter weight;
+    private final Linear head;
 
     public Embedding(long vocab, long dim, DataType dtype, double initStd) {
         this.weight = registerParameter("weight", new Parameter(Init.normal(dtype, initStd, vocab, dim)));
+        this.head = Linear.sharing(weight);
+    }
+
+    /** A bias-free linear over this table: logits {@code [n, vocab]} (not registered as a module). */
+    @Override
+    public Layer outputHead() {
+        return head;
     }
 
     public Parameter weight() {

@@ -13,8 +13,23 @@ import java.util.Map;
  * Computation lives in {@link Layer} (or a model's own forward/backward); a module holds no per-call state.
  */
 public abstract class Module {
-    private final Map<String, Parameter> params = new LinkedHashMap<>();
-    private final Map<String, Module> children = new LinkedHashMap<>();
+    private final Map<String, Parameter> params;
+    private final Map<String, Module> children;
+
+    protected Module() {
+        this.params = new LinkedHashMap<>();
+        this.children = new LinkedHashMap<>();
+    }
+
+    /**
+     * A second face of {@code sameNode}: the same parameters and children (shared, not copied), so a
+     * wrapper that adds behaviour around a module's computation ({@link LayerWrapper}) keeps its names,
+     * and a child replaced through either face is replaced in both.
+     */
+    protected Module(Module sameNode) {
+        this.params = sameNode.params;
+        this.children = sameNode.children;
+    }
 
     protected final Parameter registerParameter(String name, Parameter p) {
         if (params.containsKey(name) || children.containsKey(name)) {

@@ -14,8 +14,17 @@ public final class ModuleList<M extends Module> extends Module {
         return m;
     }
 
+    /** The module added at {@code i} (see {@link #current} for a replacement). */
     public M get(int i) {
         return items.get(i);
+    }
+
+    /**
+     * The child at {@code i} as it is now: the module added there, or what replaced it
+     * ({@link Module#replaceModule}), which need not be an {@code M}.
+     */
+    public Module current(int i) {
+        return children().get(Integer.toString(i));
     }
 
     public int size() {

@@ -26,6 +26,15 @@ public final class GradClip {
     /** Scales gradients by {@code maxNorm / (norm + 1e-6)} when that is below one; returns the norm before clipping. */
     public static double clipGlobalNorm(Collection<Parameter> params, double maxNorm) {
         double norm = globalNorm(params);
+        scaleToNorm(params, norm, maxNorm);
+        return norm;
+    }
+
+    /**
+     * Scales the gradients of {@code params} by {@code maxNorm / (norm + 1e-6)} when that is below one, for a
+     * {@code norm} computed elsewhere (over the ranks of a model split by tensor or pipeline parallelism).
+     */
+    public static void scaleToNorm(Collection<Parameter> params, double norm, double maxNorm) {
         double coef = maxNorm / (norm + 1e-6);
         if (coef < 1.0) {
             for (Parameter p : distinct(params)) {
@@ -34,7 +43,6 @@ public final class GradClip {
                 }
             }
         }
-        return norm;
     }
 
     private static Collection<Parameter> distinct(Collection<Parameter> params) {

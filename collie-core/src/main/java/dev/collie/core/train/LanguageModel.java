@@ -1,8 +1,15 @@
 package dev.collie.core.train;
 
+import dev.collie.core.CollieException;
+import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Tape;
 import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.List;
+import java.util.Map;
 
 /** A causal language model as the Trainer drives it: ids {@code [batch, seq]} to logits {@code [batch·seq, vocab]} and back. */
 public interface LanguageModel {
@@ -22,5 +29,30 @@ public interface LanguageModel {
      */
     default INDArray labelsFor(INDArray labels) {
         return labels;
+    }
+
+    /** The loss of this model's logits against labels (a tensor-parallel model's works on its vocabulary shard). */
+    default CausalLmLoss loss() {
+        return new CausalLmLoss();
+    }
+
+    /**
+     * The model as its ordered list of layers, ids in, logits out (embedding, blocks, final norm, head):
+     * forward runs them in order, pipeline parallelism cuts this list. Read afresh each call, so replaced
+     * modules show.
+     *
+     * @throws CollieException for a model that does not expose its layers
+     */
+    default List<Layer> pipelineLayers() {
+        throw new CollieException(getClass().getSimpleName() + " does not expose its layer list, which pipeline"
+                + " parallelism needs");
+    }
+
+    /**
+     * How tensor parallelism may split this model: module-name patterns ({@code *} one name component,
+     * {@code (a|b)} alternatives) to styles, applied from outside. Empty: the model cannot be split.
+     */
+    default Map<String, ParallelStyle> tensorParallelPlan() {
+        return Map.of();
     }
 }

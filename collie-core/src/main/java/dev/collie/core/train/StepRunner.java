@@ -28,7 +28,7 @@ import java.util.concurrent.TimeoutException;
  * (docs/design-notes.md). Each part's loss gradient is weighted by its share of the counted tokens, so
  * the result is the gradient of the micro-batch's token mean, as with one thread.
  */
-public final class StepRunner implements AutoCloseable {
+public final class StepRunner implements MicroBatchRunner {
     /** The per-thread workspace each part's forward and backward allocate in. */
     public static final String WORKSPACE = "collie-micro-batch";
 
@@ -71,6 +71,7 @@ public final class StepRunner implements AutoCloseable {
     }
 
     /** Runs every micro-batch (gradients scaled by 1/count); returns the mean of the micro-batch losses. */
+    @Override
     public double forwardBackward(List<Batch> micro) {
         double lossSum = 0;
         for (int i = 0; i < micro.size(); i++) {
@@ -137,7 +138,7 @@ public final class StepRunner implements AutoCloseable {
         if (s.tokenCount() < (long) s.rows() * s.seqLen()) {
             tape.setAttentionMask(s.attentionMask());
         }
-        CausalLmLoss lossFn = new CausalLmLoss();
+        CausalLmLoss lossFn = model.loss();
         try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
             double loss;
             try {
@@ -154,6 +155,18 @@ public final class StepRunner implements AutoCloseable {
             }
             model.backward(tape, lossFn.backward(tape, gradScale));
             return loss;
+        }
+    }
+
+    /** Forward only, on the calling thread: the token-mean loss of {@code b} (NaN when no token counts). */
+    @Override
+    public double loss(Batch b) {
+        Tape tape = Tape.forInference(b.rows(), b.seqLen());
+        if (b.tokenCount() < (long) b.rows() * b.seqLen()) {
+            tape.setAttentionMask(b.attentionMask());
+        }
+        try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
+            return model.loss().forward(tape, model.forward(tape, b.inputIds()), model.labelsFor(b.labels()));
         }
     }
 

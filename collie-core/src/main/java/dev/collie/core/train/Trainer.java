@@ -3,6 +3,7 @@ package dev.collie.core.train;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.dist.GradientSync;
+import dev.collie.core.dist.ModelParallel;
 import dev.collie.core.data.Collator;
 import dev.collie.core.data.DataLoader;
 import dev.collie.core.data.Dataset;
@@ -54,9 +55,9 @@ public final class Trainer {
     private final DataLoader loader;
     private final LrSchedule schedule;
     private final long totalSteps;
-    private final CausalLmLoss lossFn = new CausalLmLoss();
-    private final StepRunner runner;
+    private final MicroBatchRunner runner;
     private final GradientSync sync;
+    private final ModelParallel modelParallel;
     private long globalStep;
     private int epoch;
     private final List<StepStats> history = new ArrayList<>();
@@ -70,11 +71,17 @@ public final class Trainer {
         this.callbacks = List.copyOf(b.callbacks);
         this.padId = b.padId;
         this.sync = b.sync != null && b.sync.size() > 1 ? b.sync : null;
+        this.modelParallel = b.modelParallel;
         int cores = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, b.localRanks));
         // fused-backward updates under data parallel reduce each gradient in hook order, which must be the
         // same on every replica: one backward stream per replica
         int workers = sync != null && b.optimizer instanceof FusedBackwardOptimizer ? 1 : config.workerThreads();
-        this.runner = new StepRunner(model, workers, cores);
+        this.runner = modelParallel != null ? modelParallel.runner(workers, cores) : new StepRunner(model, workers, cores);
+        if (modelParallel != null && optimizer instanceof HessianEstimator) {
+            throw new CollieException(optimizer.getClass().getSimpleName() + " samples its Hessian labels from the whole"
+                    + " vocabulary's softmax, which tensor or pipeline parallelism does not hold on one rank;"
+                    + " train it with data parallelism only");
+        }
         if (trainData.size() == 0) {
             throw new CollieException("training data is empty");
         }
@@ -96,6 +103,11 @@ public final class Trainer {
                 throw new CollieException("config: clip_grad_norm = " + config.clipGradNorm() + " cannot be applied by"
                         + " the Trainer to " + name + ", which never holds all gradients at once; give the clipping"
                         + " threshold to the optimizer instead");
+            }
+            if (modelParallel != null && fused.passes() > 1) {
+                throw new CollieException(name + " with gradient-norm clipping needs the whole model's gradient norm"
+                        + " inside backward, which tensor or pipeline parallelism does not have; drop its clipping or"
+                        + " use data parallelism only");
             }
             for (Parameter p : optimizer.parameters().values()) {
                 // under data parallel each gradient is averaged over the replicas before the update
@@ -154,15 +166,18 @@ public final class Trainer {
     public void save(Path dir) {
         if (sync != null && sync.shardsOptimizerState()) {
             TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch, shards());
-        } else if (sync == null || sync.rank() == 0) {
+        } else if (isLeadRank()) {
             TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
         }
         callbacks.forEach(c -> c.onSave(this, dir));
     }
 
-    /** Whether this trainer reports and keeps files for the run: rank 0 of data parallel, or the only rank. */
+    /**
+     * Whether this trainer reports and keeps files for the run: rank 0 of data parallel (and the model's lead
+     * rank under tensor or pipeline parallelism), or the only rank.
+     */
     public boolean isLeadRank() {
-        return sync == null || sync.rank() == 0;
+        return (sync == null || sync.rank() == 0) && (modelParallel == null || modelParallel.isLeadRank());
     }
 
     private TrainingCheckpoint.Shards shards() {
@@ -246,9 +261,18 @@ public final class Trainer {
                 loss = sync.average(loss);
             }
             // the model's trainable parameters: under ZeRO the optimizer holds only this replica's shard
-            List<Parameter> params = model.module().trainableParameters();
+            List<Parameter> params = modelParallel != null ? modelParallel.trainableParameters()
+                    : model.module().trainableParameters();
+            if (modelParallel != null) {
+                modelParallel.afterBackward();
+            }
             if (config.clipGradNorm() > 0) {
-                gradNorm = GradClip.clipGlobalNorm(params, config.clipGradNorm());
+                if (modelParallel != null) {
+                    gradNorm = Math.sqrt(modelParallel.gradNormSquared());
+                    GradClip.scaleToNorm(params, gradNorm, config.clipGradNorm());
+                } else {
+                    gradNorm = GradClip.clipGlobalNorm(params, config.clipGradNorm());
+                }
             }
             optimizer.step(lr);
             params.forEach(Parameter::zeroGrad);
@@ -345,10 +369,7 @@ public final class Trainer {
                 if (n == 0) {
                     continue;
                 }
-                try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
-                    Tape tape = tapeFor(b, false);
-                    sum += lossFn.forward(tape, model.forward(tape, b.inputIds()), labels) * n;
-                }
+                sum += runner.loss(b) * n;
                 count += n;
             }
         }
@@ -372,6 +393,7 @@ public final class Trainer {
         private LrSchedule schedule;
         private int padId;
         private GradientSync sync;
+        private ModelParallel modelParallel;
         private int localRanks = 1;
 
         public Builder model(LanguageModel m) { this.model = m; return this; }
@@ -386,6 +408,8 @@ public final class Trainer {
         public Builder padId(int id) { this.padId = id; return this; }
         /** Data parallel: this replica takes its share of every global batch and waits on {@code sync} before each step. */
         public Builder gradientSync(GradientSync s) { this.sync = s; return this; }
+        /** Tensor and/or pipeline parallel: the model is split over ranks; {@code mp} runs its steps. */
+        public Builder modelParallel(ModelParallel mp) { this.modelParallel = mp; return this; }
         /** Ranks running as threads of this JVM (they share its cores); default 1. */
         public Builder localRanks(int n) { this.localRanks = n; return this; }
 

@@ -10,6 +10,7 @@ import dev.collie.core.nn.ModuleList;
 import dev.collie.core.nn.RMSNorm;
 import dev.collie.core.nn.RotaryEmbedding;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.nn.TiedEmbedding;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -17,6 +18,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -30,8 +32,11 @@ import java.util.Map;
  */
 public final class LlamaForCausalLM extends Module implements LanguageModel {
     private final LlamaConfig config;
+    private final Trunk trunk;
     private final ModuleList<LlamaDecoderLayer> blocks;
-    private final List<Layer> pipeline = new ArrayList<>();
+    /** The recompute wrapper of each block object, kept so forward and backward see the same wrapper. */
+    private final Map<Layer, Checkpointed> checkpointed = new IdentityHashMap<>();
+    private volatile boolean checkpointing;
 
     /** The model's inner trunk, named {@code model} as in Hugging Face. */
     static final class Trunk extends Module {
@@ -45,44 +50,66 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
             registerModule("layers", layers);
             registerModule("norm", new RMSNorm(c.hiddenSize(), c.rmsNormEps(), dtype));
         }
+
+        Layer part(String name) {
+            return layer(name);
+        }
     }
 
     /** A randomly initialised model (normal(0, initializer_range); norms one), in {@code dtype}. */
     @SuppressWarnings("unchecked")
     public LlamaForCausalLM(LlamaConfig config, DataType dtype) {
         this.config = config;
-        Trunk trunk = registerModule("model", new Trunk(config, dtype));
+        this.trunk = registerModule("model", new Trunk(config, dtype));
         this.blocks = (ModuleList<LlamaDecoderLayer>) trunk.children().get("layers");
-        Embedding embed = (Embedding) trunk.children().get("embed_tokens");
         // a tied head is not registered as a module: its weight is stored once, as embed_tokens
-        Layer head = config.tieWordEmbeddings() ? Linear.sharing(embed.weight())
-                : registerModule("lm_head", new Linear(config.hiddenSize(), config.vocabSize(), false, dtype,
-                        config.initializerRange()));
-        pipeline.add(embed);
-        pipeline.addAll(blocks.items());
-        pipeline.add((Layer) trunk.children().get("norm"));
-        pipeline.add(head);
+        if (!config.tieWordEmbeddings()) {
+            registerModule("lm_head", new Linear(config.hiddenSize(), config.vocabSize(), false, dtype,
+                    config.initializerRange()));
+        }
     }
 
     public LlamaConfig config() {
         return config;
     }
 
-    /** Embedding, each decoder block, final norm, output head: the units pipeline parallelism partitions. */
+    /**
+     * Embedding, each decoder block, final norm, output head: the units pipeline parallelism partitions.
+     * Read from the module tree as it is now, so replaced modules (tensor parallel, PEFT) are used.
+     */
+    @Override
     public List<Layer> pipelineLayers() {
-        return Collections.unmodifiableList(pipeline);
+        List<Layer> out = new ArrayList<>(blocks.size() + 3);
+        Layer embed = trunk.part("embed_tokens");
+        out.add(embed);
+        for (int i = 0; i < blocks.size(); i++) {
+            Layer b = (Layer) blocks.current(i);
+            if (checkpointing) {
+                synchronized (checkpointed) {    // worker threads read the list concurrently
+                    b = checkpointed.computeIfAbsent(b, Checkpointed::new);
+                }
+            }
+            out.add(b);
+        }
+        out.add(trunk.part("norm"));
+        out.add(config.tieWordEmbeddings() ? ((TiedEmbedding) embed).outputHead() : layer("lm_head"));
+        return Collections.unmodifiableList(out);
     }
 
     /** Wraps (or unwraps) every decoder block in {@link Checkpointed}: activations are recomputed in backward. */
     public void setGradientCheckpointing(boolean on) {
-        for (int i = 0; i < blocks.size(); i++) {
-            LlamaDecoderLayer b = blocks.get(i);
-            pipeline.set(1 + i, on ? new Checkpointed(b) : b);
-        }
+        this.checkpointing = on;
     }
 
     /** How tensor parallelism may split this model, by module-name pattern (applied from outside). */
-    public static Map<String, ParallelStyle> tensorParallelPlan() {
+    @Override
+    public Map<String, ParallelStyle> tensorParallelPlan() {
+        return TP_PLAN;
+    }
+
+    private static final Map<String, ParallelStyle> TP_PLAN = tpPlan();
+
+    private static Map<String, ParallelStyle> tpPlan() {
         Map<String, ParallelStyle> plan = new LinkedHashMap<>();
         plan.put("model.embed_tokens", ParallelStyle.VOCAB);
         plan.put("model.layers.*.self_attn.(q_proj|k_proj|v_proj)", ParallelStyle.COLUMN);
@@ -90,7 +117,7 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
         plan.put("model.layers.*.mlp.(gate_proj|up_proj)", ParallelStyle.COLUMN);
         plan.put("model.layers.*.mlp.down_proj", ParallelStyle.ROW);
         plan.put("lm_head", ParallelStyle.VOCAB);
-        return plan;
+        return Collections.unmodifiableMap(plan);
     }
 
     @Override
@@ -107,7 +134,7 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
     @Override
     public INDArray forward(Tape tape, INDArray inputIds) {
         INDArray x = inputIds;
-        for (Layer l : pipeline) {
+        for (Layer l : pipelineLayers()) {
             x = l.forward(tape, x);
         }
         return x;
@@ -117,6 +144,7 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
     @Override
     public void backward(Tape tape, INDArray dLogits) {
         INDArray d = dLogits;
+        List<Layer> pipeline = pipelineLayers();
         for (int i = pipeline.size() - 1; i >= 0; i--) {
             Layer layer = pipeline.get(i);
             INDArray dy = d;

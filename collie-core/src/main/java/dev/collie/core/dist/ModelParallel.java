@@ -1,0 +1,35 @@
+package dev.collie.core.dist;
+
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.train.MicroBatchRunner;
+
+import java.util.List;
+
+/**
+ * What the {@link dev.collie.core.train.Trainer} needs from tensor and pipeline parallelism (the model split
+ * over several ranks): the micro-batch runner (a pipeline schedule, or the plain runner over this rank's
+ * shard of the model), the parameters this rank holds, the global gradient norm, and who writes files.
+ * Implemented by collie-parallel.
+ */
+public interface ModelParallel {
+    /** The runner of a step's forward and backward on this rank, with {@code workers} threads on {@code cores} cores. */
+    MicroBatchRunner runner(int workers, int cores);
+
+    /** The trainable parameters this rank holds (its tensor-parallel shard of its pipeline stage). */
+    List<Parameter> trainableParameters();
+
+    /**
+     * Work between backward (and the data-parallel reduction) and clipping: e.g. summing the gradients of
+     * a weight tied across the first and last pipeline stage.
+     */
+    void afterBackward();
+
+    /**
+     * The squared L2 norm of the whole model's gradient: this rank's share summed over the model's ranks,
+     * a parameter replicated across tensor-parallel ranks counted once.
+     */
+    double gradNormSquared();
+
+    /** Whether this rank speaks for the model (logs, files): tensor-parallel rank 0 of the first stage. */
+    boolean isLeadRank();
+}
