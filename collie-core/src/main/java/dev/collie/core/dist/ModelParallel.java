@@ -4,6 +4,7 @@ import dev.collie.core.nn.Parameter;
 import dev.collie.core.train.MicroBatchRunner;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * What the {@link dev.collie.core.train.Trainer} needs from tensor and pipeline parallelism (the model split
@@ -18,6 +19,18 @@ public interface ModelParallel {
     /** The trainable parameters this rank holds (its tensor-parallel shard of its pipeline stage). */
     List<Parameter> trainableParameters();
 
+    /** Every parameter this rank holds, frozen ones too, by Hugging Face name (what its checkpoint part stores). */
+    Map<String, Parameter> heldParameters();
+
+    /** This rank's index among the {@link #modelRanks()} ranks that together hold one copy of the model. */
+    int modelRank();
+
+    /** How many ranks hold one copy of the model between them (tensor × pipeline parallel size). */
+    int modelRanks();
+
+    /** Returns once every rank holding this copy of the model has entered it. */
+    void barrier();
+
     /**
      * Work between backward (and the data-parallel reduction) and clipping: e.g. summing the gradients of
      * a weight tied across the first and last pipeline stage.
@@ -29,6 +42,14 @@ public interface ModelParallel {
      * a parameter replicated across tensor-parallel ranks counted once.
      */
     double gradNormSquared();
+
+    /**
+     * Whether the model itself is split over ranks (tensor or pipeline parallel); false when only its
+     * gradients and state are (ZeRO-2/3 data parallel), so every rank runs the whole forward.
+     */
+    default boolean splitsModel() {
+        return true;
+    }
 
     /** Whether this rank speaks for the model (logs, files): tensor-parallel rank 0 of the first stage. */
     boolean isLeadRank();

@@ -11,7 +11,11 @@ import org.nd4j.linalg.factory.Nd4j;
  * Gradient and value live outside any ND4J workspace, so they survive the per-micro-batch scope.
  */
 public final class Parameter {
+    /** The value; null while offloaded (see {@link #offload()}). */
     private INDArray data;
+    private final long[] shape;
+    private final long numel;
+    private final DataType dtype;
     private INDArray grad;
     private boolean hasGrad;
     /** The caller's array, lent to a hook for the duration of the call (see {@link #accumulateGrad}). */
@@ -21,32 +25,90 @@ public final class Parameter {
 
     public Parameter(INDArray data) {
         this.data = data.isAttached() ? data.detach() : data;
+        this.shape = this.data.shape();
+        this.numel = this.data.length();
+        this.dtype = this.data.dataType();
     }
 
-    /** The current value. Optimizers update it in place. */
+    /**
+     * The current value. Optimizers update it in place.
+     *
+     * @throws IllegalStateException while the value is offloaded ({@link #offload()})
+     */
     public INDArray data() {
-        return data;
+        INDArray d = data;
+        if (d == null) {
+            throw new IllegalStateException("parameter " + java.util.Arrays.toString(shape) + " " + dtype
+                    + " is offloaded: its value lives on another rank (ZeRO-3 keeps each parameter on its owner"
+                    + " between uses); gather it before reading it");
+        }
+        return d;
     }
 
     /** Replaces the value (same shape), e.g. when loading a checkpoint. */
     public void setData(INDArray value) {
-        if (!java.util.Arrays.equals(value.shape(), data.shape())) {
+        INDArray d = data();
+        if (!java.util.Arrays.equals(value.shape(), shape)) {
             throw new IllegalArgumentException("shape " + java.util.Arrays.toString(value.shape())
-                    + " does not match parameter shape " + java.util.Arrays.toString(data.shape()));
+                    + " does not match parameter shape " + java.util.Arrays.toString(shape));
         }
-        data.assign(value);
+        d.assign(value);
     }
 
     public long[] shape() {
-        return data.shape();
+        return shape.clone();
     }
 
     public long numel() {
-        return data.length();
+        return numel;
     }
 
     public DataType dtype() {
-        return data.dataType();
+        return dtype;
+    }
+
+    /** Whether the value is held here ({@link #data()} answers); false while offloaded. */
+    public boolean isResident() {
+        return data != null;
+    }
+
+    /**
+     * Drops the value (ZeRO-3, on a rank that does not own this parameter): its array is closed at once.
+     * Shape, element count and type still answer; {@link #data()} throws until {@link #restore}.
+     * Does nothing when already offloaded.
+     */
+    public void offload() {
+        INDArray d = data;
+        data = null;
+        if (d != null && d.closeable()) {
+            d.close();
+        }
+    }
+
+    /**
+     * Makes {@code value} (same shape and type, allocated outside any workspace) this parameter's value
+     * after {@link #offload()}; the parameter adopts the array, no copy.
+     *
+     * @throws IllegalStateException when the parameter still holds a value
+     */
+    public void restore(INDArray value) {
+        if (data != null) {
+            throw new IllegalStateException("parameter " + java.util.Arrays.toString(shape) + " is resident; offload it"
+                    + " before restoring a value");
+        }
+        if (!java.util.Arrays.equals(value.shape(), shape) || value.dataType() != dtype) {
+            throw new IllegalArgumentException("value " + java.util.Arrays.toString(value.shape()) + " "
+                    + value.dataType() + " does not match parameter " + java.util.Arrays.toString(shape) + " " + dtype);
+        }
+        if (value.isAttached()) {
+            throw new IllegalArgumentException("a restored value must live outside workspaces");
+        }
+        data = value;
+    }
+
+    /** Bytes of the value held here (0 while offloaded). */
+    public long dataBytes() {
+        return data == null ? 0 : numel * dtype.width();
     }
 
     /** Whether backward computes a gradient for this parameter. Frozen parameters only pass input gradients through. */
@@ -76,6 +138,26 @@ public final class Parameter {
     /** Bytes held by this parameter's gradient buffer (kept between steps; 0 once released). */
     public long gradientBufferBytes() {
         return grad == null ? 0 : grad.length() * grad.dataType().width();
+    }
+
+    /**
+     * Makes this step's gradient a copy of {@code g} ({@link #numel()} elements of the parameter's type, any
+     * shape), in the parameter's own buffer: for a data-parallel sync that hands each owner rank its
+     * reduced gradient. Replaces whatever gradient the step had.
+     */
+    public synchronized void setGrad(INDArray g) {
+        if (g.length() != numel) {
+            throw new IllegalArgumentException("gradient of " + g.length() + " elements for parameter "
+                    + java.util.Arrays.toString(shape) + " of " + numel);
+        }
+        lent = null;
+        if (grad == null) {
+            try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                grad = Nd4j.createUninitialized(dtype, shape);
+            }
+        }
+        grad.assign(g.reshape(shape));
+        hasGrad = true;
     }
 
     /** Drops the gradient and frees its buffer at once (fused-backward optimizers keep no gradients). */
@@ -135,7 +217,7 @@ public final class Parameter {
             if (grad == null) {
                 // our own buffer, outside any workspace: g may live in (or spill from) a workspace
                 try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-                    grad = Nd4j.createUninitialized(data.dataType(), data.shape());
+                    grad = Nd4j.createUninitialized(dtype, shape);
                 }
             }
             grad.assign(g);
@@ -145,6 +227,7 @@ public final class Parameter {
 
     @Override
     public String toString() {
-        return "Parameter" + java.util.Arrays.toString(data.shape()) + (trainable ? "" : " (frozen)");
+        return "Parameter" + java.util.Arrays.toString(shape) + (trainable ? "" : " (frozen)")
+                + (data == null ? " (offloaded)" : "");
     }
 }

@@ -77,7 +77,7 @@ public final class Trainer {
         // same on every replica: one backward stream per replica
         int workers = sync != null && b.optimizer instanceof FusedBackwardOptimizer ? 1 : config.workerThreads();
         this.runner = modelParallel != null ? modelParallel.runner(workers, cores) : new StepRunner(model, workers, cores);
-        if (modelParallel != null && optimizer instanceof HessianEstimator) {
+        if (modelParallel != null && modelParallel.splitsModel() && optimizer instanceof HessianEstimator) {
             throw new CollieException(optimizer.getClass().getSimpleName() + " samples its Hessian labels from the whole"
                     + " vocabulary's softmax, which tensor or pipeline parallelism does not hold on one rank;"
                     + " train it with data parallelism only");
@@ -104,7 +104,7 @@ public final class Trainer {
                         + " the Trainer to " + name + ", which never holds all gradients at once; give the clipping"
                         + " threshold to the optimizer instead");
             }
-            if (modelParallel != null && fused.passes() > 1) {
+            if (modelParallel != null && modelParallel.splitsModel() && fused.passes() > 1) {
                 throw new CollieException(name + " with gradient-norm clipping needs the whole model's gradient norm"
                         + " inside backward, which tensor or pipeline parallelism does not have; drop its clipping or"
                         + " use data parallelism only");
@@ -164,8 +164,8 @@ public final class Trainer {
      * which every replica writes into the same checkpoint.
      */
     public void save(Path dir) {
-        if (sync != null && sync.shardsOptimizerState()) {
-            TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch, shards());
+        if (splitState()) {
+            TrainingCheckpoint.save(dir, heldParameters(), optimizer, config, globalStep, epoch, shards());
         } else if (isLeadRank()) {
             TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
         }
@@ -180,14 +180,43 @@ public final class Trainer {
         return (sync == null || sync.rank() == 0) && (modelParallel == null || modelParallel.isLeadRank());
     }
 
+    /** Whether ranks hold different state, so that each writes its part of a checkpoint (ZeRO, tensor or pipeline parallel). */
+    private boolean splitState() {
+        return (sync != null && sync.shardsOptimizerState()) || (modelParallel != null && modelParallel.splitsModel());
+    }
+
+    private Map<String, Parameter> heldParameters() {
+        return modelParallel != null && modelParallel.splitsModel() ? modelParallel.heldParameters()
+                : model.module().namedParameters();
+    }
+
+    /**
+     * Every rank writes its optimizer state; one data-parallel replica writes each part of the model. The
+     * barrier passes the model's ranks and then the replicas: once the lead rank is through, every rank is.
+     */
     private TrainingCheckpoint.Shards shards() {
-        return new TrainingCheckpoint.Shards(sync.rank(), sync.size(), () -> sync.average(0));
+        int dpRank = sync == null ? 0 : sync.rank();
+        int dpSize = sync == null ? 1 : sync.size();
+        boolean split = modelParallel != null && modelParallel.splitsModel();
+        int part = split ? modelParallel.modelRank() : 0;
+        int parts = split ? modelParallel.modelRanks() : 1;
+        Runnable barrier = () -> {
+            if (split) {
+                modelParallel.barrier();
+            }
+            if (sync != null) {
+                sync.average(0);
+            }
+        };
+        return new TrainingCheckpoint.Shards(part * dpSize + dpRank, parts * dpSize, barrier, part, parts,
+                dpRank == 0);
     }
 
     /** Restores a checkpoint written by {@link #save}; {@link #train} then continues with the next step. */
     public void resume(Path dir) {
-        TrainingCheckpoint.Position pos = TrainingCheckpoint.load(dir, model.module(), optimizer,
-                sync != null && sync.shardsOptimizerState() ? shards() : null);
+        TrainingCheckpoint.Position pos = splitState()
+                ? TrainingCheckpoint.load(dir, heldParameters(), optimizer, shards())
+                : TrainingCheckpoint.load(dir, model.module(), optimizer);
         if (pos.globalStep() > totalSteps) {
             throw new CollieException(dir + ": the checkpoint is at step " + pos.globalStep()
                     + ", beyond this run's " + totalSteps + " steps");

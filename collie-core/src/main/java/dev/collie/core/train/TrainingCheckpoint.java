@@ -46,10 +46,16 @@ public final class TrainingCheckpoint {
     }
 
     /**
-     * How the replicas of a sharded optimizer (ZeRO) take part: this replica's index, their number, and a
-     * barrier all of them pass together.
+     * How the ranks of a run take part when each holds part of the state: this rank's index among the
+     * {@code count} that write an optimizer file (ZeRO shards, or the ranks of a model split by tensor or
+     * pipeline parallelism), a barrier all of them pass together, and which part of the model this rank
+     * holds ({@code modelPart} of {@code modelParts}; {@code writesModel} on one rank per part).
      */
-    public record Shards(int rank, int count, Runnable barrier) {
+    public record Shards(int rank, int count, Runnable barrier, int modelPart, int modelParts, boolean writesModel) {
+        /** Optimizer shards over replicas of one whole model (ZeRO under data parallelism alone). */
+        public Shards(int rank, int count, Runnable barrier) {
+            this(rank, count, barrier, 0, 1, rank == 0);
+        }
     }
 
     /** Writes model, optimizer and position into {@code dir} (replacing what is there). */
@@ -64,6 +70,15 @@ public final class TrainingCheckpoint {
      */
     public static void save(Path dir, Module model, Optimizer optimizer, CollieConfig config, long globalStep,
                             int epoch, Shards shards) {
+        save(dir, model.namedParameters(), optimizer, config, globalStep, epoch, shards);
+    }
+
+    /**
+     * As {@link #save(Path, Module, Optimizer, CollieConfig, long, int, Shards)} for the parameters this rank
+     * holds ({@code params} by name; under pipeline parallelism one stage's).
+     */
+    public static void save(Path dir, Map<String, Parameter> params, Optimizer optimizer, CollieConfig config,
+                            long globalStep, int epoch, Shards shards) {
         Path abs = dir.toAbsolutePath();
         Path parent = abs.getParent();
         boolean lead = shards == null || shards.rank() == 0;
@@ -86,11 +101,13 @@ public final class TrainingCheckpoint {
             Map<String, INDArray> state = new TreeMap<>(optimizer.stateDict());
             SafeTensors.write(tmp.resolve(optimizerFile(shards)), state,
                     Map.of("optimizer", optimizer.getClass().getName()));
+            if (shards == null || shards.writesModel()) {
+                SafeTensors.write(tmp.resolve(modelFile(shards)), distinctParameters(params), Map.of("format", "pt"));
+            }
             if (shards != null) {
                 shards.barrier().run();
             }
             if (lead) {
-                SafeTensors.write(tmp.resolve(MODEL), distinctParameters(model), Map.of("format", "pt"));
                 ObjectNode m = JSON.createObjectNode();
                 m.put("format", FORMAT);
                 m.put("version", 1);
@@ -98,6 +115,7 @@ public final class TrainingCheckpoint {
                 m.put("epoch", epoch);
                 m.put("optimizer", optimizer.getClass().getName());
                 m.put("optimizer_shards", shards == null ? 1 : shards.count());
+                m.put("model_parts", shards == null ? 1 : shards.modelParts());
                 m.set("config", JSON.valueToTree(config));
                 Files.writeString(tmp.resolve(MANIFEST), JSON.writeValueAsString(m));
                 replace(tmp, abs);
@@ -108,6 +126,11 @@ public final class TrainingCheckpoint {
         } catch (IOException e) {
             throw new CollieException(dir + ": cannot write the checkpoint: " + e.getMessage(), e);
         }
+    }
+
+    private static String modelFile(Shards shards) {
+        return shards == null || shards.modelParts() == 1 ? MODEL
+                : "model-part" + shards.modelPart() + "-of-" + shards.modelParts() + ".safetensors";
     }
 
     private static String optimizerFile(Shards shards) {
@@ -122,6 +145,11 @@ public final class TrainingCheckpoint {
 
     /** As {@link #load(Path, Module, Optimizer)}; a sharded checkpoint needs the same number of replicas. */
     public static Position load(Path dir, Module model, Optimizer optimizer, Shards shards) {
+        return load(dir, model.namedParameters(), optimizer, shards);
+    }
+
+    /** As {@link #load(Path, Module, Optimizer, Shards)} for the parameters this rank holds. */
+    public static Position load(Path dir, Map<String, Parameter> params, Optimizer optimizer, Shards shards) {
         Path manifest = dir.resolve(MANIFEST);
         if (!Files.isRegularFile(manifest)) {
             throw new CollieException(dir + ": not a training checkpoint (no " + MANIFEST + ")");
@@ -142,22 +170,29 @@ public final class TrainingCheckpoint {
             epoch = m.path("epoch").asInt();
             int savedShards = m.path("optimizer_shards").asInt(1);
             int now = shards == null ? 1 : shards.count();
+            int savedParts = m.path("model_parts").asInt(1);
+            int parts = shards == null ? 1 : shards.modelParts();
+            if (savedParts != parts) {
+                throw new CollieException(manifest + ": the model was saved in " + savedParts + " part(s) (tensor x"
+                        + " pipeline parallel ranks), this run has " + parts + "; resume with the same --tp and --pp");
+            }
             if (savedShards != now) {
                 throw new CollieException(manifest + ": the optimizer state was saved in " + savedShards
-                        + " shard(s), this run has " + now + " (ZeRO needs the same number of data-parallel ranks)");
+                        + " shard(s), this run has " + now + " (resume with the same --dp, --tp, --pp and ZeRO stage)");
             }
         } catch (IOException e) {
             throw new CollieException(manifest + ": cannot read: " + e.getMessage(), e);
         }
-        try (SafeTensors w = SafeTensors.open(dir.resolve(MODEL))) {
-            for (Map.Entry<String, Parameter> e : distinctNamed(model).entrySet()) {
+        Path modelPath = dir.resolve(modelFile(shards));
+        try (SafeTensors w = SafeTensors.open(modelPath)) {
+            for (Map.Entry<String, Parameter> e : distinctNamed(params).entrySet()) {
                 if (!w.contains(e.getKey())) {
-                    throw new CollieException(dir.resolve(MODEL) + ": parameter " + e.getKey() + " is missing");
+                    throw new CollieException(modelPath + ": parameter " + e.getKey() + " is missing");
                 }
                 long[] shape = w.info(e.getKey()).shape();
                 Parameter p = e.getValue();
                 if (!Arrays.equals(shape, p.shape())) {
-                    throw new CollieException(dir.resolve(MODEL) + ": parameter " + e.getKey() + " has shape "
+                    throw new CollieException(modelPath + ": parameter " + e.getKey() + " has shape "
                             + Arrays.toString(shape) + ", the model has " + Arrays.toString(p.shape()));
                 }
                 p.data().assign(w.load(e.getKey(), p.dtype()));
@@ -173,17 +208,17 @@ public final class TrainingCheckpoint {
         return new Position(step, epoch);
     }
 
-    private static Map<String, INDArray> distinctParameters(Module model) {
+    private static Map<String, INDArray> distinctParameters(Map<String, Parameter> params) {
         Map<String, INDArray> out = new TreeMap<>();
-        distinctNamed(model).forEach((n, p) -> out.put(n, p.data()));
+        distinctNamed(params).forEach((n, p) -> out.put(n, p.data()));
         return out;
     }
 
     /** Each parameter once, under its first name (a tied weight is stored once). */
-    private static Map<String, Parameter> distinctNamed(Module model) {
+    private static Map<String, Parameter> distinctNamed(Map<String, Parameter> params) {
         Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
         Map<String, Parameter> out = new LinkedHashMap<>();
-        model.namedParameters().forEach((n, p) -> {
+        params.forEach((n, p) -> {
             if (seen.add(p)) {
                 out.put(n, p);
             }

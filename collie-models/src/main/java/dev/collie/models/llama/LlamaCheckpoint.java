@@ -67,13 +67,61 @@ public final class LlamaCheckpoint {
 
     /** Writes {@code config.json} and {@code model.safetensors} (fp32, names sorted) into {@code dir}. */
     public static void save(LlamaForCausalLM model, Path dir) {
+        Map<String, INDArray> weights = new TreeMap<>();
+        model.namedParameters().forEach((name, p) -> weights.put(name, p.data()));
+        save(model.config(), weights, dir);
+    }
+
+    /**
+     * Writes {@code config} and full {@code weights} by Hugging Face name (e.g. gathered from the ranks of a
+     * parallel run) as {@link #save(LlamaForCausalLM, Path)} does, checking every name and shape first.
+     */
+    public static void save(LlamaConfig config, Map<String, INDArray> weights, Path dir) {
         Map<String, INDArray> tensors = new TreeMap<>();
-        model.namedParameters().forEach((name, p) -> {
-            if (!(name.equals(TIED_HEAD) && model.config().tieWordEmbeddings())) {
-                tensors.put(name, p.data().dataType() == DataType.FLOAT ? p.data() : p.data().castTo(DataType.FLOAT));
+        weights.forEach((name, a) -> {
+            if (!(name.equals(TIED_HEAD) && config.tieWordEmbeddings())) {
+                tensors.put(name, a.dataType() == DataType.FLOAT ? a : a.castTo(DataType.FLOAT));
             }
         });
-        model.config().save(dir);
+        expectedShapes(config).forEach((name, shape) -> {
+            if (name.equals(TIED_HEAD) && config.tieWordEmbeddings()) {
+                return;
+            }
+            INDArray a = tensors.get(name);
+            if (a == null) {
+                throw new CollieException("cannot save: tensor " + name + " is missing");
+            }
+            if (!Arrays.equals(a.shape(), shape)) {
+                throw new CollieException("cannot save: tensor " + name + " has shape " + Arrays.toString(a.shape())
+                        + " but config.json implies " + Arrays.toString(shape));
+            }
+        });
+        config.save(dir);
         HfCheckpoint.save(dir, tensors);
+    }
+
+    /** The name and shape of every weight a model of {@code config} has (biases aside). */
+    private static Map<String, long[]> expectedShapes(LlamaConfig config) {
+        Map<String, long[]> out = new TreeMap<>();
+        long h = config.hiddenSize();
+        long q = (long) config.numAttentionHeads() * config.headDim();
+        long kv = (long) config.numKeyValueHeads() * config.headDim();
+        long in = config.intermediateSize();
+        out.put("model.embed_tokens.weight", new long[] {config.vocabSize(), h});
+        out.put("model.norm.weight", new long[] {h});
+        out.put(TIED_HEAD, new long[] {config.vocabSize(), h});
+        for (int i = 0; i < config.numHiddenLayers(); i++) {
+            String p = "model.layers." + i + ".";
+            out.put(p + "self_attn.q_proj.weight", new long[] {q, h});
+            out.put(p + "self_attn.k_proj.weight", new long[] {kv, h});
+            out.put(p + "self_attn.v_proj.weight", new long[] {kv, h});
+            out.put(p + "self_attn.o_proj.weight", new long[] {h, q});
+            out.put(p + "mlp.gate_proj.weight", new long[] {in, h});
+            out.put(p + "mlp.up_proj.weight", new long[] {in, h});
+            out.put(p + "mlp.down_proj.weight", new long[] {h, in});
+            out.put(p + "input_layernorm.weight", new long[] {h});
+            out.put(p + "post_attention_layernorm.weight", new long[] {h});
+        }
+        return out;
     }
 }
