@@ -1,0 +1,404 @@
+package dev.collie.parallel.tp;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.nn.Attention;
+import dev.collie.core.nn.Embedding;
+import dev.collie.core.nn.Layer;
+import dev.collie.core.nn.LayerWrapper;
+import dev.collie.core.nn.Linear;
+import dev.collie.core.nn.Module;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.nn.SwiGluMlp;
+import dev.collie.core.nn.TiedEmbedding;
+import dev.collie.core.train.LanguageModel;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.WeakHashMap;
+import java.util.regex.Pattern;
+
+/**
+ * Tensor parallelism (Megatron style) applied to a model from outside, following the model's own plan
+ * ({@link LanguageModel#tensorParallelPlan()}): column-parallel q/k/v and gate/up projections, row-parallel
+ * o/down projections, the embedding and output head split over the vocabulary, and a
+ * {@link TensorParallelRegion} around every module that owns column-parallel layers (LLaMA: {@code self_attn}
+ * and {@code mlp}). A LLaMA block then does one all-reduce of {@code [rows, hidden]} per attention and per
+ * MLP in forward, and one each in backward; the embedding one in forward, the head one in backward, and the
+ * loss two small ones ({@link VocabParallelLoss}). Parameter names stay Hugging Face's.
+ *
+ * <p><b>Threads.</b> Every rank runs forward and backward on one thread, the thread that owns the rank's
+ * tensor-parallel communicator: the collectives are called from inside forward and backward, a
+ * communicator is used by one thread at a time, and all ranks must issue them in the same order. So run a
+ * tensor-parallel model with one worker per rank ({@code new StepRunner(model, 1)}), never with several
+ * worker threads sharing the model.
+ *
+ * <p><b>Usage.</b> Every rank builds the same model (same seed, or the same checkpoint), then
+ * {@code LanguageModel tpModel = TensorParallel.apply(model, tpComm)}; the optimizer takes
+ * {@code tpModel.module().namedParameters()} (this rank's shards and the replicated parameters). To save a
+ * Hugging Face checkpoint, every rank calls {@link #gatherFullWeights}; a loader slices full tensors with
+ * {@link #shardOf} and the style {@link Sharding#styleOf(String)} gives for the parameter.
+ */
+public final class TensorParallel {
+    /** Split parameters of every model made by {@link #apply} in this JVM, for {@link #isSharded(Parameter)}. */
+    private static final Map<Parameter, ParallelStyle> SPLIT = Collections.synchronizedMap(new WeakHashMap<>());
+
+    private TensorParallel() {
+    }
+
+    /**
+     * Which parameters of a tensor-parallel model are split, and how: {@link ParallelStyle#COLUMN} and
+     * {@link ParallelStyle#VOCAB} along dimension 0, {@link ParallelStyle#ROW} along dimension 1, and
+     * {@link ParallelStyle#REPLICATE} (the same on every rank: norms, a row-parallel layer's bias).
+     * For gradient norms, a replicated parameter counts once over the tensor-parallel group.
+     */
+    public static final class Sharding {
+        private final Map<String, ParallelStyle> byName;
+        private final IdentityHashMap<Parameter, ParallelStyle> byParameter;
+
+        Sharding(Map<String, ParallelStyle> byName, IdentityHashMap<Parameter, ParallelStyle> byParameter) {
+            this.byName = Collections.unmodifiableMap(byName);
+            this.byParameter = byParameter;
+        }
+
+        static Sharding none() {
+            return new Sharding(new LinkedHashMap<>(), new IdentityHashMap<>());
+        }
+
+        /** The style of parameter {@code name} (HF name); REPLICATE for one that is not split or not known. */
+        public ParallelStyle styleOf(String name) {
+            return byName.getOrDefault(name, ParallelStyle.REPLICATE);
+        }
+
+        /** The style of {@code p}; REPLICATE for one that is not split or not known. */
+        public ParallelStyle styleOf(Parameter p) {
+            return byParameter.getOrDefault(p, ParallelStyle.REPLICATE);
+        }
+
+        public boolean isSharded(Parameter p) {
+            return styleOf(p) != ParallelStyle.REPLICATE;
+        }
+
+        public boolean isSharded(String name) {
+            return styleOf(name) != ParallelStyle.REPLICATE;
+        }
+
+        /** The dimension the parameter is split along (0 or 1), or -1 when it is replicated. */
+        public int splitDim(String name) {
+            return Shards.splitDim(styleOf(name));
+        }
+
+        /** Every parameter name with its style, in the model's order. */
+        public Map<String, ParallelStyle> styles() {
+            return byName;
+        }
+    }
+
+    /**
+     * Splits {@code model} for rank {@code tp.rank()} of {@code tp.size()}: replaces the modules its plan
+     * names with their tensor-parallel counterparts holding this rank's shards, wraps the modules that own
+     * column-parallel layers in a {@link TensorParallelRegion}, and returns a model whose
+     * {@link LanguageModel#loss()} works on the vocabulary shards. The model object itself is changed (its
+     * full weights are released with the replaced modules). With one rank the model is returned unchanged.
+     * Apply it before anything holds on to the model's parameters (optimizer, data-parallel hooks, PEFT
+     * adapters): the split modules have new {@link Parameter} objects (same names, default hook).
+     *
+     * @throws CollieException when the model has no plan, or a head count, the intermediate size or the
+     *                         vocabulary is not divisible by the number of ranks (naming the numbers); the
+     *                         model is then left unchanged
+     */
+    public static LanguageModel apply(LanguageModel model, Communicator tp) {
+        int n = tp.size();
+        if (n == 1) {
+            return model;
+        }
+        if (model instanceof TensorParallelModel) {
+            throw new CollieException("the model is already tensor parallel");
+        }
+        String what = model.getClass().getSimpleName().isEmpty() ? model.getClass().getName()
+                : model.getClass().getSimpleName();
+        Map<String, ParallelStyle> plan = model.tensorParallelPlan();
+        if (plan.isEmpty()) {
+            throw new CollieException(what + " declares no tensor-parallel plan, so it cannot be split over "
+                    + n + " tensor-parallel ranks");
+        }
+        Map<String, Module> modules = model.module().namedModules();
+        Map<String, ParallelStyle> matched = match(plan, modules.keySet());
+        validate(what, modules, matched, n);
+        checkHeadIsSplit(what, model, modules, matched);
+
+        // replace the planned modules, remembering how each new parameter is split
+        IdentityHashMap<Parameter, ParallelStyle> styles = new IdentityHashMap<>();
+        Set<String> regions = new LinkedHashSet<>();
+        for (Map.Entry<String, ParallelStyle> e : matched.entrySet()) {
+            String name = e.getKey();
+            Module old = modules.get(name);
+            Module replacement = switch (e.getValue()) {
+                case COLUMN -> new ColumnParallelLinear((Linear) old, tp);
+                case ROW -> new RowParallelLinear((Linear) old, tp);
+                case VOCAB -> old instanceof Embedding emb ? new VocabParallelEmbedding(emb, tp)
+                        : new VocabParallelHead((Linear) old, tp);
+                case REPLICATE -> throw new IllegalStateException("unreachable");
+            };
+            modules.get(parentOf(name)).replaceModule(lastOf(name), replacement);
+            replacement.namedParameters().forEach((pn, p) -> styles.put(p,
+                    e.getValue() == ParallelStyle.ROW && !pn.equals("weight") ? ParallelStyle.REPLICATE : e.getValue()));
+            if (e.getValue() == ParallelStyle.COLUMN) {
+                regions.add(parentOf(name));
+            }
+        }
+        // one all-reduce of the input gradient per module whose column-parallel layers share an input
+        for (String r : regions) {
+            Module owner = modules.get(r);
+            modules.get(parentOf(r)).replaceModule(lastOf(r), new TensorParallelRegion((Layer) owner, tp));
+        }
+        Map<String, ParallelStyle> byName = new LinkedHashMap<>();
+        IdentityHashMap<Parameter, ParallelStyle> byParameter = new IdentityHashMap<>();
+        model.module().namedParameters().forEach((name, p) -> {
+            ParallelStyle s = styles.getOrDefault(p, ParallelStyle.REPLICATE);
+            byName.put(name, s);
+            byParameter.put(p, s);
+            if (s != ParallelStyle.REPLICATE) {
+                SPLIT.put(p, s);
+            }
+        });
+        return new TensorParallelModel(model, tp, new Sharding(byName, byParameter));
+    }
+
+    /** Whether {@code p} is split over tensor-parallel ranks (by any {@link #apply} in this JVM). */
+    public static boolean isSharded(Parameter p) {
+        return styleOf(p) != ParallelStyle.REPLICATE;
+    }
+
+    /** Whether {@code p} of {@code model} is split over its tensor-parallel ranks; false for a model not split. */
+    public static boolean isSharded(LanguageModel model, Parameter p) {
+        return sharding(model).isSharded(p);
+    }
+
+    /** How {@code p} is split (by any {@link #apply} in this JVM); REPLICATE when it is not. */
+    public static ParallelStyle styleOf(Parameter p) {
+        return SPLIT.getOrDefault(p, ParallelStyle.REPLICATE);
+    }
+
+    /** The split of {@code model}'s parameters; every parameter REPLICATE for a model {@link #apply} did not split. */
+    public static Sharding sharding(LanguageModel model) {
+        return model instanceof TensorParallelModel m ? m.sharding() : Sharding.none();
+    }
+
+    /**
+     * Rank {@code rank}'s shard of a full tensor, as {@link #apply} slices it: {@link ParallelStyle#COLUMN} and
+     * {@link ParallelStyle#VOCAB} take the rank's block of dimension 0, {@link ParallelStyle#ROW} its block of
+     * dimension 1, {@link ParallelStyle#REPLICATE} all of it. A contiguous copy, outside any workspace.
+     *
+     * @throws IllegalArgumentException when the split dimension is not divisible by {@code n}
+     */
+    public static INDArray shardOf(INDArray full, ParallelStyle style, int rank, int n) {
+        return Shards.shardOf(full, style, rank, n);
+    }
+
+    /**
+     * Every parameter of {@code tpModel} in its full Hugging Face shape, by HF name, on every rank: split
+     * parameters are all-gathered along their split dimension, replicated ones copied. A collective: every
+     * rank of {@code tp} must call it (from its own thread). The arrays live outside any workspace.
+     */
+    public static Map<String, INDArray> gatherFullWeights(LanguageModel tpModel, Communicator tp) {
+        Sharding sharding = sharding(tpModel);
+        Map<String, INDArray> out = new LinkedHashMap<>();
+        IdentityHashMap<Parameter, INDArray> done = new IdentityHashMap<>();
+        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            for (Map.Entry<String, Parameter> e : tpModel.module().namedParameters().entrySet()) {
+                Parameter p = e.getValue();
+                INDArray full = done.get(p);
+                if (full == null) {
+                    full = gather(p.data(), sharding.styleOf(p), tp);
+                    done.put(p, full);
+                }
+                out.put(e.getKey(), full);
+            }
+        }
+        return out;
+    }
+
+    private static INDArray gather(INDArray shard, ParallelStyle style, Communicator tp) {
+        int n = tp.size();
+        int dim = Shards.splitDim(style);
+        INDArray local = Shards.contiguous(shard);
+        if (dim < 0 || n == 1) {
+            return local.dup('c');
+        }
+        long[] shape = local.shape();
+        if (dim == 0) {
+            long[] fullShape = shape.clone();
+            fullShape[0] *= n;
+            INDArray out = Nd4j.createUninitialized(local.dataType(), fullShape);
+            tp.allGather(local, out);
+            return out;
+        }
+        // dimension 1: the ranks' [out, in/n] blocks side by side
+        INDArray blocks = Nd4j.createUninitialized(local.dataType(), n, shape[0], shape[1]);
+        tp.allGather(local, blocks);
+        return blocks.permute(1, 0, 2).dup('c').reshape('c', shape[0], n * shape[1]);
+    }
+
+    // ------------------------------------------------------------------------------------------------
+    // plan matching and validation
+
+    /**
+     * The modules each plan pattern matches (the first pattern that matches a name decides; REPLICATE
+     * entries are kept whole), in module order. Patterns: dotted module names, {@code *} one component,
+     * {@code (a|b)} alternatives.
+     */
+    static Map<String, ParallelStyle> match(Map<String, ParallelStyle> plan, Iterable<String> moduleNames) {
+        List<Map.Entry<Pattern, ParallelStyle>> compiled = new ArrayList<>();
+        plan.forEach((p, s) -> compiled.add(Map.entry(compile(p), s)));
+        Map<String, ParallelStyle> out = new LinkedHashMap<>();
+        for (String name : moduleNames) {
+            if (name.isEmpty()) {
+                continue;
+            }
+            for (Map.Entry<Pattern, ParallelStyle> c : compiled) {
+                if (c.getKey().matcher(name).matches()) {
+                    if (c.getValue() != ParallelStyle.REPLICATE) {
+                        out.put(name, c.getValue());
+                    }
+                    break;
+                }
+            }
+        }
+        return out;
+    }
+
+    /** A plan pattern as a regular expression over the whole dotted name. */
+    static Pattern compile(String pattern) {
+        StringBuilder re = new StringBuilder();
+        for (char ch : pattern.toCharArray()) {
+            switch (ch) {
+                case '*' -> re.append("[^.]+");
+                case '(' -> re.append("(?:");
+                case ')', '|' -> re.append(ch);
+                default -> {
+                    if (Character.isLetterOrDigit(ch) || ch == '_') {
+                        re.append(ch);
+                    } else {
+                        re.append('\\').append(ch);
+                    }
+                }
+            }
+        }
+        return Pattern.compile(re.toString());
+    }
+
+    private static void validate(String what, Map<String, Module> modules, Map<String, ParallelStyle> matched, int n) {
+        if (matched.isEmpty()) {
+            throw new CollieException("the tensor-parallel plan of " + what + " matches none of its modules");
+        }
+        // field -> value, first occurrence (every block repeats the same numbers)
+        Map<String, Long> notDivisible = new LinkedHashMap<>();
+        for (Map.Entry<String, ParallelStyle> e : matched.entrySet()) {
+            String name = e.getKey();
+            ParallelStyle style = e.getValue();
+            Module m = modules.get(name);
+            Module parent = modules.get(parentOf(name));
+            if (style == ParallelStyle.VOCAB) {
+                long rows;
+                if (m instanceof Embedding emb) {
+                    rows = emb.vocabSize();
+                } else if (m instanceof Linear l) {
+                    rows = l.outFeatures();
+                } else {
+                    throw notSplittable(name, m, style, "an Embedding or a Linear");
+                }
+                check(notDivisible, "vocab_size", rows, n);
+                continue;
+            }
+            if (!(m instanceof Linear l)) {
+                throw notSplittable(name, m, style, "a Linear");
+            }
+            boolean column = style == ParallelStyle.COLUMN;
+            long features = column ? l.outFeatures() : l.inFeatures();
+            if (parent instanceof Attention a) {
+                long heads = features / a.headDim();
+                boolean kv = column && heads != a.heads();
+                check(notDivisible, kv ? "num_key_value_heads" : "num_attention_heads", heads, n);
+            } else if (parent instanceof SwiGluMlp) {
+                check(notDivisible, "intermediate_size", features, n);
+            } else {
+                check(notDivisible, (column ? "out_features of " : "in_features of ") + name, features, n);
+            }
+            if (column) {
+                String owner = parentOf(name);
+                if (owner.isEmpty() || !(modules.get(owner) instanceof Layer)) {
+                    throw new CollieException("column-parallel module " + name + " has no parent layer to hold its"
+                            + " tensor-parallel region");
+                }
+            }
+        }
+        if (!notDivisible.isEmpty()) {
+            List<String> parts = new ArrayList<>();
+            notDivisible.forEach((f, v) -> parts.add(f + " = " + v));
+            throw new CollieException("cannot split " + what + " over " + n + " tensor-parallel ranks: "
+                    + String.join(", ", parts) + (parts.size() == 1 ? " is" : " are") + " not divisible by " + n);
+        }
+    }
+
+    private static void check(Map<String, Long> notDivisible, String field, long value, int n) {
+        if (value % n != 0) {
+            notDivisible.putIfAbsent(field, value);
+        }
+    }
+
+    private static CollieException notSplittable(String name, Module m, ParallelStyle style, String expected) {
+        return new CollieException("tensor-parallel plan: " + name + " is a " + m.getClass().getSimpleName()
+                + ", but a " + style + " module must be " + expected
+                + " (apply tensor parallelism before PEFT adapters or other wrappers)");
+    }
+
+    /**
+     * The loss of the result works on vocabulary shards of the logits, so the output head must be split
+     * too: an untied head marked VOCAB, or the outputHead of a tied embedding marked VOCAB.
+     */
+    private static void checkHeadIsSplit(String what, LanguageModel model, Map<String, Module> modules, Map<String, ParallelStyle> matched) {
+        List<Layer> layers;
+        try {
+            layers = model.pipelineLayers();
+        } catch (CollieException e) {
+            return;      // the model does not expose its layers: trust the plan
+        }
+        Set<Module> vocab = Collections.newSetFromMap(new IdentityHashMap<>());
+        matched.forEach((name, s) -> {
+            if (s == ParallelStyle.VOCAB) {
+                vocab.add(modules.get(name));
+            }
+        });
+        Layer head = LayerWrapper.unwrap(layers.get(layers.size() - 1));
+        if (vocab.contains(head)) {
+            return;
+        }
+        for (Module m : vocab) {
+            if (m instanceof TiedEmbedding t && t.outputHead() == head) {
+                return;
+            }
+        }
+        throw new CollieException("the tensor-parallel plan of " + what
+                + " does not split the output head over the vocabulary (VOCAB), which the tensor-parallel loss needs");
+    }
+
+    private static String parentOf(String name) {
+        int i = name.lastIndexOf('.');
+        return i < 0 ? "" : name.substring(0, i);
+    }
+
+    private static String lastOf(String name) {
+        return name.substring(name.lastIndexOf('.') + 1);
+    }
+}
