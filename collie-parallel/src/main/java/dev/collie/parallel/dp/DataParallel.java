@@ -331,6 +331,20 @@ public final class DataParallel implements GradientSync, AutoCloseable {
         return n;
     }
 
+    /**
+     * Values and gradient buffers of the trainable parameters this rank holds (all of them: plain data
+     * parallel replicates both) and the buckets' flat buffers (one persistent buffer per bucket).
+     */
+    public RankMemory memory() {
+        long buffers = 0;
+        for (Bucket b : buckets) {
+            if (b.flat != null) {
+                buffers += b.flat.length() * b.dtype.width();
+            }
+        }
+        return RankMemory.of(params.values(), buffers);
+    }
+
     /** This rank's communicator (owned by the communication thread; do not call collectives on it directly). */
     @Override
     public int rank() {

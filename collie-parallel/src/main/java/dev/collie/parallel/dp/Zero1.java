@@ -36,19 +36,7 @@ public final class Zero1 implements GradientSync, AutoCloseable {
             }
         });
         // largest first onto the least-loaded rank: the same result on every rank (names and shapes match)
-        List<Map.Entry<String, Parameter>> bySize = new ArrayList<>(trainable);
-        bySize.sort((a, b) -> Long.compare(b.getValue().numel(), a.getValue().numel()));
-        long[] load = new long[comm.size()];
-        for (Map.Entry<String, Parameter> e : bySize) {
-            int r = 0;
-            for (int i = 1; i < load.length; i++) {
-                if (load[i] < load[r]) {
-                    r = i;
-                }
-            }
-            load[r] += e.getValue().numel();
-            owner.put(e.getValue(), r);
-        }
+        owner.putAll(Owners.balanced(order, comm.size()));
         for (Map.Entry<String, Parameter> e : trainable) {
             if (owner.get(e.getValue()) == comm.rank()) {
                 owned.put(e.getKey(), e.getValue());
@@ -97,6 +85,11 @@ public final class Zero1 implements GradientSync, AutoCloseable {
         for (Parameter p : order) {
             dp.broadcast(p.data(), owner.get(p));
         }
+    }
+
+    /** Values, gradient buffers and bucket buffers this rank holds (as plain data parallel; only the optimizer state is sharded). */
+    public RankMemory memory() {
+        return dp.memory();
     }
 
     @Override

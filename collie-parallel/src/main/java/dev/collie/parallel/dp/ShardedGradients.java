@@ -1,0 +1,748 @@
+package dev.collie.parallel.dp;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.ReduceOp;
+import dev.collie.core.nn.GradientHook;
+import dev.collie.core.nn.Parameter;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.shape.Shape;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.Deque;
+import java.util.EnumMap;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Future;
+
+/**
+ * Gradient sharding for ZeRO-2 and ZeRO-3: each trainable parameter has one owner rank, and after a step's
+ * reduction only the owner keeps the parameter's averaged gradient.
+ *
+ * <p><b>Bucketed path</b> (step-style optimizers). The object is the gradient hook of every trainable
+ * parameter. Parameters are grouped into buckets of about {@code bucketBytes} (a larger parameter alone), at
+ * first in reverse registration order, and owners are balanced within each of these buckets
+ * ({@link Owners#balancedPerGroup}). After the first step the buckets are rebuilt in the order the gradients
+ * actually completed (rank 0's, shared with all), as DDP does; owners stay. When a gradient is complete it
+ * is copied into its bucket's flat buffer and the parameter lets go of it at once: a non-owner frees its
+ * gradient buffer ({@link Parameter#releaseGrad()}), the owner keeps its (empty) buffer for the result. A
+ * full bucket is reduced on the rank's {@link CommThread}, buckets strictly in order (so the ranks' sequences
+ * match whichever worker threads fire the hooks):
+ * <ul>
+ * <li>with a <em>reduce-scatter</em> when the owners' sections of the bucket are balanced enough: the
+ *     bucket is laid out as one padded section per rank (that rank's parameters, back to back), and each
+ *     rank receives only its own section, averaged, {@code (n−1)·section} elements sent per rank; chosen when
+ *     {@code n·section < 2·S} for a bucket of {@code S} elements, i.e. when that sends less than</li>
+ * <li>an <em>all-reduce</em> of the bucket, {@code 2(n−1)/n·S} per rank (the only choice for a bucket of one
+ *     parameter: owners are whole parameters, so the owner's section is the whole bucket).</li>
+ * </ul>
+ * The owner's slice is written into its parameter's gradient ({@link Parameter#setGrad}) on the communication
+ * thread. Flat buffers come from a pool reused across buckets and steps: a hook that needs a buffer while
+ * none is free waits for a launched bucket to give one back, so the pool holds about as many buffers as
+ * buckets are in flight (one to three here), not one persistent buffer per bucket.
+ *
+ * <p><b>Fused path</b> (LOMO, AdaLomo). The Trainer installs its own hook, {@code sync.reduce(p)} then the
+ * update, on the parameters of the optimizer, i.e. on this rank's owned ones; the others keep this object's
+ * hook. That is how the fused path is recognised: an owned parameter whose hook is no longer this object's.
+ * Every gradient is then all-reduced synchronously in hook order (the same on every rank: the Trainer runs
+ * one backward stream per rank for fused optimizers), through {@link #reduceNow} on the owner and from this
+ * object's hook on the others, which then free it. A second reduction of one parameter in a step (two-pass
+ * gradient-norm clipping) fails loudly: the optimizer's norm would only cover this rank's parameters.
+ *
+ * <p>Gradient accumulation: the hook fires on the step's last micro-batch only, so during an accumulating
+ * step every rank holds a local gradient buffer for every parameter (freed on non-owners when the hook
+ * fires). Between steps non-owners hold none.
+ */
+final class ShardedGradients implements AutoCloseable {
+    private final String label;
+    private final CommThread thread;
+    private final Communicator comm;
+    private final int rank;
+    private final int n;
+    private final List<Parameter> order = new ArrayList<>();
+    private final long bucketBytes;
+    /** The order gradients completed in during the first step (bucketed path), until the buckets are rebuilt. */
+    private final List<Parameter> observed = new ArrayList<>();
+    private boolean rebuilt;
+    private final Map<Parameter, String> nameOf = new IdentityHashMap<>();
+    private final Map<Parameter, Integer> owner;
+    private final List<Parameter> owned = new ArrayList<>();
+    private final Map<String, Parameter> ownedNamed = new LinkedHashMap<>();
+    private final List<Bucket> buckets = new ArrayList<>();
+    private final Map<Parameter, Slot> slots = new IdentityHashMap<>();
+    private final Map<Parameter, GradientHook> previousHooks = new IdentityHashMap<>();
+    private final GradientHook hook = this::onGradientReady;
+
+    /** Free flat buffers per type; each holds {@link #capacity} elements of that type. */
+    private final Map<DataType, Deque<INDArray>> free = new EnumMap<>(DataType.class);
+    private final Map<DataType, Long> capacity = new EnumMap<>(DataType.class);
+    private final List<INDArray> pool = new ArrayList<>();
+    /** Reduce-scatter outputs, used by the communication thread only. */
+    private final Map<DataType, INDArray> shardOut = new EnumMap<>(DataType.class);
+    private volatile long poolBytes;
+    private volatile long shardBytes;
+
+    private final Object lock = new Object();
+    private final List<Future<?>> inFlight = new ArrayList<>();
+    private int nextToLaunch;
+    /** Launched buckets whose buffer is not back in the pool yet. */
+    private int launchedHolding;
+    private final Set<Parameter> reducedThisStep = Collections.newSetFromMap(new IdentityHashMap<>());
+    private boolean fusedPending;
+
+    /** One parameter's place in its bucket's flat buffer. */
+    private record Slot(String name, Parameter p, Bucket bucket, int index, long offset, int owner) { }
+
+    /** Parameters whose gradients are reduced together. */
+    private static final class Bucket {
+        final int index;
+        final DataType dtype;
+        final List<Parameter> params = new ArrayList<>();
+        final List<Slot> slots = new ArrayList<>();
+        boolean scatter;
+        /** Padded elements per rank (reduce-scatter only). */
+        long section;
+        /** Elements of each rank's section in use (reduce-scatter only). */
+        long[] used;
+        long length;
+        long bytes;
+        INDArray poolBuffer;
+        INDArray flat;
+        int pending;
+        boolean[] ready;
+
+        Bucket(int index, DataType dtype) {
+            this.index = index;
+            this.dtype = dtype;
+        }
+
+        void reset() {
+            pending = slots.size();
+            Arrays.fill(ready, false);
+        }
+    }
+
+    /**
+     * Attaches to the trainable parameters among {@code params} (each distinct parameter under its first
+     * name) and checks that every rank of {@code comm} has the same names, shapes and types.
+     */
+    ShardedGradients(String label, Map<String, Parameter> params, Communicator comm, long bucketBytes) {
+        if (bucketBytes <= 0) {
+            throw new IllegalArgumentException("bucketBytes must be positive, got " + bucketBytes);
+        }
+        this.label = label;
+        this.comm = comm;
+        this.rank = comm.rank();
+        this.n = comm.size();
+        Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        params.forEach((name, p) -> {
+            if (p.requiresGrad() && seen.add(p)) {
+                order.add(p);
+                nameOf.put(p, name);
+            }
+        });
+        if (order.size() < n) {
+            throw new CollieException(label + ": " + order.size() + " trainable parameters cannot be shared out over "
+                    + n + " ranks; every rank must own at least one (use fewer data-parallel ranks)");
+        }
+        this.thread = new CommThread(comm);
+        try {
+            checkSameParameters();
+        } catch (RuntimeException e) {
+            thread.close();
+            throw e;
+        }
+        this.bucketBytes = bucketBytes;
+        List<Parameter> reversed = new ArrayList<>(order);
+        Collections.reverse(reversed);
+        List<List<Parameter>> groups = group(reversed);
+        this.owner = Owners.balancedPerGroup(groups, n);
+        buildBuckets(groups);
+        for (Parameter p : order) {
+            if (owner.get(p) == rank) {
+                owned.add(p);
+                ownedNamed.put(nameOf.get(p), p);
+            }
+        }
+        for (Parameter p : order) {
+            previousHooks.put(p, p.hook());
+            p.setHook(hook);
+        }
+    }
+
+    /** Consecutive runs of {@code params} of one type and about {@link #bucketBytes} (a larger parameter alone). */
+    private List<List<Parameter>> group(List<Parameter> params) {
+        List<List<Parameter>> groups = new ArrayList<>();
+        List<Parameter> current = null;
+        long currentBytes = 0;
+        for (Parameter p : params) {
+            long bytes = p.numel() * p.dtype().width();
+            if (current == null || current.get(0).dtype() != p.dtype()
+                    || (!current.isEmpty() && currentBytes + bytes > bucketBytes)) {
+                current = new ArrayList<>();
+                groups.add(current);
+                currentBytes = 0;
+            }
+            current.add(p);
+            currentBytes += bytes;
+        }
+        return groups;
+    }
+
+    private void buildBuckets(List<List<Parameter>> groups) {
+        buckets.clear();
+        slots.clear();
+        capacity.clear();
+        for (List<Parameter> g : groups) {
+            Bucket b = new Bucket(buckets.size(), g.get(0).dtype());
+            b.params.addAll(g);
+            buckets.add(b);
+            layOut(b);
+        }
+    }
+
+    /**
+     * After the first step: buckets in the order the gradients actually completed (rank 0's, shared with every
+     * rank), as DDP rebuilds its buckets. Reverse registration order is only a guess, and a bucket holding a
+     * parameter that completes late (a block's input norm: registered after its MLP, used before its attention)
+     * holds back every later bucket and their buffers. Owners stay as they are (the optimizers hold them).
+     */
+    private void rebuildInObservedOrder() {
+        long[] idx = new long[order.size()];
+        Map<Parameter, Integer> position = new IdentityHashMap<>();
+        for (int i = 0; i < order.size(); i++) {
+            position.put(order.get(i), i);
+        }
+        for (int i = 0; i < observed.size(); i++) {
+            idx[i] = position.get(observed.get(i));
+        }
+        INDArray shared = Nd4j.createFromArray(idx);
+        thread.call(() -> {
+            comm.broadcast(shared, 0);
+            return null;
+        }, "sharing the gradient completion order");
+        List<Parameter> completion = new ArrayList<>();
+        for (long i : shared.toLongVector()) {
+            completion.add(order.get((int) i));
+        }
+        buildBuckets(group(completion));
+        for (INDArray a : pool) {
+            a.close();
+        }
+        pool.clear();
+        free.clear();
+        poolBytes = 0;
+        thread.call(() -> {
+            shardOut.values().forEach(INDArray::close);
+            shardOut.clear();
+            shardBytes = 0;
+            return null;
+        }, "dropping the reduce-scatter buffers");
+    }
+
+    private void layOut(Bucket b) {
+        long[] used = new long[n];
+        long total = 0;
+        for (Parameter p : b.params) {
+            used[owner.get(p)] += p.numel();
+            total += p.numel();
+        }
+        long section = Arrays.stream(used).max().orElse(0);
+        b.scatter = n > 1 && (long) n * section < 2 * total;
+        long[] cursor = new long[n];
+        if (b.scatter) {
+            b.section = section;
+            b.used = used;
+            b.length = (long) n * section;
+            for (int r = 0; r < n; r++) {
+                cursor[r] = r * section;
+            }
+        } else {
+            b.length = total;
+        }
+        long next = 0;
+        for (int i = 0; i < b.params.size(); i++) {
+            Parameter p = b.params.get(i);
+            int o = owner.get(p);
+            long offset;
+            if (b.scatter) {
+                offset = cursor[o];
+                cursor[o] += p.numel();
+            } else {
+                offset = next;
+                next += p.numel();
+            }
+            Slot s = new Slot(nameOf.get(p), p, b, i, offset, o);
+            b.slots.add(s);
+            slots.put(p, s);
+        }
+        b.bytes = b.length * b.dtype.width();
+        b.ready = new boolean[b.slots.size()];
+        b.reset();
+        capacity.merge(b.dtype, b.length, Math::max);
+    }
+
+    // ------------------------------------------------------------------ who owns what
+
+    String label() {
+        return label;
+    }
+
+    CommThread thread() {
+        return thread;
+    }
+
+    Communicator comm() {
+        return comm;
+    }
+
+    int rank() {
+        return rank;
+    }
+
+    int size() {
+        return n;
+    }
+
+    /** Every trainable parameter once, in registration order. */
+    List<Parameter> parameters() {
+        return Collections.unmodifiableList(order);
+    }
+
+    int owner(Parameter p) {
+        Integer o = owner.get(p);
+        if (o == null) {
+            throw new IllegalArgumentException(label + ": " + p + " is not a trainable parameter of this model");
+        }
+        return o;
+    }
+
+    boolean owns(Parameter p) {
+        return owner(p) == rank;
+    }
+
+    String name(Parameter p) {
+        return nameOf.getOrDefault(p, String.valueOf(p));
+    }
+
+    Map<String, Parameter> ownedParameters() {
+        return Collections.unmodifiableMap(ownedNamed);
+    }
+
+    int bucketCount() {
+        return buckets.size();
+    }
+
+    /** Buckets reduced with a reduce-scatter (the others with an all-reduce). */
+    int scatteredBucketCount() {
+        return (int) buckets.stream().filter(b -> b.scatter).count();
+    }
+
+    /**
+     * Bytes this rank sends per step to reduce the gradients on the bucketed path (ring collectives: a
+     * reduce-scatter sends every block of the bucket but this rank's own; an all-reduce is a reduce-scatter
+     * and an all-gather, which sends every block but the next rank's).
+     */
+    long gradientBytesSentPerStep() {
+        long sent = 0;
+        for (Bucket b : buckets) {
+            if (n == 1) {
+                continue;
+            }
+            int w = b.dtype.width();
+            sent += (b.length - blockLength(b.length, rank)) * w;
+            if (!b.scatter) {
+                sent += (b.length - blockLength(b.length, rank + 1)) * w;
+            }
+        }
+        return sent;
+    }
+
+    /** Bytes this rank sends to broadcast every parameter from its owner (a ring: all but the last rank send it all). */
+    long broadcastBytesSent(List<Parameter> params) {
+        long sent = 0;
+        for (Parameter p : params) {
+            if (n > 1 && Math.floorMod(rank - owner(p), n) < n - 1) {
+                sent += p.numel() * p.dtype().width();
+            }
+        }
+        return sent;
+    }
+
+    /** Elements of block {@code block} (mod n) when {@code length} elements are cut into n nearly equal blocks. */
+    private long blockLength(long length, int block) {
+        int b = Math.floorMod(block, n);
+        return length * (b + 1) / n - length * b / n;
+    }
+
+    /** Communication buffers held now: the pool of flat bucket buffers and the reduce-scatter outputs. */
+    long bufferBytes() {
+        return poolBytes + shardBytes;
+    }
+
+    RankMemory memory() {
+        return RankMemory.of(order, bufferBytes());
+    }
+
+    // ------------------------------------------------------------------ the bucketed path
+
+    /**
+     * True when the Trainer replaced the hook of an owned parameter with a fused optimizer's (see the class
+     * comment). Every rank owns at least one parameter, so every rank sees the same answer.
+     */
+    boolean fusedMode() {
+        for (Parameter p : owned) {
+            if (p.hook() != hook) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private void onGradientReady(Parameter p) {
+        if (fusedMode()) {
+            reduceNow(p, true);
+            return;
+        }
+        Slot s = slots.get(p);
+        Bucket b = s.bucket();
+        INDArray flat;
+        synchronized (lock) {
+            if (b.ready[s.index()]) {
+                throw new IllegalStateException(label + ": gradient of " + s.name() + " completed twice in one step");
+            }
+            if (!rebuilt) {
+                observed.add(p);
+            }
+            if (b.flat == null) {
+                acquire(b);
+            }
+            flat = b.flat;
+        }
+        INDArray g = p.grad();
+        // copy now: the gradient may be a lent array that is gone after this call
+        span(flat, s.offset(), s.offset() + p.numel()).assign(g.reshape(p.numel()));
+        if (s.owner() == rank) {
+            p.zeroGrad();          // keeps the buffer: the reduced gradient is written into it
+        } else {
+            p.releaseGrad();       // a non-owner holds no gradient for this parameter between steps
+        }
+        synchronized (lock) {
+            b.ready[s.index()] = true;
+            b.pending--;
+            while (nextToLaunch < buckets.size() && buckets.get(nextToLaunch).pending == 0) {
+                Bucket next = buckets.get(nextToLaunch++);
+                launchedHolding++;
+                inFlight.add(thread.submit(() -> reduce(next), () -> giveBack(next)));
+            }
+        }
+    }
+
+    /**
+     * A pool buffer for {@code b} (under the lock); padding between owner sections is zeroed. When none is free
+     * and a launched bucket still holds one, waits for it (back-pressure: backward does not run further ahead
+     * of the communication than the pool allows); when every held buffer belongs to a bucket still being
+     * filled, no buffer would ever come back, so the pool grows. Launched buckets complete once every rank has
+     * launched them, and a rank that has not cannot be waiting here (it has nothing launched in flight beyond
+     * them), so the wait always ends.
+     */
+    private void acquire(Bucket b) {
+        Deque<INDArray> q = free.computeIfAbsent(b.dtype, t -> new ArrayDeque<>());
+        long deadline = System.nanoTime() + thread.waitMs() * 1_000_000L;
+        INDArray buf;
+        while ((buf = q.poll()) == null && launchedHolding > 0) {
+            long left = (deadline - System.nanoTime()) / 1_000_000L;
+            if (left <= 0) {
+                throw new CollieException(label + " rank " + rank + ": no gradient bucket buffer came back within "
+                        + thread.waitMs() + " ms (a peer rank is stuck or gone)");
+            }
+            try {
+                lock.wait(left);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new CollieException(label + " rank " + rank + ": interrupted while waiting for a bucket buffer", e);
+            }
+        }
+        if (buf == null) {
+            long cap = capacity.get(b.dtype);
+            try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                buf = Nd4j.createUninitialized(b.dtype, cap);
+            }
+            pool.add(buf);
+            poolBytes += cap * b.dtype.width();
+        }
+        b.poolBuffer = buf;
+        b.flat = span(buf, 0, b.length);
+        if (b.scatter) {
+            for (int r = 0; r < n; r++) {
+                if (b.used[r] < b.section) {
+                    span(b.flat, r * b.section + b.used[r], (r + 1) * b.section).assign(0);
+                }
+            }
+        }
+    }
+
+    /** On the communication thread: averages bucket {@code b} and hands this rank's parameters their gradients. */
+    private void reduce(Bucket b) {
+        if (b.scatter) {
+            INDArray out = shardOut(b);
+            comm.reduceScatter(b.flat, out, ReduceOp.AVG);
+            long base = (long) rank * b.section;
+            for (Slot s : b.slots) {
+                if (s.owner() == rank) {
+                    s.p().setGrad(span(out, s.offset() - base, s.offset() - base + s.p().numel()));
+                }
+            }
+        } else {
+            comm.allReduce(b.flat, ReduceOp.AVG);
+            for (Slot s : b.slots) {
+                if (s.owner() == rank) {
+                    s.p().setGrad(span(b.flat, s.offset(), s.offset() + s.p().numel()));
+                }
+            }
+        }
+    }
+
+    /** Returns a launched bucket's buffer to the pool (reduced or not). */
+    private void giveBack(Bucket b) {
+        synchronized (lock) {
+            free.get(b.dtype).push(b.poolBuffer);
+            b.poolBuffer = null;
+            b.flat = null;
+            launchedHolding--;
+            lock.notifyAll();
+        }
+    }
+
+    private INDArray shardOut(Bucket b) {
+        INDArray out = shardOut.get(b.dtype);
+        if (out == null) {
+            long max = 0;
+            for (Bucket c : buckets) {
+                if (c.scatter && c.dtype == b.dtype) {
+                    max = Math.max(max, c.section);
+                }
+            }
+            try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                out = Nd4j.createUninitialized(b.dtype, max);
+            }
+            shardOut.put(b.dtype, out);
+            shardBytes += max * b.dtype.width();
+        }
+        return span(out, 0, b.section);
+    }
+
+    /**
+     * Waits until every bucket of the step is reduced: afterwards each owned parameter holds its averaged
+     * gradient and the others none.
+     *
+     * @throws CollieException naming the parameters that got no gradient this step, or when a reduction failed
+     */
+    void finish() {
+        List<Future<?>> launched;
+        List<String> missing = new ArrayList<>();
+        boolean fused = fusedMode();
+        synchronized (lock) {
+            if (!fused) {
+                for (Bucket b : buckets) {
+                    for (int i = 0; i < b.slots.size(); i++) {
+                        if (!b.ready[i]) {
+                            missing.add(b.slots.get(i).name());
+                        }
+                    }
+                }
+            }
+            launched = new ArrayList<>(inFlight);
+            inFlight.clear();
+        }
+        try {
+            if (!missing.isEmpty()) {
+                throw new CollieException(label + " rank " + rank + ": no gradient this step for " + missing.size()
+                        + " trainable parameter(s) " + missing + "; every trainable parameter must be used in every"
+                        + " step (freeze unused ones), or the ranks' reductions would not match");
+            }
+            for (int k = 0; k < launched.size(); k++) {
+                thread.await(launched.get(k), "reducing gradient bucket " + k);
+            }
+            if (!fused && !rebuilt) {
+                synchronized (lock) {
+                    rebuildInObservedOrder();
+                    rebuilt = true;
+                    observed.clear();
+                }
+            }
+        } finally {
+            synchronized (lock) {
+                nextToLaunch = 0;
+                for (Bucket b : buckets) {
+                    b.reset();
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ the fused path
+
+    /**
+     * Averages {@code p}'s gradient over the ranks now, in place (fused-backward optimizers); every rank calls
+     * it for the same parameters in the same order. With {@code release} the gradient is freed afterwards.
+     */
+    void reduceNow(Parameter p, boolean release) {
+        synchronized (lock) {
+            if (!reducedThisStep.add(p)) {
+                throw new CollieException(label + ": the gradient of " + name(p) + " was reduced twice in one step:"
+                        + " a fused-backward optimizer ran a second backward pass (LOMO/AdaLomo gradient-norm clipping"
+                        + " or loss scaling). Under ZeRO each rank's optimizer sees only the gradients of the"
+                        + " parameters it owns, so the clipping norm of its first pass would cover this rank's share"
+                        + " only; turn the optimizer's clip_grad_norm off (clip_grad_value works) or use DataParallel");
+            }
+            fusedPending = true;
+        }
+        INDArray g = p.grad();
+        if (g == null) {
+            throw new IllegalStateException(label + ": no gradient to reduce for " + name(p));
+        }
+        INDArray target = contiguous(g) ? g : g.dup('c');
+        thread.call(() -> {
+            comm.allReduce(target, ReduceOp.AVG);
+            return null;
+        }, "averaging the gradient of " + name(p));
+        if (target != g) {
+            g.assign(target);
+        }
+        if (release) {
+            p.releaseGrad();
+        }
+    }
+
+    /**
+     * Elements {@code [from, to)} of the flat (rank-1) buffer {@code flat} as a contiguous c-order vector:
+     * ND4J labels interval views of vectors 'f', which the communicators refuse.
+     */
+    private static INDArray span(INDArray flat, long from, long to) {
+        if (from == 0 && to == flat.length()) {
+            return flat;
+        }
+        return Nd4j.create(flat.data(), new long[] {to - from}, new long[] {1}, flat.offset() + from, 'c', flat.dataType());
+    }
+
+    private static boolean contiguous(INDArray a) {
+        return a.ordering() == 'c' && Shape.hasDefaultStridesForShape(a);
+    }
+
+    /** Ends a fused step: true when gradients were reduced on the fused path since the last call. */
+    boolean endFusedStep() {
+        synchronized (lock) {
+            boolean was = fusedPending;
+            fusedPending = false;
+            reducedThisStep.clear();
+            return was;
+        }
+    }
+
+    // ------------------------------------------------------------------ other collectives
+
+    /** Broadcasts each of {@code params} (resident on its owner) from its owner, in order. */
+    void broadcastFromOwners(List<Parameter> params) {
+        thread.call(() -> {
+            for (Parameter p : params) {
+                comm.broadcast(p.data(), owner.get(p));
+            }
+            return null;
+        }, "broadcasting the updated parameters from their owners");
+    }
+
+    double average(double value) {
+        INDArray a = Nd4j.createFromArray(new double[] {value});
+        thread.call(() -> {
+            comm.allReduce(a, ReduceOp.AVG);
+            return null;
+        }, "averaging a value over the ranks");
+        return a.getDouble(0);
+    }
+
+    /**
+     * The L2 norm of the whole model's averaged gradient, each rank contributing its owned parameters (a
+     * collective: every rank must call it). For clipping under ZeRO-2/3, where no rank holds every gradient.
+     */
+    double globalGradientNorm() {
+        double sq = 0;
+        for (Parameter p : owned) {
+            INDArray g = p.grad();
+            if (g != null) {
+                double v = g.norm2Number().doubleValue();
+                sq += v * v;
+            }
+        }
+        return Math.sqrt(Math.max(0, average(sq) * n));
+    }
+
+    /** All-gathers a digest of (name, shape, type) of every trainable parameter and compares. */
+    private void checkSameParameters() {
+        long[] mine = digest();
+        INDArray shard = Nd4j.createFromArray(mine);
+        INDArray all = Nd4j.create(DataType.INT64, (long) n * mine.length);
+        thread.call(() -> {
+            comm.allGather(shard, all);
+            return null;
+        }, "checking that all ranks have the same parameters");
+        long[] every = all.toLongVector();
+        StringBuilder bad = new StringBuilder();
+        for (int r = 0; r < n; r++) {
+            if (every[r * 3] != mine[0] || every[r * 3 + 1] != mine[1] || every[r * 3 + 2] != mine[2]) {
+                bad.append(bad.length() == 0 ? "" : ", ").append("rank ").append(r).append(" (")
+                        .append(every[r * 3]).append(" parameters)");
+            }
+        }
+        if (bad.length() > 0) {
+            throw new CollieException(label + ": rank " + rank + " has " + mine[0] + " trainable parameters whose"
+                    + " names, shapes or types differ from those of " + bad + "; every data-parallel rank must hold"
+                    + " the same model");
+        }
+    }
+
+    private long[] digest() {
+        try {
+            MessageDigest md = MessageDigest.getInstance("SHA-256");
+            for (Parameter p : order) {
+                md.update((nameOf.get(p) + ":" + Arrays.toString(p.shape()) + ":" + p.dtype() + ";")
+                        .getBytes(StandardCharsets.UTF_8));
+            }
+            byte[] h = md.digest();
+            return new long[] {order.size(), ByteBuffer.wrap(h).getLong(0), ByteBuffer.wrap(h).getLong(8)};
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** Restores the parameters' previous hooks, stops the communication thread and frees the buffers. */
+    @Override
+    public void close() {
+        previousHooks.forEach(Parameter::setHook);
+        thread.close();
+        synchronized (lock) {
+            for (INDArray a : pool) {
+                a.close();
+            }
+            pool.clear();
+            free.clear();
+            poolBytes = 0;
+        }
+        shardOut.values().forEach(INDArray::close);
+        shardOut.clear();
+        shardBytes = 0;
+    }
+}

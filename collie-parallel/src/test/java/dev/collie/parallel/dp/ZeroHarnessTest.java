@@ -1,0 +1,366 @@
+package dev.collie.parallel.dp;
+
+import dev.collie.core.data.Dataset;
+import dev.collie.core.data.Datasets;
+import dev.collie.core.data.Sample;
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.GradientSync;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.Backends;
+import dev.collie.core.train.CollieConfig;
+import dev.collie.core.train.StepStats;
+import dev.collie.core.train.Trainer;
+import dev.collie.models.llama.LlamaConfig;
+import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.parallel.comm.LocalCommunicators;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The harness the ZeRO tests share (a tiny LLaMA trained by the Trainer on n rank threads, against the same
+ * model trained on one rank), and checks of the owner assignment and bucket layouts it relies on.
+ */
+@Timeout(value = 20, unit = TimeUnit.SECONDS)
+class ZeroHarnessTest {
+    static final int SEQ = 12;
+    static final Dataset ROWS = rows(64, SEQ, 64, 11);
+
+    /** ZeRO stage of a run: 0 is plain data parallel. */
+    enum Stage { ZERO0, ZERO1, ZERO2, ZERO3 }
+
+    @AfterAll
+    static void restoreOpThreads() {
+        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
+    }
+
+    /** Hidden 32, 4 heads, 2 KV heads, intermediate 64, vocabulary 64, 2 layers. */
+    static LlamaConfig config(boolean tied) {
+        return LlamaConfig.builder().vocabSize(64).hiddenSize(32).intermediateSize(64).numHiddenLayers(2)
+                .numAttentionHeads(4).numKeyValueHeads(2).maxPositionEmbeddings(64).tieWordEmbeddings(tied).build();
+    }
+
+    /** The same initial weights on every thread (ND4J's generator is thread-local). */
+    static LlamaForCausalLM model(LlamaConfig c, DataType dtype) {
+        Nd4j.getRandom().setSeed(1234);
+        return new LlamaForCausalLM(c, dtype);
+    }
+
+    static Dataset rows(int count, int len, int vocab, long seed) {
+        Random r = new Random(seed);
+        List<Sample> out = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            int[] ids = new int[len];
+            for (int j = 0; j < len; j++) {
+                ids[j] = r.nextInt(vocab);
+            }
+            out.add(Sample.causal(ids));
+        }
+        return Datasets.of(out);
+    }
+
+    /** What a run leaves: rank 0's losses, every rank's weights (all gathered) and figures. */
+    record Run(List<Double> losses, List<Map<String, INDArray>> weights, List<RankMemory> memory,
+               long[] optimizerBytes, long[] bytesPerStep, long[] predictedBytesPerStep, long[] peakGathered) {
+    }
+
+    /**
+     * A run's shape: ranks, steps, accumulation, bucket size, precision, tied embeddings, learning rate, rows
+     * of a rank's micro-batch, worker threads per rank and activation checkpointing.
+     */
+    record Setup(int ranks, int steps, int accum, long bucketBytes, DataType dtype, boolean tied, double lr,
+                 int rowsPerRank, int workers, boolean recompute) {
+        Setup(int ranks, int steps, int accum, long bucketBytes, DataType dtype, boolean tied, double lr) {
+            this(ranks, steps, accum, bucketBytes, dtype, tied, lr, 1, 1, false);
+        }
+
+        Setup(int ranks, int steps, int accum, long bucketBytes, DataType dtype, boolean tied, double lr,
+              int rowsPerRank, int workers) {
+            this(ranks, steps, accum, bucketBytes, dtype, tied, lr, rowsPerRank, workers, false);
+        }
+
+        Setup withRecompute() {
+            return new Setup(ranks, steps, accum, bucketBytes, dtype, tied, lr, rowsPerRank, workers, true);
+        }
+
+        CollieConfig collie(int microBatch) {
+            return CollieConfig.builder().shuffle(false).lr(lr).trainMicroBatchSize(microBatch)
+                    .gradientAccumulationSteps(accum).maxSteps(steps).workerThreads(workers).build();
+        }
+    }
+
+    static Setup setup(int ranks) {
+        return new Setup(ranks, 5, 1, 4096, DataType.FLOAT, false, 1e-2);
+    }
+
+    /** One rank with micro-batches of all ranks' rows: the global batch of the data-parallel run. */
+    static Run single(Setup s, Function<Map<String, Parameter>, Optimizer> opt) {
+        LlamaForCausalLM model = model(config(s.tied()), s.dtype());
+        model.setGradientCheckpointing(s.recompute());
+        Optimizer o = opt.apply(model.namedParameters());
+        List<StepStats> stats = Trainer.builder().model(model).optimizer(o).config(s.collie(s.ranks() * s.rowsPerRank()))
+                .trainData(ROWS).build().train();
+        List<Double> losses = stats.stream().map(StepStats::loss).toList();
+        return new Run(losses, List.of(copy(model)), List.of(RankMemory.of(model.module().trainableParameters(), 0)),
+                new long[] {o.stateBytes()}, new long[] {0}, new long[] {0}, new long[] {0});
+    }
+
+    static Map<String, INDArray> copy(LlamaForCausalLM model) {
+        Map<String, INDArray> out = new LinkedHashMap<>();
+        model.namedParameters().forEach((n, p) -> out.put(n, p.data().dup()));
+        return out;
+    }
+
+    private record RankResult(List<Double> losses, Map<String, INDArray> weights, RankMemory memory, long optimizerBytes,
+                              long bytesPerStep, long predicted, long peakGathered) {
+    }
+
+    /** {@code s.ranks()} rank threads, micro-batches of {@code s.rowsPerRank()} rows, the given ZeRO stage. */
+    static Run ranks(Setup s, Stage stage, Function<Map<String, Parameter>, Optimizer> opt) throws Exception {
+        int n = s.ranks();
+        List<Communicator> comms = LocalCommunicators.create(n, Duration.ofSeconds(10));
+        ExecutorService pool = Executors.newFixedThreadPool(n);
+        try {
+            List<Future<RankResult>> futures = new ArrayList<>();
+            for (Communicator comm : comms) {
+                futures.add(pool.submit(() -> {
+                    try {
+                        return rank(s, stage, opt, comm);
+                    } catch (RuntimeException | Error e) {
+                        comm.close();        // the peers fail at once instead of at their timeout
+                        throw e;
+                    }
+                }));
+            }
+            List<RankResult> rs = new ArrayList<>();
+            Exception failed = null;
+            for (Future<RankResult> f : futures) {
+                try {
+                    rs.add(f.get(18, TimeUnit.SECONDS));
+                } catch (ExecutionException e) {
+                    Exception cause = e.getCause() instanceof Exception ex ? ex : e;
+                    if (failed == null) {
+                        failed = cause;         // every rank's failure: the first one seen may be a consequence
+                    } else {
+                        failed.addSuppressed(cause);
+                    }
+                }
+            }
+            if (failed != null) {
+                throw failed;
+            }
+            List<Map<String, INDArray>> weights = new ArrayList<>();
+            List<RankMemory> memory = new ArrayList<>();
+            long[] state = new long[n];
+            long[] bytes = new long[n];
+            long[] predicted = new long[n];
+            long[] peak = new long[n];
+            for (int r = 0; r < n; r++) {
+                weights.add(rs.get(r).weights());
+                memory.add(rs.get(r).memory());
+                state[r] = rs.get(r).optimizerBytes();
+                bytes[r] = rs.get(r).bytesPerStep();
+                predicted[r] = rs.get(r).predicted();
+                peak[r] = rs.get(r).peakGathered();
+                assertEquals(rs.get(0).losses(), rs.get(r).losses(), "ranks report different losses");
+            }
+            return new Run(rs.get(0).losses(), weights, memory, state, bytes, predicted, peak);
+        } finally {
+            pool.shutdownNow();
+            comms.forEach(Communicator::close);
+        }
+    }
+
+    private static RankResult rank(Setup s, Stage stage, Function<Map<String, Parameter>, Optimizer> opt,
+                                   Communicator comm) throws Exception {
+        LlamaForCausalLM model = model(config(s.tied()), s.dtype());
+        model.setGradientCheckpointing(s.recompute());
+        GradientSync sync;
+        Map<String, Parameter> mine;
+        switch (stage) {
+            case ZERO0 -> {
+                sync = new DataParallel(model.namedParameters(), comm, s.bucketBytes());
+                mine = model.namedParameters();
+            }
+            case ZERO1 -> {
+                Zero1 z = new Zero1(model.namedParameters(), comm);
+                sync = z;
+                mine = z.ownedParameters();
+            }
+            case ZERO2 -> {
+                Zero2 z = new Zero2(model.namedParameters(), comm, s.bucketBytes());
+                sync = z;
+                mine = z.ownedParameters();
+            }
+            default -> {
+                Zero3 z = new Zero3(model, comm, s.bucketBytes());
+                sync = z;
+                mine = z.ownedParameters();
+            }
+        }
+        try {
+            Optimizer o = opt.apply(mine);
+            Trainer t = Trainer.builder().model(model).optimizer(o).config(s.collie(s.rowsPerRank())).trainData(ROWS)
+                    .gradientSync(sync).localRanks(s.ranks()).build();
+            long before = comm.bytesSent();
+            List<StepStats> stats = t.train();
+            long perStep = (comm.bytesSent() - before) / s.steps();
+            RankMemory memory = switch (stage) {
+                case ZERO0 -> ((DataParallel) sync).memory();
+                case ZERO1 -> ((Zero1) sync).memory();
+                case ZERO2 -> ((Zero2) sync).memory();
+                case ZERO3 -> ((Zero3) sync).memory();
+            };
+            long predicted = switch (stage) {
+                case ZERO2 -> ((Zero2) sync).gradientBytesSentPerStep() + ((Zero2) sync).broadcastBytesSentPerStep();
+                case ZERO3 -> ((Zero3) sync).gradientBytesSentPerStep();
+                default -> 0;
+            };
+            long peak = 0;
+            Map<String, INDArray> weights;
+            if (sync instanceof Zero3 z) {
+                peak = z.peakGatheredBytes();
+                try (Zero3.Scope all = z.gathered()) {
+                    weights = copy(model);
+                }
+                for (Parameter p : model.module().trainableParameters()) {
+                    assertEquals(z.owner(p) == comm.rank(), p.isResident(), "residency after releaseAll: " + p);
+                }
+            } else {
+                weights = copy(model);
+            }
+            return new RankResult(stats.stream().map(StepStats::loss).toList(), weights, memory, o.stateBytes(), perStep,
+                    predicted, peak);
+        } finally {
+            ((AutoCloseable) sync).close();
+        }
+    }
+
+    /** Whether {@code e}, its causes or anything suppressed along the way has a message containing {@code text}. */
+    static boolean mentions(Throwable e, String text) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (String.valueOf(t.getMessage()).contains(text)) {
+                return true;
+            }
+            for (Throwable s : t.getSuppressed()) {
+                if (mentions(s, text)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /** Largest element-wise difference between two weight sets. */
+    static double maxAbsDiff(Map<String, INDArray> a, Map<String, INDArray> b) {
+        double d = 0;
+        for (Map.Entry<String, INDArray> e : a.entrySet()) {
+            d = Math.max(d, e.getValue().sub(b.get(e.getKey())).amaxNumber().doubleValue());
+        }
+        return d;
+    }
+
+    /** Rank 0's losses match the single run's, and every rank's final weights match it. */
+    static void assertSameAsOneRank(Run one, Run many, double tolerance) {
+        assertEquals(one.losses().size(), many.losses().size());
+        for (int s = 0; s < one.losses().size(); s++) {
+            assertEquals(one.losses().get(s), many.losses().get(s), tolerance, "loss of step " + s);
+        }
+        for (int r = 0; r < many.weights().size(); r++) {
+            double d = maxAbsDiff(one.weights().get(0), many.weights().get(r));
+            assertTrue(d <= tolerance, "rank " + r + "'s weights differ from one rank's by " + d);
+        }
+    }
+
+    // ---------------------------------------------------------------- checks of the pieces
+
+    private static List<Parameter> params(long... sizes) {
+        List<Parameter> out = new ArrayList<>();
+        for (long s : sizes) {
+            out.add(new Parameter(Nd4j.zeros(DataType.FLOAT, s)));
+        }
+        return out;
+    }
+
+    @Test
+    void balancedOwnersGiveEveryRankAParameterAndEvenLoads() {
+        List<Parameter> ps = params(100, 90, 50, 40, 30, 10, 5);
+        Map<Parameter, Integer> o = Owners.balanced(ps, 3);
+        long[] load = new long[3];
+        ps.forEach(p -> load[o.get(p)] += p.numel());
+        assertTrue(load[0] > 0 && load[1] > 0 && load[2] > 0);
+        assertTrue(java.util.Arrays.stream(load).max().getAsLong() - java.util.Arrays.stream(load).min().getAsLong() <= 30,
+                java.util.Arrays.toString(load));
+    }
+
+    @Test
+    void perBucketOwnersBalanceEachBucketAndStillCoverEveryRank() {
+        List<Parameter> a = params(64, 64, 64, 64);
+        List<Parameter> b = params(200);
+        List<Parameter> c = params(200);
+        Map<Parameter, Integer> o = Owners.balancedPerGroup(List.of(a, b, c), 4);
+        // the four equal parameters of the first bucket go to four different ranks
+        assertEquals(4, a.stream().map(o::get).distinct().count());
+        // single-parameter buckets go to the least-loaded ranks overall
+        assertTrue(!o.get(b.get(0)).equals(o.get(c.get(0))));
+        // too few parameters for a per-bucket balance to cover every rank: the global greedy takes over
+        List<Parameter> d = params(10);
+        List<Parameter> e = params(10);
+        Map<Parameter, Integer> o2 = Owners.balancedPerGroup(List.of(d, e), 2);
+        assertTrue(!o2.get(d.get(0)).equals(o2.get(e.get(0))));
+    }
+
+    @Test
+    void bucketLayoutsChooseReduceScatterOnlyWhenItSendsLess() throws Exception {
+        LlamaForCausalLM[] models = new LlamaForCausalLM[4];
+        List<Communicator> comms = LocalCommunicators.create(4, Duration.ofSeconds(10));
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<long[]>> fs = new ArrayList<>();
+            for (Communicator c : comms) {
+                fs.add(pool.submit(() -> {
+                    LlamaForCausalLM m = model(config(false), DataType.FLOAT);
+                    models[c.rank()] = m;
+                    try (Zero2 big = new Zero2(m.namedParameters(), c); Zero2 small = new Zero2(m.namedParameters(), c, 4096)) {
+                        return new long[] {big.bucketCount(), big.scatteredBucketCount(), small.bucketCount(),
+                                small.scatteredBucketCount(), big.gradientBytesSentPerStep()};
+                    }
+                }));
+            }
+            for (Future<long[]> f : fs) {
+                long[] r = f.get(15, TimeUnit.SECONDS);
+                assertEquals(1, r[0], "the whole tiny model fits one 25 MB bucket");
+                assertEquals(1, r[1], "a balanced bucket is reduce-scattered");
+                assertTrue(r[2] > 5, "4 KB buckets: " + r[2]);
+                // an 8 KB matrix is a bucket of its own: all-reduced; the buckets of small tensors are scattered
+                assertTrue(r[3] > 0 && r[3] < r[2], r[3] + " of " + r[2]);
+                long total = models[0].module().trainableParameters().stream().mapToLong(p -> p.numel() * 4).sum();
+                // one reduce-scatter of the model padded to 4 sections: (n−1)·section, at most 2(n−1)/n·S
+                assertTrue(r[4] < 2 * 3 * total / 4, r[4] + " vs all-reduce " + (2 * 3 * total / 4));
+            }
+        } finally {
+            pool.shutdownNow();
+            comms.forEach(Communicator::close);
+        }
+    }
+}
