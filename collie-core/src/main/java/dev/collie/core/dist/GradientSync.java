@@ -33,4 +33,25 @@ public interface GradientSync {
     /** After the optimizer step (ZeRO: each replica updated its shard; the shards are shared here). */
     default void afterStep() {
     }
+
+    /**
+     * Whether, after {@link #finish()}, a replica holds only the gradients of the parameters it owns (ZeRO-2/3):
+     * a global gradient norm then sums every replica's share.
+     */
+    default boolean shardsGradients() {
+        return false;
+    }
+
+    /** Whether each replica must run forward and backward on one thread (ZeRO-3 gathers are collectives in program order). */
+    default boolean requiresSingleStream() {
+        return false;
+    }
+
+    /**
+     * Makes every parameter's whole value present on this replica until the returned scope closes (ZeRO-3
+     * gathers them from their owners; a collective on every replica); nothing to do elsewhere.
+     */
+    default AutoCloseable gatherParameters() {
+        return () -> { };
+    }
 }

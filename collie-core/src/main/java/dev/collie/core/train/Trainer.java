@@ -75,7 +75,8 @@ public final class Trainer {
         int cores = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, b.localRanks));
         // fused-backward updates under data parallel reduce each gradient in hook order, which must be the
         // same on every replica: one backward stream per replica
-        int workers = sync != null && b.optimizer instanceof FusedBackwardOptimizer ? 1 : config.workerThreads();
+        int workers = sync != null && (b.optimizer instanceof FusedBackwardOptimizer || sync.requiresSingleStream())
+                ? 1 : config.workerThreads();
         this.runner = modelParallel != null ? modelParallel.runner(workers, cores) : new StepRunner(model, workers, cores);
         if (modelParallel != null && modelParallel.splitsModel() && optimizer instanceof HessianEstimator) {
             throw new CollieException(optimizer.getClass().getSimpleName() + " samples its Hessian labels from the whole"
@@ -103,6 +104,10 @@ public final class Trainer {
                 throw new CollieException("config: clip_grad_norm = " + config.clipGradNorm() + " cannot be applied by"
                         + " the Trainer to " + name + ", which never holds all gradients at once; give the clipping"
                         + " threshold to the optimizer instead");
+            }
+            if (sync != null && sync.shardsOptimizerState() && fused.passes() > 1) {
+                throw new CollieException(name + " with gradient-norm clipping needs the whole gradient norm inside"
+                        + " backward, which a ZeRO rank does not hold; drop its clipping or use ZeRO stage 0");
             }
             if (modelParallel != null && modelParallel.splitsModel() && fused.passes() > 1) {
                 throw new CollieException(name + " with gradient-norm clipping needs the whole model's gradient norm"
@@ -164,12 +169,23 @@ public final class Trainer {
      * which every replica writes into the same checkpoint.
      */
     public void save(Path dir) {
-        if (splitState()) {
-            TrainingCheckpoint.save(dir, heldParameters(), optimizer, config, globalStep, epoch, shards());
-        } else if (isLeadRank()) {
-            TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
+        try (AutoCloseable whole = gatherParameters()) {
+            if (splitState()) {
+                TrainingCheckpoint.save(dir, heldParameters(), optimizer, config, globalStep, epoch, shards());
+            } else if (isLeadRank()) {
+                TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
+            }
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
         }
         callbacks.forEach(c -> c.onSave(this, dir));
+    }
+
+    /** ZeRO-3: every parameter present on this replica until the scope closes (a collective). */
+    private AutoCloseable gatherParameters() {
+        return sync != null ? sync.gatherParameters() : () -> { };
     }
 
     /**
@@ -214,9 +230,15 @@ public final class Trainer {
 
     /** Restores a checkpoint written by {@link #save}; {@link #train} then continues with the next step. */
     public void resume(Path dir) {
-        TrainingCheckpoint.Position pos = splitState()
-                ? TrainingCheckpoint.load(dir, heldParameters(), optimizer, shards())
-                : TrainingCheckpoint.load(dir, model.module(), optimizer);
+        TrainingCheckpoint.Position pos;
+        try (AutoCloseable whole = gatherParameters()) {
+            pos = splitState() ? TrainingCheckpoint.load(dir, heldParameters(), optimizer, shards())
+                    : TrainingCheckpoint.load(dir, model.module(), optimizer);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
         if (pos.globalStep() > totalSteps) {
             throw new CollieException(dir + ": the checkpoint is at step " + pos.globalStep()
                     + ", beyond this run's " + totalSteps + " steps");
@@ -281,6 +303,7 @@ public final class Trainer {
                 loss = pass == 0 ? l : loss;
             }
             if (sync != null) {
+                sync.afterStep();
                 loss = sync.average(loss);
             }
         } else {
@@ -298,6 +321,11 @@ public final class Trainer {
             if (config.clipGradNorm() > 0) {
                 if (modelParallel != null) {
                     gradNorm = Math.sqrt(modelParallel.gradNormSquared());
+                    GradClip.scaleToNorm(params, gradNorm, config.clipGradNorm());
+                } else if (sync != null && sync.shardsGradients()) {
+                    // each replica holds its owned parameters' gradients: the squares add up over the replicas
+                    double mine = GradClip.globalNorm(params);
+                    gradNorm = Math.sqrt(sync.average(mine * mine) * sync.size());
                     GradClip.scaleToNorm(params, gradNorm, config.clipGradNorm());
                 } else {
                     gradNorm = GradClip.clipGlobalNorm(params, config.clipGradNorm());

@@ -90,8 +90,9 @@ public final class Zero2 implements GradientSync, AutoCloseable {
 
     /**
      * True: after {@link #finish()} a rank holds only its owned parameters' gradients, so a global gradient
-     * norm needs all ranks ({@link #globalGradientNorm()}); the Trainer's clipping does not know this yet.
+     * norm needs all ranks ({@link #globalGradientNorm()}).
      */
+    @Override
     public boolean shardsGradients() {
         return true;
     }

@@ -429,6 +429,11 @@ public final class Zero3 implements GradientSync, AutoCloseable {
         unbind();
     }
 
+    @Override
+    public AutoCloseable gatherParameters() {
+        return gathered();
+    }
+
     /** {@link #gatherAll()} until the scope closes ({@link #releaseAll()}): {@code try (var s = zero3.gathered()) {...}}. */
     public Scope gathered() {
         gatherAll();
@@ -493,16 +498,18 @@ public final class Zero3 implements GradientSync, AutoCloseable {
 
     /**
      * True: after {@link #finish()} a rank holds only its owned parameters' gradients, so a global gradient
-     * norm needs all ranks ({@link #globalGradientNorm()}); the Trainer's clipping does not know this yet.
+     * norm needs all ranks ({@link #globalGradientNorm()}).
      */
+    @Override
     public boolean shardsGradients() {
         return true;
     }
 
     /**
      * True: every rank must run its forward and backward on one thread (the gathers are collectives issued in
-     * program order). The Trainer does not ask yet; give it {@code worker_threads = 1}.
+     * program order).
      */
+    @Override
     public boolean requiresSingleStream() {
         return true;
     }

@@ -1,0 +1,419 @@
+package dev.collie.parallel;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.GradientSync;
+import dev.collie.core.dist.ModelParallel;
+import dev.collie.core.dist.ReduceOp;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.train.LanguageModel;
+import dev.collie.core.train.MicroBatchRunner;
+import dev.collie.core.train.StepRunner;
+import dev.collie.core.train.Trainer;
+import dev.collie.parallel.dp.DataParallel;
+import dev.collie.parallel.dp.Zero1;
+import dev.collie.parallel.dp.Zero2;
+import dev.collie.parallel.dp.Zero3;
+import dev.collie.parallel.pp.OneFOneBSchedule;
+import dev.collie.parallel.pp.PipelinePartition;
+import dev.collie.parallel.pp.PipelineStage;
+import dev.collie.parallel.tp.TensorParallel;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * Data, tensor and pipeline parallelism for one rank, switched on with three numbers. Every rank of the
+ * world builds the same model (same seed, or the same checkpoint) and calls {@link Builder#build}; it gets
+ * back its tensor-parallel shard of its pipeline stage, the parameters its optimizer should hold, and the
+ * pieces the {@link Trainer} needs:
+ * <pre>{@code
+ * Parallelism par = Parallelism.builder().dp(2).tp(2).pp(2).zero(1).build(world, model);
+ * Optimizer opt = new AdamW(par.optimizerParameters());
+ * par.configure(Trainer.builder()).optimizer(opt).config(config).trainData(data).build().train();
+ * Map<String, INDArray> full = par.gatherFullWeights();   // on the lead rank: the whole model, HF names
+ * }</pre>
+ * Ranks are laid out as Megatron does (tensor-parallel innermost, then data, pipeline outermost; see
+ * {@link Topology}); each rank's data-parallel coordinate decides its share of every global batch.
+ */
+public final class Parallelism implements AutoCloseable {
+    private final Topology topology;
+    private final Communicator world;
+    private final int rank;
+    private final int zero;
+    private final Communicator tpComm;
+    private final Communicator dpComm;
+    private final Communicator ppComm;
+    private final Communicator mpComm;
+    private final LanguageModel model;
+    private final PipelineStage stage;
+    private final int[] bounds;
+    private final Map<String, Parameter> trainable;
+    private final Map<String, Parameter> optimizerParams;
+    private final GradientSync sync;
+    private final Zero3 zero3;
+    private final Split split;
+
+    /** Sizes and options; {@link #build} applies them. */
+    public static final class Builder {
+        private int dp = 1;
+        private int tp = 1;
+        private int pp = 1;
+        private int zero;
+        private String partition = "parameters";
+
+        public Builder dp(int n) { this.dp = n; return this; }
+        public Builder tp(int n) { this.tp = n; return this; }
+        public Builder pp(int n) { this.pp = n; return this; }
+        /** ZeRO stage 0–3 over the data-parallel ranks. */
+        public Builder zero(int stage) { this.zero = stage; return this; }
+        /** How the layers are cut into stages: {@code parameters}, {@code uniform} or {@code type:REGEX}. */
+        public Builder partition(String method) { this.partition = method; return this; }
+
+        /** Every trainable parameter of {@code model} takes part. */
+        public Parallelism build(Communicator world, LanguageModel model) {
+            return build(world, model, null);
+        }
+
+        /**
+         * Splits {@code model} for this rank of {@code world}; {@code trainable} (HF names; null = every
+         * trainable parameter) is what the optimizer may train, e.g. only a LoRA adapter.
+         *
+         * @throws CollieException when the sizes do not fit the world or the model, naming the numbers
+         */
+        public Parallelism build(Communicator world, LanguageModel model, Map<String, Parameter> trainable) {
+            return new Parallelism(this, world, model, trainable);
+        }
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    private Parallelism(Builder b, Communicator world, LanguageModel full, Map<String, Parameter> trainableIn) {
+        if (b.zero < 0 || b.zero > 3) {
+            throw new CollieException("zero stage " + b.zero + ": expected 0, 1, 2 or 3");
+        }
+        this.topology = Topology.of(world.size(), b.dp, b.tp, b.pp);
+        this.world = world;
+        this.rank = world.rank();
+        this.zero = b.dp > 1 ? b.zero : 0;
+        if (b.zero > 0 && b.dp == 1) {
+            throw new CollieException("zero stage " + b.zero + " shards over data-parallel ranks, but dp_size is 1");
+        }
+        if (b.zero == 3 && b.tp * b.pp > 1) {
+            throw new CollieException("zero stage 3 is available with data parallelism alone (tp_size and pp_size"
+                    + " 1); with tensor or pipeline parallelism use stage 0, 1 or 2");
+        }
+        this.tpComm = world.subGroup(topology.tpGroup(rank));
+        this.dpComm = world.subGroup(topology.dpGroup(rank));
+        this.ppComm = world.subGroup(topology.ppGroup(rank));
+        this.mpComm = world.subGroup(modelGroup());
+        // every rank starts from world rank 0's weights, whatever its seed did
+        if (world.size() > 1) {
+            for (Parameter p : full.module().parameters()) {
+                world.broadcast(p.data(), 0);
+            }
+        }
+        Map<String, Parameter> wanted = new LinkedHashMap<>();
+        (trainableIn != null ? trainableIn : full.module().namedParameters()).forEach((n, p) -> {
+            if (p.requiresGrad()) {
+                wanted.put(n, p);
+            }
+        });
+        // tensor parallel replaces modules (and so parameters): find the wanted ones again by name afterwards
+        this.model = topology.tp() > 1 ? TensorParallel.apply(full, tpComm) : full;
+        Map<String, Parameter> named = model.module().namedParameters();
+        if (topology.pp() > 1) {
+            this.bounds = PipelinePartition.bounds(model.pipelineLayers(), topology.pp(), b.partition);
+            this.stage = new PipelineStage(model, bounds, topology.ppRank(rank));
+        } else {
+            this.bounds = null;
+            this.stage = null;
+        }
+        if (stage != null && zero >= 2) {
+            List<String> tied = new ArrayList<>(stage.parametersOf(0).keySet());
+            tied.retainAll(stage.parametersOf(topology.pp() - 1).keySet());
+            if (!tied.isEmpty()) {
+                throw new CollieException("zero stage " + zero + " with pipeline parallelism cannot train " + tied
+                        + ", which the first and the last stage share (tie_word_embeddings): its gradient must be"
+                        + " summed over the two stages, but ZeRO-" + zero + " leaves each stage's half on a different"
+                        + " data-parallel rank; use zero stage 0 or 1, or an untied model");
+            }
+        }
+        Set<Parameter> held = Collections.newSetFromMap(new IdentityHashMap<>());
+        held.addAll(stage != null ? stage.parameters().values() : model.module().parameters());
+        this.trainable = new LinkedHashMap<>();
+        for (String n : wanted.keySet()) {
+            Parameter p = named.get(n);
+            if (p != null && held.contains(p) && !trainable.containsValue(p)) {
+                trainable.put(n, p);
+            }
+        }
+        Zero3 z3 = null;
+        if (topology.dp() == 1) {
+            this.sync = null;
+            this.optimizerParams = trainable;
+        } else if (zero == 0) {
+            this.sync = new DataParallel(trainable, dpComm);
+            this.optimizerParams = trainable;
+        } else if (zero == 1) {
+            Zero1 z = new Zero1(trainable, dpComm);
+            this.sync = z;
+            this.optimizerParams = z.ownedParameters();
+        } else if (zero == 2) {
+            Zero2 z = new Zero2(trainable, dpComm);
+            this.sync = z;
+            this.optimizerParams = z.ownedParameters();
+        } else {
+            z3 = new Zero3(model, dpComm);
+            this.sync = z3;
+            this.optimizerParams = z3.ownedParameters();
+        }
+        this.zero3 = z3;
+        this.split = topology.tp() > 1 || topology.pp() > 1 ? new Split() : null;
+        if (stage != null) {
+            // check that the partition's names cover the stage's parameters (the schedule uses the stage object)
+            stageNames(topology.ppRank(rank));
+        }
+    }
+
+    /** The ranks with this rank's data-parallel coordinate: together they hold one whole model. */
+    private int[] modelGroup() {
+        int[] g = new int[topology.tp() * topology.pp()];
+        int i = 0;
+        for (int s = 0; s < topology.pp(); s++) {
+            for (int t = 0; t < topology.tp(); t++) {
+                g[i++] = topology.rankOf(topology.dpRank(rank), t, s);
+            }
+        }
+        return g;
+    }
+
+    public Topology topology() {
+        return topology;
+    }
+
+    /** This rank's model: its tensor-parallel shard (the whole model without tensor parallelism). */
+    public LanguageModel model() {
+        return model;
+    }
+
+    /** The trainable parameters this rank holds (its stage's, its tensor-parallel shard), by HF name. */
+    public Map<String, Parameter> trainableParameters() {
+        return Collections.unmodifiableMap(trainable);
+    }
+
+    /** What this rank's optimizer should update: its trainable parameters, or under ZeRO its share of them. */
+    public Map<String, Parameter> optimizerParameters() {
+        return Collections.unmodifiableMap(optimizerParams);
+    }
+
+    /** The data-parallel gradient reduction, or null with one data-parallel rank. */
+    public GradientSync gradientSync() {
+        return sync;
+    }
+
+    /** What the Trainer needs for a model split over ranks, or null when each rank holds the whole model. */
+    public ModelParallel modelParallel() {
+        return split;
+    }
+
+    /** Whether this rank reports and writes files (world rank 0). */
+    public boolean isLeadRank() {
+        return rank == 0;
+    }
+
+    /** Puts this rank's model, gradient reduction and model-parallel runner into {@code b}. */
+    public Trainer.Builder configure(Trainer.Builder b) {
+        return b.model(model).gradientSync(sync).modelParallel(split);
+    }
+
+    /**
+     * The whole model's weights in Hugging Face names and shapes, on the lead rank (null on the others):
+     * tensor-parallel shards are gathered, pipeline stages send theirs to the lead rank, ZeRO-3 parameters
+     * are gathered from their owners. A collective: every rank of the world must call it.
+     */
+    public Map<String, INDArray> gatherFullWeights() {
+        try (AutoCloseable whole = zero3 != null ? zero3.gathered() : () -> { }) {
+            Map<String, INDArray> mine = topology.tp() > 1 ? TensorParallel.gatherFullWeights(model, tpComm)
+                    : fullCopy(model.module().namedParameters(), zero3 != null);
+            if (topology.pp() == 1) {
+                return rank == 0 ? mine : null;
+            }
+            return gatherStages(mine);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    /** The parameters' values; copies of them when {@code copy} (ZeRO-3 releases the gathered arrays). */
+    private static Map<String, INDArray> fullCopy(Map<String, Parameter> params, boolean copy) {
+        Map<String, INDArray> out = new LinkedHashMap<>();
+        params.forEach((n, p) -> out.put(n, copy ? p.data().dup() : p.data()));
+        return out;
+    }
+
+    /**
+     * Stage s > 0 sends the tensors it holds (tensor-parallel rank 0, data-parallel rank 0) to stage 0 in
+     * name order; every rank knows every stage's names because every rank partitions the same model.
+     */
+    private Map<String, INDArray> gatherStages(Map<String, INDArray> mine) {
+        boolean sender = topology.tpRank(rank) == 0 && topology.dpRank(rank) == 0;
+        if (!sender) {
+            return null;
+        }
+        int me = topology.ppRank(rank);
+        Map<String, INDArray> out = rank == 0 ? new LinkedHashMap<>() : null;
+        int tag = 0;
+        for (int s = 0; s < topology.pp(); s++) {
+            for (String name : stageNames(s)) {
+                if (rank == 0 && out.containsKey(name)) {
+                    continue;      // a tied weight held by two stages: the first stage's copy
+                }
+                if (s == 0) {
+                    if (rank == 0) {
+                        out.put(name, mine.get(name));
+                    }
+                } else if (me == s) {
+                    if (!firstHolder(name, s)) {
+                        continue;
+                    }
+                    ppComm.send(mine.get(name), 0, tag++);
+                } else if (rank == 0) {
+                    if (!firstHolder(name, s)) {
+                        continue;
+                    }
+                    INDArray like = mine.get(name);
+                    INDArray into = Nd4j.createUninitialized(like.dataType(), like.shape());
+                    ppComm.recv(into, s, tag++);
+                    out.put(name, into);
+                } else if (firstHolder(name, s)) {
+                    tag++;
+                }
+            }
+        }
+        return out;
+    }
+
+    /** Whether stage {@code s} is the first stage that holds {@code name}. */
+    private boolean firstHolder(String name, int s) {
+        for (int earlier = 0; earlier < s; earlier++) {
+            if (stageNames(earlier).contains(name)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private final Map<Integer, List<String>> stageNamesCache = new LinkedHashMap<>();
+
+    /** The names of the parameters of stage {@code s}'s layers (a tied head's weight under the embedding's name). */
+    private List<String> stageNames(int s) {
+        return stageNamesCache.computeIfAbsent(s, k -> new ArrayList<>(stage.parametersOf(k).keySet()));
+    }
+
+    @Override
+    public void close() {
+        if (sync instanceof AutoCloseable c) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        }
+    }
+
+    /** The Trainer's view of a model split over ranks (tensor / pipeline parallel, or ZeRO-2/3 gradients). */
+    private final class Split implements ModelParallel {
+        private OneFOneBSchedule schedule;
+
+        @Override
+        public MicroBatchRunner runner(int workers, int cores) {
+            if (stage != null) {
+                schedule = new OneFOneBSchedule(stage, model, ppComm);
+                return schedule;
+            }
+            // collectives inside forward and backward (tensor parallel, ZeRO-3 gathers) run on one thread per rank
+            boolean oneStream = topology.tp() > 1 || zero3 != null;
+            return new StepRunner(model, oneStream ? 1 : workers, cores);
+        }
+
+        @Override
+        public List<Parameter> trainableParameters() {
+            return new ArrayList<>(trainable.values());
+        }
+
+        @Override
+        public Map<String, Parameter> heldParameters() {
+            return stage == null ? model.module().namedParameters() : stage.parameters();
+        }
+
+        @Override
+        public int modelRank() {
+            return mpComm.rank();
+        }
+
+        @Override
+        public int modelRanks() {
+            return mpComm.size();
+        }
+
+        @Override
+        public void barrier() {
+            mpComm.barrier();
+        }
+
+        @Override
+        public void afterBackward() {
+            if (schedule != null) {
+                schedule.syncTiedGradients();
+            }
+        }
+
+        @Override
+        public double gradNormSquared() {
+            double sq = 0;
+            for (Map.Entry<String, Parameter> e : trainable.entrySet()) {
+                Parameter p = e.getValue();
+                INDArray g = p.grad();
+                if (g == null || !countsHere(e.getKey(), p)) {
+                    continue;
+                }
+                double n = g.norm2Number().doubleValue();
+                sq += n * n;
+            }
+            INDArray a = Nd4j.createFromArray(new double[] {sq});
+            // ZeRO-2/3: each gradient lives on its owner only, so the sum runs over the data-parallel ranks too
+            (zero >= 2 ? world : mpComm).allReduce(a, ReduceOp.SUM);
+            return a.getDouble(0);
+        }
+
+        /** A parameter replicated over tensor-parallel ranks counts on rank 0 only; a tied copy on its first stage only. */
+        private boolean countsHere(String name, Parameter p) {
+            if (topology.tp() > 1 && topology.tpRank(rank) != 0 && !TensorParallel.isSharded(model, p)) {
+                return false;
+            }
+            return stage == null || firstHolder(name, topology.ppRank(rank));
+        }
+
+        @Override
+        public boolean splitsModel() {
+            return topology.tp() > 1 || topology.pp() > 1;
+        }
+
+        @Override
+        public boolean isLeadRank() {
+            return topology.tpRank(rank) == 0 && topology.ppRank(rank) == 0;
+        }
+    }
+}

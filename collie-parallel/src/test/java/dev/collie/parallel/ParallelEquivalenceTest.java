@@ -1,0 +1,268 @@
+package dev.collie.parallel;
+
+import dev.collie.core.data.Dataset;
+import dev.collie.core.data.Datasets;
+import dev.collie.core.data.Sample;
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.nn.Parameter;
+import dev.collie.core.tensor.Backends;
+import dev.collie.core.train.CollieConfig;
+import dev.collie.core.train.StepStats;
+import dev.collie.core.train.Trainer;
+import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.optim.AdamW;
+import dev.collie.parallel.comm.LocalCommunicators;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The issue's oracle: every combination of dp, tp, pp ∈ {1, 2} (with each ZeRO stage that applies) trains
+ * the tiny LLaMA for 5 AdamW steps with the losses and final weights of one rank (fp32, ≤ 1e-5).
+ * Global batch: micro-batch 2 × grad-accum 2 × dp rows per step, in file order.
+ */
+class ParallelEquivalenceTest {
+    private static final Path TINY = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama");
+    private static final Path TINY_TIED = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama-tied");
+    private static final int STEPS = 5;
+    private static final int MICRO = 2;
+    private static final int ACCUM = 2;
+    /** fp32: losses to the 1e-5; weights to 5e-5 (see {@link #reference}); float64: both to 1e-12. */
+    private static final double LOSS_TOL_FP32 = 1e-5;
+    private static final double WEIGHT_TOL_FP32 = 5e-5;
+    private static final double TOL_FP64 = 1e-12;
+    private static final Map<String, Reference> REFERENCES = new HashMap<>();
+
+    /** The single-rank run a parallel layout must reproduce. */
+    private record Reference(List<Double> losses, List<Double> gradNorms, Map<String, INDArray> weights) {
+    }
+
+    @AfterAll
+    static void restoreOpThreads() {
+        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
+    }
+
+    static Stream<Arguments> layouts() {
+        List<Arguments> out = new ArrayList<>();
+        for (int dp = 1; dp <= 2; dp++) {
+            for (int tp = 1; tp <= 2; tp++) {
+                for (int pp = 1; pp <= 2; pp++) {
+                    if (dp * tp * pp == 1) {
+                        continue;
+                    }
+                    int maxZero = dp == 1 ? 0 : tp * pp == 1 ? 3 : 2;
+                    for (int zero = 0; zero <= maxZero; zero++) {
+                        boolean tied = (dp + tp + pp + zero) % 2 == 0;
+                        // ZeRO-2 with stages cannot sum a weight tied across them (refused; tested below)
+                        for (DataType dt : new DataType[] {DataType.DOUBLE, DataType.FLOAT}) {
+                            out.add(Arguments.of(dp, tp, pp, zero, tied && !(zero == 2 && pp > 1), dt));
+                        }
+                    }
+                }
+            }
+        }
+        return out.stream();
+    }
+
+    private static Dataset rows(int n) {
+        Random rnd = new Random(7);
+        List<Sample> samples = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            int[] ids = new int[12];
+            for (int j = 0; j < ids.length; j++) {
+                ids[j] = rnd.nextInt(96);
+            }
+            samples.add(Sample.causal(ids));
+        }
+        return Datasets.of(samples);
+    }
+
+    private static CollieConfig config(int microBatch) {
+        return CollieConfig.builder().shuffle(false).lr(1e-3).trainMicroBatchSize(microBatch)
+                .gradientAccumulationSteps(ACCUM).maxSteps(STEPS).workerThreads(1).clipGradNorm(1.0).build();
+    }
+
+    private static LlamaForCausalLM model(boolean tied, DataType dtype) {
+        return LlamaCheckpoint.load(tied ? TINY_TIED : TINY, dtype);
+    }
+
+    /**
+     * One rank with all of a step's rows: micro-batch MICRO × dp, the same rows per step as dp replicas.
+     * lr 1e-3: AdamW moves each element by about lr whatever its gradient's size, so fp32 summation-order
+     * noise in near-zero gradients (any change of reduction order) shows as ~lr/100 in the weights: one rank
+     * with 2 worker threads differs from one with 1 by up to {@link #noiseFloorOfOneRank() ~1e-5} in fp32. In
+     * float64 that noise is gone and every layout agrees to 1e-12: the parallel arithmetic is exact.
+     */
+    private static synchronized Reference reference(int dp, boolean tied, DataType dtype) {
+        return REFERENCES.computeIfAbsent(dp + "/" + tied + "/" + dtype, k -> train(dp, tied, dtype, 1));
+    }
+
+    private static Reference train(int dp, boolean tied, DataType dtype, int workers) {
+        {
+            LlamaForCausalLM m = model(tied, dtype);
+            List<StepStats> stats = Trainer.builder().model(m).optimizer(new AdamW(m.namedParameters()))
+                    .config(config(MICRO * dp).toBuilder().workerThreads(workers).build())
+                    .trainData(rows(STEPS * MICRO * ACCUM * dp)).build().train();
+            Map<String, INDArray> w = new HashMap<>();
+            m.namedParameters().forEach((n, p) -> w.put(n, p.data().dup()));
+            return new Reference(stats.stream().map(StepStats::loss).toList(),
+                    stats.stream().map(StepStats::gradNorm).toList(), w);
+        }
+    }
+
+    /** The fp32 floor: the same single-rank run with its rows on 2 worker threads instead of 1. */
+    @org.junit.jupiter.api.Test
+    void noiseFloorOfOneRank() {
+        Reference one = train(2, true, DataType.FLOAT, 1);
+        Reference two = train(2, true, DataType.FLOAT, 2);
+        double worst = 0;
+        for (Map.Entry<String, INDArray> e : one.weights().entrySet()) {
+            worst = Math.max(worst, e.getValue().sub(two.weights().get(e.getKey())).amaxNumber().doubleValue());
+        }
+        System.out.printf("fp32 single rank, 1 vs 2 worker threads: worst weight diff %.2e, worst loss diff %.2e%n",
+                worst, worstLoss(one.losses(), two.losses()));
+        assertTrue(worst < WEIGHT_TOL_FP32, "noise floor " + worst);
+    }
+
+    @org.junit.jupiter.api.Test
+    void zero2WithStagesRefusesATiedEmbedding() throws Exception {
+        List<Communicator> comms = LocalCommunicators.create(4, Duration.ofSeconds(10));
+        ExecutorService pool = Executors.newFixedThreadPool(4);
+        try {
+            List<Future<String>> fs = new ArrayList<>();
+            for (Communicator c : comms) {
+                fs.add(pool.submit(() -> {
+                    try (c) {
+                        Parallelism.builder().dp(2).pp(2).zero(2).build(c, model(true, DataType.FLOAT));
+                        return "built";
+                    } catch (dev.collie.core.CollieException e) {
+                        return e.getMessage();
+                    }
+                }));
+            }
+            for (Future<String> f : fs) {
+                String m = f.get(30, TimeUnit.SECONDS);
+                assertTrue(m.contains("model.embed_tokens.weight") && m.contains("zero stage 2"), m);
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @ParameterizedTest(name = "dp {0} tp {1} pp {2} zero {3} tied {4} {5}")
+    @MethodSource("layouts")
+    void reproducesOneRank(int dp, int tp, int pp, int zero, boolean tied, DataType dtype) throws Exception {
+        Reference ref = reference(dp, tied, dtype);
+        boolean fp64 = dtype == DataType.DOUBLE;
+        double lossTol = fp64 ? TOL_FP64 : LOSS_TOL_FP32;
+        double weightTol = fp64 ? TOL_FP64 : WEIGHT_TOL_FP32;
+        int world = dp * tp * pp;
+        List<Communicator> comms = LocalCommunicators.create(world, Duration.ofSeconds(30));
+        ExecutorService pool = Executors.newFixedThreadPool(world);
+        try {
+            List<Future<Object[]>> futures = new ArrayList<>();
+            for (Communicator c : comms) {
+                futures.add(pool.submit(() -> runRank(c, dp, tp, pp, zero, tied, dtype, world)));
+            }
+            Object[] lead = null;
+            Exception first = null;
+            for (Future<Object[]> f : futures) {
+                try {
+                    Object[] r = get(f);
+                    lead = lead == null ? r : lead;
+                } catch (Exception e) {
+                    // report the rank that failed first, not the peers that saw it close its communicator
+                    boolean echo = String.valueOf(e.getMessage()).contains("closed its communicator");
+                    first = first == null || (!echo && String.valueOf(first.getMessage()).contains("closed its"))
+                            ? e : first;
+                }
+            }
+            if (first != null) {
+                throw first;
+            }
+            @SuppressWarnings("unchecked") List<Double> losses = (List<Double>) lead[0];
+            @SuppressWarnings("unchecked") Map<String, INDArray> weights = (Map<String, INDArray>) lead[1];
+            assertEquals(STEPS, losses.size());
+            @SuppressWarnings("unchecked") List<Double> norms = (List<Double>) lead[2];
+            for (int s = 0; s < STEPS; s++) {
+                assertEquals(ref.losses().get(s), losses.get(s), lossTol, "loss of step " + (s + 1));
+                assertEquals(ref.gradNorms().get(s), norms.get(s), lossTol * Math.max(1, norms.get(s)),
+                        "gradient norm of step " + (s + 1));
+            }
+            assertNotNull(weights);
+            double worst = 0;
+            for (Map.Entry<String, INDArray> e : ref.weights().entrySet()) {
+                INDArray got = weights.get(e.getKey());
+                assertNotNull(got, e.getKey());
+                double d = got.castTo(DataType.DOUBLE).sub(e.getValue().castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
+                worst = Math.max(worst, d);
+                assertTrue(d <= weightTol, e.getKey() + " differs by " + d);
+            }
+            System.out.printf("dp %d tp %d pp %d zero %d tied %b %s: worst loss diff %.2e, worst weight diff %.2e%n",
+                    dp, tp, pp, zero, tied, dtype, worstLoss(ref.losses(), losses), worst);
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    private static double worstLoss(List<Double> a, List<Double> b) {
+        double w = 0;
+        for (int i = 0; i < a.size(); i++) {
+            w = Math.max(w, Math.abs(a.get(i) - b.get(i)));
+        }
+        return w;
+    }
+
+    private static Object[] runRank(Communicator c, int dp, int tp, int pp, int zero, boolean tied, DataType dtype,
+                                    int world) {
+        try (c) {
+            LlamaForCausalLM m = model(tied, dtype);
+            try (Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero).build(c, m)) {
+                Map<String, Parameter> owned = par.optimizerParameters();
+                Trainer t = par.configure(Trainer.builder()).optimizer(new AdamW(owned)).config(config(MICRO))
+                        .trainData(rows(STEPS * MICRO * ACCUM * dp)).localRanks(world).build();
+                List<StepStats> stats = t.train();
+                Map<String, INDArray> full = par.gatherFullWeights();
+                Map<String, INDArray> copy = null;
+                if (full != null) {
+                    copy = new HashMap<>();
+                    for (Map.Entry<String, INDArray> e : full.entrySet()) {
+                        copy.put(e.getKey(), e.getValue().dup());
+                    }
+                }
+                return new Object[] {stats.stream().map(StepStats::loss).toList(), copy,
+                        stats.stream().map(StepStats::gradNorm).toList()};
+            }
+        }
+    }
+
+    private static Object[] get(Future<Object[]> f) throws Exception {
+        try {
+            return f.get(120, TimeUnit.SECONDS);
+        } catch (ExecutionException e) {
+            throw e.getCause() instanceof Exception ex ? ex : new RuntimeException(e.getCause());
+        }
+    }
+}
