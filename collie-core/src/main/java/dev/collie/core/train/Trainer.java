@@ -255,8 +255,12 @@ public final class Trainer {
             trainable += p.numel();
         }
         long all = model.module().parameterCount();
-        LOG.info(String.format("trainable params: %d || all params: %d || trainable%%: %.4f", trainable, all,
-                100.0 * trainable / Math.max(1, all)));
+        if (isLeadRank()) {
+            // under tensor or pipeline parallelism: this rank's shard of the model
+            LOG.info(String.format("trainable params: %d || all params: %d || trainable%%: %.4f%s", trainable, all,
+                    100.0 * trainable / Math.max(1, all), modelParallel != null && modelParallel.splitsModel()
+                            ? " (this rank's tensor-parallel shard)" : ""));
+        }
         try {
             callbacks.forEach(c -> c.onTrainBegin(this));
             outer:

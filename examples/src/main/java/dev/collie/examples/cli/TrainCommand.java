@@ -3,11 +3,10 @@ package dev.collie.examples.cli;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.parallel.comm.LocalCommunicators;
-import dev.collie.core.dist.GradientSync;
 import dev.collie.parallel.LaunchEnv;
+import dev.collie.parallel.comm.NcclCommunicator;
 import dev.collie.parallel.comm.TcpCommunicator;
-import dev.collie.parallel.dp.DataParallel;
-import dev.collie.parallel.dp.Zero1;
+import dev.collie.parallel.Parallelism;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -26,6 +25,7 @@ import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
 import dev.collie.core.train.Trainer;
 import dev.collie.examples.LossCurve;
+import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
@@ -105,12 +105,22 @@ final class TrainCommand implements Callable<Integer> {
     int dp;
     /** Ranks of this job running on this machine (threads or processes); set for tcp from LOCAL_WORLD_SIZE. */
     private int localRanks;
+    @Option(names = "--tp", paramLabel = "N", defaultValue = "1",
+            description = "tensor-parallel ranks: each holds 1/N of every attention and MLP layer and of the vocabulary (default 1)")
+    int tp;
+    @Option(names = "--pp", paramLabel = "N", defaultValue = "1",
+            description = "pipeline stages, run with the 1F1B schedule over the --grad-accum micro-batches (default 1)")
+    int pp;
+    @Option(names = "--pp-partition", paramLabel = "METHOD", defaultValue = "parameters",
+            description = "how layers are cut into stages: parameters (balanced counts), uniform, or type:REGEX (default ${DEFAULT-VALUE})")
+    String ppPartition;
     @Option(names = "--zero", paramLabel = "STAGE", defaultValue = "0",
-            description = "ZeRO stage under --dp: 0 (replicated optimizer state) or 1 (optimizer state sharded)")
+            description = "ZeRO stage under --dp: 0 (replicated), 1 (optimizer state sharded), 2 (and gradients),"
+                    + " 3 (and parameters, gathered around their use; --dp only)")
     int zero;
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "local",
-            description = "how ranks talk: local (threads of this JVM; default) or tcp (one process per rank:"
-                    + " collie launch --nproc N -- train ... --backend tcp)")
+            description = "how ranks talk: local (threads of this JVM; default), tcp (one process per rank:"
+                    + " collie launch --nproc N -- train ... --backend tcp) or nccl (one process per GPU)")
     String backend;
     @Option(names = "--workers", paramLabel = "N",
             description = "threads sharing the model, each taking part of every micro-batch's rows (default: one per core)")
@@ -143,15 +153,16 @@ final class TrainCommand implements Callable<Integer> {
         try {
             switch (backend) {
                 case "local" -> {
-                    if (dp == 1) {
+                    if (world() == 1) {
                         rank(config, tok, null);
                     } else {
-                        dataParallel(config, tok);
+                        localRanks(config, tok);
                     }
                 }
-                case "tcp" -> processRank(config, tok);
+                case "tcp", "nccl" -> processRank(config, tok);
                 default -> throw new CollieException("--backend " + backend + ": expected local (ranks as threads of"
-                        + " this JVM) or tcp (one process per rank, started by 'collie launch', torchrun or Slurm)");
+                        + " this JVM), tcp (one process per rank, started by 'collie launch', torchrun or Slurm) or"
+                        + " nccl (one process per GPU)");
             }
         } finally {
             if (tok != null) {
@@ -161,27 +172,37 @@ final class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
+    private int world() {
+        return dp * tp * pp;
+    }
+
     /**
-     * This process is one rank of a data-parallel group over TCP; the environment says which
-     * ({@code RANK}, {@code WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}, as torchrun and Slurm set it).
+     * This process is one rank of the job over TCP; the environment says which ({@code RANK},
+     * {@code WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}, as torchrun and Slurm set it). Without
+     * {@code --dp}, the data-parallel size is what WORLD_SIZE leaves after {@code --tp} and {@code --pp}.
      */
     private void processRank(CollieConfig config, HfTokenizer tok) {
         LaunchEnv env = LaunchEnv.fromSystem();
-        if (dp != 1 && dp != env.worldSize()) {
-            throw new CollieException("--dp " + dp + " does not match WORLD_SIZE " + env.worldSize());
+        boolean dpGiven = spec.commandLine().getParseResult().hasMatchedOption("--dp");
+        if (!dpGiven && env.worldSize() % (tp * pp) == 0) {
+            dp = env.worldSize() / (tp * pp);
         }
-        dp = env.worldSize();
+        if (world() != env.worldSize()) {
+            throw new CollieException("--dp " + dp + " × --tp " + tp + " × --pp " + pp + " = " + world()
+                    + " does not match WORLD_SIZE " + env.worldSize());
+        }
         String local = System.getenv("LOCAL_WORLD_SIZE");
         localRanks = local == null ? 1 : Integer.parseInt(local);
-        try (Communicator comm = TcpCommunicator.connect(env, Duration.ofMinutes(10))) {
+        try (Communicator comm = "nccl".equals(backend) ? NcclCommunicator.connect(env, Duration.ofMinutes(10))
+                : TcpCommunicator.connect(env, Duration.ofMinutes(10))) {
             rank(config, tok, env.worldSize() == 1 ? null : comm);
         }
     }
 
-    /** {@code --dp N} ranks as threads of this JVM, each with its replica; rank 0 reports and saves. */
-    private void dataParallel(CollieConfig config, HfTokenizer tok) {
-        List<Communicator> comms = LocalCommunicators.create(dp, Duration.ofMinutes(10));
-        ExecutorService pool = Executors.newFixedThreadPool(dp, r -> new Thread(r, "collie-rank"));
+    /** dp × tp × pp ranks as threads of this JVM; world rank 0 reports and saves. */
+    private void localRanks(CollieConfig config, HfTokenizer tok) {
+        List<Communicator> comms = LocalCommunicators.create(world(), Duration.ofMinutes(10));
+        ExecutorService pool = Executors.newFixedThreadPool(world(), r -> new Thread(r, "collie-rank"));
         try {
             List<Future<?>> ranks = new ArrayList<>();
             for (Communicator c : comms) {
@@ -209,7 +230,7 @@ final class TrainCommand implements Callable<Integer> {
         }
     }
 
-    /** One rank's run; {@code comm} is null without data parallel. */
+    /** One rank's run; {@code comm} (the world) is null for a single rank. */
     private void rank(CollieConfig config, HfTokenizer tok, Communicator comm) {
         boolean lead = comm == null || comm.rank() == 0;
         LlamaForCausalLM net = createModel(tok, config.seed());
@@ -224,29 +245,28 @@ final class TrainCommand implements Callable<Integer> {
         }
         net.setGradientCheckpointing(config.checkpointing());
         LanguageModel lm = peft.apply(net, model, true);           // the model itself without PEFT flags
-        GradientSync sync = null;
         Map<String, Parameter> trainable = peft.trainableParameters(lm);
+        long parameterCount = net.parameterCount();      // before tensor parallel leaves this rank a shard
+        Parallelism par = null;
         if (comm != null) {
-            for (Parameter p : lm.module().parameters()) {
-                comm.broadcast(p.data(), 0);             // every replica starts from rank 0's weights
-            }
-            if (zero == 1) {
-                Zero1 z = new Zero1(trainable, comm);
-                trainable = z.ownedParameters();         // this replica's shard of the optimizer state
-                sync = z;
-            } else {
-                sync = new DataParallel(trainable, comm);
-            }
+            // every rank built the same model; it keeps its tensor-parallel shard of its stage
+            par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero).partition(ppPartition)
+                    .build(comm, lm, trainable);
+            lm = par.model();
+            trainable = par.optimizerParameters();       // under ZeRO, this replica's share
         }
         Optimizer optimizer = opt.create(trainable);
         if (zero == 1 && optimizer.fusedBackward()) {
             throw new CollieException("--zero 1 shards optimizer state; " + opt.name + " keeps none that matters"
-                    + " and updates inside backward: use --zero 0");
+                    + " and updates inside backward: use --zero 0, 2 or 3");
         }
         LossHistory history = new LossHistory();
         Trainer.Builder tb = Trainer.builder().model(lm).optimizer(optimizer).config(config).trainData(train)
                 .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(history)
-                .gradientSync(sync).localRanks(localRanks > 0 ? localRanks : dp);
+                .localRanks(localRanks > 0 ? localRanks : world());
+        if (par != null) {
+            par.configure(tb);
+        }
         if (lead) {
             tb.callbacks(new ProgressBar(System.out, System.console() != null, logEvery));
         }
@@ -263,32 +283,38 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (lead) {
             System.out.printf(Locale.ROOT, "model: %,d parameters (%s); data: %d training rows%s; %d steps%s%n",
-                    net.parameterCount(), model != null ? model : "preset " + preset, train.size(),
+                    parameterCount, model != null ? model : "preset " + preset, train.size(),
                     eval != null ? ", " + eval.size() + " eval rows" : "", trainer.totalSteps(),
-                    dp > 1 ? "; " + dp + " data-parallel ranks" : "");
+                    world() > 1 ? String.format(Locale.ROOT, "; dp %d × tp %d × pp %d ranks", dp, tp, pp) : "");
         }
+        boolean split = tp > 1 || pp > 1;
+        Map<String, Double> lastEval = null;
+        Map<String, org.nd4j.linalg.api.ndarray.INDArray> gathered = null;
         try {
             trainer.train();
+            // evaluation under tensor or pipeline parallelism takes every rank of the model
+            if (eval != null && (config.evalPerNSteps() == 0 || trainer.globalStep() % config.evalPerNSteps() != 0)
+                    && (lead || split)) {
+                lastEval = trainer.evaluate();
+            } else if (history.lastEval() != null) {
+                lastEval = Map.of("loss", history.lastEval().loss(), "ppl", history.lastEval().ppl());
+            }
+            if (par != null && (split || zero == 3)) {
+                gathered = par.gatherFullWeights();      // a collective: the whole model on the lead rank
+            }
         } finally {
-            if (sync instanceof AutoCloseable c) {
-                try {
-                    c.close();
-                } catch (Exception e) {
-                    throw new IllegalStateException(e);
-                }
+            if (par != null) {
+                par.close();
             }
         }
         if (!lead) {
             return;
         }
-        Map<String, Double> lastEval = null;
-        if (eval != null && (config.evalPerNSteps() == 0 || trainer.globalStep() % config.evalPerNSteps() != 0)) {
-            lastEval = trainer.evaluate();
-        } else if (history.lastEval() != null) {
-            lastEval = Map.of("loss", history.lastEval().loss(), "ppl", history.lastEval().ppl());
+        if (gathered != null) {
+            LlamaCheckpoint.save(net.config(), gathered, save);
+        } else {
+            peft.save(lm, net, save);   // a HF model directory, or an adapter directory with PEFT flags
         }
-
-        peft.save(lm, net, save);       // a HF model directory, or an adapter directory with PEFT flags
         CliSupport.copyTokenizerFiles(tok != null ? CliSupport.tokenizerDir(tok) : null, model, save);
         if (lossPng != null) {
             LossCurve.write(history, lossPng, "collie train: " + data.getFileName());
@@ -308,8 +334,18 @@ final class TrainCommand implements Callable<Integer> {
         if (dp < 1) {
             throw new CollieException("--dp must be >= 1, got " + dp);
         }
-        if (zero < 0 || zero > 1) {
-            throw new CollieException("--zero " + zero + ": stages 0 and 1 are available in this version");
+        if (tp < 1 || pp < 1) {
+            throw new CollieException("--tp and --pp must be >= 1, got " + tp + " and " + pp);
+        }
+        if (zero < 0 || zero > 3) {
+            throw new CollieException("--zero " + zero + ": expected 0, 1, 2 or 3");
+        }
+        if (zero > 0 && dp == 1 && "local".equals(backend)) {
+            throw new CollieException("--zero " + zero + " shards over data-parallel ranks: add --dp N (N >= 2)");
+        }
+        if ((tp > 1 || pp > 1) && peft.active()) {
+            throw new CollieException("PEFT adapters (--lora-*, --prefix-tokens, --prompt-tokens, --adapter) are not"
+                    + " available with --tp or --pp yet; use --dp");
         }
 
         if ((model == null) == (preset == null)) {

@@ -99,7 +99,7 @@ class CliTest {
                 "--dp", "2", "--micro-batch", "1", "--no-shuffle", "--steps", "3", "--lr", "1e-2",
                 "--weight-decay", "0.01", "--save", save.toString());
         assertEquals(0, r.code(), r.err());
-        assertTrue(r.out().contains("2 data-parallel ranks"), r.out());
+        assertTrue(r.out().contains("dp 2 × tp 1 × pp 1 ranks"), r.out());
         assertSavedEqualsTorchAdamW(save);
     }
 
@@ -112,6 +112,46 @@ class CliTest {
                 "--no-shuffle", "--steps", "3", "--lr", "1e-2", "--weight-decay", "0.01", "--save", save.toString());
         assertEquals(0, r.code(), r.err());
         assertSavedEqualsTorchAdamW(save);
+    }
+
+    /** Tensor and pipeline parallel (2 × 2 ranks as threads): the saved model is the one torch trained. */
+    @Test
+    void trainWithTensorAndPipelineParallelSavesTheSameModel(@TempDir Path tmp) {
+        Path save = tmp.resolve("out");
+        Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--tp", "2", "--pp", "2", "--micro-batch", "2", "--no-shuffle", "--steps", "3", "--lr", "1e-2",
+                "--weight-decay", "0.01", "--save", save.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("dp 1 × tp 2 × pp 2 ranks"), r.out());
+        assertSavedEqualsTorchAdamW(save);
+    }
+
+    /** Four processes over TCP (tp 2 × pp 2, started by {@code collie launch}): the same saved model. */
+    @Test
+    void launchingFourProcessesWithTensorAndPipelineParallelMatchesTorch(@TempDir Path tmp) {
+        Path save = tmp.resolve("out");
+        Result r = run("launch", "--nproc", "4", "--java-opts", "-Xmx384m", "--", "train", "--model", TINY.toString(),
+                "--data", TINY.resolve("adamw_rows.jsonl").toString(), "--backend", "tcp", "--tp", "2", "--pp", "2",
+                "--micro-batch", "2", "--no-shuffle", "--steps", "3", "--lr", "1e-2", "--weight-decay", "0.01",
+                "--save", save.toString());
+        assertEquals(0, r.code(), r.err());
+        assertSavedEqualsTorchAdamW(save);
+    }
+
+    @Test
+    void badParallelSizesAreClearErrors(@TempDir Path tmp) {
+        Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--tp", "3", "--save", tmp.resolve("x").toString());
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("not divisible by 3"), r.err());
+        r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--pp", "9", "--save", tmp.resolve("x").toString());
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("9"), r.err());
+        r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--zero", "2", "--save", tmp.resolve("x").toString());
+        assertEquals(2, r.code());
+        assertTrue(r.err().contains("add --dp N"), r.err());
     }
 
     private static void assertSavedEqualsTorchAdamW(Path save) {
