@@ -250,16 +250,17 @@ public final class Trainer {
 
     /** Runs training to the end; returns the measurements of every step. */
     public List<StepStats> train() {
+        // under tensor or pipeline parallelism: what this rank holds (its shard of its stage)
+        boolean split = modelParallel != null && modelParallel.splitsModel();
         long trainable = 0;
-        for (Parameter p : model.module().trainableParameters()) {
-            trainable += p.numel();
+        long all = 0;
+        for (Parameter p : new java.util.LinkedHashSet<>(heldParameters().values())) {
+            all += p.numel();
+            trainable += p.requiresGrad() ? p.numel() : 0;
         }
-        long all = model.module().parameterCount();
         if (isLeadRank()) {
-            // under tensor or pipeline parallelism: this rank's shard of the model
             LOG.info(String.format("trainable params: %d || all params: %d || trainable%%: %.4f%s", trainable, all,
-                    100.0 * trainable / Math.max(1, all), modelParallel != null && modelParallel.splitsModel()
-                            ? " (this rank's tensor-parallel shard)" : ""));
+                    100.0 * trainable / Math.max(1, all), split ? " (on this rank)" : ""));
         }
         try {
             callbacks.forEach(c -> c.onTrainBegin(this));
