@@ -226,6 +226,24 @@ public final class Parallelism implements AutoCloseable {
         return split;
     }
 
+    /**
+     * What this rank holds for its trainable parameters: values (ZeRO-3: only the owned ones between uses),
+     * gradient buffers (ZeRO-2/3: only the owned ones between steps) and communication buffers. The optimizer's
+     * state is {@code optimizer.stateBytes()}.
+     */
+    public dev.collie.parallel.dp.RankMemory memory() {
+        if (sync instanceof DataParallel d) {
+            return d.memory();
+        } else if (sync instanceof Zero1 z) {
+            return z.memory();
+        } else if (sync instanceof Zero2 z) {
+            return z.memory();
+        } else if (sync instanceof Zero3 z) {
+            return z.memory();
+        }
+        return dev.collie.parallel.dp.RankMemory.of(trainable.values(), 0);
+    }
+
     /** Whether this rank reports and writes files (world rank 0). */
     public boolean isLeadRank() {
         return rank == 0;

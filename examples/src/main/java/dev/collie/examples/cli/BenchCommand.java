@@ -44,6 +44,13 @@ final class BenchCommand implements Callable<Integer> {
             defaultValue = "0") int rssEvery;
     @Option(names = "--workers", description = "threads sharing the model, each taking part of the batch's rows"
             + " (default 0: one per core)", defaultValue = "0") int workers;
+    @Option(names = "--dp", defaultValue = "1", description = "data-parallel ranks (threads of this JVM)") int dp;
+    @Option(names = "--tp", defaultValue = "1", description = "tensor-parallel ranks") int tp;
+    @Option(names = "--pp", defaultValue = "1", description = "pipeline stages") int pp;
+    @Option(names = "--zero", defaultValue = "0", description = "ZeRO stage 0-3 over --dp") int zero;
+    @Option(names = "--grad-accum", defaultValue = "1",
+            description = "micro-batches of --batch rows per step (per data-parallel rank; the 1F1B micro-batches under --pp)")
+    int gradAccum;
     @Mixin OptimizerOptions opt;
 
     @Override
@@ -51,6 +58,10 @@ final class BenchCommand implements Callable<Integer> {
         LlamaConfig cfg = LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
                 .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads == null ? heads : kvHeads)
                 .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tie).build();
+        if (dp * tp * pp > 1 || gradAccum > 1) {
+            new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero).run();
+            return 0;
+        }
         Nd4j.getRandom().setSeed(1);
         LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
         model.setGradientCheckpointing(checkpointing);
