@@ -1,6 +1,7 @@
 package dev.collie.optim;
 
 import dev.collie.core.CollieException;
+import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -22,6 +23,10 @@ import java.util.Map;
  *     {@code θ ← θ(1 − lr_t·wd) − lr_t·u}.</li>
  * </ul>
  * The gradient is freed in the hook; clipping options as {@link Lomo} (no loss scaler: fp32 on this path).
+ * A tensor-parallel shard ({@link Parameter#shardDim()} ≥ 0) is updated as its block of the whole tensor's
+ * update: for a matrix split along rows (dimension 0) its row statistics are local, while the column means and
+ * mean(R) are summed over the shard group; split along columns the other way round; both RMS values are
+ * over the whole tensor. Two small all-reduces per shard, none for a whole parameter.
  * Defaults lr 1e-3, eps 1e-30/1e-3, clip threshold 1, decay rate −0.8, weight decay 0. State: the factored
  * second moment, {@code m + n} numbers per matrix (vectors keep a full one).
  */
@@ -77,16 +82,33 @@ public final class AdaLomo extends FusedUpdate {
     void apply(Parameter p, INDArray g, double lr, long step) {
         double beta2t = 1.0 - Math.pow(step, decayRate);
         INDArray[] s = stateOf(p);
+        // a tensor-parallel shard: statistics of the whole tensor are sums over the group (see the class comment)
+        int split = p.shardDim();
+        Communicator group = p.shardGroup();
+        long[] full = p.fullShape();
         if (factored(p)) {
             long rows = g.size(0);
             long cols = g.size(1);
             INDArray r = s[0];
             INDArray c = s[1];
+            INDArray rowSq = Ops.squaredNorm(g, 1);
+            INDArray colSq = Ops.columnSquaredSums(g);
+            double sumR = Double.NaN;
+            if (split == 1) {
+                // split along columns: each rank holds part of every row, whose sums add up over the group
+                rowSq = Ops.sumOver(group, rowSq);
+            }
             r.muli(beta2t);
-            Ops.axpy(1 - beta2t, Ops.squaredNorm(g, 1).divi(cols).addi(eps1), r);
+            Ops.axpy(1 - beta2t, rowSq.divi(full[1]).addi(eps1), r);
+            if (split == 0) {
+                // columns summed over every rank's rows, and mean(R) over every rank's rows: one message
+                double[] both = Ops.sumOver(group, colSq, r.sumNumber().doubleValue());
+                sumR = both[0];
+            }
             c.muli(beta2t);
-            Ops.axpy(1 - beta2t, Ops.columnSquaredSums(g).divi(rows).addi(eps1), c);
-            INDArray rf = r.div(r.meanNumber().doubleValue());
+            Ops.axpy(1 - beta2t, colSq.divi(full[0]).addi(eps1), c);
+            double meanR = split == 0 ? sumR / full[0] : r.meanNumber().doubleValue();
+            INDArray rf = r.div(meanR);
             Nd4j.exec(new RSqrt(rf, rf));
             INDArray cf = c.dup();
             Nd4j.exec(new RSqrt(cf, cf));
@@ -99,12 +121,26 @@ public final class AdaLomo extends FusedUpdate {
             Nd4j.exec(new RSqrt(vf, vf));
             g.muli(vf);
         }
-        double shrink = Ops.rms(g) / clipThreshold;
+        INDArray theta = p.data();
+        double uSq;
+        double thetaSq;
+        if (split >= 0) {
+            double[] sq = Ops.sumOver(group, null, Ops.squaredNorm(g), Ops.squaredNorm(theta));
+            uSq = sq[0];
+            thetaSq = sq[1];
+        } else {
+            uSq = Ops.squaredNorm(g);
+            thetaSq = Ops.squaredNorm(theta);
+        }
+        long numel = 1;
+        for (long d : full) {
+            numel *= d;
+        }
+        double shrink = Math.sqrt(uSq / numel) / clipThreshold;
         if (shrink > 1) {
             g.divi(shrink);
         }
-        INDArray theta = p.data();
-        double lrT = lr * Math.max(eps2, Ops.rms(theta));
+        double lrT = lr * Math.max(eps2, Math.sqrt(thetaSq / numel));
         if (weightDecay != 0) {
             theta.muli(1 - lrT * weightDecay);
         }

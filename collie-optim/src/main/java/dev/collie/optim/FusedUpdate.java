@@ -28,6 +28,7 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
     private double lastGradNorm = Double.NaN;
     private long steps;
     private long skippedSteps;
+    private volatile GradNormReducer normReducer;
 
     FusedUpdate(Map<String, Parameter> params, double clipGradNorm, double clipGradValue, DynamicLossScaler scaler) {
         if (clipGradNorm < 0 || clipGradValue < 0) {
@@ -79,6 +80,15 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
         return scaler;
     }
 
+    /**
+     * Under tensor or pipeline parallelism: the first pass adds only the parameters the reducer counts here, and
+     * the norm is the reducer's sum over the model's ranks (see {@link FusedBackwardOptimizer#setGradNormReducer}).
+     */
+    @Override
+    public final void setGradNormReducer(GradNormReducer reducer) {
+        this.normReducer = reducer;
+    }
+
     @Override
     public final int passes() {
         return clipGradNorm > 0 || scaler != null ? 2 : 1;
@@ -99,7 +109,8 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
     public final void beginPass(int pass) {
         this.pass = pass;
         if (pass == 1 && passes() == 2) {
-            lastGradNorm = Math.sqrt(normSq);
+            GradNormReducer r = normReducer;
+            lastGradNorm = Math.sqrt(r == null ? normSq : r.reduce(normSq));
             overflow = scaler != null && !Double.isFinite(lastGradNorm);
             if (clipGradNorm > 0 && !overflow) {
                 coef = Math.min(1.0, clipGradNorm / (lastGradNorm + 1e-6));
@@ -124,7 +135,10 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
                 g.divi(stepScale);
             }
             if (pass == 0 && passes() == 2) {
-                addNormSq(Ops.squaredNorm(g));
+                GradNormReducer r = normReducer;
+                if (r == null || r.counts(p)) {
+                    addNormSq(Ops.squaredNorm(g));
+                }
                 return;
             }
             if (overflow) {

@@ -1,5 +1,7 @@
 package dev.collie.optim;
 
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.ReduceOp;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -66,6 +68,35 @@ final class Ops {
     }
 
     private static final long COLUMN_BLOCK = 256;
+
+    /**
+     * Sums {@code v} (in place; may be null) and {@code scalars} over the ranks of {@code group} in one all-reduce,
+     * carried in float64; returns the summed scalars.
+     */
+    static double[] sumOver(Communicator group, INDArray v, double... scalars) {
+        int n = v == null ? 0 : (int) v.length();
+        double[] packed = new double[n + scalars.length];
+        if (n > 0) {
+            System.arraycopy(v.castTo(DataType.DOUBLE).reshape(n).toDoubleVector(), 0, packed, 0, n);
+        }
+        System.arraycopy(scalars, 0, packed, n, scalars.length);
+        INDArray wire = Nd4j.createFromArray(packed);
+        group.allReduce(wire, ReduceOp.SUM);
+        if (n > 0) {
+            v.assign(wire.get(NDArrayIndex.interval(0, n)).castTo(v.dataType()).reshape(v.shape()));
+        }
+        double[] out = new double[scalars.length];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = wire.getDouble(n + i);
+        }
+        return out;
+    }
+
+    /** {@code v} summed over the ranks of {@code group}, in place; returns {@code v}. */
+    static INDArray sumOver(Communicator group, INDArray v) {
+        sumOver(group, v, new double[0]);
+        return v;
+    }
 
     /** Root mean square, {@code ‖x‖₂/√n}. */
     static double rms(INDArray x) {

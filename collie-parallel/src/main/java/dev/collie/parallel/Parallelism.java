@@ -6,6 +6,8 @@ import dev.collie.core.dist.GradientSync;
 import dev.collie.core.dist.ModelParallel;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.FusedBackwardOptimizer;
+import dev.collie.core.optim.Optimizer;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.MicroBatchRunner;
 import dev.collie.core.train.StepRunner;
@@ -244,6 +246,39 @@ public final class Parallelism implements AutoCloseable {
         return dev.collie.parallel.dp.RankMemory.of(trainable.values(), 0);
     }
 
+    /**
+     * Loads this rank's part of a Hugging Face checkpoint: only the tensors of its pipeline stage are read,
+     * and each split parameter takes its tensor-parallel slice. Every rank calls it (no communication).
+     *
+     * @throws CollieException naming the file when a tensor is missing or its shape does not fit
+     */
+    public void loadWeights(dev.collie.core.io.HfWeights weights) {
+        Map<String, Parameter> held = stage != null ? stage.parameters() : model.module().namedParameters();
+        int tpRank = topology.tpRank(rank);
+        for (Map.Entry<String, Parameter> e : held.entrySet()) {
+            String name = e.getKey();
+            Parameter p = e.getValue();
+            if (!weights.contains(name)) {
+                throw new CollieException(weights.location() + ": tensor " + name + " is missing");
+            }
+            INDArray full = weights.load(name, p.dtype());
+            dev.collie.core.dist.ParallelStyle style = TensorParallel.styleOf(p);
+            INDArray mine = style == dev.collie.core.dist.ParallelStyle.REPLICATE ? full
+                    : TensorParallel.shardOf(full, style, tpRank, topology.tp());
+            if (!java.util.Arrays.equals(mine.shape(), p.shape())) {
+                throw new CollieException(weights.fileOf(name) + ": tensor " + name + " has shape "
+                        + java.util.Arrays.toString(full.shape()) + ", which does not fit this model's "
+                        + java.util.Arrays.toString(p.shape()) + (style == dev.collie.core.dist.ParallelStyle.REPLICATE
+                        ? "" : " (its tensor-parallel share of " + topology.tp() + ")"));
+            }
+            p.data().assign(mine);
+            full.close();
+            if (mine != full) {
+                mine.close();
+            }
+        }
+    }
+
     /** Whether this rank reports and writes files (world rank 0). */
     public boolean isLeadRank() {
         return rank == 0;
@@ -354,11 +389,14 @@ public final class Parallelism implements AutoCloseable {
     /** The Trainer's view of a model split over ranks (tensor / pipeline parallel, or ZeRO-2/3 gradients). */
     private final class Split implements ModelParallel {
         private OneFOneBSchedule schedule;
+        /** Whether a fused-backward optimizer trains the model (its tied weights' updates wait for the stages' sum). */
+        private boolean fused;
 
         @Override
         public MicroBatchRunner runner(int workers, int cores) {
             if (stage != null) {
                 schedule = new OneFOneBSchedule(stage, model, ppComm);
+                schedule.deferTiedUpdates(fused);
                 return schedule;
             }
             // collectives inside forward and backward (tensor parallel, ZeRO-3 gathers) run on one thread per rank
@@ -396,6 +434,43 @@ public final class Parallelism implements AutoCloseable {
             if (schedule != null) {
                 schedule.syncTiedGradients();
             }
+        }
+
+        /**
+         * A fused-backward optimizer (LOMO, AdaLomo) gets the rules of {@link #gradNormSquared()} for its two-pass
+         * clipping norm (each parameter counted once over the model's ranks, the squares summed over them; over
+         * the data-parallel ranks too when ZeRO gives each its own parameters), and the update of a weight tied
+         * across pipeline stages waits for the stages' summed gradient.
+         */
+        @Override
+        public void attach(Optimizer optimizer) {
+            if (!(optimizer instanceof FusedBackwardOptimizer f)) {
+                return;
+            }
+            fused = true;
+            if (schedule != null) {
+                schedule.deferTiedUpdates(true);
+            }
+            Set<Parameter> counted = Collections.newSetFromMap(new IdentityHashMap<>());
+            trainable.forEach((name, p) -> {
+                if (countsHere(name, p)) {
+                    counted.add(p);
+                }
+            });
+            Communicator over = zero >= 1 ? world : mpComm;
+            f.setGradNormReducer(new FusedBackwardOptimizer.GradNormReducer() {
+                @Override
+                public boolean counts(Parameter p) {
+                    return counted.contains(p);
+                }
+
+                @Override
+                public double reduce(double localSquared) {
+                    INDArray a = Nd4j.createFromArray(new double[] {localSquared});
+                    over.allReduce(a, ReduceOp.SUM);
+                    return a.getDouble(0);
+                }
+            });
         }
 
         @Override

@@ -28,6 +28,8 @@ final class AdapterFiles {
     static final String WEIGHTS = "adapter_model.safetensors";
     static final String LORA_PREFIX = "base_model.model.";
     static final String PROMPT_EMBEDDINGS = "prompt_embeddings";
+    /** The prompt encoder's place in a {@link PeftModel}'s tree. */
+    static final String PROMPT_ENCODER = "prompt_encoder.";
 
     private AdapterFiles() {
     }
@@ -36,6 +38,11 @@ final class AdapterFiles {
         Map<String, INDArray> out = new TreeMap<>();
         if (m.config().type() == PeftType.LORA) {
             m.loraModules().forEach((name, l) -> {
+                if (l.isSplit()) {
+                    throw new CollieException("the LoRA adapter is split over tensor-parallel ranks (" + name
+                            + " holds a shard): gather the full weights (Parallelism.gatherFullWeights(), or"
+                            + " TensorParallel.gatherFullWeights) and call saveAdapter(dir, fullWeights) on the lead rank");
+                }
                 out.put(LORA_PREFIX + name + ".lora_A.weight", f32(l.loraA().data()));
                 out.put(LORA_PREFIX + name + ".lora_B.weight", f32(l.loraB().data()));
             });
@@ -45,14 +52,49 @@ final class AdapterFiles {
         return out;
     }
 
+    /** The adapter's tensors, keyed as peft stores them, from full-shape weights by {@code m}'s parameter names. */
+    static Map<String, INDArray> tensors(PeftModel m, Map<String, INDArray> full) {
+        Map<String, INDArray> out = new TreeMap<>();
+        if (m.config().type() == PeftType.LORA) {
+            m.loraModules().forEach((name, l) -> {
+                out.put(LORA_PREFIX + name + ".lora_A.weight", f32(fullTensor(full, name + ".lora_A.weight", l.fullShapeA())));
+                out.put(LORA_PREFIX + name + ".lora_B.weight", f32(fullTensor(full, name + ".lora_B.weight", l.fullShapeB())));
+            });
+        } else {
+            Map<String, INDArray> enc = new TreeMap<>();
+            m.promptEncoder().namedParameters().forEach((n, p) ->
+                    enc.put(n, fullTensor(full, PROMPT_ENCODER + n, p.shape())));
+            out.put(PROMPT_EMBEDDINGS, f32(m.promptEncoder().outputWith(enc)));
+        }
+        return out;
+    }
+
+    private static INDArray fullTensor(Map<String, INDArray> full, String name, long[] shape) {
+        INDArray t = full.get(name);
+        if (t == null) {
+            throw new CollieException("the weights given for the adapter have no " + name
+                    + " (pass the full weights gathered on the lead rank)");
+        }
+        if (!Arrays.equals(t.shape(), shape)) {
+            throw new CollieException(name + " has shape " + Arrays.toString(t.shape()) + " but the adapter's full"
+                    + " shape is " + Arrays.toString(shape) + " (a tensor-parallel shard? gather it first)");
+        }
+        return t;
+    }
+
     private static INDArray f32(INDArray a) {
         return a.castTo(DataType.FLOAT).dup('c');
     }
 
     static void save(PeftModel m, Path dir) {
+        write(dir, m.config(), m.shape(), tensors(m));
+    }
+
+    /** Writes {@code adapter_config.json} for {@code config} and {@code shape}, and the tensors (peft's keys). */
+    static void write(Path dir, PeftConfig config, ModelShape shape, Map<String, INDArray> tensors) {
         try {
             Files.createDirectories(dir);
-            ObjectNode json = m.config().toJson(m.shape());
+            ObjectNode json = config.toJson(shape);
             Path tmp = dir.resolve(PeftConfig.FILE + ".tmp");
             Files.writeString(tmp, AdapterJson.pythonStyle(json), StandardCharsets.UTF_8);
             Files.move(tmp, dir.resolve(PeftConfig.FILE), StandardCopyOption.REPLACE_EXISTING,
@@ -60,7 +102,7 @@ final class AdapterFiles {
         } catch (IOException e) {
             throw new CollieException(dir + ": cannot write the adapter: " + e.getMessage(), e);
         }
-        SafeTensors.write(dir.resolve(WEIGHTS), tensors(m), Map.of("format", "pt"));
+        SafeTensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
     }
 
     /** Checks that the model-derived fields of {@code dir}'s config (token_dim, layers, heads) fit {@code m}. */
@@ -85,8 +127,17 @@ final class AdapterFiles {
             Set<String> unused = new HashSet<>(st.names());
             if (m.config().type() == PeftType.LORA) {
                 m.loraModules().forEach((name, l) -> {
-                    assign(st, LORA_PREFIX + name + ".lora_A.weight", l.loraA(), unused);
-                    assign(st, LORA_PREFIX + name + ".lora_B.weight", l.loraB(), unused);
+                    if (l.isSplit()) {
+                        // a tensor-parallel shard: read the full tensors, keep this rank's part
+                        String ka = LORA_PREFIX + name + ".lora_A.weight";
+                        String kb = LORA_PREFIX + name + ".lora_B.weight";
+                        INDArray a = load(st, ka, l.fullShapeA(), l.loraA().dtype(), unused);
+                        INDArray b = load(st, kb, l.fullShapeB(), l.loraB().dtype(), unused);
+                        l.loadFull(a, b);
+                    } else {
+                        assign(st, LORA_PREFIX + name + ".lora_A.weight", l.loraA(), unused);
+                        assign(st, LORA_PREFIX + name + ".lora_B.weight", l.loraB(), unused);
+                    }
                 });
             } else {
                 assign(st, PROMPT_EMBEDDINGS, m.promptEncoder().tableParameter(), unused);
@@ -99,16 +150,19 @@ final class AdapterFiles {
     }
 
     private static void assign(SafeTensors st, String key, Parameter p, Set<String> unused) {
+        p.data().assign(load(st, key, p.shape(), p.dtype(), unused));
+    }
+
+    private static INDArray load(SafeTensors st, String key, long[] expect, DataType dtype, Set<String> unused) {
         if (!st.contains(key)) {
             throw new CollieException(st.path() + ": tensor " + key + " is missing");
         }
         long[] shape = st.info(key).shape();
-        if (!Arrays.equals(shape, p.shape())) {
+        if (!Arrays.equals(shape, expect)) {
             throw new CollieException(st.path() + ": tensor " + key + " has shape " + Arrays.toString(shape)
-                    + " but the adapter needs " + Arrays.toString(p.shape()));
+                    + " but the adapter needs " + Arrays.toString(expect));
         }
-        INDArray v = st.load(key, p.dtype());
-        p.data().assign(v);
         unused.remove(key);
+        return st.load(key, dtype);
     }
 }

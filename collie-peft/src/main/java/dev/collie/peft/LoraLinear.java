@@ -1,18 +1,26 @@
 package dev.collie.peft;
 
+import dev.collie.core.CollieException;
+import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.nn.TensorParallelContext;
+import dev.collie.core.nn.TensorParallelizable;
 import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicLong;
+
+import static org.nd4j.linalg.indexing.NDArrayIndex.all;
+import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 
 /**
  * A {@link Linear} with a LoRA adapter: {@code y = base(x) + scaling · B(A(dropout(x)))}, {@code A} {@code [r, in]},
@@ -22,19 +30,50 @@ import java.util.concurrent.atomic.AtomicLong;
  * seed and a call counter and kept in the tape's cache, so a recomputed forward (activation checkpointing)
  * sees the same mask. {@link #merge()} folds {@code scaling · B A} into the base weight and
  * {@link #unmerge()} takes it out again; while merged the adapter path is skipped.
+ *
+ * <p><b>Tensor parallelism.</b> When a model's plan names the wrapped linear, the tensor-parallel applier asks this
+ * layer for its shard ({@link #shardForTensorParallel}); the shard is again a {@code LoraLinear}, with the same
+ * parameter names, whose base is the standard column- or row-parallel split of the linear:
+ * <ul>
+ *   <li><b>column-parallel base</b> (q/k/v, gate/up): {@code A} {@code [r, in]} is replicated and {@code B} split
+ *       by rows ({@code [out/n, r]}). The adapter's input gradient is partial, like the base's, and the region
+ *       around the parent sums both at once. {@code A}'s gradient is partial too: the ranks sum either the small
+ *       {@code [rows, r]} gradient of {@code A·x} or {@code A}'s gradient {@code [r, in]}, whichever is smaller,
+ *       before it is delivered, so every rank's {@code A} gets the whole (bit-identical) gradient.</li>
+ *   <li><b>row-parallel base</b> (o, down): {@code A} is split by columns ({@code [r, in/n]}), {@code B}
+ *       replicated; the ranks' partial {@code A·x} {@code [rows, r]} are summed in forward, after which
+ *       everything is whole: {@code B}'s gradient is the same on every rank and backward communicates nothing.</li>
+ * </ul>
+ * The bytes a split adapter adds per micro-batch and layer are thus one all-reduce of {@code rows·r} elements
+ * (row-parallel base, forward) or of {@code r·min(rows, in)} elements (column-parallel base, backward).
+ * A dropout mask is drawn over the whole input and a row-parallel shard keeps its columns, so a split model
+ * drops what the unsplit one drops.
  */
-public final class LoraLinear extends Module implements Layer {
-    private final Linear base;
+public final class LoraLinear extends Module implements Layer, TensorParallelizable {
+    /** The base layer: the {@link Linear}, or its column-/row-parallel shard. */
+    private final Layer base;
+    private final Parameter baseWeight;
     private final Linear loraA;
     private final Linear loraB;
+    private final int r;
     private final double scaling;
     private final double dropout;
     private final long seed;
-    private final AtomicLong masksDrawn = new AtomicLong();
+    private final AtomicLong masksDrawn;
+    /** How the base is split: {@link ParallelStyle#REPLICATE} when it is not. */
+    private final ParallelStyle style;
+    /** The tensor-parallel group of a split layer, else null. */
+    private final TensorParallelContext tp;
+    /** The unsplit base layer's features. */
+    private final long inFeatures;
+    private final long outFeatures;
     private volatile boolean merged;
 
-    private record Saved(INDArray mask, boolean merged) {
+    /** What backward needs: the adapter's input (dropout applied) and {@code A·x} (whole), or merged. */
+    private record Saved(INDArray h, INDArray a, INDArray mask, boolean merged) {
     }
+
+    private static final Saved MERGED = new Saved(null, null, null, true);
 
     /**
      * Wraps {@code base} with a rank-{@code r} adapter: {@code A} Kaiming-uniform with {@code a = √5} (uniform in
@@ -42,9 +81,16 @@ public final class LoraLinear extends Module implements Layer {
      */
     public LoraLinear(Linear base, int r, double scaling, double dropout, long seed) {
         this.base = base;
+        this.baseWeight = base.weight();
+        this.r = r;
         this.scaling = scaling;
         this.dropout = dropout;
         this.seed = seed;
+        this.masksDrawn = new AtomicLong();
+        this.style = ParallelStyle.REPLICATE;
+        this.tp = null;
+        this.inFeatures = base.inFeatures();
+        this.outFeatures = base.outFeatures();
         registerParameter("weight", base.weight());
         if (base.bias() != null) {
             registerParameter("bias", base.bias());
@@ -57,9 +103,62 @@ public final class LoraLinear extends Module implements Layer {
         loraB.weight().data().assign(0);
     }
 
+    /** Rank {@code ctx.rank()}'s shard of {@code full} (see the class comment). */
+    private LoraLinear(LoraLinear full, ParallelStyle style, TensorParallelContext ctx) {
+        Module shard = ctx.shardLinear((Linear) full.base, style);
+        this.base = (Layer) shard;
+        this.baseWeight = shard.namedParameters().get("weight");
+        this.r = full.r;
+        this.scaling = full.scaling;
+        this.dropout = full.dropout;
+        this.seed = full.seed;
+        this.masksDrawn = new AtomicLong(full.masksDrawn.get());
+        this.style = style;
+        this.tp = ctx;
+        this.inFeatures = full.inFeatures;
+        this.outFeatures = full.outFeatures;
+        this.merged = full.merged;
+        shard.namedParameters().forEach(this::registerParameter);
+        boolean column = style == ParallelStyle.COLUMN;
+        Parameter a = ctx.shardParameter(full.loraA(), column ? ParallelStyle.REPLICATE : ParallelStyle.ROW);
+        Parameter b = ctx.shardParameter(full.loraB(), column ? ParallelStyle.COLUMN : ParallelStyle.REPLICATE);
+        this.loraA = registerModule("lora_A", Linear.sharing(a));
+        this.loraB = registerModule("lora_B", Linear.sharing(b));
+    }
+
+    /**
+     * This layer's shard for a tensor-parallel rank: the base split as {@code style} (COLUMN or ROW) the standard
+     * way, {@code lora_B} split with a column-parallel base, {@code lora_A} with a row-parallel one.
+     */
+    @Override
+    public Module shardForTensorParallel(ParallelStyle style, TensorParallelContext ctx) {
+        if (tp != null) {
+            throw new CollieException("this LoRA layer is already split over " + tp.size() + " tensor-parallel ranks");
+        }
+        if (style != ParallelStyle.COLUMN && style != ParallelStyle.ROW) {
+            throw new CollieException("a LoRA layer wraps a linear layer, which tensor parallelism splits COLUMN or"
+                    + " ROW, not " + style);
+        }
+        return new LoraLinear(this, style, ctx);
+    }
+
     /** The wrapped linear layer. */
     public Linear base() {
-        return base;
+        if (tp != null) {
+            throw new IllegalStateException("this LoRA layer's base is split over " + tp.size()
+                    + " tensor-parallel ranks: baseModule() is this rank's shard");
+        }
+        return (Linear) base;
+    }
+
+    /** The wrapped layer as it is here: the {@link Linear}, or this rank's column-/row-parallel shard of it. */
+    public Module baseModule() {
+        return (Module) base;
+    }
+
+    /** The base layer's weight here (this rank's shard when split). */
+    public Parameter baseWeight() {
+        return baseWeight;
     }
 
     public Parameter loraA() {
@@ -70,6 +169,11 @@ public final class LoraLinear extends Module implements Layer {
         return loraB.weight();
     }
 
+    /** The adapter's rank {@code r}. */
+    public int r() {
+        return r;
+    }
+
     public double scaling() {
         return scaling;
     }
@@ -78,12 +182,53 @@ public final class LoraLinear extends Module implements Layer {
         return merged;
     }
 
+    /** Whether this layer is a tensor-parallel rank's shard. */
+    public boolean isSplit() {
+        return tp != null;
+    }
+
+    /** How the base layer is split: COLUMN or ROW for a tensor-parallel shard, REPLICATE when it is whole. */
+    public ParallelStyle splitStyle() {
+        return style;
+    }
+
+    /** {@code lora_A}'s unsplit shape {@code [r, in]}. */
+    public long[] fullShapeA() {
+        return new long[] {r, inFeatures};
+    }
+
+    /** {@code lora_B}'s unsplit shape {@code [out, r]}. */
+    public long[] fullShapeB() {
+        return new long[] {outFeatures, r};
+    }
+
+    /**
+     * Sets the adapter from unsplit tensors {@code A} {@code [r, in]} and {@code B} {@code [out, r]} (any float
+     * type); a tensor-parallel shard keeps its part of them.
+     */
+    public void loadFull(INDArray a, INDArray b) {
+        check("lora_A", a, fullShapeA());
+        check("lora_B", b, fullShapeB());
+        boolean column = style == ParallelStyle.COLUMN;
+        INDArray ca = a.castTo(loraA().dtype());
+        INDArray cb = b.castTo(loraB().dtype());
+        loraA().data().assign(tp == null || column ? ca : tp.shardOf(ca, ParallelStyle.ROW));
+        loraB().data().assign(tp == null || !column ? cb : tp.shardOf(cb, ParallelStyle.COLUMN));
+    }
+
+    private static void check(String what, INDArray t, long[] shape) {
+        if (!Arrays.equals(t.shape(), shape)) {
+            throw new CollieException(what + " has shape " + Arrays.toString(t.shape()) + " but the adapter needs "
+                    + Arrays.toString(shape));
+        }
+    }
+
     /** The adapter's parameters (frozen or not). */
     public List<Parameter> adapterParameters() {
         return List.of(loraA.weight(), loraB.weight());
     }
 
-    /** {@code scaling · B A}, the change the adapter makes to the base weight. */
+    /** {@code scaling · B A}, the change the adapter makes to the base weight (to this rank's shard of it when split). */
     public INDArray deltaWeight() {
         return Kernels.get().matmul(loraB.weight().data(), loraA.weight().data(), false, false).muli(scaling);
     }
@@ -91,7 +236,7 @@ public final class LoraLinear extends Module implements Layer {
     /** Adds the adapter into the base weight; the forward then runs the base layer alone. */
     public synchronized void merge() {
         if (!merged) {
-            base.weight().data().addi(deltaWeight());
+            baseWeight.data().addi(deltaWeight());
             merged = true;
         }
     }
@@ -99,7 +244,7 @@ public final class LoraLinear extends Module implements Layer {
     /** Subtracts the adapter from the base weight again (exact up to float rounding). */
     public synchronized void unmerge() {
         if (merged) {
-            base.weight().data().subi(deltaWeight());
+            baseWeight.data().subi(deltaWeight());
             merged = false;
         }
     }
@@ -107,9 +252,8 @@ public final class LoraLinear extends Module implements Layer {
     @Override
     public INDArray forward(Tape tape, INDArray x) {
         INDArray y = base.forward(tape, x);
-        boolean m = merged;
-        if (m) {
-            tape.save(this, new Saved(null, true));
+        if (merged) {
+            tape.save(this, MERGED);
             return y;
         }
         INDArray mask = null;
@@ -118,8 +262,16 @@ public final class LoraLinear extends Module implements Layer {
             mask = tape.cached(List.of(this, "lora-dropout"), () -> dropoutMask(x));
             h = x.mul(mask);
         }
-        y.addi(loraB.forward(tape, loraA.forward(tape, h)).muli(scaling));
-        tape.save(this, new Saved(mask, false));
+        Parameter a = loraA.weight();
+        Parameter b = loraB.weight();
+        tape.use(a);
+        tape.use(b);
+        INDArray ax = Kernels.get().matmul(h, a.data(), false, true);          // [rows, r]
+        if (style == ParallelStyle.ROW) {
+            ax = tp.allReduceSum(ax);      // each rank multiplied its columns of the input: sum the parts
+        }
+        y.addi(Kernels.get().matmul(ax, b.data(), false, true).muli(scaling));
+        tape.save(this, new Saved(h, ax, mask, false));
         return y;
     }
 
@@ -129,22 +281,53 @@ public final class LoraLinear extends Module implements Layer {
         if (s.merged) {
             return base.backward(tape, dy);
         }
-        INDArray dh = loraA.backward(tape, loraB.backward(tape, dy.mul(scaling)));
+        Parameter a = loraA.weight();
+        Parameter b = loraB.weight();
+        INDArray dys = dy.mul(scaling);
+        // input gradients before weight gradients: a fused-backward optimizer updates a weight inside its hook
+        INDArray dax = Kernels.get().matmul(dys, b.data(), false, false);      // [rows, r]; column: partial
+        if (b.requiresGrad()) {
+            b.accumulateGrad(tape, Kernels.get().matmul(dys, s.a, true, false));
+        }
+        INDArray dh = Kernels.get().matmul(dax, a.data(), false, false);       // column: partial, summed by the region
+        if (a.requiresGrad()) {
+            INDArray da;
+            if (style != ParallelStyle.COLUMN) {
+                da = Kernels.get().matmul(dax, s.h, true, false);
+            } else if (dax.size(0) <= a.shape()[1]) {
+                // sum the ranks' parts of d(A·x) [rows, r], then A's gradient is whole
+                da = Kernels.get().matmul(tp.allReduceSum(dax), s.h, true, false);
+            } else {
+                da = tp.allReduceSum(Kernels.get().matmul(dax, s.h, true, false));
+            }
+            a.accumulateGrad(tape, da);
+        }
         if (s.mask != null) {
             dh.muli(s.mask);
         }
         return base.backward(tape, dy).addi(dh);
     }
 
-    /** Inverted dropout: each element kept with probability 1 − p and scaled by 1/(1 − p). */
+    /**
+     * Inverted dropout: each element kept with probability 1 − p and scaled by 1/(1 − p). The mask is drawn for the
+     * whole input; a row-parallel shard (whose input is its block of columns) keeps its columns of it.
+     */
     private INDArray dropoutMask(INDArray x) {
         SplittableRandom rnd = new SplittableRandom(seed * 0x9E3779B97F4A7C15L + masksDrawn.getAndIncrement());
-        int n = (int) x.length();
+        long rows = x.size(0);
+        long cols = style == ParallelStyle.ROW ? inFeatures : x.size(1);
+        int n = Math.toIntExact(rows * cols);
         double keep = 1.0 / (1.0 - dropout);
         double[] m = new double[n];
         for (int i = 0; i < n; i++) {
             m[i] = rnd.nextDouble() < dropout ? 0.0 : keep;
         }
-        return Nd4j.create(m, x.shape(), 'c').castTo(x.dataType());
+        INDArray full = Nd4j.create(m, new long[] {rows, cols}, 'c').castTo(x.dataType());
+        if (style != ParallelStyle.ROW) {
+            return full.reshape(x.shape());
+        }
+        long w = x.size(1);
+        long from = (long) tp.rank() * w;
+        return full.get(all(), interval(from, from + w)).dup('c');
     }
 }

@@ -53,6 +53,19 @@ final class Mlp extends Module implements Layer {
         return h;
     }
 
+    /** The forward without a tape, with the weights {@code params} gives by this module's names ({@code 0.weight}, ...). */
+    INDArray forwardWith(java.util.Map<String, INDArray> params, INDArray x) {
+        INDArray h = x;
+        for (int i = 0; i < linears.size(); i++) {
+            h = dev.collie.core.tensor.Kernels.get().matmul(h, params.get(2 * i + ".weight"), false, true)
+                    .addiRowVector(params.get(2 * i + ".bias"));
+            if (i + 1 < linears.size()) {
+                h = act == Activation.TANH ? Transforms.tanh(h, true) : Transforms.relu(h, true);
+            }
+        }
+        return h;
+    }
+
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
         INDArray d = dy;

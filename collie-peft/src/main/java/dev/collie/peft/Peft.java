@@ -28,6 +28,18 @@ import java.util.Map;
  * PeftModel again = Peft.loadAdapter(freshModel, dir);       // also reads adapters saved by peft
  * }</pre>
  * Everything but the adapter is frozen: base weights get no gradient buffers and no optimizer state.
+ *
+ * <p>With data, tensor or pipeline parallelism, wrap first and split the PEFT model (every rank does the same):
+ * <pre>{@code
+ * PeftModel m = Peft.wrap(model, lora);
+ * Parallelism par = Parallelism.builder().tp(2).pp(2).build(world, m, Peft.trainableNamedParameters(m));
+ * ... train with par.configure(Trainer.builder()) and par.optimizerParameters() ...
+ * Map<String, INDArray> full = par.gatherFullWeights();       // every rank calls it; null except on the lead rank
+ * if (full != null) m.saveAdapter(dir, full);                  // the adapter in its unsplit shapes
+ * }</pre>
+ * LoRA layers split themselves with their base linear ({@link LoraLinear}); prompt tuning, P-tuning and prefix
+ * tuning keep their encoders whole on every rank (prefix tuning hands each rank its key/value heads); only LoRA can be
+ * cut into pipeline stages.
  */
 public final class Peft {
     private Peft() {

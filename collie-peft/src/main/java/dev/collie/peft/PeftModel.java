@@ -9,6 +9,8 @@ import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.nn.TensorParallelContext;
+import dev.collie.core.nn.TensorParallelizable;
 import dev.collie.core.tensor.Kernels;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
@@ -38,14 +40,14 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  * With a KV cache (generation), the prefix or the prompt enters the cache on the first call and the cache then
  * counts the virtual positions; an attention mask given on the tape covers the real tokens only.
  */
-public final class PeftModel extends Module implements LanguageModel {
+public final class PeftModel extends Module implements LanguageModel, TensorParallelizable {
     private final LanguageModel base;
     private final PeftConfig config;
     private final ModelShape shape;
     /** The base model's layers, read afresh on each use (null: the base exposes none). */
     private final java.util.function.Supplier<List<Layer>> pipeline;
-    private final Map<String, LoraLinear> lora = new LinkedHashMap<>();
-    private final Map<String, Module> loraParents = new LinkedHashMap<>();
+    /** LoRA: the dotted names of the wrapped linear layers (the modules are read from the live tree). */
+    private final List<String> loraNames = new ArrayList<>();
     private final VirtualTokenEncoder encoder;
     private final boolean flat;
     private final int virtual;
@@ -53,11 +55,14 @@ public final class PeftModel extends Module implements LanguageModel {
     private final IdentityHashMap<Attention, Integer> layerOf = new IdentityHashMap<>();
     private final Embedding wordEmbedding;
     private final DataType dtype;
+    /** The tensor-parallel group once the model is split (prefix tuning slices its keys and values by it). */
+    private volatile TensorParallelContext tp;
 
     /** Marks a forward that passed straight through to the base model (virtual tokens already in the KV cache). */
     private static final Object PASS_THROUGH = new Object();
 
     PeftModel(LanguageModel base, java.util.function.Supplier<List<Layer>> pipeline, PeftConfig config, boolean flat) {
+        super(treeOf(base, config));
         this.base = base;
         this.config = config;
         this.pipeline = pipeline;
@@ -117,16 +122,41 @@ public final class PeftModel extends Module implements LanguageModel {
             throw new CollieException(config.type() + " needs the model's layer list (a pipelineLayers() method, or"
                     + " pass it to Peft.wrap) to put the virtual tokens after the embedding");
         }
-        // the same tree as the base model, names unchanged, plus the prompt encoder
-        root.namedParameters().forEach((name, p) -> {
-            if (name.indexOf('.') < 0) {
-                registerParameter(name, p);
-            }
-        });
-        root.children().forEach(this::registerModule);
-        if (encoder != null) {
+        // LoRA: this module is the base model's tree itself (a second face); the others: the same parameters and
+        // children, names unchanged, plus the prompt encoder
+        if (config.type() != PeftType.LORA) {
+            root.namedParameters().forEach((name, p) -> {
+                if (name.indexOf('.') < 0) {
+                    registerParameter(name, p);
+                }
+            });
+            root.children().forEach(this::registerModule);
             registerModule("prompt_encoder", encoder);
         }
+    }
+
+    /**
+     * The node this model's tree is: for LoRA the base model's own (its parameters and children, shared), so a child
+     * replaced through either (tensor parallelism replacing {@code lm_head}) is replaced in both; for the prompt
+     * methods a node of its own, which adds {@code prompt_encoder} to the base model's children (kept in step by
+     * {@link #syncTopLevel()}).
+     */
+    private static Module treeOf(LanguageModel base, PeftConfig config) {
+        return config.type() == PeftType.LORA ? base.module() : new Module() { };
+    }
+
+    /** Puts the top-level children replaced in this tree (tensor parallelism: {@code lm_head}) into the base model too. */
+    private void syncTopLevel() {
+        if (config.type() == PeftType.LORA) {
+            return;        // one tree
+        }
+        Module root = base.module();
+        Map<String, Module> baseChildren = root.children();
+        children().forEach((name, m) -> {
+            if (baseChildren.containsKey(name) && baseChildren.get(name) != m) {
+                root.replaceModule(name, m);
+            }
+        });
     }
 
     private void wrapLinears(LoraConfig c, Map<String, Module> modules) {
@@ -143,12 +173,12 @@ public final class PeftModel extends Module implements LanguageModel {
             Module parent = modules.get(name.substring(0, dot));
             LoraLinear w = new LoraLinear(linear, c.r(), c.scaling(), c.dropout(), c.seed() * 31 + name.hashCode());
             parent.replaceModule(name.substring(dot + 1), w);
-            lora.put(name, w);
-            loraParents.put(name, parent);
+            loraNames.add(name);
         }
-        if (lora.isEmpty()) {
+        if (loraNames.isEmpty()) {
             throw new CollieException("no linear layer matches the LoRA targets "
-                    + (c.targetRegex() != null ? "/" + c.targetRegex() + "/" : c.targets()));
+                    + (c.targetRegex() != null ? "/" + c.targetRegex() + "/" : c.targets())
+                    + " (to combine LoRA with tensor parallelism, wrap the whole model first and split the PeftModel)");
         }
     }
 
@@ -200,7 +230,14 @@ public final class PeftModel extends Module implements LanguageModel {
 
     /** The LoRA modules by the dotted name of the linear layer they wrap (empty for other methods). */
     public Map<String, LoraLinear> loraModules() {
-        return java.util.Collections.unmodifiableMap(lora);
+        Map<String, Module> modules = namedModules();
+        Map<String, LoraLinear> out = new LinkedHashMap<>();
+        for (String name : loraNames) {
+            if (modules.get(name) instanceof LoraLinear l) {
+                out.put(name, l);
+            }
+        }
+        return java.util.Collections.unmodifiableMap(out);
     }
 
     /** The prompt encoder of prefix tuning, prompt tuning and P-tuning, or null for LoRA. */
@@ -255,8 +292,37 @@ public final class PeftModel extends Module implements LanguageModel {
         return base.tensorParallelPlan();
     }
 
+    /**
+     * Told by tensor parallelism once it has split this model (the LoRA layers split themselves): the prompt methods'
+     * encoders stay whole on every rank. Prompt tuning and P-tuning need nothing more (their virtual tokens enter
+     * after the embedding, whose output is whole); prefix tuning hands each attention layer the keys and values of
+     * the rank's key/value heads and sums the prefix gradient over the ranks before the encoder's backward.
+     */
+    @Override
+    public void tensorParallelApplied(TensorParallelContext ctx) {
+        syncTopLevel();
+        if (shape.kvHeads() % ctx.size() != 0) {
+            throw new CollieException(config.type() + " under tensor parallelism: num_key_value_heads = "
+                    + shape.kvHeads() + " is not divisible by " + ctx.size() + " tensor-parallel ranks");
+        }
+        this.tp = ctx;
+    }
+
+    /** Key/value heads of this rank (all of them when the model is not split). */
+    private int localKvHeads() {
+        TensorParallelContext c = tp;
+        return c == null ? shape.kvHeads() : shape.kvHeads() / c.size();
+    }
+
+    /** The first key/value head of this rank. */
+    private int firstKvHead() {
+        TensorParallelContext c = tp;
+        return c == null ? 0 : c.rank() * localKvHeads();
+    }
+
     @Override
     public INDArray forward(Tape tape, INDArray inputIds) {
+        syncTopLevel();
         return switch (config.type()) {
             case LORA -> base.forward(tape, inputIds);
             case PREFIX_TUNING -> prefixForward(tape, inputIds);
@@ -300,9 +366,8 @@ public final class PeftModel extends Module implements LanguageModel {
         @Override
         public void backward(Tape tape, Attention attention, INDArray dKeys, INDArray dValues) {
             int l = layer(attention);
-            int w = shape.kvWidth();
-            grad.get(all(), interval((long) 2 * l * w, (long) (2 * l + 1) * w)).addi(fromPrefixHeads(dKeys));
-            grad.get(all(), interval((long) (2 * l + 1) * w, (long) (2 * l + 2) * w)).addi(fromPrefixHeads(dValues));
+            grad.get(all(), prefixColumns(l, 0)).addi(fromPrefixHeads(dKeys));
+            grad.get(all(), prefixColumns(l, 1)).addi(fromPrefixHeads(dValues));
         }
     }
 
@@ -322,20 +387,29 @@ public final class PeftModel extends Module implements LanguageModel {
     private INDArray[] prefixKeysValues(INDArray kv, Attention a, int batch) {
         int l = layer(a);
         int n = encoder.tokens();
-        int w = shape.kvWidth();
+        int kvh = localKvHeads();
         INDArray[] out = new INDArray[2];
         for (int j = 0; j < 2; j++) {
-            INDArray cols = kv.get(all(), interval((long) (2 * l + j) * w, (long) (2 * l + j + 1) * w)).dup('c');
-            INDArray heads = cols.reshape('c', n, shape.kvHeads(), shape.headDim()).permute(1, 0, 2).dup('c')
-                    .reshape('c', 1, shape.kvHeads(), n, shape.headDim());
-            out[j] = batch == 1 ? heads : heads.broadcast(batch, shape.kvHeads(), n, shape.headDim());
+            INDArray cols = kv.get(all(), prefixColumns(l, j)).dup('c');
+            INDArray heads = cols.reshape('c', n, kvh, shape.headDim()).permute(1, 0, 2).dup('c')
+                    .reshape('c', 1, kvh, n, shape.headDim());
+            out[j] = batch == 1 ? heads : heads.broadcast(batch, kvh, n, shape.headDim());
         }
         return out;
     }
 
-    /** {@code [batch, kvHeads, n, headDim]} summed over the batch, back to {@code [n, kvHeads·headDim]}. */
+    /**
+     * The encoder output's columns holding layer {@code l}'s keys ({@code j = 0}) or values ({@code j = 1}) for this
+     * rank's key/value heads (all heads when the model is not split).
+     */
+    private org.nd4j.linalg.indexing.INDArrayIndex prefixColumns(int l, int j) {
+        long from = (long) (2 * l + j) * shape.kvWidth() + (long) firstKvHead() * shape.headDim();
+        return interval(from, from + (long) localKvHeads() * shape.headDim());
+    }
+
+    /** {@code [batch, kvHeads, n, headDim]} (this rank's heads) summed over the batch, back to {@code [n, kvHeads·headDim]}. */
     private INDArray fromPrefixHeads(INDArray d) {
-        return d.sum(0).permute(1, 0, 2).dup('c').reshape('c', encoder.tokens(), shape.kvWidth());
+        return d.sum(0).permute(1, 0, 2).dup('c').reshape('c', encoder.tokens(), (long) localKvHeads() * shape.headDim());
     }
 
     private INDArray prefixForward(Tape tape, INDArray ids) {
@@ -368,7 +442,9 @@ public final class PeftModel extends Module implements LanguageModel {
         Object s = tape.pop(this);
         base.backward(tape, dLogits);
         if (s instanceof PrefixState st) {
-            encoder.backward(tape, st.grad);
+            TensorParallelContext c = tp;
+            // each rank filled the columns of its own key/value heads: the sum is the whole gradient, on every rank
+            encoder.backward(tape, c == null ? st.grad : c.allReduceSum(st.grad));
         }
     }
 
@@ -444,12 +520,12 @@ public final class PeftModel extends Module implements LanguageModel {
 
     /** Folds every LoRA adapter into its base weight (the forward then costs what the base model's does). */
     public void merge() {
-        lora.values().forEach(LoraLinear::merge);
+        loraModules().values().forEach(LoraLinear::merge);
     }
 
     /** Takes the adapters out of the base weights again. */
     public void unmerge() {
-        lora.values().forEach(LoraLinear::unmerge);
+        loraModules().values().forEach(LoraLinear::unmerge);
     }
 
     /**
@@ -461,12 +537,14 @@ public final class PeftModel extends Module implements LanguageModel {
             throw new CollieException("only LoRA adapters can be merged into the base weights; "
                     + config.type() + " adds virtual tokens");
         }
-        for (Map.Entry<String, LoraLinear> e : lora.entrySet()) {
+        Map<String, Module> modules = namedModules();
+        for (Map.Entry<String, LoraLinear> e : loraModules().entrySet()) {
             e.getValue().merge();
             String name = e.getKey();
-            loraParents.get(name).replaceModule(name.substring(name.lastIndexOf('.') + 1), e.getValue().base());
+            modules.get(name.substring(0, name.lastIndexOf('.')))
+                    .replaceModule(name.substring(name.lastIndexOf('.') + 1), e.getValue().baseModule());
         }
-        lora.clear();
+        loraNames.clear();
         for (Parameter p : base.module().parameters()) {
             p.setTrainable(true);
         }
@@ -475,9 +553,26 @@ public final class PeftModel extends Module implements LanguageModel {
 
     // ---- files ------------------------------------------------------------------------------------------------
 
-    /** Writes {@code adapter_config.json} and {@code adapter_model.safetensors} as peft's {@code save_pretrained}. */
+    /**
+     * Writes {@code adapter_config.json} and {@code adapter_model.safetensors} as peft's {@code save_pretrained}.
+     *
+     * @throws CollieException when the LoRA adapter is split over tensor-parallel ranks (use
+     *                         {@link #saveAdapter(Path, Map)} with the gathered weights)
+     */
     public void saveAdapter(Path dir) {
         AdapterFiles.save(this, dir);
+    }
+
+    /**
+     * Writes the adapter directory from full-shape weights by this model's parameter names, e.g. what
+     * {@code Parallelism.gatherFullWeights()} returns on the lead rank of a tensor- or pipeline-parallel run
+     * (names the adapter does not own are ignored): LoRA's {@code <module>.lora_A.weight} / {@code .lora_B.weight},
+     * the prompt encoder's {@code prompt_encoder.*} (saved, as peft does, as the encoder's output).
+     *
+     * @throws CollieException when an adapter tensor is missing or has a shape other than the unsplit adapter's
+     */
+    public void saveAdapter(Path dir, Map<String, INDArray> fullWeights) {
+        AdapterFiles.write(dir, config, shape, AdapterFiles.tensors(this, fullWeights));
     }
 
     /** Reads the adapter weights of {@code dir} (saved by collie or peft) into this model's adapter. */

@@ -19,9 +19,11 @@ public final class VirtualTokenEncoder extends Module {
     private final Embedding embedding;
     private final Mlp head;
     private final int tokens;
+    private final String headName;
 
     private VirtualTokenEncoder(int tokens, int dim, DataType dtype, String headName, Mlp head) {
         this.tokens = tokens;
+        this.headName = headName;
         this.embedding = registerModule("embedding", new Embedding(tokens, dim, dtype, 1.0));
         this.head = head == null ? null : registerModule(headName, head);
     }
@@ -79,6 +81,25 @@ public final class VirtualTokenEncoder extends Module {
     public void backward(Tape tape, INDArray dOut) {
         INDArray d = head == null ? dOut : head.backward(tape, dOut);
         embedding.backward(tape, d);
+    }
+
+    /**
+     * The output this encoder would give with the weights {@code params} (by this module's parameter names, e.g.
+     * gathered from the lead rank), computed without touching this encoder's own.
+     */
+    INDArray outputWith(java.util.Map<String, INDArray> params) {
+        INDArray table = params.get("embedding.weight");
+        if (head == null) {
+            return table.dup();
+        }
+        java.util.Map<String, INDArray> mine = new java.util.HashMap<>();
+        String prefix = headName + ".";
+        params.forEach((n, v) -> {
+            if (n.startsWith(prefix)) {
+                mine.put(n.substring(prefix.length()), v);
+            }
+        });
+        return head.forwardWith(mine, table);
     }
 
     /** The current output, computed without a tape (what peft saves as {@code prompt_embeddings}). */

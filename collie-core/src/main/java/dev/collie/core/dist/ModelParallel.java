@@ -1,6 +1,7 @@
 package dev.collie.core.dist;
 
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.Optimizer;
 import dev.collie.core.train.MicroBatchRunner;
 
 import java.util.List;
@@ -42,6 +43,15 @@ public interface ModelParallel {
      * a parameter replicated across tensor-parallel ranks counted once.
      */
     double gradNormSquared();
+
+    /**
+     * Called once by the Trainer with the optimizer that trains this rank's part, after it installed the gradient
+     * hooks: whatever the optimizer needs from the split goes in here (a fused-backward optimizer's two-pass
+     * gradient norm summed over the model's ranks, the update of a weight tied across pipeline stages deferred
+     * until the stages' gradients are summed). Nothing by default.
+     */
+    default void attach(Optimizer optimizer) {
+    }
 
     /**
      * Whether the model itself is split over ranks (tensor or pipeline parallel); false when only its

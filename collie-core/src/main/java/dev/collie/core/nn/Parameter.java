@@ -1,5 +1,6 @@
 package dev.collie.core.nn;
 
+import dev.collie.core.dist.Communicator;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -22,6 +23,9 @@ public final class Parameter {
     private INDArray lent;
     private boolean trainable = true;
     private GradientHook hook = GradientHook.KEEP;
+    /** The dimension split over {@link #shardGroup} (tensor parallelism), or -1 for a whole tensor. */
+    private volatile int shardDim = -1;
+    private volatile Communicator shardGroup;
 
     public Parameter(INDArray data) {
         this.data = data.isAttached() ? data.detach() : data;
@@ -65,6 +69,43 @@ public final class Parameter {
 
     public DataType dtype() {
         return dtype;
+    }
+
+    /**
+     * Marks this parameter as one rank's equal block of a larger tensor split along dimension {@code dim} over
+     * the ranks of {@code group} (tensor parallelism: a column-parallel weight is split along 0, a row-parallel
+     * one along 1), so that statistics of the whole tensor (an update's RMS, AdaLomo's row and column means)
+     * can be summed over the group. A replicated parameter keeps no tag. Set by the layer that creates the shard.
+     *
+     * @throws IllegalArgumentException when {@code dim} is not a dimension of this parameter
+     */
+    public Parameter setSharding(int dim, Communicator group) {
+        if (dim < 0 || dim >= shape.length) {
+            throw new IllegalArgumentException("split dimension " + dim + " of parameter " + java.util.Arrays.toString(shape));
+        }
+        this.shardGroup = java.util.Objects.requireNonNull(group, "group");
+        this.shardDim = dim;
+        return this;
+    }
+
+    /** The dimension this shard's tensor is split along over {@link #shardGroup()}, or -1 when this parameter is whole. */
+    public int shardDim() {
+        return shardGroup != null && shardGroup.size() > 1 ? shardDim : -1;
+    }
+
+    /** The ranks holding the other blocks of this parameter's tensor (see {@link #setSharding}), or null when whole. */
+    public Communicator shardGroup() {
+        return shardDim() >= 0 ? shardGroup : null;
+    }
+
+    /** The shape of the whole tensor this parameter is a block of: {@link #shape()} when it is whole. */
+    public long[] fullShape() {
+        long[] s = shape.clone();
+        int d = shardDim();
+        if (d >= 0) {
+            s[d] *= shardGroup.size();
+        }
+        return s;
     }
 
     /** Whether the value is held here ({@link #data()} answers); false while offloaded. */

@@ -1,5 +1,6 @@
 package dev.collie.core.optim;
 
+import dev.collie.core.CollieException;
 import dev.collie.core.nn.Parameter;
 
 /**
@@ -37,4 +38,41 @@ public interface FusedBackwardOptimizer extends Optimizer {
 
     /** The gradient hook: update {@code p} from {@code p.grad()} and release the gradient. */
     void onGradientReady(Parameter p);
+
+    /**
+     * Makes the global gradient norm of a {@link #passes() two-pass} step the whole model's when this rank holds
+     * only part of it (tensor or pipeline parallelism): in the first pass only the parameters
+     * {@link GradNormReducer#counts counted} here add their squared norm, and before the second pass the sum goes
+     * through {@link GradNormReducer#reduce}. Installed by whoever splits the model (collie-parallel, through the
+     * Trainer); null restores the local norm. The default accepts it only for a one-pass optimizer, which
+     * measures no norm.
+     *
+     * @throws CollieException when this optimizer takes several passes but cannot use a reducer
+     */
+    default void setGradNormReducer(GradNormReducer reducer) {
+        if (reducer != null && passes() > 1) {
+            throw new CollieException(getClass().getSimpleName() + " takes " + passes() + " backward passes per step"
+                    + " but cannot sum its gradient norm over the ranks that hold the model, so its clipping would see"
+                    + " this rank's share only");
+        }
+    }
+
+    /**
+     * How one rank's share of a squared gradient norm becomes the whole model's: which parameters count here
+     * (a copy held by several ranks counts on one of them) and the sum over the ranks.
+     */
+    interface GradNormReducer {
+        /**
+         * Whether {@code p}'s gradient counts towards the norm on this rank: false for a copy that another rank
+         * counts (a parameter replicated over tensor-parallel ranks counts on the first, a weight tied across
+         * pipeline stages on its first stage).
+         */
+        boolean counts(Parameter p);
+
+        /**
+         * The whole model's squared norm from this rank's share; a collective: every rank of the model calls it
+         * once per step, at the same point.
+         */
+        double reduce(double localSquared);
+    }
 }

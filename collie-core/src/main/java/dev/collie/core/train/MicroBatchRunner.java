@@ -16,6 +16,20 @@ public interface MicroBatchRunner extends AutoCloseable {
      */
     double forwardBackward(List<Batch> micro);
 
+    /**
+     * As {@link #forwardBackward}, but against targets drawn from the model's own softmax instead of the labels
+     * (SophiaG's Gauss-Newton-Bartlett Hessian estimate): at every position whose attention mask is 1, by
+     * {@link dev.collie.core.nn.CausalLmLoss#sampleTargets} with the seeds
+     * {@link dev.collie.core.nn.CausalLmLoss#sampleSeeds sampleSeeds(seed, ...)} of the micro-batch's rows, so the
+     * draws do not depend on how rows are split over micro-batches, replicas, workers or ranks. Each micro-batch's
+     * loss is the mean over its sampled positions, its gradient scaled by 1/{@code micro.size()}; the
+     * parameters' hooks fire on the last. Returns the mean of the micro-batch losses.
+     */
+    default double forwardBackwardSampled(List<Batch> micro, long seed) {
+        throw new UnsupportedOperationException(getClass().getSimpleName() + " cannot run a backward pass against"
+                + " targets sampled from the model");
+    }
+
     /** The token-mean loss of one batch, forward only (evaluation); the same value on every rank of the model. */
     double loss(Batch batch);
 

@@ -73,22 +73,33 @@ public final class StepRunner implements MicroBatchRunner {
     /** Runs every micro-batch (gradients scaled by 1/count); returns the mean of the micro-batch losses. */
     @Override
     public double forwardBackward(List<Batch> micro) {
+        return run(micro, null);
+    }
+
+    /** Against targets sampled from the model's softmax (see {@link MicroBatchRunner#forwardBackwardSampled}). */
+    @Override
+    public double forwardBackwardSampled(List<Batch> micro, long seed) {
+        return run(micro, seed);
+    }
+
+    /** Every micro-batch against its labels, or with {@code seed} against sampled targets. */
+    private double run(List<Batch> micro, Long seed) {
         double lossSum = 0;
         for (int i = 0; i < micro.size(); i++) {
-            lossSum += forwardBackward(micro.get(i), i == micro.size() - 1, 1.0 / micro.size());
+            lossSum += forwardBackward(micro.get(i), i == micro.size() - 1, 1.0 / micro.size(), seed);
         }
         return lossSum / micro.size();
     }
 
     /** One micro-batch; its gradient is scaled by {@code scale}; returns its token-mean loss. */
-    private double forwardBackward(Batch b, boolean last, double scale) {
+    private double forwardBackward(Batch b, boolean last, double scale, Long seed) {
         int parts = Math.min(workers, b.rows());
         // the cores are shared out between the parts: fewer rows than workers get multi-threaded ops
         int opThreads = Math.max(1, cores / parts);
         Backends.ensureOpThreads(opThreads);
         Tape root = Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(last);
         if (parts == 1) {
-            return part(root, b, scale, null);
+            return part(root, b, scale, null, seed);
         }
         List<Batch> slices = new ArrayList<>();
         long[] counted = new long[parts];
@@ -97,7 +108,8 @@ public final class StepRunner implements MicroBatchRunner {
             int r0 = (int) ((long) b.rows() * p / parts);
             int r1 = (int) ((long) b.rows() * (p + 1) / parts);
             slices.add(slice(b, r0, r1));
-            counted[p] = CausalLmLoss.countedTokens(model.labelsFor(slices.get(p).labels()));
+            counted[p] = seed == null ? CausalLmLoss.countedTokens(model.labelsFor(slices.get(p).labels()))
+                    : CausalLmLoss.sampledPositions(model.labelsFor(slices.get(p).attentionMask()));
             total += counted[p];
         }
         double[] share = new double[parts];
@@ -111,10 +123,10 @@ public final class StepRunner implements MicroBatchRunner {
         for (int p = 1; p < parts; p++) {
             Batch s = slices.get(p);
             double w = share[p];
-            futures.add(pool().submit(() -> part(root.sibling(s.rows(), s.seqLen()), s, scale * w, forwardsDone)));
+            futures.add(pool().submit(() -> part(root.sibling(s.rows(), s.seqLen()), s, scale * w, forwardsDone, seed)));
         }
         double loss = weighted(part(root.sibling(slices.get(0).rows(), b.seqLen()), slices.get(0), scale * share[0],
-                forwardsDone), share[0]);
+                forwardsDone, seed), share[0]);
         for (int p = 1; p < parts; p++) {
             try {
                 loss += weighted(futures.get(p - 1).get(), share[p]);
@@ -133,8 +145,11 @@ public final class StepRunner implements MicroBatchRunner {
         return share == 0 ? 0 : loss * share;
     }
 
-    /** Forward and backward of rows {@code s} on the current thread, gradient scaled by {@code gradScale}. */
-    private double part(Tape tape, Batch s, double gradScale, CyclicBarrier forwardsDone) {
+    /**
+     * Forward and backward of rows {@code s} on the current thread, gradient scaled by {@code gradScale}; against
+     * targets sampled with {@code seed} when it is not null.
+     */
+    private double part(Tape tape, Batch s, double gradScale, CyclicBarrier forwardsDone, Long seed) {
         if (s.tokenCount() < (long) s.rows() * s.seqLen()) {
             tape.setAttentionMask(s.attentionMask());
         }
@@ -143,7 +158,14 @@ public final class StepRunner implements MicroBatchRunner {
             double loss;
             try {
                 INDArray logits = model.forward(tape, s.inputIds());
-                loss = lossFn.forward(tape, logits, model.labelsFor(s.labels()));
+                if (seed == null) {
+                    loss = lossFn.forward(tape, logits, model.labelsFor(s.labels()));
+                } else {
+                    // rows the model added (prompt tuning's virtual tokens) come out of labelsFor as -100: not sampled
+                    INDArray targets = lossFn.sampleTargets(logits, model.labelsFor(s.attentionMask()),
+                            CausalLmLoss.sampleSeeds(seed, s.inputIds(), s.attentionMask()));
+                    loss = lossFn.forwardTargets(tape, logits, targets);
+                }
             } catch (RuntimeException | Error e) {
                 if (forwardsDone != null) {
                     forwardsDone.reset();     // the other workers fail fast instead of waiting

@@ -9,20 +9,12 @@ import dev.collie.core.data.DataLoader;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Parameter;
-import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.FusedBackwardOptimizer;
 import dev.collie.core.optim.GradClip;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.LrSchedule;
 import dev.collie.core.optim.Optimizer;
-import dev.collie.core.tensor.Kernels;
-import dev.collie.core.tensor.Workspaces;
-import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.DynamicCustomOp;
-import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.ops.transforms.Transforms;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,7 +35,6 @@ import java.util.Objects;
  */
 public final class Trainer {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
-    private static final String WORKSPACE = StepRunner.WORKSPACE;
 
     private final LanguageModel model;
     private final Optimizer optimizer;
@@ -78,11 +69,6 @@ public final class Trainer {
         int workers = sync != null && (b.optimizer instanceof FusedBackwardOptimizer || sync.requiresSingleStream())
                 ? 1 : config.workerThreads();
         this.runner = modelParallel != null ? modelParallel.runner(workers, cores) : new StepRunner(model, workers, cores);
-        if (modelParallel != null && modelParallel.splitsModel() && optimizer instanceof HessianEstimator) {
-            throw new CollieException(optimizer.getClass().getSimpleName() + " samples its Hessian labels from the whole"
-                    + " vocabulary's softmax, which tensor or pipeline parallelism does not hold on one rank;"
-                    + " train it with data parallelism only");
-        }
         if (trainData.size() == 0) {
             throw new CollieException("training data is empty");
         }
@@ -109,11 +95,6 @@ public final class Trainer {
                 throw new CollieException(name + " with gradient-norm clipping needs the whole gradient norm inside"
                         + " backward, which a ZeRO rank does not hold; drop its clipping or use ZeRO stage 0");
             }
-            if (modelParallel != null && modelParallel.splitsModel() && fused.passes() > 1) {
-                throw new CollieException(name + " with gradient-norm clipping needs the whole model's gradient norm"
-                        + " inside backward, which tensor or pipeline parallelism does not have; drop its clipping or"
-                        + " use data parallelism only");
-            }
             for (Parameter p : optimizer.parameters().values()) {
                 // under data parallel each gradient is averaged over the replicas before the update
                 p.setHook(sync == null ? fused::onGradientReady : q -> {
@@ -121,6 +102,10 @@ public final class Trainer {
                     fused.onGradientReady(q);
                 });
             }
+        }
+        if (modelParallel != null) {
+            // e.g. a fused optimizer's two-pass gradient norm summed over the model's ranks
+            modelParallel.attach(optimizer);
         }
         long all = (long) loader.stepsPerEpoch() * config.trainEpochs();
         this.totalSteps = config.maxSteps() > 0 ? Math.min(config.maxSteps(), all) : all;
@@ -368,50 +353,20 @@ public final class Trainer {
 
     /**
      * Sophia's Gauss-Newton-Bartlett estimate: labels sampled from the model's own softmax at every real
-     * position (Gumbel-max, seeded by the config seed and step), the mean cross-entropy against them
-     * back-propagated, and the optimizer folds the squared gradients into its Hessian.
+     * position (Gumbel-max, seeded by the config seed, the step and each row's tokens), the mean cross-entropy
+     * against them back-propagated through the runner (the pipeline schedule, the tensor-parallel loss), and the
+     * optimizer folds the squared gradients into its Hessian.
      */
     private void refreshHessian(HessianEstimator h, List<Batch> micro, long step) {
-        Nd4j.getRandom().setSeed(config.seed() * 1_000_003L + step);
-        for (int i = 0; i < micro.size(); i++) {
-            Batch b = micro.get(i);
-            try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
-                Tape tape = tapeFor(b, true).setLastMicroBatch(i == micro.size() - 1);
-                INDArray logits = model.forward(tape, b.inputIds());
-                // rows the model added (prompt tuning's virtual tokens) come out as -100: not sampled
-                INDArray targets = sampledTargets(logits, model.labelsFor(b.attentionMask()));
-                INDArray[] r = Kernels.get().crossEntropy(logits, targets, CausalLmLoss.IGNORE_INDEX, true);
-                model.backward(tape, r[1].muli(1.0 / micro.size()));
-            }
-        }
+        runner.forwardBackwardSampled(micro, config.seed() * 1_000_003L + step);
         if (sync != null) {
             sync.finish();                     // the hooks fired: the Hessian gradient is averaged too
         }
+        if (modelParallel != null) {
+            modelParallel.afterBackward();     // e.g. a weight tied across pipeline stages: its stages' sum
+        }
         h.updateHessian();
         model.module().trainableParameters().forEach(Parameter::zeroGrad);
-    }
-
-    private static INDArray sampledTargets(INDArray logits, INDArray mask) {
-        INDArray u = Nd4j.rand(logits.dataType(), logits.shape());
-        // argmax(logits + Gumbel noise) is a sample of softmax(logits)
-        INDArray gumbel = Transforms.log(Transforms.log(u, false).negi(), false).negi().addi(logits);
-        long[] t = Nd4j.exec(DynamicCustomOp.builder("argmax").addInputs(gumbel).addIntegerArguments(1).build())[0]
-                .castTo(DataType.INT64).toLongVector();
-        long[] m = mask.reshape(mask.length()).toLongVector();
-        for (int i = 0; i < t.length; i++) {
-            if (m[i] != 1) {
-                t[i] = CausalLmLoss.IGNORE_INDEX;
-            }
-        }
-        return Nd4j.createFromArray(t);
-    }
-
-    private Tape tapeFor(Batch b, boolean training) {
-        Tape tape = training ? Tape.forTraining(b.rows(), b.seqLen()) : Tape.forInference(b.rows(), b.seqLen());
-        if (b.tokenCount() < (long) b.rows() * b.seqLen()) {
-            tape.setAttentionMask(b.attentionMask());
-        }
-        return tape;
     }
 
     /** Mean next-token loss over the evaluation data (token-weighted) and its perplexity. */

@@ -5,6 +5,7 @@ import dev.collie.core.data.Batch;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.nn.GradientHook;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.tensor.Workspaces;
@@ -48,7 +49,12 @@ import java.util.Map;
  * {@link #forwardBackward} (and after any data-parallel reduction has finished) and before the optimizer step.
  * The copies must start equal (every rank builds the model from the same seed or checkpoint); the same
  * summed gradient then keeps them equal. A fused-backward optimizer (LOMO) would update each copy from its
- * partial gradient inside backward, so it cannot train a weight tied across stages.
+ * partial gradient inside backward: with {@link #deferTiedUpdates(boolean)} the hook of such a weight fires
+ * only after the step's last backward, on the gradient summed over its stages (so both copies take the same
+ * update).
+ *
+ * <p>{@link #forwardBackwardSampled} runs the same schedule against targets the last stage samples from the
+ * model's softmax (SophiaG's Hessian estimate).
  *
  * <p>All communication runs on the calling thread, one thread per rank.
  */
@@ -78,6 +84,8 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
 
     /** Where the order of forwards and backwards is written ("F0", "B0", ...), for tests; null for none. */
     private List<String> trace;
+    /** Whether the hooks of weights tied across stages wait for the stages' summed gradient (fused optimizers). */
+    private boolean deferTied;
 
     private record TiedGroup(int[] stages, List<String> names, Communicator comm) { }
 
@@ -155,10 +163,75 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         this.trace = sink;
     }
 
+    /**
+     * With {@code on}, the gradient hook of each weight this stage shares with another (a tied embedding and
+     * output head) does not fire inside backward: after the step's last backward the stages sum the weight's
+     * gradient and then fire the hook on the sum. For fused-backward optimizers (LOMO, AdaLomo), which update
+     * inside the hook; the stages then need no {@link #syncTiedGradients()}.
+     */
+    public void deferTiedUpdates(boolean on) {
+        this.deferTied = on;
+    }
+
     // ---- training ------------------------------------------------------------------------------------------
 
     @Override
     public double forwardBackward(List<Batch> micro) {
+        return run(micro, null);
+    }
+
+    /**
+     * The 1F1B schedule against targets the last stage draws from the model's own softmax
+     * ({@link CausalLmLoss#sampleTargets}, seeded by {@code seed} and each row's tokens; under tensor parallelism
+     * the same targets on every rank of the stage); see {@link dev.collie.core.train.MicroBatchRunner#forwardBackwardSampled}.
+     */
+    @Override
+    public double forwardBackwardSampled(List<Batch> micro, long seed) {
+        return run(micro, seed);
+    }
+
+    private double run(List<Batch> micro, Long seed) {
+        List<Parameter> deferred = new ArrayList<>();
+        List<GradientHook> hooks = new ArrayList<>();
+        List<Communicator> comms = new ArrayList<>();
+        if (deferTied) {
+            for (TiedGroup g : tied) {
+                if (g.comm() == null) {
+                    continue;
+                }
+                for (String name : g.names()) {
+                    Parameter p = stage.parameters().get(name);
+                    if (p.requiresGrad()) {
+                        deferred.add(p);
+                        hooks.add(p.hook());
+                        comms.add(g.comm());
+                        p.setHook(GradientHook.KEEP);
+                    }
+                }
+            }
+        }
+        double loss;
+        try {
+            loss = schedule(micro, seed);
+        } finally {
+            for (int i = 0; i < deferred.size(); i++) {
+                deferred.get(i).setHook(hooks.get(i));
+            }
+        }
+        for (int i = 0; i < deferred.size(); i++) {
+            Parameter p = deferred.get(i);
+            INDArray grad = p.grad();
+            if (grad == null) {
+                throw new CollieException("pipeline stage " + index + ": no gradient for a weight it shares with"
+                        + " another stage after backward");
+            }
+            comms.get(i).allReduce(grad, ReduceOp.SUM);
+            hooks.get(i).onGradientReady(p);
+        }
+        return loss;
+    }
+
+    private double schedule(List<Batch> micro, Long seed) {
         int m = micro.size();
         if (m == 0) {
             throw new IllegalArgumentException("no micro-batches");
@@ -172,10 +245,10 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         int nextForward = 0;
         int nextBackward = 0;
         for (; nextForward < warmup; nextForward++) {
-            flight[nextForward] = forward(micro, nextForward, losses);
+            flight[nextForward] = forward(micro, nextForward, losses, seed);
         }
         while (nextForward < m) {
-            flight[nextForward] = forward(micro, nextForward, losses);
+            flight[nextForward] = forward(micro, nextForward, losses, seed);
             nextForward++;
             backward(micro, nextBackward, flight[nextBackward]);
             flight[nextBackward++] = null;
@@ -194,8 +267,11 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         return broadcastLoss(mean);
     }
 
-    /** The forward of micro-batch {@code i}: receive (or embed), run the layers, send on (or take the loss). */
-    private InFlight forward(List<Batch> micro, int i, double[] losses) {
+    /**
+     * The forward of micro-batch {@code i}: receive (or embed), run the layers, send on (or take the loss: against
+     * the labels, or with {@code seed} against targets sampled from the logits).
+     */
+    private InFlight forward(List<Batch> micro, int i, double[] losses, Long seed) {
         if (trace != null) {
             trace.add("F" + i);
         }
@@ -209,7 +285,13 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
             INDArray y = stage.forward(tape, x);
             if (stage.isLast()) {
                 CausalLmLoss lossFn = model.loss();
-                losses[i] = lossFn.forward(tape, y, model.labelsFor(b.labels()));
+                if (seed == null) {
+                    losses[i] = lossFn.forward(tape, y, model.labelsFor(b.labels()));
+                } else {
+                    INDArray targets = lossFn.sampleTargets(y, model.labelsFor(b.attentionMask()),
+                            CausalLmLoss.sampleSeeds(seed, b.inputIds(), b.attentionMask()));
+                    losses[i] = lossFn.forwardTargets(tape, y, targets);
+                }
                 return new InFlight(tape, lossFn, null, null);
             }
             sendActivation(y, 2 * i);

@@ -27,6 +27,11 @@ public final class ColumnParallelLinear extends Module implements Layer {
     /** This rank's shard of {@code full}; {@code tp} gives rank and size (no communication happens here). */
     public ColumnParallelLinear(Linear full, Communicator tp) {
         this(full, tp.rank(), tp.size());
+        // whole-tensor statistics of the weight and bias (AdaLomo) sum over tp: split along dimension 0
+        weight.setSharding(0, tp);
+        if (bias != null) {
+            bias.setSharding(0, tp);
+        }
     }
 
     /** Rank {@code rank}'s shard of {@code full} over {@code size} tensor-parallel ranks. */

@@ -27,6 +27,7 @@ public final class RowParallelLinear extends Module implements Layer {
         Shards.requireDivisible("in_features", full.inFeatures(), tp.size());
         this.tp = tp;
         this.weight = registerParameter("weight", Shards.shardParameter(full.weight(), ParallelStyle.ROW, tp.rank(), tp.size()));
+        weight.setSharding(1, tp);      // split along dimension 1; the bias is replicated (no tag)
         this.bias = full.bias() == null ? null
                 : registerParameter("bias", Shards.shardParameter(full.bias(), ParallelStyle.REPLICATE, tp.rank(), tp.size()));
     }

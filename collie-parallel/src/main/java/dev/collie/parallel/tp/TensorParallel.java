@@ -11,6 +11,8 @@ import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.SwiGluMlp;
+import dev.collie.core.nn.TensorParallelContext;
+import dev.collie.core.nn.TensorParallelizable;
 import dev.collie.core.nn.TiedEmbedding;
 import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
@@ -110,8 +112,12 @@ public final class TensorParallel {
      * column-parallel layers in a {@link TensorParallelRegion}, and returns a model whose
      * {@link LanguageModel#loss()} works on the vocabulary shards. The model object itself is changed (its
      * full weights are released with the replaced modules). With one rank the model is returned unchanged.
-     * Apply it before anything holds on to the model's parameters (optimizer, data-parallel hooks, PEFT
-     * adapters): the split modules have new {@link Parameter} objects (same names, default hook).
+     * Apply it before anything holds on to the model's parameters (optimizer, data-parallel hooks): the split
+     * modules have new {@link Parameter} objects (same names, default hook). A planned module that is neither a
+     * {@link Linear} nor an {@link Embedding} but a {@link TensorParallelizable} (a PEFT LoRA layer wrapping the
+     * planned linear) splits itself through a {@link TensorParallelContext}, registering how its parameters are
+     * split; every {@link TensorParallelizable} of the resulting tree is then told the context once
+     * ({@link TensorParallelizable#tensorParallelApplied}).
      *
      * @throws CollieException when the model has no plan, or a head count, the intermediate size or the
      *                         vocabulary is not divisible by the number of ranks (naming the numbers); the
@@ -139,21 +145,33 @@ public final class TensorParallel {
 
         // replace the planned modules, remembering how each new parameter is split
         IdentityHashMap<Parameter, ParallelStyle> styles = new IdentityHashMap<>();
+        ApplyContext ctx = new ApplyContext(tp, styles);
         Set<String> regions = new LinkedHashSet<>();
         for (Map.Entry<String, ParallelStyle> e : matched.entrySet()) {
             String name = e.getKey();
+            ParallelStyle style = e.getValue();
             Module old = modules.get(name);
-            Module replacement = switch (e.getValue()) {
-                case COLUMN -> new ColumnParallelLinear((Linear) old, tp);
-                case ROW -> new RowParallelLinear((Linear) old, tp);
-                case VOCAB -> old instanceof Embedding emb ? new VocabParallelEmbedding(emb, tp)
-                        : new VocabParallelHead((Linear) old, tp);
-                case REPLICATE -> throw new IllegalStateException("unreachable");
-            };
+            Module replacement;
+            if (!(old instanceof Linear) && !(old instanceof Embedding) && old instanceof TensorParallelizable t) {
+                // a module that splits itself (a LoRA-wrapped linear): it registers its split parameters in ctx
+                replacement = t.shardForTensorParallel(style, ctx);
+                if (!(replacement instanceof Layer)) {
+                    throw new CollieException(old.getClass().getSimpleName() + " split " + name + " into a "
+                            + replacement.getClass().getSimpleName() + ", which is not a Layer");
+                }
+            } else {
+                replacement = switch (style) {
+                    case COLUMN, ROW -> ctx.shardLinear((Linear) old, style);
+                    case VOCAB -> old instanceof Embedding emb ? new VocabParallelEmbedding(emb, tp)
+                            : new VocabParallelHead((Linear) old, tp);
+                    case REPLICATE -> throw new IllegalStateException("unreachable");
+                };
+                if (style == ParallelStyle.VOCAB) {
+                    replacement.namedParameters().forEach((pn, p) -> styles.put(p, ParallelStyle.VOCAB));
+                }
+            }
             modules.get(parentOf(name)).replaceModule(lastOf(name), replacement);
-            replacement.namedParameters().forEach((pn, p) -> styles.put(p,
-                    e.getValue() == ParallelStyle.ROW && !pn.equals("weight") ? ParallelStyle.REPLICATE : e.getValue()));
-            if (e.getValue() == ParallelStyle.COLUMN) {
+            if (style == ParallelStyle.COLUMN) {
                 regions.add(parentOf(name));
             }
         }
@@ -172,7 +190,32 @@ public final class TensorParallel {
                 SPLIT.put(p, s);
             }
         });
+        // modules that act across the model (prefix tuning's keys and values) learn the rank's share
+        Set<Module> told = Collections.newSetFromMap(new IdentityHashMap<>());
+        for (Module m : model.module().namedModules().values()) {
+            if (m instanceof TensorParallelizable t && told.add(m)) {
+                t.tensorParallelApplied(ctx);
+            }
+        }
         return new TensorParallelModel(model, tp, new Sharding(byName, byParameter));
+    }
+
+    /**
+     * A context for splitting single modules by hand ({@link TensorParallelizable#shardForTensorParallel}) outside
+     * {@link #apply}, e.g. in a layer test: the parameters it splits are recorded for {@link #styleOf(Parameter)}
+     * but belong to no model's {@link Sharding}.
+     */
+    public static TensorParallelContext context(Communicator tp) {
+        return new ApplyContext(tp, new IdentityHashMap<>()) {
+            @Override
+            public Parameter shardParameter(Parameter full, ParallelStyle style) {
+                Parameter p = super.shardParameter(full, style);
+                if (style != ParallelStyle.REPLICATE) {
+                    SPLIT.put(p, style);
+                }
+                return p;
+            }
+        };
     }
 
     /** Whether {@code p} is split over tensor-parallel ranks (by any {@link #apply} in this JVM). */
@@ -212,11 +255,25 @@ public final class TensorParallel {
      * rank of {@code tp} must call it (from its own thread). The arrays live outside any workspace.
      */
     public static Map<String, INDArray> gatherFullWeights(LanguageModel tpModel, Communicator tp) {
+        return gatherFullWeights(tpModel, tp, name -> true);
+    }
+
+    /**
+     * As {@link #gatherFullWeights(LanguageModel, Communicator)}, for the parameters whose names {@code which}
+     * accepts (e.g. a PEFT adapter's: {@code Peft.trainableNamedParameters(m)::containsKey}); every rank must
+     * pass the same selection. LoRA parameters are gathered along the dimension their layer registered
+     * ({@code lora_B} of a column-parallel base by rows, {@code lora_A} of a row-parallel base by columns).
+     */
+    public static Map<String, INDArray> gatherFullWeights(LanguageModel tpModel, Communicator tp,
+                                                          java.util.function.Predicate<String> which) {
         Sharding sharding = sharding(tpModel);
         Map<String, INDArray> out = new LinkedHashMap<>();
         IdentityHashMap<Parameter, INDArray> done = new IdentityHashMap<>();
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             for (Map.Entry<String, Parameter> e : tpModel.module().namedParameters().entrySet()) {
+                if (!which.test(e.getKey())) {
+                    continue;
+                }
                 Parameter p = e.getValue();
                 INDArray full = done.get(p);
                 if (full == null) {
@@ -248,6 +305,61 @@ public final class TensorParallel {
         INDArray blocks = Nd4j.createUninitialized(local.dataType(), n, shape[0], shape[1]);
         tp.allGather(local, blocks);
         return blocks.permute(1, 0, 2).dup('c').reshape('c', shape[0], n * shape[1]);
+    }
+
+    /**
+     * The context {@link #apply} hands {@link TensorParallelizable} modules: the group, the standard split of a
+     * linear, and the registry of how each new parameter is split ({@code styles}, read into the {@link Sharding}).
+     */
+    private static class ApplyContext implements TensorParallelContext {
+        private final Communicator tp;
+        private final IdentityHashMap<Parameter, ParallelStyle> styles;
+
+        ApplyContext(Communicator tp, IdentityHashMap<Parameter, ParallelStyle> styles) {
+            this.tp = tp;
+            this.styles = styles;
+        }
+
+        @Override
+        public Communicator communicator() {
+            return tp;
+        }
+
+        @Override
+        public Module shardLinear(Linear full, ParallelStyle style) {
+            Module m = switch (style) {
+                case COLUMN -> new ColumnParallelLinear(full, tp);
+                case ROW -> new RowParallelLinear(full, tp);
+                default -> throw new IllegalArgumentException("a linear layer is split COLUMN or ROW, not " + style);
+            };
+            // a row-parallel layer's bias is whole on every rank
+            m.namedParameters().forEach((pn, p) -> styles.put(p,
+                    style == ParallelStyle.ROW && !pn.equals("weight") ? ParallelStyle.REPLICATE : style));
+            return m;
+        }
+
+        @Override
+        public INDArray shardOf(INDArray full, ParallelStyle style) {
+            return Shards.shardOf(full, style, tp.rank(), tp.size());
+        }
+
+        @Override
+        public Parameter shardParameter(Parameter full, ParallelStyle style) {
+            if (style == ParallelStyle.REPLICATE) {
+                styles.put(full, ParallelStyle.REPLICATE);
+                return full;
+            }
+            Parameter p = Shards.shardParameter(full, style, tp.rank(), tp.size());
+            // tagged as the standard layers tag their shards: whole-tensor statistics (AdaLomo) sum over tp
+            p.setSharding(Shards.splitDim(style), tp);
+            styles.put(p, style);
+            return p;
+        }
+
+        @Override
+        public INDArray allReduceSum(INDArray a) {
+            return Shards.allReduceSum(tp, a);
+        }
     }
 
     // ------------------------------------------------------------------------------------------------
@@ -315,17 +427,21 @@ public final class TensorParallel {
                     rows = emb.vocabSize();
                 } else if (m instanceof Linear l) {
                     rows = l.outFeatures();
+                } else if (m instanceof TensorParallelizable && weightShape(m) != null) {
+                    rows = weightShape(m)[0];
                 } else {
                     throw notSplittable(name, m, style, "an Embedding or a Linear");
                 }
                 check(notDivisible, "vocab_size", rows, n);
                 continue;
             }
-            if (!(m instanceof Linear l)) {
+            long[] shape = m instanceof Linear l ? new long[] {l.outFeatures(), l.inFeatures()}
+                    : m instanceof TensorParallelizable ? weightShape(m) : null;
+            if (shape == null) {
                 throw notSplittable(name, m, style, "a Linear");
             }
             boolean column = style == ParallelStyle.COLUMN;
-            long features = column ? l.outFeatures() : l.inFeatures();
+            long features = column ? shape[0] : shape[1];
             if (parent instanceof Attention a) {
                 long heads = features / a.headDim();
                 boolean kv = column && heads != a.heads();
@@ -359,8 +475,14 @@ public final class TensorParallel {
 
     private static CollieException notSplittable(String name, Module m, ParallelStyle style, String expected) {
         return new CollieException("tensor-parallel plan: " + name + " is a " + m.getClass().getSimpleName()
-                + ", but a " + style + " module must be " + expected
-                + " (apply tensor parallelism before PEFT adapters or other wrappers)");
+                + ", but a " + style + " module must be " + expected + ", or a TensorParallelizable module with a"
+                + " 2-D weight");
+    }
+
+    /** The shape of a {@link TensorParallelizable} module's own 2-D {@code weight} parameter, or null. */
+    private static long[] weightShape(Module m) {
+        Parameter w = m.namedParameters().get("weight");
+        return w != null && w.shape().length == 2 ? w.shape() : null;
     }
 
     /**

@@ -36,6 +36,7 @@ public final class VocabParallelEmbedding extends Module implements TiedEmbeddin
         this.tp = tp;
         this.vocabSize = full.vocabSize();
         this.weight = registerParameter("weight", Shards.shardParameter(full.weight(), ParallelStyle.VOCAB, tp.rank(), tp.size()));
+        weight.setSharding(0, tp);      // rows of the vocabulary
         this.start = tp.rank() * weight.shape()[0];
         this.head = new VocabParallelHead(weight, vocabSize, tp);
     }

@@ -32,6 +32,10 @@ public final class VocabParallelHead extends Module implements Layer {
         this.weight = registerParameter("weight", Shards.shardParameter(full.weight(), ParallelStyle.VOCAB, tp.rank(), tp.size()));
         this.bias = full.bias() == null ? null
                 : registerParameter("bias", Shards.shardParameter(full.bias(), ParallelStyle.VOCAB, tp.rank(), tp.size()));
+        weight.setSharding(0, tp);      // rows of the vocabulary, as the bias
+        if (bias != null) {
+            bias.setSharding(0, tp);
+        }
     }
 
     /** A bias-free head over an existing shard {@code [V/n, hidden]} (the tied embedding's). */

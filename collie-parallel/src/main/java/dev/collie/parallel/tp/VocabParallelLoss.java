@@ -131,6 +131,43 @@ public final class VocabParallelLoss extends CausalLmLoss {
         return new INDArray[] {Nd4j.scalar(dt, loss), grad};
     }
 
+    /**
+     * The targets one rank would draw from the whole vocabulary's softmax ({@link CausalLmLoss#sampleTargets}),
+     * identical on every tensor-parallel rank: each rank adds its columns of the same Gumbel draw (same seeds,
+     * the whole vocabulary's noise) to its logits and takes its row maxima and their ids; an all-reduce MAX of
+     * the maxima, then one of the ids that reach it (the smallest id on a tie, as one rank's argmax) combine them.
+     */
+    @Override
+    public INDArray sampleTargets(INDArray logits, INDArray mask, long[] seeds) {
+        int n = (int) logits.size(0);
+        long local = logits.size(1);
+        if (local * tp.size() != vocabSize) {
+            throw new IllegalArgumentException("logits have " + local + " columns; a shard of the " + vocabSize
+                    + "-token vocabulary over " + tp.size() + " ranks has " + vocabSize / tp.size());
+        }
+        long start = tp.rank() * local;
+        INDArray noisy = gumbelPerturbed(logits, mask, seeds, vocabSize, start);
+        long[] arg = argmax(noisy);
+        DataType wire = logits.dataType() == DataType.DOUBLE ? DataType.DOUBLE : DataType.FLOAT;
+        double[] mine = noisy.max(1).castTo(wire).toDoubleVector();
+        INDArray best = Nd4j.createFromArray(mine).castTo(wire);
+        tp.allReduce(best, ReduceOp.MAX);
+        double[] top = best.toDoubleVector();
+        // vocab − id of the rows whose maximum is here: the largest over the ranks is the smallest id
+        double[] claim = new double[n];
+        for (int r = 0; r < n; r++) {
+            claim[r] = mine[r] == top[r] ? vocabSize - (start + arg[r]) : 0;
+        }
+        INDArray ids = Nd4j.createFromArray(claim);
+        tp.allReduce(ids, ReduceOp.MAX);
+        double[] won = ids.toDoubleVector();
+        long[] t = new long[n];
+        for (int r = 0; r < n; r++) {
+            t[r] = won[r] > 0 ? vocabSize - (long) won[r] : IGNORE_INDEX;
+        }
+        return masked(t, mask);
+    }
+
     private static double[] gathered(INDArray flat, INDArray idx) {
         INDArray out = Nd4j.createUninitialized(flat.dataType(), idx.length());
         Nd4j.exec(DynamicCustomOp.builder("gather").addInputs(flat, idx).addOutputs(out).addIntegerArguments(0).build());

@@ -36,6 +36,17 @@ final class CliSupport {
         return LlamaCheckpoint.load(dir, DataType.FLOAT);
     }
 
+    /**
+     * The model of {@code dir/config.json} with freshly initialised weights (for a rank that then loads only
+     * its own part of {@code dir}'s weights).
+     */
+    static LlamaForCausalLM modelFromConfig(Path dir) {
+        if (dir == null || !Files.isDirectory(dir)) {
+            return loadModel(dir);    // the same errors
+        }
+        return new LlamaForCausalLM(dev.collie.models.llama.LlamaConfig.load(dir.resolve("config.json")), DataType.FLOAT);
+    }
+
     /** The tokenizer given with --tokenizer, else the one in the model directory, else null. */
     static HfTokenizer tokenizer(Path explicit, Path modelDir) {
         if (explicit != null) {

@@ -25,7 +25,10 @@ import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
 import dev.collie.core.train.Trainer;
 import dev.collie.examples.LossCurve;
+import dev.collie.core.io.HfCheckpoint;
+import dev.collie.core.io.HfWeights;
 import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.peft.PeftModel;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
@@ -233,7 +236,9 @@ final class TrainCommand implements Callable<Integer> {
     /** One rank's run; {@code comm} (the world) is null for a single rank. */
     private void rank(CollieConfig config, HfTokenizer tok, Communicator comm) {
         boolean lead = comm == null || comm.rank() == 0;
-        LlamaForCausalLM net = createModel(tok, config.seed());
+        // a split model's ranks read only their stage's tensors, each sliced to its tensor-parallel share
+        boolean loadOwnPart = comm != null && model != null && (tp > 1 || pp > 1) && !peft.active();
+        LlamaForCausalLM net = loadOwnPart ? CliSupport.modelFromConfig(model) : createModel(tok, config.seed());
         int vocabSize = net.config().vocabSize();
         Dataset all = Datasets.open(data, tok, seq, vocabSize);
         Dataset train = all;
@@ -245,6 +250,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         net.setGradientCheckpointing(config.checkpointing());
         LanguageModel lm = peft.apply(net, model, true);           // the model itself without PEFT flags
+        LanguageModel peftModel = lm;
         Map<String, Parameter> trainable = peft.trainableParameters(lm);
         long parameterCount = net.parameterCount();      // before tensor parallel leaves this rank a shard
         Parallelism par = null;
@@ -254,6 +260,11 @@ final class TrainCommand implements Callable<Integer> {
                     .build(comm, lm, trainable);
             lm = par.model();
             trainable = par.optimizerParameters();       // under ZeRO, this replica's share
+            if (loadOwnPart) {
+                try (HfWeights w = HfCheckpoint.open(model)) {
+                    par.loadWeights(w);
+                }
+            }
         }
         Optimizer optimizer = opt.create(trainable);
         if (zero == 1 && optimizer.fusedBackward()) {
@@ -310,7 +321,9 @@ final class TrainCommand implements Callable<Integer> {
         if (!lead) {
             return;
         }
-        if (gathered != null) {
+        if (gathered != null && peftModel instanceof PeftModel adapter) {
+            adapter.saveAdapter(save, gathered);            // the adapter in peft's layout, full shapes
+        } else if (gathered != null) {
             LlamaCheckpoint.save(net.config(), gathered, save);
         } else {
             peft.save(lm, net, save);   // a HF model directory, or an adapter directory with PEFT flags
@@ -343,9 +356,10 @@ final class TrainCommand implements Callable<Integer> {
         if (zero > 0 && dp == 1 && "local".equals(backend)) {
             throw new CollieException("--zero " + zero + " shards over data-parallel ranks: add --dp N (N >= 2)");
         }
-        if ((tp > 1 || pp > 1) && peft.active()) {
-            throw new CollieException("PEFT adapters (--lora-*, --prefix-tokens, --prompt-tokens, --adapter) are not"
-                    + " available with --tp or --pp yet; use --dp");
+        if ((tp > 1 || pp > 1) && peft.merge) {
+            throw new CollieException("--merge with --tp or --pp: save the adapter (drop --merge), then merge it on one"
+                    + " rank: collie train --model BASE --adapter DIR --merge --steps 0 ... or in Java with"
+                    + " PeftModel.mergeAndUnload()");
         }
 
         if ((model == null) == (preset == null)) {

@@ -138,6 +138,33 @@ class CliTest {
         assertSavedEqualsTorchAdamW(save);
     }
 
+    /** A LoRA adapter trained with tp 2 × pp 2 ranks is the adapter one rank trains (saved in peft's layout). */
+    @Test
+    void loraUnderTensorAndPipelineParallelSavesTheSingleRankAdapter(@TempDir Path tmp) {
+        String[] common = {"train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+            "--lora-r", "4", "--lora-targets", "q_proj,v_proj,down_proj", "--micro-batch", "2", "--no-shuffle",
+            "--steps", "3", "--lr", "1e-3"};
+        Result one = run(concat(common, "--save", tmp.resolve("one").toString()));
+        assertEquals(0, one.code(), one.err());
+        Result four = run(concat(common, "--tp", "2", "--pp", "2", "--save", tmp.resolve("four").toString()));
+        assertEquals(0, four.code(), four.err());
+        double worst = 0;
+        try (SafeTensors a = SafeTensors.open(tmp.resolve("one/adapter_model.safetensors"));
+             SafeTensors b = SafeTensors.open(tmp.resolve("four/adapter_model.safetensors"))) {
+            assertEquals(a.names(), b.names());
+            for (String n : a.names()) {
+                worst = Math.max(worst, maxAbsDiff(a.load(n), b.load(n)));
+            }
+        }
+        assertTrue(worst <= 1e-5, "adapters differ by " + worst);
+    }
+
+    private static String[] concat(String[] a, String... b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
+
     @Test
     void badParallelSizesAreClearErrors(@TempDir Path tmp) {
         Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
