@@ -91,6 +91,11 @@ public final class Trainer {
                         + " the Trainer to " + name + ", which never holds all gradients at once; give the clipping"
                         + " threshold to the optimizer instead");
             }
+            if (sync != null && sync.shardsOptimizerState() && !sync.shardsGradients()) {
+                throw new CollieException(name + " under ZeRO-1: it keeps no optimizer state worth sharding and updates"
+                        + " each parameter inside backward; use ZeRO stage 0, or 2/3 to shard its parameters' gradients"
+                        + " and values");
+            }
             if (sync != null && sync.shardsOptimizerState() && fused.passes() > 1) {
                 throw new CollieException(name + " with gradient-norm clipping needs the whole gradient norm inside"
                         + " backward, which a ZeRO rank does not hold; drop its clipping or use ZeRO stage 0");
