@@ -236,6 +236,9 @@ final class TrainCommand implements Callable<Integer> {
     /** One rank's run; {@code comm} (the world) is null for a single rank. */
     private void rank(CollieConfig config, HfTokenizer tok, Communicator comm) {
         boolean lead = comm == null || comm.rank() == 0;
+        // ND4J's generator is per thread: every rank (thread or process) draws new weights (a LoRA adapter's A)
+        // from the same seed, as one rank would
+        Nd4j.getRandom().setSeed(config.seed());
         // a split model's ranks read only their stage's tensors, each sliced to its tensor-parallel share
         boolean loadOwnPart = comm != null && model != null && (tp > 1 || pp > 1) && !peft.active();
         LlamaForCausalLM net = loadOwnPart ? CliSupport.modelFromConfig(model) : createModel(tok, config.seed());
