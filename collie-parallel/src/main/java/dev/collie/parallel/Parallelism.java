@@ -70,6 +70,7 @@ public final class Parallelism implements AutoCloseable {
         private int pp = 1;
         private int zero;
         private String partition = "parameters";
+        private boolean splitLarge = true;
 
         public Builder dp(int n) { this.dp = n; return this; }
         public Builder tp(int n) { this.tp = n; return this; }
@@ -78,6 +79,11 @@ public final class Parallelism implements AutoCloseable {
         public Builder zero(int stage) { this.zero = stage; return this; }
         /** How the layers are cut into stages: {@code parameters}, {@code uniform} or {@code type:REGEX}. */
         public Builder partition(String method) { this.partition = method; return this; }
+        /**
+         * ZeRO-2/3: split parameters too large to balance into row blocks across the replicas (default on).
+         * Turn it off for optimizers that update inside backward (LOMO, AdaLomo), which need whole parameters.
+         */
+        public Builder splitLargeParameters(boolean on) { this.splitLarge = on; return this; }
 
         /** Every trainable parameter of {@code model} takes part. */
         public Parallelism build(Communicator world, LanguageModel model) {
@@ -141,13 +147,27 @@ public final class Parallelism implements AutoCloseable {
             this.stage = null;
         }
         if (stage != null && zero >= 2) {
-            List<String> tied = new ArrayList<>(stage.parametersOf(0).keySet());
-            tied.retainAll(stage.parametersOf(topology.pp() - 1).keySet());
-            if (!tied.isEmpty()) {
-                throw new CollieException("zero stage " + zero + " with pipeline parallelism cannot train " + tied
-                        + ", which the first and the last stage share (tie_word_embeddings): its gradient must be"
-                        + " summed over the two stages, but ZeRO-" + zero + " leaves each stage's half on a different"
-                        + " data-parallel rank; use zero stage 0 or 1, or an untied model");
+            // a trainable weight held by several stages (a tied embedding and head, a prefix encoder)
+            Map<String, Integer> holders = new LinkedHashMap<>();
+            for (int s = 0; s < topology.pp(); s++) {
+                stage.parametersOf(s).forEach((n, p) -> {
+                    if (wanted.containsKey(n)) {
+                        holders.merge(n, 1, Integer::sum);
+                    }
+                });
+            }
+            List<String> shared = new ArrayList<>();
+            holders.forEach((n, c) -> {
+                if (c > 1) {
+                    shared.add(n);
+                }
+            });
+            if (!shared.isEmpty()) {
+                throw new CollieException("zero stage " + zero + " with pipeline parallelism cannot train " + shared
+                        + ", which several pipeline stages hold (tie_word_embeddings, or a prefix-tuning encoder that"
+                        + " every stage uses): its gradient must be summed over those stages, but ZeRO-" + zero
+                        + " leaves each stage's share on a different data-parallel rank; use zero stage 0 or 1 (or, for"
+                        + " a tied embedding, an untied model)");
             }
         }
         Set<Parameter> held = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -171,19 +191,41 @@ public final class Parallelism implements AutoCloseable {
             this.sync = z;
             this.optimizerParams = z.ownedParameters();
         } else if (zero == 2) {
-            Zero2 z = new Zero2(trainable, dpComm);
+            Zero2 z = new Zero2(trainable, dpComm, DataParallel.DEFAULT_BUCKET_BYTES, b.splitLarge);
             this.sync = z;
             this.optimizerParams = z.ownedParameters();
         } else {
-            z3 = new Zero3(model, dpComm);
+            z3 = new Zero3(model, dpComm, DataParallel.DEFAULT_BUCKET_BYTES, b.splitLarge);
             this.sync = z3;
             this.optimizerParams = z3.ownedParameters();
         }
         this.zero3 = z3;
         this.split = topology.tp() > 1 || topology.pp() > 1 ? new Split() : null;
         if (stage != null) {
+            releaseOtherStages();
+        }
+        if (stage != null) {
             // check that the partition's names cover the stage's parameters (the schedule uses the stage object)
             stageNames(topology.ppRank(rank));
+        }
+    }
+
+    /**
+     * Drops the values of the parameters that only other stages' layers use: every rank built the whole model,
+     * but a stage keeps only its own part in memory (names and shapes stay, for the partition's bookkeeping).
+     */
+    private void releaseOtherStages() {
+        Set<Parameter> mine = Collections.newSetFromMap(new IdentityHashMap<>());
+        mine.addAll(stage.parameters().values());
+        for (int s = 0; s < topology.pp(); s++) {
+            if (s == topology.ppRank(rank)) {
+                continue;
+            }
+            for (Parameter p : stage.parametersOf(s).values()) {
+                if (!mine.contains(p) && p.isResident()) {
+                    p.offload();
+                }
+            }
         }
     }
 
@@ -296,8 +338,9 @@ public final class Parallelism implements AutoCloseable {
      */
     public Map<String, INDArray> gatherFullWeights() {
         try (AutoCloseable whole = zero3 != null ? zero3.gathered() : () -> { }) {
-            Map<String, INDArray> mine = topology.tp() > 1 ? TensorParallel.gatherFullWeights(model, tpComm)
-                    : fullCopy(model.module().namedParameters(), zero3 != null);
+            Map<String, INDArray> mine = topology.tp() > 1 ? TensorParallel.gatherFullWeights(model, tpComm,
+                    stage == null ? name -> true : stage.parameters()::containsKey)
+                    : fullCopy(stage == null ? model.module().namedParameters() : stage.parameters(), zero3 != null);
             if (topology.pp() == 1) {
                 return rank == 0 ? mine : null;
             }
@@ -346,8 +389,9 @@ public final class Parallelism implements AutoCloseable {
                     if (!firstHolder(name, s)) {
                         continue;
                     }
-                    INDArray like = mine.get(name);
-                    INDArray into = Nd4j.createUninitialized(like.dataType(), like.shape());
+                    // that stage's parameter: this rank has its name, type and (sharded) shape, not its value
+                    Parameter like = stage.parametersOf(s).get(name);
+                    INDArray into = Nd4j.createUninitialized(like.dtype(), like.fullShape());
                     ppComm.recv(into, s, tag++);
                     out.put(name, into);
                 } else if (firstHolder(name, s)) {
@@ -406,7 +450,8 @@ public final class Parallelism implements AutoCloseable {
 
         @Override
         public List<Parameter> trainableParameters() {
-            return new ArrayList<>(trainable.values());
+            // ZeRO-2: the gradients this replica holds are its optimizer's (row blocks of split parameters)
+            return new ArrayList<>(zero >= 2 ? optimizerParams.values() : trainable.values());
         }
 
         @Override
@@ -476,10 +521,10 @@ public final class Parallelism implements AutoCloseable {
         @Override
         public double gradNormSquared() {
             double sq = 0;
-            for (Map.Entry<String, Parameter> e : trainable.entrySet()) {
-                Parameter p = e.getValue();
-                INDArray g = p.grad();
-                if (g == null || !countsHere(e.getKey(), p)) {
+            // ZeRO-2: the optimizer's parameters hold this replica's gradients (a split one's rows as a block)
+            for (Map.Entry<String, Parameter> e : (zero >= 2 ? optimizerParams : trainable).entrySet()) {
+                INDArray g = e.getValue().grad();
+                if (g == null || !countsHere(e.getKey(), trainable.get(e.getKey()))) {
                     continue;
                 }
                 double n = g.norm2Number().doubleValue();

@@ -127,7 +127,11 @@ final class AdapterFiles {
             Set<String> unused = new HashSet<>(st.names());
             if (m.config().type() == PeftType.LORA) {
                 m.loraModules().forEach((name, l) -> {
-                    if (l.isSplit()) {
+                    if (!l.loraA().isResident()) {
+                        // another pipeline stage's layer: that stage loads it
+                        unused.remove(LORA_PREFIX + name + ".lora_A.weight");
+                        unused.remove(LORA_PREFIX + name + ".lora_B.weight");
+                    } else if (l.isSplit()) {
                         // a tensor-parallel shard: read the full tensors, keep this rank's part
                         String ka = LORA_PREFIX + name + ".lora_A.weight";
                         String kb = LORA_PREFIX + name + ".lora_B.weight";
@@ -139,6 +143,9 @@ final class AdapterFiles {
                         assign(st, LORA_PREFIX + name + ".lora_B.weight", l.loraB(), unused);
                     }
                 });
+            } else if (!m.promptEncoder().tableParameter().isResident()) {
+                // prompt tuning / P-tuning: the encoder sits in the first pipeline stage's layer, that stage loads it
+                unused.remove(PROMPT_EMBEDDINGS);
             } else {
                 assign(st, PROMPT_EMBEDDINGS, m.promptEncoder().tableParameter(), unused);
             }

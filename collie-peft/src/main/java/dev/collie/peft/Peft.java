@@ -38,8 +38,9 @@ import java.util.Map;
  * if (full != null) m.saveAdapter(dir, full);                  // the adapter in its unsplit shapes
  * }</pre>
  * LoRA layers split themselves with their base linear ({@link LoraLinear}); prompt tuning, P-tuning and prefix
- * tuning keep their encoders whole on every rank (prefix tuning hands each rank its key/value heads); only LoRA can be
- * cut into pipeline stages.
+ * tuning keep their encoders whole on every rank (prefix tuning hands each rank its key/value heads). Every method can
+ * be cut into pipeline stages: prompt tuning's and P-tuning's encoder sits in the first layer
+ * ({@link VirtualTokenLayer}), prefix tuning's is used by every stage, which sum their shares of its gradient.
  */
 public final class Peft {
     private Peft() {

@@ -277,14 +277,82 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
         return base.loss();
     }
 
-    /** The base model's layers (LoRA only: the other adapters act between the layers, inside this model's forward). */
+    /**
+     * The layers this model runs on its {@link #layerTape}: the base model's (LoRA: with its LoRA layers inside;
+     * prefix tuning: unchanged, the prefix comes with the tape), or for prompt tuning and P-tuning a
+     * {@link VirtualTokenLayer} (the base embedding, then the virtual tokens in front) followed by the base model's
+     * other layers. Pipeline parallelism cuts this list.
+     *
+     * @throws CollieException when the base model exposes no layer list
+     */
     @Override
     public List<Layer> pipelineLayers() {
-        if (config.type() != PeftType.LORA) {
-            throw new CollieException(config.type() + " acts between the model's layers and cannot be cut into"
-                    + " pipeline stages; use LoRA, or no pipeline parallelism");
+        List<Layer> layers = baseLayers();
+        if (virtual == 0) {
+            return layers;
         }
-        return base.pipelineLayers();
+        List<Layer> out = new ArrayList<>(layers);
+        out.set(0, promptLayer(layers.get(0)));
+        return java.util.Collections.unmodifiableList(out);
+    }
+
+    /** The base model's layers, read afresh (given to {@link Peft#wrap}, or the base model's own). */
+    private List<Layer> baseLayers() {
+        return pipeline != null ? pipeline.get() : base.pipelineLayers();
+    }
+
+    private volatile VirtualTokenLayer promptLayer;
+
+    /** The virtual-token layer around the base model's current embedding layer (made anew when it was replaced). */
+    private VirtualTokenLayer promptLayer(Layer embedding) {
+        VirtualTokenLayer l = promptLayer;
+        if (l == null || l.embedding() != embedding) {
+            synchronized (this) {
+                l = promptLayer;
+                if (l == null || l.embedding() != embedding) {
+                    l = new VirtualTokenLayer(embedding, encoder);
+                    promptLayer = l;
+                }
+            }
+        }
+        return l;
+    }
+
+    /**
+     * The tape the layers run on: prefix tuning runs its encoder on {@code tape}, attaches the keys and values every
+     * attention layer puts in front of its own (their gradients are collected for {@link #afterLayersBackward}) and
+     * puts the prefix's ones in front of the mask; prompt tuning and P-tuning return a sibling of length
+     * {@code virtual + seq} (mask extended likewise); LoRA returns {@code tape}. Every pipeline stage calls it, so
+     * under pipeline parallelism each stage runs the prefix encoder (a few rows) and delivers its layers' share of
+     * its gradient: the encoder's parameters are {@link #parametersAroundLayers()}.
+     */
+    @Override
+    public Tape layerTape(Tape tape) {
+        return switch (config.type()) {
+            case LORA -> tape;
+            case PREFIX_TUNING -> prefixTape(tape);
+            case PROMPT_TUNING, P_TUNING -> promptTape(tape);
+        };
+    }
+
+    /**
+     * Prefix tuning: the encoder's backward from the key/value gradients the attention layers left on the tape (summed
+     * over tensor-parallel ranks). Nothing for the other methods (prompt tuning's encoder is inside the first layer).
+     */
+    @Override
+    public void afterLayersBackward(Tape layerTape) {
+        if (config.type() == PeftType.PREFIX_TUNING && layerTape.attentionPrefix() instanceof PrefixState st
+                && st.grad != null) {
+            TensorParallelContext c = tp;
+            // each rank filled the columns of its own key/value heads: the sum is the whole gradient, on every rank
+            encoder.backward(layerTape, c == null ? st.grad : c.allReduceSum(st.grad));
+        }
+    }
+
+    /** Prefix tuning's encoder parameters: used around the layers, so by every pipeline stage. None otherwise. */
+    @Override
+    public List<Parameter> parametersAroundLayers() {
+        return config.type() == PeftType.PREFIX_TUNING ? encoder.parameters() : List.of();
     }
 
     @Override
@@ -320,23 +388,61 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
         return c == null ? 0 : c.rank() * localKvHeads();
     }
 
+    /**
+     * {@link #layerTape}, then the {@link #pipelineLayers()} in order on it (prefix tuning: the base model's forward,
+     * which is its layers), as a pipeline runs them stage after stage. With a KV cache (generation) the prefix or the
+     * prompt enters the cache on the first call; later calls pass straight through to the base model.
+     */
     @Override
     public INDArray forward(Tape tape, INDArray inputIds) {
         syncTopLevel();
-        return switch (config.type()) {
-            case LORA -> base.forward(tape, inputIds);
-            case PREFIX_TUNING -> prefixForward(tape, inputIds);
-            case PROMPT_TUNING, P_TUNING -> promptForward(tape, inputIds);
-        };
+        if (config.type() == PeftType.LORA) {
+            return base.forward(tape, inputIds);
+        }
+        if (tape.kvCache() != null) {
+            return cachedForward(tape, inputIds, tape.kvCache());
+        }
+        Tape inner = layerTape(tape);
+        tape.save(this, inner);
+        return runLayers(inner, inputIds);
     }
 
+    /** The mirror of {@link #forward}: the layers' backward in reverse, then {@link #afterLayersBackward}. */
     @Override
     public void backward(Tape tape, INDArray dLogits) {
-        switch (config.type()) {
-            case LORA -> base.backward(tape, dLogits);
-            case PREFIX_TUNING -> prefixBackward(tape, dLogits);
-            case PROMPT_TUNING, P_TUNING -> promptBackward(tape, dLogits);
+        if (config.type() == PeftType.LORA) {
+            base.backward(tape, dLogits);
+            return;
         }
+        Object s = tape.pop(this);
+        if (!(s instanceof Tape inner)) {
+            base.backward(tape, dLogits);       // passed through (virtual tokens already in the KV cache)
+            return;
+        }
+        if (config.type() == PeftType.PREFIX_TUNING) {
+            base.backward(inner, dLogits);
+        } else {
+            INDArray d = dLogits;
+            List<Layer> layers = pipelineLayers();
+            for (int i = layers.size() - 1; i >= 0; i--) {
+                Layer layer = layers.get(i);
+                INDArray dy = d;
+                d = Workspaces.scratch(() -> layer.backward(inner, dy));
+            }
+        }
+        afterLayersBackward(inner);
+    }
+
+    /** The layers on the layer tape: prefix tuning runs the base model's forward, the others the pipeline layers. */
+    private INDArray runLayers(Tape inner, INDArray ids) {
+        if (config.type() == PeftType.PREFIX_TUNING) {
+            return base.forward(inner, ids);
+        }
+        INDArray x = ids;
+        for (Layer l : pipelineLayers()) {
+            x = l.forward(inner, x);
+        }
+        return x;
     }
 
     // ---- prefix tuning ------------------------------------------------------------------------------------
@@ -412,40 +518,44 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
         return d.sum(0).permute(1, 0, 2).dup('c').reshape('c', encoder.tokens(), (long) localKvHeads() * shape.headDim());
     }
 
-    private INDArray prefixForward(Tape tape, INDArray ids) {
-        int b = tape.batchSize();
-        KvCache cache = tape.kvCache();
-        if (cache != null) {
+    /** Runs the encoder on {@code tape} and attaches its keys and values as the tape's attention prefix. */
+    private Tape prefixTape(Tape tape) {
+        if (tape.attentionPrefix() != null) {
+            throw new IllegalStateException("the tape already carries an attention prefix (layerTape called twice?)");
+        }
+        INDArray kv = encoder.forward(tape);
+        INDArray grad = tape.isTraining() ? Nd4j.zeros(kv.dataType(), kv.shape()) : null;
+        extendMask(tape);
+        tape.setAttentionPrefix(new PrefixState(kv, tape.batchSize(), grad));
+        return tape;
+    }
+
+    /**
+     * Generation: the prefix's keys and values, or the prompt's positions, enter the KV cache on the first call
+     * (the cache then counts them); later calls pass straight through to the base model with the mask extended.
+     */
+    private INDArray cachedForward(Tape tape, INDArray ids, KvCache cache) {
+        if (config.type() == PeftType.PREFIX_TUNING) {
             if (cache.length() == 0) {
                 INDArray kv = encoder.forward(Tape.forInference(1, encoder.tokens()));
                 for (Attention a : attentions) {
-                    INDArray[] p = prefixKeysValues(kv, a, b);
+                    INDArray[] p = prefixKeysValues(kv, a, tape.batchSize());
                     cache.append(a, p[0], p[1]);
                 }
                 cache.advance(encoder.tokens());
                 tape.setKvCache(cache);
             }
-            extendMask(tape);
-            tape.save(this, PASS_THROUGH);
-            return base.forward(tape, ids);
+        } else if (cache.length() == 0) {
+            Tape inner = promptTape(tape);
+            inner.setKvCache(cache);
+            INDArray x = runLayers(inner, ids);
+            cache.advance(virtual);   // the caller advances by the real tokens
+            tape.save(this, inner);
+            return x;
         }
-        INDArray kv = encoder.forward(tape);
-        INDArray grad = tape.isTraining() ? Nd4j.zeros(kv.dataType(), kv.shape()) : null;
-        PrefixState st = new PrefixState(kv, b, grad);
         extendMask(tape);
-        tape.setAttentionPrefix(st);
-        tape.save(this, st);
+        tape.save(this, PASS_THROUGH);
         return base.forward(tape, ids);
-    }
-
-    private void prefixBackward(Tape tape, INDArray dLogits) {
-        Object s = tape.pop(this);
-        base.backward(tape, dLogits);
-        if (s instanceof PrefixState st) {
-            TensorParallelContext c = tp;
-            // each rank filled the columns of its own key/value heads: the sum is the whole gradient, on every rank
-            encoder.backward(tape, c == null ? st.grad : c.allReduceSum(st.grad));
-        }
     }
 
     /** Puts the prefix's n ones in front of the tape's attention mask, if it has one. */
@@ -458,62 +568,15 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
 
     // ---- prompt tuning / P-tuning -------------------------------------------------------------------------
 
-    private INDArray promptForward(Tape tape, INDArray ids) {
+    /** A sibling of {@code tape} of length {@code virtual + seq}, its mask (if any) with the virtual positions' ones in front. */
+    private Tape promptTape(Tape tape) {
         int b = tape.batchSize();
-        int t = tape.seqLen();
-        int n = virtual;
-        KvCache cache = tape.kvCache();
-        if (cache != null && cache.length() > 0) {
-            extendMask(tape);
-            tape.save(this, PASS_THROUGH);
-            return base.forward(tape, ids);
+        Tape inner = tape.sibling(b, virtual + tape.seqLen());
+        INDArray m = tape.attentionMask();
+        if (m != null) {
+            inner.setAttentionMask(Nd4j.concat(1, Nd4j.ones(m.dataType(), b, virtual), m));
         }
-        List<Layer> pipeline = this.pipeline.get();
-        INDArray emb = pipeline.get(0).forward(tape, ids);
-        INDArray prompts = encoder.forward(tape);
-        long h = emb.size(1);
-        INDArray x = Nd4j.concat(1, prompts.reshape('c', 1, n, h).broadcast(b, n, h), emb.reshape('c', b, t, h))
-                .reshape('c', (long) b * (n + t), h);
-        Tape inner = tape.sibling(b, n + t);
-        if (tape.attentionMask() != null) {
-            INDArray m = tape.attentionMask();
-            inner.setAttentionMask(Nd4j.concat(1, Nd4j.ones(m.dataType(), b, n), m));
-        }
-        if (cache != null) {
-            inner.setKvCache(cache);
-        }
-        for (int i = 1; i < pipeline.size(); i++) {
-            x = pipeline.get(i).forward(inner, x);
-        }
-        if (cache != null) {
-            cache.advance(n);   // the caller advances by the real tokens
-        }
-        tape.save(this, inner);
-        return x;
-    }
-
-    private void promptBackward(Tape tape, INDArray dLogits) {
-        Object s = tape.pop(this);
-        if (!(s instanceof Tape inner)) {
-            base.backward(tape, dLogits);
-            return;
-        }
-        int b = tape.batchSize();
-        int t = tape.seqLen();
-        int n = virtual;
-        INDArray d = dLogits;
-        List<Layer> pipeline = this.pipeline.get();
-        for (int i = pipeline.size() - 1; i >= 1; i--) {
-            Layer layer = pipeline.get(i);
-            INDArray dy = d;
-            d = Workspaces.scratch(() -> layer.backward(inner, dy));
-        }
-        long h = d.size(1);
-        INDArray d3 = d.reshape('c', b, n + t, h);
-        INDArray dPrompt = d3.get(all(), interval(0, n), all()).sum(0);
-        INDArray dReal = d3.get(all(), interval(n, n + t), all()).dup('c').reshape('c', (long) b * t, h);
-        pipeline.get(0).backward(tape, dReal);
-        encoder.backward(tape, dPrompt);
+        return inner;
     }
 
     // ---- LoRA merging ---------------------------------------------------------------------------------------

@@ -42,6 +42,14 @@ public interface GradientSync {
         return false;
     }
 
+    /**
+     * Whether some parameters are split into row blocks across the replicas (ZeRO-2/3 balancing), so no replica
+     * updates them whole: optimizers that update inside backward (LOMO, AdaLomo) cannot run then.
+     */
+    default boolean splitsParameters() {
+        return false;
+    }
+
     /** Whether each replica must run forward and backward on one thread (ZeRO-3 gathers are collectives in program order). */
     default boolean requiresSingleStream() {
         return false;

@@ -44,7 +44,7 @@ public final class Parameter {
         if (d == null) {
             throw new IllegalStateException("parameter " + java.util.Arrays.toString(shape) + " " + dtype
                     + " is offloaded: its value lives on another rank (ZeRO-3 keeps each parameter on its owner"
-                    + " between uses); gather it before reading it");
+                    + " between uses; a pipeline stage keeps only its own layers); gather it before reading it");
         }
         return d;
     }

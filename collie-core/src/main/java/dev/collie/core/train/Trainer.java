@@ -91,6 +91,11 @@ public final class Trainer {
                         + " the Trainer to " + name + ", which never holds all gradients at once; give the clipping"
                         + " threshold to the optimizer instead");
             }
+            if (sync != null && sync.splitsParameters()) {
+                throw new CollieException(name + " updates each parameter whole inside backward, but this ZeRO sync split"
+                        + " the largest parameters into row blocks across the replicas; build it without splitting"
+                        + " (Parallelism.Builder.splitLargeParameters(false))");
+            }
             if (sync != null && sync.shardsOptimizerState() && !sync.shardsGradients()) {
                 throw new CollieException(name + " under ZeRO-1: it keeps no optimizer state worth sharding and updates"
                         + " each parameter inside backward; use ZeRO stage 0, or 2/3 to shard its parameters' gradients"
@@ -308,7 +313,9 @@ public final class Trainer {
                 loss = sync.average(loss);
             }
             // the model's trainable parameters: under ZeRO the optimizer holds only this replica's shard
+            // (ZeRO-2/3: the optimizer's parameters, whose gradients this replica holds, row blocks of split ones)
             List<Parameter> params = modelParallel != null ? modelParallel.trainableParameters()
+                    : sync != null && sync.shardsGradients() ? new ArrayList<>(optimizer.parameters().values())
                     : model.module().trainableParameters();
             if (modelParallel != null) {
                 modelParallel.afterBackward();

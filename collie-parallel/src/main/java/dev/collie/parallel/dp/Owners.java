@@ -9,12 +9,31 @@ import java.util.Map;
 
 /**
  * Which data-parallel rank owns (updates, keeps the optimizer state of, and under ZeRO-2/3 keeps the gradient
- * and value of) each trainable parameter. Whole parameters, not slices of them, so each rank's optimizer
- * works on ordinary {@link Parameter}s. The result is a function of the parameters' order and sizes only,
- * so every rank computes the same assignment without communicating.
+ * and value of) each trainable parameter: whole parameters, except those ZeRO-2/3 split into one row block
+ * per rank ({@link RowBlocks}, owner {@link #SPLIT}). The result is a function of the parameters' order and
+ * sizes only, so every rank computes the same assignment without communicating.
  */
 final class Owners {
+    /** The owner of a parameter split into row blocks ({@link RowBlocks}): every rank owns one block. */
+    static final int SPLIT = -1;
+
     private Owners() {
+    }
+
+    /** Elements each rank owns under {@code owner} ({@code split}: row-block elements per rank). */
+    static long[] loads(Map<Parameter, Integer> owner, Map<Parameter, long[]> split, int ranks) {
+        long[] load = new long[ranks];
+        owner.forEach((p, r) -> {
+            if (r == SPLIT) {
+                long[] blocks = split.get(p);
+                for (int i = 0; i < ranks; i++) {
+                    load[i] += blocks[i];
+                }
+            } else {
+                load[r] += p.numel();
+            }
+        });
+        return load;
     }
 
     /**
@@ -47,15 +66,38 @@ final class Owners {
      * as many parameters as ranks.
      */
     static Map<Parameter, Integer> balancedPerGroup(List<List<Parameter>> groups, int ranks) {
+        return balancedPerGroup(groups, ranks, Map.of());
+    }
+
+    /**
+     * As {@link #balancedPerGroup(List, int)} when the parameters in {@code split} are shared out in row blocks
+     * (their elements per rank): they count towards every rank's load, in their group and overall, and map to
+     * owner {@link #SPLIT}.
+     */
+    static Map<Parameter, Integer> balancedPerGroup(List<List<Parameter>> groups, int ranks,
+                                                    Map<Parameter, long[]> split) {
         long[] total = new long[ranks];
         int[] count = new int[ranks];
         Map<Parameter, Integer> owner = new IdentityHashMap<>();
         List<Parameter> all = new ArrayList<>();
         for (List<Parameter> group : groups) {
             all.addAll(group);
-            List<Parameter> bySize = new ArrayList<>(group);
-            bySize.sort((a, b) -> Long.compare(b.numel(), a.numel()));
             long[] load = new long[ranks];
+            List<Parameter> bySize = new ArrayList<>();
+            for (Parameter p : group) {
+                long[] blocks = split.get(p);
+                if (blocks == null) {
+                    bySize.add(p);
+                    continue;
+                }
+                for (int r = 0; r < ranks; r++) {
+                    load[r] += blocks[r];
+                    total[r] += blocks[r];
+                    count[r]++;
+                }
+                owner.put(p, SPLIT);
+            }
+            bySize.sort((a, b) -> Long.compare(b.numel(), a.numel()));
             for (Parameter p : bySize) {
                 int r = 0;
                 for (int i = 1; i < ranks; i++) {
@@ -70,7 +112,7 @@ final class Owners {
                 owner.put(p, r);
             }
         }
-        if (all.size() >= ranks) {
+        if (all.size() >= ranks && split.isEmpty()) {
             for (int c : count) {
                 if (c == 0) {
                     return balanced(all, ranks);

@@ -10,6 +10,7 @@ import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -29,14 +30,18 @@ import java.util.Set;
 import java.util.concurrent.Future;
 
 /**
- * Gradient sharding for ZeRO-2 and ZeRO-3: each trainable parameter has one owner rank, and after a step's
- * reduction only the owner keeps the parameter's averaged gradient.
+ * Gradient sharding for ZeRO-2 and ZeRO-3: each trainable parameter has one owner rank, or, when it is too
+ * large for whole-parameter ownership to balance the ranks, is split into one row block per rank
+ * ({@link RowBlocks}, chosen by a {@link SplitPolicy}); after a step's reduction only the owner keeps the
+ * parameter's averaged gradient (of a split parameter: each rank its block's, in the block {@link Parameter}
+ * its optimizer holds; the whole parameter keeps no gradient on any rank).
  *
  * <p><b>Bucketed path</b> (step-style optimizers). The object is the gradient hook of every trainable
  * parameter. Parameters are grouped into buckets of about {@code bucketBytes} (a larger parameter alone), at
  * first in reverse registration order, and owners are balanced within each of these buckets
- * ({@link Owners#balancedPerGroup}). After the first step the buckets are rebuilt in the order the gradients
- * actually completed (rank 0's, shared with all), as DDP does; owners stay. When a gradient is complete it
+ * ({@link Owners#balancedPerGroup}; a split parameter puts one block in every rank's section). After the
+ * first step the buckets are rebuilt in the order the gradients actually completed (rank 0's, shared with
+ * all), as DDP does; owners stay. When a gradient is complete it
  * is copied into its bucket's flat buffer and the parameter lets go of it at once: a non-owner frees its
  * gradient buffer ({@link Parameter#releaseGrad()}), the owner keeps its (empty) buffer for the result. A
  * full bucket is reduced on the rank's {@link CommThread}, buckets strictly in order (so the ranks' sequences
@@ -47,11 +52,12 @@ import java.util.concurrent.Future;
  *     rank receives only its own section, averaged, {@code (n−1)·section} elements sent per rank; chosen when
  *     {@code n·section < 2·S} for a bucket of {@code S} elements, i.e. when that sends less than</li>
  * <li>an <em>all-reduce</em> of the bucket, {@code 2(n−1)/n·S} per rank (the only choice for a bucket of one
- *     parameter: owners are whole parameters, so the owner's section is the whole bucket).</li>
+ *     whole parameter, whose owner's section is the whole bucket; a bucket of one split parameter is
+ *     reduce-scattered).</li>
  * </ul>
- * The owner's slice is written into its parameter's gradient ({@link Parameter#setGrad}) on the communication
- * thread. Flat buffers come from a pool reused across buckets and steps: a hook that needs a buffer while
- * none is free waits for a launched bucket to give one back, so the pool holds about as many buffers as
+ * The owner's slice is written into its parameter's (or row block's) gradient ({@link Parameter#setGrad}) on
+ * the communication thread. Flat buffers come from a pool reused across buckets and steps: a hook that needs
+ * a buffer while none is free waits for a launched bucket to give one back, so the pool holds about as many buffers as
  * buckets are in flight (one to three here), not one persistent buffer per bucket.
  *
  * <p><b>Fused path</b> (LOMO, AdaLomo). The Trainer installs its own hook, {@code sync.reduce(p)} then the
@@ -60,7 +66,9 @@ import java.util.concurrent.Future;
  * Every gradient is then all-reduced synchronously in hook order (the same on every rank: the Trainer runs
  * one backward stream per rank for fused optimizers), through {@link #reduceNow} on the owner and from this
  * object's hook on the others, which then free it. A second reduction of one parameter in a step (two-pass
- * gradient-norm clipping) fails loudly: the optimizer's norm would only cover this rank's parameters.
+ * gradient-norm clipping) fails loudly: the optimizer's norm would only cover this rank's parameters. So does
+ * the fused path when parameters were split: a fused optimizer may need whole matrices (AdaLomo), so it
+ * needs a sync built without splitting.
  *
  * <p>Gradient accumulation: the hook fires on the step's last micro-batch only, so during an accumulating
  * step every rank holds a local gradient buffer for every parameter (freed on non-owners when the hook
@@ -79,12 +87,21 @@ final class ShardedGradients implements AutoCloseable {
     private boolean rebuilt;
     private final Map<Parameter, String> nameOf = new IdentityHashMap<>();
     private final Map<Parameter, Integer> owner;
+    /** Parameters split into row blocks, by whole parameter, in registration order. */
+    private final Map<Parameter, RowBlocks> splits = new LinkedHashMap<>();
+    /** This rank's blocks, by block parameter. */
+    private final Map<Parameter, RowBlocks> blockOf = new IdentityHashMap<>();
+    /** What this rank's optimizer updates: its whole parameters and its row blocks. */
     private final List<Parameter> owned = new ArrayList<>();
     private final Map<String, Parameter> ownedNamed = new LinkedHashMap<>();
     private final List<Bucket> buckets = new ArrayList<>();
     private final Map<Parameter, Slot> slots = new IdentityHashMap<>();
     private final Map<Parameter, GradientHook> previousHooks = new IdentityHashMap<>();
     private final GradientHook hook = this::onGradientReady;
+    /** The hook of a row block (it never gets a gradient through backward): tells a fused optimizer's hook apart. */
+    private final GradientHook blockHook = p -> {
+        throw new IllegalStateException("a row block of a split parameter gets its gradient from the reduction");
+    };
 
     /** Free flat buffers per type; each holds {@link #capacity} elements of that type. */
     private final Map<DataType, Deque<INDArray>> free = new EnumMap<>(DataType.class);
@@ -103,8 +120,15 @@ final class ShardedGradients implements AutoCloseable {
     private final Set<Parameter> reducedThisStep = Collections.newSetFromMap(new IdentityHashMap<>());
     private boolean fusedPending;
 
-    /** One parameter's place in its bucket's flat buffer. */
-    private record Slot(String name, Parameter p, Bucket bucket, int index, long offset, int owner) { }
+    /**
+     * Elements {@code [from, from + length)} of a parameter's flat gradient at {@code offset} of its bucket, reduced
+     * for rank {@code owner}; {@code target} receives them on that rank (the parameter or its row block), null on
+     * the others.
+     */
+    private record Piece(Parameter target, long from, long length, int owner, long offset) { }
+
+    /** One parameter's place in its bucket's flat buffer: one piece, or one per rank for a split parameter. */
+    private record Slot(String name, Parameter p, Bucket bucket, int index, List<Piece> pieces, boolean split) { }
 
     /** Parameters whose gradients are reduced together. */
     private static final class Bucket {
@@ -137,9 +161,12 @@ final class ShardedGradients implements AutoCloseable {
 
     /**
      * Attaches to the trainable parameters among {@code params} (each distinct parameter under its first
-     * name) and checks that every rank of {@code comm} has the same names, shapes and types.
+     * name) and checks that every rank of {@code comm} has the same names, shapes and types. Parameters that
+     * {@code policy} splits get row blocks with arrays of their own when {@code blocksOwnStorage} (ZeRO-3: the
+     * whole value is dropped), else views of the whole value's rows (ZeRO-2).
      */
-    ShardedGradients(String label, Map<String, Parameter> params, Communicator comm, long bucketBytes) {
+    ShardedGradients(String label, Map<String, Parameter> params, Communicator comm, long bucketBytes,
+                     SplitPolicy policy, boolean blocksOwnStorage) {
         if (bucketBytes <= 0) {
             throw new IllegalArgumentException("bucketBytes must be positive, got " + bucketBytes);
         }
@@ -154,10 +181,6 @@ final class ShardedGradients implements AutoCloseable {
                 nameOf.put(p, name);
             }
         });
-        if (order.size() < n) {
-            throw new CollieException(label + ": " + order.size() + " trainable parameters cannot be shared out over "
-                    + n + " ranks; every rank must own at least one (use fewer data-parallel ranks)");
-        }
         this.thread = new CommThread(comm);
         try {
             checkSameParameters();
@@ -169,10 +192,30 @@ final class ShardedGradients implements AutoCloseable {
         List<Parameter> reversed = new ArrayList<>(order);
         Collections.reverse(reversed);
         List<List<Parameter>> groups = group(reversed);
-        this.owner = Owners.balancedPerGroup(groups, n);
+        Map<Parameter, long[]> splitLoads = new IdentityHashMap<>();
+        this.owner = plan(groups, policy, splitLoads);
+        for (long load : Owners.loads(owner, splitLoads, n)) {
+            if (load == 0) {
+                thread.close();
+                throw new CollieException(label + ": " + order.size() + " trainable parameters cannot be shared out"
+                        + " over " + n + " ranks; every rank must own at least one (use fewer data-parallel ranks)");
+            }
+        }
+        for (Parameter p : order) {
+            if (owner.get(p) == Owners.SPLIT) {
+                RowBlocks rb = new RowBlocks(nameOf.get(p), p, n, rank, blocksOwnStorage);
+                splits.put(p, rb);
+                blockOf.put(rb.block, rb);
+                rb.block.setHook(blockHook);
+            }
+        }
         buildBuckets(groups);
         for (Parameter p : order) {
-            if (owner.get(p) == rank) {
+            RowBlocks rb = splits.get(p);
+            if (rb != null) {
+                owned.add(rb.block);
+                ownedNamed.put(nameOf.get(p), rb.block);
+            } else if (owner.get(p) == rank) {
                 owned.add(p);
                 ownedNamed.put(nameOf.get(p), p);
             }
@@ -181,6 +224,41 @@ final class ShardedGradients implements AutoCloseable {
             previousHooks.put(p, p.hook());
             p.setHook(hook);
         }
+    }
+
+    /**
+     * Owners by whole parameters; while they leave a rank off the mean by more than the policy's tolerance, the
+     * largest parameter over the policy's size limit not split yet is split (see {@link SplitPolicy}). Fills
+     * {@code splitLoads} with the split parameters' elements per rank. The same on every rank: a function of
+     * the parameters' order and shapes.
+     */
+    private Map<Parameter, Integer> plan(List<List<Parameter>> groups, SplitPolicy policy,
+                                         Map<Parameter, long[]> splitLoads) {
+        Map<Parameter, Integer> whole = Owners.balancedPerGroup(groups, n);
+        if (!policy.enabled() || n < 2 || policy.balanced(Owners.loads(whole, splitLoads, n))) {
+            return whole;
+        }
+        long total = 0;
+        for (Parameter p : order) {
+            total += p.numel();
+        }
+        double limit = policy.fraction() * total / n;
+        List<Parameter> candidates = new ArrayList<>();
+        for (Parameter p : order) {
+            if (p.numel() > limit && RowBlocks.splittable(p, n)) {
+                candidates.add(p);
+            }
+        }
+        candidates.sort((a, b) -> Long.compare(b.numel(), a.numel()));     // stable: registration order on ties
+        Map<Parameter, Integer> best = whole;
+        for (Parameter p : candidates) {
+            splitLoads.put(p, RowBlocks.blockElements(p.shape(), p.numel(), n));
+            best = Owners.balancedPerGroup(groups, n, splitLoads);
+            if (policy.balanced(Owners.loads(best, splitLoads, n))) {
+                break;
+            }
+        }
+        return best;
     }
 
     /** Consecutive runs of {@code params} of one type and about {@link #bucketBytes} (a larger parameter alone). */
@@ -257,7 +335,14 @@ final class ShardedGradients implements AutoCloseable {
         long[] used = new long[n];
         long total = 0;
         for (Parameter p : b.params) {
-            used[owner.get(p)] += p.numel();
+            RowBlocks rb = splits.get(p);
+            if (rb != null) {
+                for (int r = 0; r < n; r++) {
+                    used[r] += rb.elements(r);
+                }
+            } else {
+                used[owner.get(p)] += p.numel();
+            }
             total += p.numel();
         }
         long section = Arrays.stream(used).max().orElse(0);
@@ -276,16 +361,26 @@ final class ShardedGradients implements AutoCloseable {
         long next = 0;
         for (int i = 0; i < b.params.size(); i++) {
             Parameter p = b.params.get(i);
-            int o = owner.get(p);
-            long offset;
-            if (b.scatter) {
-                offset = cursor[o];
-                cursor[o] += p.numel();
-            } else {
-                offset = next;
-                next += p.numel();
+            RowBlocks rb = splits.get(p);
+            List<Piece> pieces = new ArrayList<>();
+            for (int r = 0; r < n; r++) {
+                int o = rb != null ? r : owner.get(p);
+                if (rb == null && r != o) {
+                    continue;
+                }
+                long length = rb != null ? rb.elements(r) : p.numel();
+                long offset;
+                if (b.scatter) {
+                    offset = cursor[o];
+                    cursor[o] += length;
+                } else {
+                    offset = next;
+                    next += length;
+                }
+                Parameter target = o != rank ? null : rb != null ? rb.block : p;
+                pieces.add(new Piece(target, rb != null ? rb.from(r) : 0, length, o, offset));
             }
-            Slot s = new Slot(nameOf.get(p), p, b, i, offset, o);
+            Slot s = new Slot(nameOf.get(p), p, b, i, Collections.unmodifiableList(pieces), rb != null);
             b.slots.add(s);
             slots.put(p, s);
         }
@@ -322,12 +417,27 @@ final class ShardedGradients implements AutoCloseable {
         return Collections.unmodifiableList(order);
     }
 
+    /** The owner rank of whole parameter {@code p}, or {@link Owners#SPLIT} when every rank owns a row block of it. */
     int owner(Parameter p) {
         Integer o = owner.get(p);
         if (o == null) {
             throw new IllegalArgumentException(label + ": " + p + " is not a trainable parameter of this model");
         }
         return o;
+    }
+
+    /** The row blocks of {@code p}, or null when it has one owner. */
+    RowBlocks split(Parameter p) {
+        return splits.get(p);
+    }
+
+    /** The parameters split into row blocks, by their (first) names, in registration order. */
+    List<String> splitNames() {
+        List<String> out = new ArrayList<>();
+        for (RowBlocks rb : splits.values()) {
+            out.add(rb.name);
+        }
+        return out;
     }
 
     boolean owns(Parameter p) {
@@ -371,11 +481,17 @@ final class ShardedGradients implements AutoCloseable {
         return sent;
     }
 
-    /** Bytes this rank sends to broadcast every parameter from its owner (a ring: all but the last rank send it all). */
+    /**
+     * Bytes this rank sends to broadcast every parameter from its owner (a ring: all but the last rank send it
+     * all) and to all-gather the row blocks of split ones ({@link RowBlocks#gatherBytesSent}).
+     */
     long broadcastBytesSent(List<Parameter> params) {
         long sent = 0;
         for (Parameter p : params) {
-            if (n > 1 && Math.floorMod(rank - owner(p), n) < n - 1) {
+            RowBlocks rb = splits.get(p);
+            if (rb != null) {
+                sent += rb.gatherBytesSent(rank);
+            } else if (n > 1 && Math.floorMod(rank - owner(p), n) < n - 1) {
                 sent += p.numel() * p.dtype().width();
             }
         }
@@ -393,8 +509,19 @@ final class ShardedGradients implements AutoCloseable {
         return poolBytes + shardBytes;
     }
 
+    /**
+     * Values and gradients of the trainable parameters held now, with this rank's row blocks (their gradients;
+     * their values too when they have arrays of their own, under ZeRO-3), and the communication buffers.
+     */
     RankMemory memory() {
-        return RankMemory.of(order, bufferBytes());
+        RankMemory whole = RankMemory.of(order, bufferBytes());
+        long data = whole.parameterBytes();
+        long grad = whole.gradientBytes();
+        for (RowBlocks rb : splits.values()) {
+            data += rb.ownStorage ? rb.block.dataBytes() : 0;
+            grad += rb.block.gradientBufferBytes();
+        }
+        return new RankMemory(data, grad, whole.bufferBytes());
     }
 
     // ------------------------------------------------------------------ the bucketed path
@@ -405,15 +532,26 @@ final class ShardedGradients implements AutoCloseable {
      */
     boolean fusedMode() {
         for (Parameter p : owned) {
-            if (p.hook() != hook) {
+            if (p.hook() != (blockOf.containsKey(p) ? blockHook : hook)) {
                 return true;
             }
         }
         return false;
     }
 
+    /** The fused path cannot work on row blocks (see the class comment): says so, on every rank alike. */
+    private void refuseFusedWithSplits() {
+        if (!splits.isEmpty()) {
+            throw new CollieException(label + ": a fused-backward optimizer (LOMO, AdaLomo) updates each parameter"
+                    + " inside backward, by rules that may need the whole matrix (AdaLomo's factored moments), but "
+                    + splitNames() + " are split into row blocks over the " + n + " ranks; build " + label + " with"
+                    + " splitLargeParameters = false for a fused-backward optimizer");
+        }
+    }
+
     private void onGradientReady(Parameter p) {
         if (fusedMode()) {
+            refuseFusedWithSplits();
             reduceNow(p, true);
             return;
         }
@@ -432,13 +570,19 @@ final class ShardedGradients implements AutoCloseable {
             }
             flat = b.flat;
         }
-        INDArray g = p.grad();
+        INDArray g = p.grad().reshape(p.numel());
         // copy now: the gradient may be a lent array that is gone after this call
-        span(flat, s.offset(), s.offset() + p.numel()).assign(g.reshape(p.numel()));
-        if (s.owner() == rank) {
+        for (Piece piece : s.pieces()) {
+            INDArray part = piece.length() == p.numel() ? g
+                    : g.get(NDArrayIndex.interval(piece.from(), piece.from() + piece.length()));
+            span(flat, piece.offset(), piece.offset() + piece.length()).assign(part);
+        }
+        if (!s.split() && s.pieces().get(0).owner() == rank) {
             p.zeroGrad();          // keeps the buffer: the reduced gradient is written into it
         } else {
-            p.releaseGrad();       // a non-owner holds no gradient for this parameter between steps
+            // a non-owner holds no gradient for this parameter between steps, nor does any rank for a split
+            // parameter: each block's reduced gradient goes into its block parameter
+            p.releaseGrad();
         }
         synchronized (lock) {
             b.ready[s.index()] = true;
@@ -502,15 +646,20 @@ final class ShardedGradients implements AutoCloseable {
             comm.reduceScatter(b.flat, out, ReduceOp.AVG);
             long base = (long) rank * b.section;
             for (Slot s : b.slots) {
-                if (s.owner() == rank) {
-                    s.p().setGrad(span(out, s.offset() - base, s.offset() - base + s.p().numel()));
+                for (Piece piece : s.pieces()) {
+                    if (piece.target() != null) {
+                        long at = piece.offset() - base;
+                        piece.target().setGrad(span(out, at, at + piece.length()));
+                    }
                 }
             }
         } else {
             comm.allReduce(b.flat, ReduceOp.AVG);
             for (Slot s : b.slots) {
-                if (s.owner() == rank) {
-                    s.p().setGrad(span(b.flat, s.offset(), s.offset() + s.p().numel()));
+                for (Piece piece : s.pieces()) {
+                    if (piece.target() != null) {
+                        piece.target().setGrad(span(b.flat, piece.offset(), piece.offset() + piece.length()));
+                    }
                 }
             }
         }
@@ -555,6 +704,9 @@ final class ShardedGradients implements AutoCloseable {
         List<Future<?>> launched;
         List<String> missing = new ArrayList<>();
         boolean fused = fusedMode();
+        if (fused) {
+            refuseFusedWithSplits();
+        }
         synchronized (lock) {
             if (!fused) {
                 for (Bucket b : buckets) {
@@ -601,6 +753,7 @@ final class ShardedGradients implements AutoCloseable {
      * it for the same parameters in the same order. With {@code release} the gradient is freed afterwards.
      */
     void reduceNow(Parameter p, boolean release) {
+        refuseFusedWithSplits();
         synchronized (lock) {
             if (!reducedThisStep.add(p)) {
                 throw new CollieException(label + ": the gradient of " + name(p) + " was reduced twice in one step:"
@@ -655,11 +808,19 @@ final class ShardedGradients implements AutoCloseable {
 
     // ------------------------------------------------------------------ other collectives
 
-    /** Broadcasts each of {@code params} (resident on its owner) from its owner, in order. */
+    /**
+     * Broadcasts each of {@code params} (resident on its owner) from its owner, in order; a split one's row
+     * blocks are all-gathered into its value (ZeRO-2: the blocks view the value's rows, so in place).
+     */
     void broadcastFromOwners(List<Parameter> params) {
         thread.call(() -> {
             for (Parameter p : params) {
-                comm.broadcast(p.data(), owner.get(p));
+                RowBlocks rb = splits.get(p);
+                if (rb != null) {
+                    rb.gather(comm, p.data(), rb.block.data());
+                } else {
+                    comm.broadcast(p.data(), owner.get(p));
+                }
             }
             return null;
         }, "broadcasting the updated parameters from their owners");
@@ -675,8 +836,9 @@ final class ShardedGradients implements AutoCloseable {
     }
 
     /**
-     * The L2 norm of the whole model's averaged gradient, each rank contributing its owned parameters (a
-     * collective: every rank must call it). For clipping under ZeRO-2/3, where no rank holds every gradient.
+     * The L2 norm of the whole model's averaged gradient, each rank contributing its owned parameters and row
+     * blocks (a collective: every rank must call it). For clipping under ZeRO-2/3, where no rank holds every
+     * gradient.
      */
     double globalGradientNorm() {
         double sq = 0;

@@ -13,6 +13,17 @@ import java.util.Map;
  * (about 1/dp of the gradient buffers between steps). Parameters stay replicated: after the optimizer step
  * {@link #afterStep()} broadcasts each one from its owner.
  *
+ * <p><b>Split parameters.</b> When whole-parameter ownership would leave a rank more than 5 % off 1/dp of the
+ * elements (a large embedding and head on a small model at dp 4), the largest parameters are split into one
+ * block of rows per rank ({@link SplitPolicy}, {@link #splitParameters()}): rank r's optimizer gets, under the
+ * parameter's name, a {@link Parameter} viewing rows r of the value; the bucket's reduce-scatter hands it
+ * that block's averaged gradient; after the step the blocks are all-gathered into the value. The update of
+ * a row block is the row block of the update for element-wise rules (AdamW, Lion, Adan, SophiaG, SGD), so
+ * nothing changes for them. Fused-backward optimizers (LOMO, AdaLomo, whose factored moments need the whole
+ * matrix) need whole parameters: build with {@code splitLargeParameters = false}; with split parameters their
+ * first gradient is refused on every rank. The Trainer's gradient-norm clipping must then run over the
+ * optimizer's parameters, which hold the blocks' gradients (the whole split parameter holds none on any rank).
+ *
  * <p>Communication per step, for S bytes of trainable parameters on n ranks: the gradients, with a
  * reduce-scatter per bucket whose owner sections are balanced ({@code (n−1)/n·S} plus padding) or an
  * all-reduce otherwise ({@code 2(n−1)/n·S}, as plain data parallel), and the broadcasts, {@code (n−1)/n·S}
@@ -32,27 +43,56 @@ import java.util.Map;
 public final class Zero2 implements GradientSync, AutoCloseable {
     private final ShardedGradients grads;
 
-    /** With {@link DataParallel#DEFAULT_BUCKET_BYTES}. */
+    /** With {@link DataParallel#DEFAULT_BUCKET_BYTES}, splitting large parameters. */
     public Zero2(Map<String, Parameter> params, Communicator comm) {
         this(params, comm, DataParallel.DEFAULT_BUCKET_BYTES);
     }
 
     /**
      * Attaches to the trainable parameters among {@code params} (in registration order; the whole model's, not
-     * an optimizer's shard) and checks that every rank has the same parameter names, shapes and types.
+     * an optimizer's shard) and checks that every rank has the same parameter names, shapes and types. Splits
+     * large parameters into row blocks where whole ones cannot balance the ranks.
      */
     public Zero2(Map<String, Parameter> params, Communicator comm, long bucketBytes) {
-        this.grads = new ShardedGradients("ZeRO-2", params, comm, bucketBytes);
+        this(params, comm, bucketBytes, true);
     }
 
-    /** The parameters this rank updates: give only these to its optimizer. */
+    /**
+     * As {@link #Zero2(Map, Communicator, long)}; with {@code splitLargeParameters} false every parameter has
+     * one owner, as fused-backward optimizers (LOMO, AdaLomo) need.
+     */
+    public Zero2(Map<String, Parameter> params, Communicator comm, long bucketBytes, boolean splitLargeParameters) {
+        this(params, comm, bucketBytes, SplitPolicy.of(splitLargeParameters));
+    }
+
+    Zero2(Map<String, Parameter> params, Communicator comm, long bucketBytes, SplitPolicy policy) {
+        this.grads = new ShardedGradients("ZeRO-2", params, comm, bucketBytes, policy, false);
+    }
+
+    /**
+     * The parameters this rank updates, by name: give only these to its optimizer. A split parameter appears
+     * as this rank's row block (a view of those rows of its value) under the parameter's name.
+     */
     public Map<String, Parameter> ownedParameters() {
         return grads.ownedParameters();
     }
 
-    /** The rank that owns (updates, and keeps the gradient of) trainable parameter {@code p}. */
+    /**
+     * The rank that owns (updates, and keeps the gradient of) trainable parameter {@code p}, or -1 when it is
+     * split into row blocks, one owned by each rank ({@link #splitParameters()}).
+     */
     public int owner(Parameter p) {
         return grads.owner(p);
+    }
+
+    /** The names of the parameters split into one row block per rank, in registration order (often none). */
+    @Override
+    public boolean splitsParameters() {
+        return !splitParameters().isEmpty();
+    }
+
+    public java.util.List<String> splitParameters() {
+        return grads.splitNames();
     }
 
     @Override
@@ -113,7 +153,10 @@ public final class Zero2 implements GradientSync, AutoCloseable {
         }
     }
 
-    /** The L2 norm of the whole averaged gradient (a collective: call it on every rank after {@link #finish()}). */
+    /**
+     * The L2 norm of the whole averaged gradient, row blocks included (a collective: call it on every rank after
+     * {@link #finish()}).
+     */
     public double globalGradientNorm() {
         return grads.globalGradientNorm();
     }
@@ -142,7 +185,7 @@ public final class Zero2 implements GradientSync, AutoCloseable {
         return grads.gradientBytesSentPerStep();
     }
 
-    /** Bytes this rank sends per step for {@link #afterStep()}'s broadcasts. */
+    /** Bytes this rank sends per step for {@link #afterStep()}'s broadcasts (and all-gathers of split parameters). */
     public long broadcastBytesSentPerStep() {
         return grads.broadcastBytesSent(grads.parameters());
     }

@@ -40,25 +40,40 @@ import java.util.Set;
  * sequences. That needs <b>one forward/backward thread per rank</b> ({@code CollieConfig.workerThreads(1)}):
  * a second thread entering a gather within the same step is refused with an {@link IllegalStateException}.
  *
+ * <p><b>Split parameters.</b> When whole-parameter ownership would leave a rank more than 5 % off 1/dp of the
+ * elements (a large embedding and head on a small model at dp 4), the largest parameters are split into one
+ * block of rows per rank ({@link SplitPolicy}, {@link #splitParameters()}): rank r keeps only its block, an
+ * array of its own held by a {@link Parameter} under the parameter's name in {@link #ownedParameters()} (the
+ * master copy of those rows; the whole value is offloaded on every rank), and a gather all-gathers the blocks
+ * instead of broadcasting from an owner. Gradients as {@link Zero2}: the bucket's reduce-scatter hands each
+ * block its averaged gradient. Element-wise optimizers (AdamW, Lion, Adan, SophiaG, SGD) train exactly as
+ * with whole parameters; fused-backward ones (LOMO, AdaLomo) need {@code splitLargeParameters = false}.
+ *
  * <p>The optimizer is built over {@link #ownedParameters()}; the owners' values are the master copy, so
  * nothing needs broadcasting after the step. Outside training (saving a checkpoint, comparing weights) use
- * {@link #gatherAll()}/{@link #releaseAll()} or {@link #gathered()} on every rank. Only trainable parameters
- * are sharded; frozen ones stay replicated.
+ * {@link #gatherAll()}/{@link #releaseAll()} or {@link #gathered()} on every rank; values written into a split
+ * parameter while so gathered (a resumed checkpoint) go back into this rank's block when it is released. Only
+ * trainable parameters are sharded; frozen ones stay replicated.
  *
- * <p>With the Trainer as it is today: give it {@code worker_threads = 1}; leave {@code clip_grad_norm} off
- * (the Trainer would clip with this rank's share of the norm: {@link #globalGradientNorm()} is the whole
- * one); and its checkpoints read and write every parameter's value, so wrap {@code save}/{@code resume} in
- * {@link #gathered()} on every rank (the Trainer's own checkpoint callback cannot).
+ * <p>With the Trainer: it runs one forward/backward stream per rank ({@link #requiresSingleStream()}), gathers
+ * the model around its checkpoints ({@link #gatherParameters()}) and sums its clipping norm over the ranks
+ * ({@link #shardsGradients()}). That norm is taken over the model's trainable parameters, though, and a split
+ * parameter's gradient lives in the row blocks (the optimizer's parameters), not in the model's parameter:
+ * with split parameters ({@link #splitParameters()} not empty) {@code clip_grad_norm} is only right once the
+ * Trainer clips over {@code optimizer.parameters()} ({@link #globalGradientNorm()} is the whole norm).
  *
  * <p>Communication per step, for S bytes of trainable parameters on n ranks: the gradients as ZeRO-2, and
  * two gathers of every parameter (forward and backward; three for activation-checkpointed blocks, whose
- * forward is rerun; one for an untied embedding, whose backward reads no weight; three for a tied table), each a ring broadcast of
- * about {@code (n−1)/n·S} per rank on average, against ZeRO-2's one broadcast after the step.
+ * forward is rerun; one for an untied embedding, whose backward reads no weight; three for a tied table), each a
+ * ring broadcast of about {@code (n−1)/n·S} per rank on average (a ring all-gather of exactly that for a split
+ * parameter), against ZeRO-2's one broadcast after the step.
  */
 public final class Zero3 implements GradientSync, AutoCloseable {
     private final LanguageModel model;
     private final ShardedGradients grads;
     private final Map<Parameter, int[]> gathers = new IdentityHashMap<>();
+    /** Split parameters gathered by {@link #gatherAll()}: their rows go back into this rank's block on release. */
+    private final Set<Parameter> dirty = Collections.newSetFromMap(new IdentityHashMap<>());
     private final List<Replacement> replaced = new ArrayList<>();
     private final List<Gathering> wrappers = new ArrayList<>();
     private Thread boundThread;
@@ -72,22 +87,35 @@ public final class Zero3 implements GradientSync, AutoCloseable {
 
     private record Replacement(Module parent, String child, Module original) { }
 
-    /** With {@link DataParallel#DEFAULT_BUCKET_BYTES}. */
+    /** With {@link DataParallel#DEFAULT_BUCKET_BYTES}, splitting large parameters. */
     public Zero3(LanguageModel model, Communicator comm) {
         this(model, comm, DataParallel.DEFAULT_BUCKET_BYTES);
     }
 
     /**
      * Shards {@code model}'s trainable parameters over the ranks of {@code comm}: checks that every rank has the
-     * same parameters, wraps the pipeline layers, and drops the values this rank does not own. Every rank
-     * must call it at the same point.
+     * same parameters, wraps the pipeline layers, and drops the values this rank does not own (splitting large
+     * parameters into row blocks where whole ones cannot balance the ranks). Every rank must call it at the
+     * same point.
      *
      * @throws CollieException when a pipeline layer cannot be found in the module tree, or a trainable
      *         parameter belongs to no pipeline layer (it could never be gathered)
      */
     public Zero3(LanguageModel model, Communicator comm, long bucketBytes) {
+        this(model, comm, bucketBytes, true);
+    }
+
+    /**
+     * As {@link #Zero3(LanguageModel, Communicator, long)}; with {@code splitLargeParameters} false every
+     * parameter has one owner, as fused-backward optimizers (LOMO, AdaLomo) need.
+     */
+    public Zero3(LanguageModel model, Communicator comm, long bucketBytes, boolean splitLargeParameters) {
+        this(model, comm, bucketBytes, SplitPolicy.of(splitLargeParameters));
+    }
+
+    Zero3(LanguageModel model, Communicator comm, long bucketBytes, SplitPolicy policy) {
         this.model = model;
-        this.grads = new ShardedGradients("ZeRO-3", model.module().namedParameters(), comm, bucketBytes);
+        this.grads = new ShardedGradients("ZeRO-3", model.module().namedParameters(), comm, bucketBytes, policy, true);
         try {
             for (Parameter p : grads.parameters()) {
                 gathers.put(p, new int[1]);
@@ -100,7 +128,7 @@ public final class Zero3 implements GradientSync, AutoCloseable {
         }
         for (Parameter p : grads.parameters()) {
             if (!grads.owns(p)) {
-                p.offload();
+                p.offload();            // a split parameter on every rank: its block has a copy of its rows
             }
         }
     }
@@ -366,7 +394,13 @@ public final class Zero3 implements GradientSync, AutoCloseable {
                 long before = comm.bytesSent();
                 for (int i = 0; i < bufs.length; i++) {
                     Parameter p = fetch.get(i);
-                    comm.broadcast(bufs[i] != null ? bufs[i] : p.data(), grads.owner(p));
+                    INDArray into = bufs[i] != null ? bufs[i] : p.data();
+                    RowBlocks rb = grads.split(p);
+                    if (rb != null) {
+                        rb.gather(comm, into, rb.block.data());
+                    } else {
+                        comm.broadcast(into, grads.owner(p));
+                    }
                 }
                 return comm.bytesSent() - before;
             }, "gathering the parameters of " + what);
@@ -394,6 +428,14 @@ public final class Zero3 implements GradientSync, AutoCloseable {
         long bytes = 0;
         for (Parameter p : params) {
             if (--gathers.get(p)[0] == 0 && !grads.owns(p) && p.isResident()) {
+                RowBlocks rb = grads.split(p);
+                boolean written;
+                synchronized (this) {
+                    written = dirty.remove(p);
+                }
+                if (rb != null && written) {
+                    rb.block.data().assign(rb.rows(p.data(), grads.rank()));     // e.g. a resumed checkpoint's
+                }
                 bytes += p.numel() * p.dtype().width();
                 p.offload();
             }
@@ -413,6 +455,11 @@ public final class Zero3 implements GradientSync, AutoCloseable {
         leave();        // not a scope of this thread: training may go on from another thread
         synchronized (this) {
             globalGathers++;
+            for (Parameter p : grads.parameters()) {
+                if (grads.split(p) != null) {
+                    dirty.add(p);
+                }
+            }
         }
         unbind();
     }
@@ -452,14 +499,27 @@ public final class Zero3 implements GradientSync, AutoCloseable {
 
     // ------------------------------------------------------------------ GradientSync
 
-    /** The parameters this rank updates and keeps: give only these to its optimizer. */
+    /**
+     * The parameters this rank updates and keeps, by name: give only these to its optimizer. A split parameter
+     * appears as this rank's row block under the parameter's name.
+     */
     public Map<String, Parameter> ownedParameters() {
         return grads.ownedParameters();
     }
 
-    /** The rank that owns trainable parameter {@code p}. */
+    /** The rank that owns trainable parameter {@code p}, or -1 when each rank owns a row block of it. */
     public int owner(Parameter p) {
         return grads.owner(p);
+    }
+
+    /** The names of the parameters split into one row block per rank, in registration order (often none). */
+    @Override
+    public boolean splitsParameters() {
+        return !splitParameters().isEmpty();
+    }
+
+    public List<String> splitParameters() {
+        return grads.splitNames();
     }
 
     @Override
@@ -521,14 +581,17 @@ public final class Zero3 implements GradientSync, AutoCloseable {
         unbind();
     }
 
-    /** The L2 norm of the whole averaged gradient (a collective: call it on every rank after {@link #finish()}). */
+    /**
+     * The L2 norm of the whole averaged gradient, row blocks included (a collective: call it on every rank after
+     * {@link #finish()}).
+     */
     public double globalGradientNorm() {
         return grads.globalGradientNorm();
     }
 
     /**
      * Values, gradient buffers and communication buffers this rank holds for the trainable parameters now
-     * (between steps: its owned values and gradients and the bucket pool).
+     * (between steps: its owned values and gradients, its row blocks', and the bucket pool).
      */
     public RankMemory memory() {
         return grads.memory();

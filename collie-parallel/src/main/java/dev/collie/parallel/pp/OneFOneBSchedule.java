@@ -30,10 +30,13 @@ import java.util.Map;
  * remaining backwards. At most {@code pp−s} micro-batches are in flight on stage {@code s}, each with its
  * own {@link Tape}.
  *
- * <p>Stage {@code s} is rank {@code s} of the pipeline group's communicator. The first stage embeds the token
- * ids; every other stage receives the previous stage's activations {@code [rows·seq, hidden]}; the last
- * computes the model's loss on {@link LanguageModel#labelsFor} the labels and starts backward with its
- * gradient scaled by {@code 1/m}; input gradients travel back the same way. Every stage is handed the same
+ * <p>Stage {@code s} is rank {@code s} of the pipeline group's communicator. Each stage makes the micro-batch's
+ * tape for its ids and padding mask and runs its layers on the model's {@link LanguageModel#layerTape layer tape}
+ * for it (prefix tuning attaches its keys and values there; prompt tuning's is {@code virtual + seq} long), and
+ * after their backward calls {@link LanguageModel#afterLayersBackward}. The first stage embeds the token
+ * ids; every other stage receives the previous stage's activations {@code [rows·seq, hidden]} (rows and length of
+ * the layer tape); the last computes the model's loss on {@link LanguageModel#labelsFor} the labels and starts
+ * backward with its gradient scaled by {@code 1/m}; input gradients travel back the same way. Every stage is handed the same
  * micro-batches (it needs their shapes and padding masks; the last stage their labels). Messages are tagged
  * {@code 2i} (activation of micro-batch i) and {@code 2i+1} (its gradient). The first activation sent over a
  * link is preceded by a 16-byte header (width and data type), which the receiver keeps: the stages of a
@@ -44,8 +47,10 @@ import java.util.Map;
  * {@value #WORKSPACE}, reset when the micro-batch's input gradient has been sent, with each layer's backward
  * in a nested scratch workspace as in the single-rank runner.
  *
- * <p>A weight shared by several stages (a tied output head: {@code model.embed_tokens.weight} on the first
- * and the last stage) gets a partial gradient on each; {@link #syncTiedGradients()} sums them. Call it after
+ * <p>A weight held by several stages (a tied output head: {@code model.embed_tokens.weight} on the first
+ * and the last stage; a weight the model uses around its layers on every stage,
+ * {@link LanguageModel#parametersAroundLayers()}: prefix tuning's encoder) gets a partial gradient on each;
+ * {@link #syncTiedGradients()} sums them over the stages that hold it. Call it after
  * {@link #forwardBackward} (and after any data-parallel reduction has finished) and before the optimizer step.
  * The copies must start equal (every rank builds the model from the same seed or checkpoint); the same
  * summed gradient then keeps them equal. A fused-backward optimizer (LOMO) would update each copy from its
@@ -147,7 +152,10 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         return stage;
     }
 
-    /** The names of the weights this stage shares with another stage (e.g. {@code model.embed_tokens.weight}). */
+    /**
+     * The names of the trainable weights this stage shares with another stage (e.g. {@code model.embed_tokens.weight},
+     * {@code prompt_encoder.embedding.weight} of prefix tuning).
+     */
     public List<String> tiedParameterNames() {
         List<String> out = new ArrayList<>();
         for (TiedGroup g : tied) {
@@ -158,6 +166,20 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         return Collections.unmodifiableList(out);
     }
 
+    /**
+     * Bytes this stage has sent so far summing the gradients of the weights it shares with other stages
+     * ({@link #syncTiedGradients()}, or the deferred updates of {@link #deferTiedUpdates}).
+     */
+    public long sharedGradientBytesSent() {
+        long n = 0;
+        for (TiedGroup g : tied) {
+            if (g.comm() != null) {
+                n += g.comm().bytesSent();
+            }
+        }
+        return n;
+    }
+
     /** Records the order of this stage's forwards ({@code F<i>}) and backwards ({@code B<i>}) into {@code sink}. */
     void traceTo(List<String> sink) {
         this.trace = sink;
@@ -165,7 +187,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
 
     /**
      * With {@code on}, the gradient hook of each weight this stage shares with another (a tied embedding and
-     * output head) does not fire inside backward: after the step's last backward the stages sum the weight's
+     * output head, a prefix encoder) does not fire inside backward: after the step's last backward the stages sum the weight's
      * gradient and then fire the hook on the sum. For fused-backward optimizers (LOMO, AdaLomo), which update
      * inside the hook; the stages then need no {@link #syncTiedGradients()}.
      */
@@ -276,12 +298,13 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
             trace.add("F" + i);
         }
         Batch b = micro.get(i);
-        Tape tape = Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(i == micro.size() - 1);
+        Tape ids = Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(i == micro.size() - 1);
         if (padded(b)) {
-            tape.setAttentionMask(b.attentionMask());
+            ids.setAttentionMask(b.attentionMask());
         }
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-            INDArray x = stage.isFirst() ? b.inputIds() : receiveActivation(b, 2 * i, "forward of micro-batch " + i);
+            Tape tape = model.layerTape(ids);
+            INDArray x = stage.isFirst() ? b.inputIds() : receiveActivation(tape, 2 * i, "forward of micro-batch " + i);
             INDArray y = stage.forward(tape, x);
             if (stage.isLast()) {
                 CausalLmLoss lossFn = model.loss();
@@ -316,12 +339,13 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
             if (!stage.isFirst()) {
                 send(contiguous(dx), index - 1, 2 * i + 1, "backward of micro-batch " + i);
             }
+            model.afterLayersBackward(f.tape());
         }
     }
 
     /**
      * Sums, over the stages that hold it, the gradient of each weight held by several stages (a tied
-     * embedding and output head), in place. Every stage of the pipeline must call it, after backward (and after
+     * embedding and output head; prefix tuning's encoder, held by every stage), in place. Every stage of the pipeline must call it, after backward (and after
      * any data-parallel reduction of the step) and before the optimizer step; stages without such a weight
      * return at once. With one stage there is nothing to do.
      *
@@ -353,11 +377,12 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
     public double loss(Batch b) {
         double loss = 0;
         try (MemoryWorkspace ws = Workspaces.open(EVAL_WORKSPACE)) {
-            Tape tape = Tape.forInference(b.rows(), b.seqLen());
+            Tape ids = Tape.forInference(b.rows(), b.seqLen());
             if (padded(b)) {
-                tape.setAttentionMask(b.attentionMask());
+                ids.setAttentionMask(b.attentionMask());
             }
-            INDArray x = stage.isFirst() ? b.inputIds() : receiveActivation(b, TAG_EVAL, "evaluation forward");
+            Tape tape = model.layerTape(ids);
+            INDArray x = stage.isFirst() ? b.inputIds() : receiveActivation(tape, TAG_EVAL, "evaluation forward");
             INDArray y = stage.forward(tape, x);
             if (stage.isLast()) {
                 loss = model.loss().forward(tape, y, model.labelsFor(b.labels()));
@@ -408,15 +433,15 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         send(contiguous(y), index + 1, tag, "forward (tag " + tag + ")");
     }
 
-    /** Receives the previous stage's output for {@code b}: {@code [rows·seq, width]}. */
-    private INDArray receiveActivation(Batch b, int tag, String what) {
+    /** Receives the previous stage's output for the layer tape {@code tape}: {@code [rows·seq, width]}. */
+    private INDArray receiveActivation(Tape tape, int tag, String what) {
         if (inWidth < 0) {
             INDArray header = Nd4j.createUninitialized(DataType.INT64, 2);
             recv(header, index - 1, TAG_HEADER, "activation header");
             inWidth = header.getLong(0);
             inType = DataType.values()[(int) header.getLong(1)];
         }
-        INDArray x = Nd4j.createUninitialized(inType, (long) b.rows() * b.seqLen(), inWidth);
+        INDArray x = Nd4j.createUninitialized(inType, (long) tape.batchSize() * tape.seqLen(), inWidth);
         recv(x, index - 1, tag, what);
         return x;
     }

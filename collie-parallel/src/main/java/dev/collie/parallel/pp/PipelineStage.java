@@ -20,10 +20,13 @@ import java.util.Map;
  * One pipeline stage of a {@link LanguageModel}: the layers {@code [bounds[s], bounds[s+1])} of its
  * {@link LanguageModel#pipelineLayers()} (read afresh on every call, so replaced or checkpointed modules
  * show) and their parameters under their Hugging Face names. A tied output head's weight is the embedding's
- * parameter, so on the last stage it carries the name {@code model.embed_tokens.weight}.
+ * parameter, so on the last stage it carries the name {@code model.embed_tokens.weight}. The parameters the model
+ * uses around its layers ({@link LanguageModel#parametersAroundLayers()}: prefix tuning's encoder) are held by
+ * every stage.
  *
- * <p>Forward and backward run the stage's layers in order and in reverse, like the whole model's; the first
- * stage takes token ids, the others the previous stage's activations {@code [rows·seq, hidden]}.
+ * <p>Forward and backward run the stage's layers in order and in reverse, like the whole model's, on the
+ * micro-batch's {@link LanguageModel#layerTape layer tape}; the first stage takes token ids, the others the
+ * previous stage's activations {@code [rows·seq, hidden]} (rows and length of the layer tape).
  */
 public final class PipelineStage {
     private final LanguageModel model;
@@ -97,14 +100,17 @@ public final class PipelineStage {
         return all.subList(bounds[s], bounds[s + 1]);
     }
 
-    /** Every distinct parameter of this stage's layers, by Hugging Face name, in layer order. */
+    /**
+     * Every distinct parameter of this stage: those the model uses around its layers (on every stage), then those
+     * of its layers in layer order, by Hugging Face name.
+     */
     public Map<String, Parameter> parameters() {
         return parametersOf(index);
     }
 
     /**
      * The parameters of stage {@code s} of the same partition (every rank builds the whole model, so it can
-     * tell what the other stages hold: e.g. a tied weight on the first and the last).
+     * tell what the other stages hold: e.g. a tied weight on the first and the last, a prefix encoder on all).
      */
     public Map<String, Parameter> parametersOf(int s) {
         if (s < 0 || s >= stages()) {
@@ -114,6 +120,16 @@ public final class PipelineStage {
         model.module().namedParameters().forEach((n, p) -> nameOf.putIfAbsent(p, n));
         Map<String, Parameter> out = new LinkedHashMap<>();
         Map<Parameter, Boolean> seen = new IdentityHashMap<>();
+        for (Parameter p : model.parametersAroundLayers()) {
+            if (seen.put(p, Boolean.TRUE) == null) {
+                String name = nameOf.get(p);
+                if (name == null) {
+                    throw new CollieException("a parameter " + p + " that " + model.getClass().getSimpleName()
+                            + " uses around its layers is not registered in its module tree, so it has no name");
+                }
+                out.put(name, p);
+            }
+        }
         for (Layer layer : layersOf(s)) {
             if (!(LayerWrapper.unwrap(layer) instanceof Module m)) {
                 continue;

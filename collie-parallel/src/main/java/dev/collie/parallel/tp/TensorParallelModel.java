@@ -86,6 +86,21 @@ public final class TensorParallelModel implements LanguageModel {
     }
 
     @Override
+    public Tape layerTape(Tape tape) {
+        return base.layerTape(tape);
+    }
+
+    @Override
+    public void afterLayersBackward(Tape layerTape) {
+        base.afterLayersBackward(layerTape);
+    }
+
+    @Override
+    public List<dev.collie.core.nn.Parameter> parametersAroundLayers() {
+        return base.parametersAroundLayers();
+    }
+
+    @Override
     public Map<String, ParallelStyle> tensorParallelPlan() {
         return base.tensorParallelPlan();
     }

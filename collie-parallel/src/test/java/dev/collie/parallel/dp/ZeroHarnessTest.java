@@ -56,7 +56,12 @@ class ZeroHarnessTest {
 
     /** Hidden 32, 4 heads, 2 KV heads, intermediate 64, vocabulary 64, 2 layers. */
     static LlamaConfig config(boolean tied) {
-        return LlamaConfig.builder().vocabSize(64).hiddenSize(32).intermediateSize(64).numHiddenLayers(2)
+        return config(tied, 64);
+    }
+
+    /** {@link #config(boolean)} with {@code vocab} rows in the embedding (and head). */
+    static LlamaConfig config(boolean tied, int vocab) {
+        return LlamaConfig.builder().vocabSize(vocab).hiddenSize(32).intermediateSize(64).numHiddenLayers(2)
                 .numAttentionHeads(4).numKeyValueHeads(2).maxPositionEmbeddings(64).tieWordEmbeddings(tied).build();
     }
 
@@ -79,28 +84,42 @@ class ZeroHarnessTest {
         return Datasets.of(out);
     }
 
-    /** What a run leaves: rank 0's losses, every rank's weights (all gathered) and figures. */
+    /**
+     * What a run leaves: rank 0's losses, every rank's weights (all gathered) and figures, and the parameters
+     * ZeRO-2/3 split into row blocks.
+     */
     record Run(List<Double> losses, List<Map<String, INDArray>> weights, List<RankMemory> memory,
-               long[] optimizerBytes, long[] bytesPerStep, long[] predictedBytesPerStep, long[] peakGathered) {
+               long[] optimizerBytes, long[] bytesPerStep, long[] predictedBytesPerStep, long[] peakGathered,
+               List<String> split) {
     }
 
     /**
      * A run's shape: ranks, steps, accumulation, bucket size, precision, tied embeddings, learning rate, rows
-     * of a rank's micro-batch, worker threads per rank and activation checkpointing.
+     * of a rank's micro-batch, worker threads per rank, activation checkpointing, the vocabulary (rows of the
+     * embedding and head) and when ZeRO-2/3 split parameters into row blocks (null: the public constructors'
+     * default; a fused-backward optimizer gets {@link SplitPolicy#OFF} then, as callers must give it).
      */
     record Setup(int ranks, int steps, int accum, long bucketBytes, DataType dtype, boolean tied, double lr,
-                 int rowsPerRank, int workers, boolean recompute) {
+                 int rowsPerRank, int workers, boolean recompute, int vocab, SplitPolicy split) {
         Setup(int ranks, int steps, int accum, long bucketBytes, DataType dtype, boolean tied, double lr) {
-            this(ranks, steps, accum, bucketBytes, dtype, tied, lr, 1, 1, false);
+            this(ranks, steps, accum, bucketBytes, dtype, tied, lr, 1, 1, false, 64, null);
         }
 
         Setup(int ranks, int steps, int accum, long bucketBytes, DataType dtype, boolean tied, double lr,
               int rowsPerRank, int workers) {
-            this(ranks, steps, accum, bucketBytes, dtype, tied, lr, rowsPerRank, workers, false);
+            this(ranks, steps, accum, bucketBytes, dtype, tied, lr, rowsPerRank, workers, false, 64, null);
         }
 
         Setup withRecompute() {
-            return new Setup(ranks, steps, accum, bucketBytes, dtype, tied, lr, rowsPerRank, workers, true);
+            return new Setup(ranks, steps, accum, bucketBytes, dtype, tied, lr, rowsPerRank, workers, true, vocab, split);
+        }
+
+        Setup withVocab(int v) {
+            return new Setup(ranks, steps, accum, bucketBytes, dtype, tied, lr, rowsPerRank, workers, recompute, v, split);
+        }
+
+        Setup withSplit(SplitPolicy p) {
+            return new Setup(ranks, steps, accum, bucketBytes, dtype, tied, lr, rowsPerRank, workers, recompute, vocab, p);
         }
 
         CollieConfig collie(int microBatch) {
@@ -115,14 +134,14 @@ class ZeroHarnessTest {
 
     /** One rank with micro-batches of all ranks' rows: the global batch of the data-parallel run. */
     static Run single(Setup s, Function<Map<String, Parameter>, Optimizer> opt) {
-        LlamaForCausalLM model = model(config(s.tied()), s.dtype());
+        LlamaForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
         model.setGradientCheckpointing(s.recompute());
         Optimizer o = opt.apply(model.namedParameters());
         List<StepStats> stats = Trainer.builder().model(model).optimizer(o).config(s.collie(s.ranks() * s.rowsPerRank()))
                 .trainData(ROWS).build().train();
         List<Double> losses = stats.stream().map(StepStats::loss).toList();
         return new Run(losses, List.of(copy(model)), List.of(RankMemory.of(model.module().trainableParameters(), 0)),
-                new long[] {o.stateBytes()}, new long[] {0}, new long[] {0}, new long[] {0});
+                new long[] {o.stateBytes()}, new long[] {0}, new long[] {0}, new long[] {0}, List.of());
     }
 
     static Map<String, INDArray> copy(LlamaForCausalLM model) {
@@ -132,7 +151,7 @@ class ZeroHarnessTest {
     }
 
     private record RankResult(List<Double> losses, Map<String, INDArray> weights, RankMemory memory, long optimizerBytes,
-                              long bytesPerStep, long predicted, long peakGathered) {
+                              long bytesPerStep, long predicted, long peakGathered, List<String> split) {
     }
 
     /** {@code s.ranks()} rank threads, micro-batches of {@code s.rowsPerRank()} rows, the given ZeRO stage. */
@@ -184,7 +203,10 @@ class ZeroHarnessTest {
                 peak[r] = rs.get(r).peakGathered();
                 assertEquals(rs.get(0).losses(), rs.get(r).losses(), "ranks report different losses");
             }
-            return new Run(rs.get(0).losses(), weights, memory, state, bytes, predicted, peak);
+            for (RankResult r : rs) {
+                assertEquals(rs.get(0).split(), r.split(), "ranks split different parameters");
+            }
+            return new Run(rs.get(0).losses(), weights, memory, state, bytes, predicted, peak, rs.get(0).split());
         } finally {
             pool.shutdownNow();
             comms.forEach(Communicator::close);
@@ -193,8 +215,11 @@ class ZeroHarnessTest {
 
     private static RankResult rank(Setup s, Stage stage, Function<Map<String, Parameter>, Optimizer> opt,
                                    Communicator comm) throws Exception {
-        LlamaForCausalLM model = model(config(s.tied()), s.dtype());
+        LlamaForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
         model.setGradientCheckpointing(s.recompute());
+        // a fused-backward optimizer needs whole parameters: the caller says so (Parallelism: from the CLI)
+        boolean fused = opt.apply(Map.of()) instanceof dev.collie.core.optim.FusedBackwardOptimizer;
+        SplitPolicy split = s.split() != null ? s.split() : fused ? SplitPolicy.OFF : SplitPolicy.DEFAULT;
         GradientSync sync;
         Map<String, Parameter> mine;
         switch (stage) {
@@ -208,12 +233,14 @@ class ZeroHarnessTest {
                 mine = z.ownedParameters();
             }
             case ZERO2 -> {
-                Zero2 z = new Zero2(model.namedParameters(), comm, s.bucketBytes());
+                Zero2 z = s.split() == null && !fused ? new Zero2(model.namedParameters(), comm, s.bucketBytes())
+                        : new Zero2(model.namedParameters(), comm, s.bucketBytes(), split);
                 sync = z;
                 mine = z.ownedParameters();
             }
             default -> {
-                Zero3 z = new Zero3(model, comm, s.bucketBytes());
+                Zero3 z = s.split() == null && !fused ? new Zero3(model, comm, s.bucketBytes())
+                        : new Zero3(model, comm, s.bucketBytes(), split);
                 sync = z;
                 mine = z.ownedParameters();
             }
@@ -236,6 +263,11 @@ class ZeroHarnessTest {
                 case ZERO3 -> ((Zero3) sync).gradientBytesSentPerStep();
                 default -> 0;
             };
+            List<String> splitNames = switch (stage) {
+                case ZERO2 -> ((Zero2) sync).splitParameters();
+                case ZERO3 -> ((Zero3) sync).splitParameters();
+                default -> List.of();
+            };
             long peak = 0;
             Map<String, INDArray> weights;
             if (sync instanceof Zero3 z) {
@@ -250,7 +282,7 @@ class ZeroHarnessTest {
                 weights = copy(model);
             }
             return new RankResult(stats.stream().map(StepStats::loss).toList(), weights, memory, o.stateBytes(), perStep,
-                    predicted, peak);
+                    predicted, peak, splitNames);
         } finally {
             ((AutoCloseable) sync).close();
         }

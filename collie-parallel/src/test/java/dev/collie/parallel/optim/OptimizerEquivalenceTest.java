@@ -339,7 +339,7 @@ class OptimizerEquivalenceTest {
     @Test
     void zeroRefusesTwoPassClipping() {
         Exception e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
-                () -> runRanks(Opt.LOMO_CLIP, 2, 2, 1, 1, false, DataType.FLOAT));
+                () -> runRanks(Opt.LOMO_CLIP, 2, 2, 1, 2, false, DataType.FLOAT));
         assertTrue(String.valueOf(e.getMessage()).contains("which a ZeRO rank does not hold"), e.toString());
     }
 

@@ -51,8 +51,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * gradient norms and adapter weights of one rank, and the adapter the lead rank saves from the gathered weights is
  * the single rank's. LoRA on all seven projections (column- and row-parallel bases) under tp 2, pp 2, tp 2 × pp 2,
  * dp 2 (ZeRO 0–3), dp 2 × tp 2 and dp 2 × tp 2 × pp 2; LoRA with dropout under tp and pp; prompt tuning, P-tuning and
- * prefix tuning (with and without projection) under tp 2. fp32 to 1e-5, float64 to 1e-12 (lr 1e-3: see
- * {@code ParallelEquivalenceTest} on fp32 noise under AdamW).
+ * prefix tuning (with and without projection) under tp 2, pp 2, tp 2 × pp 2, dp 2 × pp 2 (ZeRO 0 and 1) and
+ * dp 2 × tp 2 × pp 2 (ZeRO-1). fp32 to 1e-5, float64 to 1e-12 (lr 1e-3: see {@code ParallelEquivalenceTest} on fp32
+ * noise under AdamW).
  */
 class PeftParallelEquivalenceTest {
     private static final Path TINY = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama");
@@ -138,6 +139,10 @@ class PeftParallelEquivalenceTest {
         });
     }
 
+    /** dp, tp, pp, zero for the prompt methods. */
+    private static final int[][] PROMPT_LAYOUTS = {{1, 2, 1, 0}, {1, 1, 2, 0}, {1, 2, 2, 0}, {2, 1, 2, 0}, {2, 1, 2, 1},
+        {2, 2, 2, 1}};
+
     static Stream<Arguments> layouts() {
         List<Arguments> out = new ArrayList<>();
         int[][] lora = {{1, 2, 1, 0}, {1, 1, 2, 0}, {1, 2, 2, 0}, {2, 1, 1, 0}, {2, 1, 1, 1}, {2, 1, 1, 2}, {2, 1, 1, 3},
@@ -150,8 +155,12 @@ class PeftParallelEquivalenceTest {
             for (int[] l : new int[][] {{1, 2, 1, 0}, {1, 1, 2, 0}, {1, 2, 2, 0}}) {
                 out.add(Arguments.of("lora-dropout", l[0], l[1], l[2], l[3], dt));
             }
+            // the prompt methods under tensor parallelism, and cut into pipeline stages: prompt tuning's and
+            // P-tuning's encoder on the first stage (the virtual-token layer), prefix tuning's on every stage
             for (String m : new String[] {"prompt", "p-tuning", "prefix", "prefix-projection"}) {
-                out.add(Arguments.of(m, 1, 2, 1, 0, dt));
+                for (int[] l : PROMPT_LAYOUTS) {
+                    out.add(Arguments.of(m, l[0], l[1], l[2], l[3], dt));
+                }
             }
         }
         return out.stream();
@@ -248,23 +257,24 @@ class PeftParallelEquivalenceTest {
     /**
      * A fused-backward optimizer with whole-tensor statistics (AdaLomo: row/column means of each gradient, an update
      * RMS) on the split adapter: its shards carry the split tag the standard layers give theirs, so the statistics are
-     * the unsplit tensor's. One micro-batch of 4 rows per step (fused optimizers take no accumulation).
+     * the unsplit tensor's. One micro-batch of 4 rows per step (fused optimizers take no accumulation). A prefix
+     * encoder, which every pipeline stage holds, is updated once its stages' gradients are summed (deferred hooks).
      */
-    @ParameterizedTest(name = "AdaLomo tp 2 pp {0} {1}")
+    @ParameterizedTest(name = "AdaLomo {0} tp {1} pp {2} {3}")
     @MethodSource("adaLomoLayouts")
-    void loraWithAdaLomoTrainsAsOneRankDoes(int pp, DataType dtype) throws Exception {
+    void adapterWithAdaLomoTrainsAsOneRankDoes(String method, int tp, int pp, DataType dtype) throws Exception {
         double tol = dtype == DataType.DOUBLE ? TOL_FP64 : TOL_FP32;
         CollieConfig cfg = CollieConfig.builder().shuffle(false).lr(1e-2).trainMicroBatchSize(4)
                 .gradientAccumulationSteps(1).maxSteps(STEPS).workerThreads(1).clipGradNorm(0).build();
-        PeftModel one = model("lora", dtype);
+        PeftModel one = model(method, dtype);
         List<Double> refLosses = Trainer.builder().model(one)
                 .optimizer(new dev.collie.optim.AdaLomo(Peft.trainableNamedParameters(one)))
                 .config(cfg).trainData(rows(STEPS * 4)).build().train().stream().map(StepStats::loss).toList();
         Map<String, Parameter> refAdapter = Peft.trainableNamedParameters(one);
-        int world = 2 * pp;
+        int world = tp * pp;
         List<Object[]> got = Ranks.run(world, 120, c -> {
-            PeftModel m = model("lora", dtype);
-            try (Parallelism par = Parallelism.builder().tp(2).pp(pp).build(c, m, Peft.trainableNamedParameters(m))) {
+            PeftModel m = model(method, dtype);
+            try (Parallelism par = Parallelism.builder().tp(tp).pp(pp).build(c, m, Peft.trainableNamedParameters(m))) {
                 List<Double> losses = par.configure(Trainer.builder())
                         .optimizer(new dev.collie.optim.AdaLomo(par.optimizerParameters()))
                         .config(cfg).trainData(rows(STEPS * 4)).localRanks(world).build().train()
@@ -285,13 +295,21 @@ class PeftParallelEquivalenceTest {
             worst = Math.max(worst, d);
             assertTrue(d <= tol, e.getKey() + " differs by " + d);
         }
-        System.out.printf("lora AdaLomo tp 2 pp %d %s: worst loss diff %.2e, worst adapter diff %.2e%n", pp, dtype,
-                worstLoss, worst);
+        System.out.printf("%s AdaLomo tp %d pp %d %s: worst loss diff %.2e, worst adapter diff %.2e%n", method, tp, pp,
+                dtype, worstLoss, worst);
     }
 
     static Stream<Arguments> adaLomoLayouts() {
-        return Stream.of(Arguments.of(1, DataType.DOUBLE), Arguments.of(1, DataType.FLOAT),
-                Arguments.of(2, DataType.DOUBLE), Arguments.of(2, DataType.FLOAT));
+        List<Arguments> out = new ArrayList<>();
+        for (DataType dt : new DataType[] {DataType.DOUBLE, DataType.FLOAT}) {
+            out.add(Arguments.of("lora", 2, 1, dt));
+            out.add(Arguments.of("lora", 2, 2, dt));
+            out.add(Arguments.of("prefix", 1, 2, dt));
+            out.add(Arguments.of("prefix", 2, 2, dt));
+            out.add(Arguments.of("prefix-projection", 1, 2, dt));
+            out.add(Arguments.of("p-tuning", 2, 2, dt));
+        }
+        return out.stream();
     }
 
     static double maxDiff(INDArray a, INDArray b) {
@@ -299,20 +317,26 @@ class PeftParallelEquivalenceTest {
         return a.castTo(DataType.DOUBLE).sub(b.castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
     }
 
+    /**
+     * ZeRO-2 keeps each reduced gradient on one data-parallel owner per stage, so a weight several stages hold cannot
+     * be summed over them: prefix tuning's encoder (on every stage) is refused with pipeline parallelism, prompt
+     * tuning's (first stage only) is not.
+     */
     @ParameterizedTest
-    @ValueSource(strings = {"prompt", "p-tuning", "prefix"})
-    void promptMethodsRefusePipelineStages(String method) throws Exception {
-        List<String> messages = Ranks.run(2, c -> {
+    @ValueSource(strings = {"prefix", "prefix-projection"})
+    void zero2RefusesAPrefixEncoderThatEveryStageHolds(String method) throws Exception {
+        List<String> messages = Ranks.run(4, c -> {
             PeftModel m = model(method, DataType.FLOAT);
             try {
-                Parallelism.builder().pp(2).build(c, m, Peft.trainableNamedParameters(m)).close();
+                Parallelism.builder().dp(2).pp(2).zero(2).build(c, m, Peft.trainableNamedParameters(m)).close();
                 return "built";
             } catch (CollieException e) {
                 return e.getMessage();
             }
         });
         for (String msg : messages) {
-            assertTrue(msg.contains("cannot be cut into pipeline stages"), msg);
+            assertTrue(msg.contains("zero stage 2") && msg.contains("prompt_encoder.embedding.weight")
+                    && msg.contains("several pipeline stages"), msg);
         }
     }
 

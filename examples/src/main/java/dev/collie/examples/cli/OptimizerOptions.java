@@ -102,6 +102,18 @@ final class OptimizerOptions {
         return n.equals("lomo") || n.equals("adalomo");
     }
 
+    /** True for optimizers that update each parameter inside backward (LOMO, AdaLomo, or such a class). */
+    boolean fusedBackward() {
+        if (consumesClipGradNorm()) {
+            return true;
+        }
+        try {
+            return dev.collie.core.optim.FusedBackwardOptimizer.class.isAssignableFrom(Class.forName(name));
+        } catch (ClassNotFoundException | LinkageError e) {
+            return false;
+        }
+    }
+
     /** The enclosing command's {@code --clip-grad-norm}, or null when it has none or it was not given. */
     private Double clipGradNorm() {
         if (mixee == null) {

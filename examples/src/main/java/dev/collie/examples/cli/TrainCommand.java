@@ -260,6 +260,7 @@ final class TrainCommand implements Callable<Integer> {
         if (comm != null) {
             // every rank built the same model; it keeps its tensor-parallel shard of its stage
             par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero).partition(ppPartition)
+                    .splitLargeParameters(!opt.fusedBackward())
                     .build(comm, lm, trainable);
             lm = par.model();
             trainable = par.optimizerParameters();       // under ZeRO, this replica's share
