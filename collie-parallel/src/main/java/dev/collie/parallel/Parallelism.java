@@ -116,9 +116,9 @@ public final class Parallelism implements AutoCloseable {
         if (b.zero > 0 && b.dp == 1) {
             throw new CollieException("zero stage " + b.zero + " shards over data-parallel ranks, but dp_size is 1");
         }
-        if (b.zero == 3 && b.tp * b.pp > 1) {
-            throw new CollieException("zero stage 3 is available with data parallelism alone (tp_size and pp_size"
-                    + " 1); with tensor or pipeline parallelism use stage 0, 1 or 2");
+        if (b.zero == 3 && b.pp > 1) {
+            throw new CollieException("zero stage 3 gathers each layer's parameters around its use and cannot be"
+                    + " combined with pipeline parallelism (as in DeepSpeed); with pp_size > 1 use stage 0, 1 or 2");
         }
         this.tpComm = world.subGroup(topology.tpGroup(rank));
         this.dpComm = world.subGroup(topology.dpGroup(rank));

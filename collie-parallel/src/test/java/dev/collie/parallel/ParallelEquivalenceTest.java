@@ -72,7 +72,7 @@ class ParallelEquivalenceTest {
                     if (dp * tp * pp == 1) {
                         continue;
                     }
-                    int maxZero = dp == 1 ? 0 : tp * pp == 1 ? 3 : 2;
+                    int maxZero = dp == 1 ? 0 : pp == 1 ? 3 : 2;
                     for (int zero = 0; zero <= maxZero; zero++) {
                         boolean tied = (dp + tp + pp + zero) % 2 == 0;
                         // ZeRO-2 with stages cannot sum a weight tied across them (refused; tested below)
