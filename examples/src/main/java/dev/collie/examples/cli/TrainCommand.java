@@ -119,7 +119,7 @@ final class TrainCommand implements Callable<Integer> {
     String ppPartition;
     @Option(names = "--zero", paramLabel = "STAGE", defaultValue = "0",
             description = "ZeRO stage under --dp: 0 (replicated), 1 (optimizer state sharded), 2 (and gradients),"
-                    + " 3 (and parameters, gathered around their use; --dp only)")
+                    + " 3 (and parameters, gathered around their use; not with --pp)")
     int zero;
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "local",
             description = "how ranks talk: local (threads of this JVM; default), tcp (one process per rank:"
