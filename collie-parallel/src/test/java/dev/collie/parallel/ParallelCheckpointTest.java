@@ -2,17 +2,14 @@ package dev.collie.parallel;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
-import dev.collie.core.data.Datasets;
-import dev.collie.core.data.Sample;
-import dev.collie.core.dist.Communicator;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.optim.AdamW;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.testing.Fixtures;
+import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -23,15 +20,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -50,16 +40,7 @@ class ParallelCheckpointTest {
     }
 
     private static Dataset rows() {
-        Random rnd = new Random(11);
-        List<Sample> samples = new ArrayList<>();
-        for (int i = 0; i < 40; i++) {
-            int[] ids = new int[12];
-            for (int j = 0; j < ids.length; j++) {
-                ids[j] = rnd.nextInt(96);
-            }
-            samples.add(Sample.causal(ids));
-        }
-        return Datasets.of(samples);
+        return Fixtures.causalRows(40, 12, 96, 11);
     }
 
     private record Outcome(List<Double> losses, Map<String, INDArray> weights) {
@@ -68,50 +49,23 @@ class ParallelCheckpointTest {
     /** {@code steps} steps on every rank of dp × tp × pp, resuming from {@code resume} and saving to {@code save} when given. */
     private static Outcome run(int dp, int tp, int pp, int zero, long steps, Path resume, Path save) throws Exception {
         int world = dp * tp * pp;
-        List<Communicator> comms = LocalCommunicators.create(world, Duration.ofSeconds(30));
-        ExecutorService pool = Executors.newFixedThreadPool(world);
-        try {
-            List<Future<Outcome>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    try (c; Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero)
-                            .build(c, LlamaCheckpoint.load(TINY_TIED, DataType.DOUBLE))) {
-                        CollieConfig config = CollieConfig.builder().shuffle(false).lr(1e-2).trainMicroBatchSize(2)
-                                .gradientAccumulationSteps(2).maxSteps(steps).workerThreads(1).build();
-                        Trainer t = par.configure(Trainer.builder()).optimizer(new AdamW(par.optimizerParameters()))
-                                .config(config).trainData(rows()).localRanks(world).build();
-                        if (resume != null) {
-                            t.resume(resume);
-                        }
-                        List<Double> losses = t.train().stream().map(StepStats::loss).toList();
-                        if (save != null) {
-                            t.save(save);
-                        }
-                        Map<String, INDArray> full = par.gatherFullWeights();
-                        Map<String, INDArray> copy = null;
-                        if (full != null) {
-                            copy = new HashMap<>();
-                            for (Map.Entry<String, INDArray> e : full.entrySet()) {
-                                copy.put(e.getKey(), e.getValue().dup());
-                            }
-                        }
-                        return new Outcome(losses, copy);
-                    }
-                }));
-            }
-            Outcome lead = null;
-            for (Future<Outcome> f : fs) {
-                try {
-                    Outcome o = f.get(120, TimeUnit.SECONDS);
-                    lead = lead == null ? o : lead;
-                } catch (ExecutionException e) {
-                    throw e.getCause() instanceof Exception ex ? ex : new RuntimeException(e.getCause());
+        return Ranks.local(world, Duration.ofSeconds(30), 120, c -> {
+            try (c; Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero)
+                    .build(c, LlamaCheckpoint.load(TINY_TIED, DataType.DOUBLE))) {
+                CollieConfig config = CollieConfig.builder().shuffle(false).lr(1e-2).trainMicroBatchSize(2)
+                        .gradientAccumulationSteps(2).maxSteps(steps).workerThreads(1).build();
+                Trainer t = par.configure(Trainer.builder()).optimizer(new AdamW(par.optimizerParameters()))
+                        .config(config).trainData(rows()).localRanks(world).build();
+                if (resume != null) {
+                    t.resume(resume);
                 }
+                List<Double> losses = t.train().stream().map(StepStats::loss).toList();
+                if (save != null) {
+                    t.save(save);
+                }
+                return new Outcome(losses, Fixtures.copies(par.gatherFullWeights()));
             }
-            return lead;
-        } finally {
-            pool.shutdownNow();
-        }
+        }).get(0);
     }
 
     @Test

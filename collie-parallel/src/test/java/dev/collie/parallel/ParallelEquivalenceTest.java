@@ -1,8 +1,6 @@
 package dev.collie.parallel;
 
 import dev.collie.core.data.Dataset;
-import dev.collie.core.data.Datasets;
-import dev.collie.core.data.Sample;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.tensor.Backends;
@@ -12,7 +10,8 @@ import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.optim.AdamW;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.testing.Fixtures;
+import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -26,12 +25,6 @@ import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -87,16 +80,7 @@ class ParallelEquivalenceTest {
     }
 
     private static Dataset rows(int n) {
-        Random rnd = new Random(7);
-        List<Sample> samples = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int[] ids = new int[12];
-            for (int j = 0; j < ids.length; j++) {
-                ids[j] = rnd.nextInt(96);
-            }
-            samples.add(Sample.causal(ids));
-        }
-        return Datasets.of(samples);
+        return Fixtures.causalRows(n, 12, 96, 7);
     }
 
     private static CollieConfig config(int microBatch) {
@@ -148,26 +132,16 @@ class ParallelEquivalenceTest {
 
     @org.junit.jupiter.api.Test
     void zero2WithStagesRefusesATiedEmbedding() throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(4, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(4);
-        try {
-            List<Future<String>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    try (c) {
-                        Parallelism.builder().dp(2).pp(2).zero(2).build(c, model(true, DataType.FLOAT));
-                        return "built";
-                    } catch (dev.collie.core.CollieException e) {
-                        return e.getMessage();
-                    }
-                }));
+        List<String> messages = Ranks.local(4, Duration.ofSeconds(10), 30, c -> {
+            try (c) {
+                Parallelism.builder().dp(2).pp(2).zero(2).build(c, model(true, DataType.FLOAT));
+                return "built";
+            } catch (dev.collie.core.CollieException e) {
+                return e.getMessage();
             }
-            for (Future<String> f : fs) {
-                String m = f.get(30, TimeUnit.SECONDS);
-                assertTrue(m.contains("model.embed_tokens.weight") && m.contains("zero stage 2"), m);
-            }
-        } finally {
-            pool.shutdownNow();
+        });
+        for (String m : messages) {
+            assertTrue(m.contains("model.embed_tokens.weight") && m.contains("zero stage 2"), m);
         }
     }
 
@@ -179,52 +153,28 @@ class ParallelEquivalenceTest {
         double lossTol = fp64 ? TOL_FP64 : LOSS_TOL_FP32;
         double weightTol = fp64 ? TOL_FP64 : WEIGHT_TOL_FP32;
         int world = dp * tp * pp;
-        List<Communicator> comms = LocalCommunicators.create(world, Duration.ofSeconds(30));
-        ExecutorService pool = Executors.newFixedThreadPool(world);
-        try {
-            List<Future<Object[]>> futures = new ArrayList<>();
-            for (Communicator c : comms) {
-                futures.add(pool.submit(() -> runRank(c, dp, tp, pp, zero, tied, dtype, world)));
-            }
-            Object[] lead = null;
-            Exception first = null;
-            for (Future<Object[]> f : futures) {
-                try {
-                    Object[] r = get(f);
-                    lead = lead == null ? r : lead;
-                } catch (Exception e) {
-                    // report the rank that failed first, not the peers that saw it close its communicator
-                    boolean echo = String.valueOf(e.getMessage()).contains("closed its communicator");
-                    first = first == null || (!echo && String.valueOf(first.getMessage()).contains("closed its"))
-                            ? e : first;
-                }
-            }
-            if (first != null) {
-                throw first;
-            }
-            @SuppressWarnings("unchecked") List<Double> losses = (List<Double>) lead[0];
-            @SuppressWarnings("unchecked") Map<String, INDArray> weights = (Map<String, INDArray>) lead[1];
-            assertEquals(STEPS, losses.size());
-            @SuppressWarnings("unchecked") List<Double> norms = (List<Double>) lead[2];
-            for (int s = 0; s < STEPS; s++) {
-                assertEquals(ref.losses().get(s), losses.get(s), lossTol, "loss of step " + (s + 1));
-                assertEquals(ref.gradNorms().get(s), norms.get(s), lossTol * Math.max(1, norms.get(s)),
-                        "gradient norm of step " + (s + 1));
-            }
-            assertNotNull(weights);
-            double worst = 0;
-            for (Map.Entry<String, INDArray> e : ref.weights().entrySet()) {
-                INDArray got = weights.get(e.getKey());
-                assertNotNull(got, e.getKey());
-                double d = got.castTo(DataType.DOUBLE).sub(e.getValue().castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
-                worst = Math.max(worst, d);
-                assertTrue(d <= weightTol, e.getKey() + " differs by " + d);
-            }
-            System.out.printf("dp %d tp %d pp %d zero %d tied %b %s: worst loss diff %.2e, worst weight diff %.2e%n",
-                    dp, tp, pp, zero, tied, dtype, worstLoss(ref.losses(), losses), worst);
-        } finally {
-            pool.shutdownNow();
+        Object[] lead = Ranks.local(world, Duration.ofSeconds(30), 120,
+                c -> runRank(c, dp, tp, pp, zero, tied, dtype, world)).get(0);
+        @SuppressWarnings("unchecked") List<Double> losses = (List<Double>) lead[0];
+        @SuppressWarnings("unchecked") Map<String, INDArray> weights = (Map<String, INDArray>) lead[1];
+        assertEquals(STEPS, losses.size());
+        @SuppressWarnings("unchecked") List<Double> norms = (List<Double>) lead[2];
+        for (int s = 0; s < STEPS; s++) {
+            assertEquals(ref.losses().get(s), losses.get(s), lossTol, "loss of step " + (s + 1));
+            assertEquals(ref.gradNorms().get(s), norms.get(s), lossTol * Math.max(1, norms.get(s)),
+                    "gradient norm of step " + (s + 1));
         }
+        assertNotNull(weights);
+        double worst = 0;
+        for (Map.Entry<String, INDArray> e : ref.weights().entrySet()) {
+            INDArray got = weights.get(e.getKey());
+            assertNotNull(got, e.getKey());
+            double d = got.castTo(DataType.DOUBLE).sub(e.getValue().castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
+            worst = Math.max(worst, d);
+            assertTrue(d <= weightTol, e.getKey() + " differs by " + d);
+        }
+        System.out.printf("dp %d tp %d pp %d zero %d tied %b %s: worst loss diff %.2e, worst weight diff %.2e%n",
+                dp, tp, pp, zero, tied, dtype, worstLoss(ref.losses(), losses), worst);
     }
 
     private static double worstLoss(List<Double> a, List<Double> b) {
@@ -244,25 +194,10 @@ class ParallelEquivalenceTest {
                 Trainer t = par.configure(Trainer.builder()).optimizer(new AdamW(owned)).config(config(MICRO))
                         .trainData(rows(STEPS * MICRO * ACCUM * dp)).localRanks(world).build();
                 List<StepStats> stats = t.train();
-                Map<String, INDArray> full = par.gatherFullWeights();
-                Map<String, INDArray> copy = null;
-                if (full != null) {
-                    copy = new HashMap<>();
-                    for (Map.Entry<String, INDArray> e : full.entrySet()) {
-                        copy.put(e.getKey(), e.getValue().dup());
-                    }
-                }
-                return new Object[] {stats.stream().map(StepStats::loss).toList(), copy,
+                return new Object[] {stats.stream().map(StepStats::loss).toList(),
+                        Fixtures.copies(par.gatherFullWeights()),
                         stats.stream().map(StepStats::gradNorm).toList()};
             }
-        }
-    }
-
-    private static Object[] get(Future<Object[]> f) throws Exception {
-        try {
-            return f.get(120, TimeUnit.SECONDS);
-        } catch (ExecutionException e) {
-            throw e.getCause() instanceof Exception ex ? ex : new RuntimeException(e.getCause());
         }
     }
 }

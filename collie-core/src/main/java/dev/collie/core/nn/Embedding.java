@@ -42,12 +42,22 @@ public final class Embedding extends Module implements TiedEmbedding {
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
         INDArray ids = tape.pop(this);
-        if (weight.requiresGrad()) {
-            INDArray dw = Nd4j.zeros(weight.dtype(), weight.shape());
-            Kernels.get().scatterAddRows(dw, ids, dy);
-            weight.accumulateGrad(tape, dw);
-        }
+        scatterGrad(tape, weight, ids, dy);
         return null;
+    }
+
+    /**
+     * The backward of a row lookup in {@code table}: when the table requires a gradient, delivers a zero array of
+     * its shape with the rows of {@code dy} added at rows {@code ids} (a zero gradient for no ids).
+     */
+    public static void scatterGrad(Tape tape, Parameter table, INDArray ids, INDArray dy) {
+        if (table.requiresGrad()) {
+            INDArray dw = Nd4j.zeros(table.dtype(), table.shape());
+            if (ids.length() > 0) {
+                Kernels.get().scatterAddRows(dw, ids, dy);
+            }
+            table.accumulateGrad(tape, dw);
+        }
     }
 
     /** Fails with a clear message when an id lies outside {@code [0, vocab)}. */

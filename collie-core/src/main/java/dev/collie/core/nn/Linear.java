@@ -46,19 +46,41 @@ public final class Linear extends Module implements Layer {
 
     @Override
     public INDArray forward(Tape tape, INDArray x) {
-        tape.use(weight);
-        INDArray y = Kernels.get().matmul(x, weight.data(), false, true);
-        if (bias != null) {
-            tape.use(bias);
-            y.addiRowVector(bias.data());
-        }
-        tape.save(this, x);
-        return y;
+        return project(tape, this, x, weight, bias);
     }
 
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
-        INDArray x = tape.pop(this);
+        return projectBackward(tape, this, dy, weight, bias);
+    }
+
+    /**
+     * The forward of a linear layer {@code owner} over {@code weight} {@code [out, in]} and {@code bias}
+     * {@code [out]} (or null): {@code x · Wᵀ (+ b)}, recording the parameters' uses and saving {@code x} for
+     * {@link #projectBackward}. Layers that own a slice of a linear (tensor parallelism) share it.
+     */
+    public static INDArray project(Tape tape, Object owner, INDArray x, Parameter weight, Parameter bias) {
+        tape.use(weight);
+        INDArray y = Kernels.get().matmul(x, weight.data(), false, true);
+        tape.save(owner, x);
+        return addBias(tape, y, bias);
+    }
+
+    /** Adds {@code bias} (or nothing, when null) to every row of {@code y} in place, recording its use. */
+    public static INDArray addBias(Tape tape, INDArray y, Parameter bias) {
+        if (bias != null) {
+            tape.use(bias);
+            y.addiRowVector(bias.data());
+        }
+        return y;
+    }
+
+    /**
+     * The backward of {@link #project}: returns {@code dx = dy · W} and delivers {@code dW = dyᵀ · x} and
+     * {@code db = Σ dy} (over rows) to the parameters that require them.
+     */
+    public static INDArray projectBackward(Tape tape, Object owner, INDArray dy, Parameter weight, Parameter bias) {
+        INDArray x = tape.pop(owner);
         // the input gradient first: a fused-backward optimizer (LOMO) updates the weight inside its hook
         INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
         if (weight.requiresGrad()) {

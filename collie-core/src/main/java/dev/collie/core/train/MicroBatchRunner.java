@@ -1,6 +1,9 @@
 package dev.collie.core.train;
 
 import dev.collie.core.data.Batch;
+import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.nn.Tape;
+import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.List;
 
@@ -36,4 +39,28 @@ public interface MicroBatchRunner extends AutoCloseable {
     /** Stops any threads; a later call starts new ones. */
     @Override
     void close();
+
+    /** {@code tape}, given {@code b}'s attention mask where some position of {@code b} is padding (else none). */
+    static Tape withPaddingMask(Tape tape, Batch b) {
+        if (b.tokenCount() < (long) b.rows() * b.seqLen()) {
+            tape.setAttentionMask(b.attentionMask());
+        }
+        return tape;
+    }
+
+    /**
+     * The loss of micro-batch {@code b}'s {@code logits} by {@code lossFn} (which keeps what its backward needs):
+     * against {@code model}'s labels for {@code b}, or, with {@code seed}, against targets sampled from the logits
+     * as {@link #forwardBackwardSampled} describes.
+     */
+    static double microBatchLoss(LanguageModel model, CausalLmLoss lossFn, Tape tape, INDArray logits, Batch b,
+                                 Long seed) {
+        if (seed == null) {
+            return lossFn.forward(tape, logits, model.labelsFor(b.labels()));
+        }
+        // rows the model added (prompt tuning's virtual tokens) come out of labelsFor as -100: not sampled
+        INDArray targets = lossFn.sampleTargets(logits, model.labelsFor(b.attentionMask()),
+                CausalLmLoss.sampleSeeds(seed, b.inputIds(), b.attentionMask()));
+        return lossFn.forwardTargets(tape, logits, targets);
+    }
 }

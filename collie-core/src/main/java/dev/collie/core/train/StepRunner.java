@@ -150,22 +150,13 @@ public final class StepRunner implements MicroBatchRunner {
      * targets sampled with {@code seed} when it is not null.
      */
     private double part(Tape tape, Batch s, double gradScale, CyclicBarrier forwardsDone, Long seed) {
-        if (s.tokenCount() < (long) s.rows() * s.seqLen()) {
-            tape.setAttentionMask(s.attentionMask());
-        }
+        MicroBatchRunner.withPaddingMask(tape, s);
         CausalLmLoss lossFn = model.loss();
         try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
             double loss;
             try {
                 INDArray logits = model.forward(tape, s.inputIds());
-                if (seed == null) {
-                    loss = lossFn.forward(tape, logits, model.labelsFor(s.labels()));
-                } else {
-                    // rows the model added (prompt tuning's virtual tokens) come out of labelsFor as -100: not sampled
-                    INDArray targets = lossFn.sampleTargets(logits, model.labelsFor(s.attentionMask()),
-                            CausalLmLoss.sampleSeeds(seed, s.inputIds(), s.attentionMask()));
-                    loss = lossFn.forwardTargets(tape, logits, targets);
-                }
+                loss = MicroBatchRunner.microBatchLoss(model, lossFn, tape, logits, s, seed);
             } catch (RuntimeException | Error e) {
                 if (forwardsDone != null) {
                     forwardsDone.reset();     // the other workers fail fast instead of waiting
@@ -183,10 +174,7 @@ public final class StepRunner implements MicroBatchRunner {
     /** Forward only, on the calling thread: the token-mean loss of {@code b} (NaN when no token counts). */
     @Override
     public double loss(Batch b) {
-        Tape tape = Tape.forInference(b.rows(), b.seqLen());
-        if (b.tokenCount() < (long) b.rows() * b.seqLen()) {
-            tape.setAttentionMask(b.attentionMask());
-        }
+        Tape tape = MicroBatchRunner.withPaddingMask(Tape.forInference(b.rows(), b.seqLen()), b);
         try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
             return model.loss().forward(tape, model.forward(tape, b.inputIds()), model.labelsFor(b.labels()));
         }

@@ -9,11 +9,9 @@ import java.nio.ByteOrder;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.Set;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.concurrency.AffinityManager;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -239,23 +237,8 @@ public final class NcclCommunicator implements Communicator {
         String name = "allReduce";
         Elements.requireReducible(inOut.dataType(), name);
         Objects.requireNonNull(op, "op");
-        onHost(inOut);
-        ByteBuffer buf = Elements.view(inOut, name);
-        if (buf.limit() == 0) {
-            return;
-        }
-        NcclDevice d = ready(name);
-        ByteBuffer staged = direct(buf);
-        try {
-            d.allReduce(staged, inOut.length(), inOut.dataType(), op == ReduceOp.MAX ? ReduceOp.MAX : ReduceOp.SUM, timeout);
-        } catch (NcclFailure f) {
-            throw failure(name, f);
-        }
-        writeBack(staged, buf);
-        if (op == ReduceOp.AVG) {
-            Elements.divide(inOut.dataType(), buf, size());
-        }
-        hostWritten(inOut);
+        int bytes = staged(name, name, null, inOut, true, op,
+                (d, in, out) -> d.allReduce(out, inOut.length(), inOut.dataType(), sumOrMax(op), timeout));
         int n = size();
         if (n > 1) {
             long len = inOut.length();
@@ -265,7 +248,7 @@ public final class NcclCommunicator implements Communicator {
             long own = (len * (rank + 1) / n - len * rank / n) * width;
             int next = (rank + 1) % n;
             long nextBlock = (len * (next + 1) / n - len * next / n) * width;
-            bytesSent += 2L * buf.limit() - own - nextBlock;
+            bytesSent += 2L * bytes - own - nextBlock;
         }
     }
 
@@ -274,93 +257,37 @@ public final class NcclCommunicator implements Communicator {
         String name = "reduceScatter";
         Elements.requireReducible(in.dataType(), name);
         Objects.requireNonNull(op, "op");
-        requireSameType(name, in, outShard);
         int n = size();
-        if (in.length() != (long) n * outShard.length()) {
-            throw new IllegalArgumentException(name + ": input length " + in.length() + " must be " + n
-                    + " (group size) × output length " + outShard.length());
-        }
-        onHost(in);
-        onHost(outShard);
-        ByteBuffer src = Elements.view(in, name);
-        ByteBuffer dst = Elements.view(outShard, name);
-        if (dst.limit() == 0) {
-            return;
-        }
-        NcclDevice d = ready(name);
-        ByteBuffer stagedOut = direct(dst);
-        try {
-            d.reduceScatter(direct(src), stagedOut, outShard.length(), in.dataType(),
-                    op == ReduceOp.MAX ? ReduceOp.MAX : ReduceOp.SUM, rank, timeout);
-        } catch (NcclFailure f) {
-            throw failure(name, f);
-        }
-        writeBack(stagedOut, dst);
-        if (op == ReduceOp.AVG) {
-            Elements.divide(in.dataType(), dst, n);
-        }
-        hostWritten(outShard);
-        bytesSent += (long) (n - 1) * dst.limit();
+        GroupArgs.checkReduceScatter(name, in, outShard, n);
+        int bytes = staged(name, name, in, outShard, true, op, (d, src, dst) ->
+                d.reduceScatter(src, dst, outShard.length(), in.dataType(), sumOrMax(op), rank, timeout));
+        bytesSent += (long) (n - 1) * bytes;
     }
 
     @Override
     public void allGather(INDArray shard, INDArray out) {
         String name = "allGather";
-        requireSameType(name, shard, out);
         int n = size();
-        if (out.length() != (long) n * shard.length()) {
-            throw new IllegalArgumentException(name + ": output length " + out.length() + " must be " + n
-                    + " (group size) × shard length " + shard.length());
-        }
-        onHost(shard);
-        onHost(out);
-        ByteBuffer src = Elements.view(shard, name);
-        ByteBuffer dst = Elements.view(out, name);
-        if (dst.limit() == 0) {
-            return;
-        }
-        NcclDevice d = ready(name);
-        ByteBuffer stagedOut = direct(dst);
-        try {
-            d.allGather(direct(src), stagedOut, rank, timeout);
-        } catch (NcclFailure f) {
-            throw failure(name, f);
-        }
-        writeBack(stagedOut, dst);
-        hostWritten(out);
-        bytesSent += (long) (n - 1) * src.limit();
+        GroupArgs.checkAllGather(name, shard, out, n);
+        staged(name, name, shard, out, true, null, (d, src, dst) -> d.allGather(src, dst, rank, timeout));
+        bytesSent += (long) (n - 1) * shard.length() * shard.dataType().width();
     }
 
     @Override
     public void broadcast(INDArray inOut, int root) {
         String name = "broadcast";
         checkRank(name, "root", root);
-        onHost(inOut);
-        ByteBuffer buf = Elements.view(inOut, name);
-        if (buf.limit() == 0) {
-            return;
-        }
-        NcclDevice d = ready(name);
-        ByteBuffer staged = direct(buf);
-        try {
-            d.broadcast(staged, root, rank == root, timeout);
-        } catch (NcclFailure f) {
-            throw failure(name + " from " + describe(root), f);
-        }
-        if (rank != root) {
-            writeBack(staged, buf);
-            hostWritten(inOut);
-        }
+        int bytes = staged(name, name + " from " + describe(root), null, inOut, rank != root, null,
+                (d, in, buf) -> d.broadcast(buf, root, rank == root, timeout));
         int n = size();
         if (Math.floorMod(rank - root, n) < n - 1) {
-            bytesSent += buf.limit();
+            bytesSent += bytes;
         }
     }
 
     @Override
     public void send(INDArray array, int dst, int tag) {
-        checkRank("send", "destination", dst);
-        requireOpen("send");
+        requirePeer("send", "destination", dst);
         onHost(array);
         bootstrap.send(array, dst, tag);
         bytesSent += array.length() * array.dataType().width();
@@ -368,8 +295,7 @@ public final class NcclCommunicator implements Communicator {
 
     @Override
     public void recv(INDArray into, int src, int tag) {
-        checkRank("recv", "source", src);
-        requireOpen("recv");
+        requirePeer("recv", "source", src);
         onHost(into);
         bootstrap.recv(into, src, tag);
         hostWritten(into);
@@ -388,29 +314,14 @@ public final class NcclCommunicator implements Communicator {
 
     @Override
     public Communicator subGroup(int[] ranks) {
-        if (ranks == null || ranks.length == 0) {
-            throw new IllegalArgumentException("subGroup: the rank list is empty");
-        }
-        Set<Integer> seen = new HashSet<>();
-        int[] world = new int[ranks.length];
-        int mine = -1;
-        for (int i = 0; i < ranks.length; i++) {
-            checkRank("subGroup", "member", ranks[i]);
-            if (!seen.add(ranks[i])) {
-                throw new IllegalArgumentException("subGroup: rank " + ranks[i] + " is listed twice in "
-                        + Arrays.toString(ranks));
-            }
-            world[i] = members[ranks[i]];
-            if (ranks[i] == rank) {
-                mine = i;
-            }
-        }
-        if (mine < 0) {
+        GroupArgs.SubGroup group = GroupArgs.subGroup(ranks, members, rank);
+        if (group == null) {
             return null;
         }
         requireOpen("subGroup");
         Communicator boot = bootstrap.subGroup(ranks);
-        NcclCommunicator sub = new NcclCommunicator(boot, factory, world, mine, device, timeout, false, subGroups);
+        NcclCommunicator sub = new NcclCommunicator(boot, factory, group.world(), group.mine(), device, timeout, false,
+                subGroups);
         synchronized (subGroups) {
             subGroups.add(sub);
         }
@@ -454,6 +365,61 @@ public final class NcclCommunicator implements Communicator {
 
     // ---------------------------------------------------------------- helpers
 
+    /**
+     * One NCCL call on this group's communicator, on staged buffers: {@code in}, or null where the collective works
+     * in place on {@code out}.
+     */
+    @FunctionalInterface
+    private interface StagedCall {
+        void run(NcclDevice d, ByteBuffer in, ByteBuffer out);
+    }
+
+    /**
+     * What every collective does around its NCCL call: makes {@code in} (null for an in-place collective) and
+     * {@code out} current on the host; unless {@code out} is empty, stages both for the device and runs {@code call}
+     * (a failure is reported as {@code what}); where this rank {@code receives} the result, copies it back into
+     * {@code out}, divides it by the group size for {@link ReduceOp#AVG} {@code op} and tags {@code out} as written on
+     * the host. Returns {@code out}'s bytes.
+     */
+    private int staged(String name, String what, INDArray in, INDArray out, boolean receives, ReduceOp op,
+                       StagedCall call) {
+        if (in != null) {
+            onHost(in);
+        }
+        onHost(out);
+        ByteBuffer src = in == null ? null : Elements.view(in, name);
+        ByteBuffer dst = Elements.view(out, name);
+        if (dst.limit() == 0) {
+            return 0;
+        }
+        NcclDevice d = ready(name);
+        ByteBuffer stagedOut = direct(dst);
+        try {
+            call.run(d, src == null ? null : direct(src), stagedOut);
+        } catch (NcclFailure f) {
+            throw failure(what, f);
+        }
+        if (receives) {
+            writeBack(stagedOut, dst);
+            if (op == ReduceOp.AVG) {
+                Elements.divide(out.dataType(), dst, size());
+            }
+            hostWritten(out);
+        }
+        return dst.limit();
+    }
+
+    /** The NCCL reduction for {@code op}: AVG is a sum, divided afterwards. */
+    private static ReduceOp sumOrMax(ReduceOp op) {
+        return op == ReduceOp.MAX ? ReduceOp.MAX : ReduceOp.SUM;
+    }
+
+    /** Point-to-point over the bootstrap: {@code peer} must be a rank of this group, and the communicator open. */
+    private void requirePeer(String op, String what, int peer) {
+        checkRank(op, what, peer);
+        requireOpen(op);
+    }
+
     private void requireOpen(String op) {
         if (closed) {
             throw new CollieException(op + ": " + describe(rank) + " of " + size() + ": the communicator is closed");
@@ -493,15 +459,7 @@ public final class NcclCommunicator implements Communicator {
     }
 
     private void checkRank(String op, String what, int r) {
-        if (r < 0 || r >= size()) {
-            throw new IllegalArgumentException(op + ": " + what + " rank " + r + " is outside [0, " + size() + ")");
-        }
-    }
-
-    private static void requireSameType(String op, INDArray a, INDArray b) {
-        if (a.dataType() != b.dataType()) {
-            throw new IllegalArgumentException(op + ": data types differ (" + a.dataType() + " vs " + b.dataType() + ")");
-        }
+        GroupArgs.checkRank(op, what, r, size());
     }
 
     /** {@code b} itself when it is direct (ND4J's host buffers are), else a direct copy. */

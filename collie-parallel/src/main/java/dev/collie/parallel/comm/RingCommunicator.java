@@ -6,8 +6,6 @@ import dev.collie.core.dist.ReduceOp;
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.Arrays;
-import java.util.HashSet;
-import java.util.Set;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -90,12 +88,8 @@ final class RingCommunicator implements Communicator {
     public void reduceScatter(INDArray in, INDArray outShard, ReduceOp op) {
         String name = "reduceScatter";
         Elements.requireReducible(in.dataType(), name);
-        requireSameType(name, in, outShard);
         int n = size();
-        if (in.length() != (long) n * outShard.length()) {
-            throw new IllegalArgumentException(name + ": input length " + in.length() + " must be " + n
-                    + " (group size) × output length " + outShard.length());
-        }
+        GroupArgs.checkReduceScatter(name, in, outShard, n);
         ByteBuffer src = Elements.view(in, name);
         ByteBuffer dst = Elements.view(outShard, name);
         if (n == 1) {
@@ -109,12 +103,8 @@ final class RingCommunicator implements Communicator {
     @Override
     public void allGather(INDArray shard, INDArray out) {
         String name = "allGather";
-        requireSameType(name, shard, out);
         int n = size();
-        if (out.length() != (long) n * shard.length()) {
-            throw new IllegalArgumentException(name + ": output length " + out.length() + " must be " + n
-                    + " (group size) × shard length " + shard.length());
-        }
+        GroupArgs.checkAllGather(name, shard, out, n);
         ByteBuffer buf = Elements.view(out, name);
         int[][] blocks = blocks(out.length(), n, out.dataType().width());
         Elements.write(buf, blocks[0][rank], Elements.view(shard, name));
@@ -201,31 +191,15 @@ final class RingCommunicator implements Communicator {
 
     @Override
     public Communicator subGroup(int[] ranks) {
-        if (ranks == null || ranks.length == 0) {
-            throw new IllegalArgumentException("subGroup: the rank list is empty");
-        }
-        Set<Integer> seen = new HashSet<>();
-        int[] world = new int[ranks.length];
-        int mine = -1;
-        for (int i = 0; i < ranks.length; i++) {
-            checkRank("subGroup", "member", ranks[i]);
-            if (!seen.add(ranks[i])) {
-                throw new IllegalArgumentException("subGroup: rank " + ranks[i] + " is listed twice in "
-                        + Arrays.toString(ranks));
-            }
-            world[i] = members[ranks[i]];
-            if (ranks[i] == rank) {
-                mine = i;
-            }
-        }
-        if (mine < 0) {
+        GroupArgs.SubGroup group = GroupArgs.subGroup(ranks, members, rank);
+        if (group == null) {
             return null;
         }
-        int id = Arrays.hashCode(world) * 31 + groupId;
+        int id = Arrays.hashCode(group.world()) * 31 + groupId;
         if (id == 0) {
             id = 1;
         }
-        return new RingCommunicator(transport, world, mine, id, timeout, false);
+        return new RingCommunicator(transport, group.world(), group.mine(), id, timeout, false);
     }
 
     @Override
@@ -369,20 +343,12 @@ final class RingCommunicator implements Communicator {
     }
 
     private void checkRank(String op, String what, int r) {
-        if (r < 0 || r >= size()) {
-            throw new IllegalArgumentException(op + ": " + what + " rank " + r + " is outside [0, " + size() + ")");
-        }
+        GroupArgs.checkRank(op, what, r, size());
     }
 
     private static void checkTag(int tag) {
         if (tag < 0 || tag >= MAX_USER_TAG) {
             throw new IllegalArgumentException("tag " + tag + " is outside [0, 2^30)");
-        }
-    }
-
-    private static void requireSameType(String op, INDArray a, INDArray b) {
-        if (a.dataType() != b.dataType()) {
-            throw new IllegalArgumentException(op + ": data types differ (" + a.dataType() + " vs " + b.dataType() + ")");
         }
     }
 }

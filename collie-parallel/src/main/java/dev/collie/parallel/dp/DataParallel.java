@@ -11,11 +11,7 @@ import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -61,29 +57,18 @@ public final class DataParallel implements GradientSync, AutoCloseable {
     private volatile Throwable commFailure;
 
     /** One parameter's place in a bucket's flat buffer. */
-    private record Slot(String name, Parameter p, Bucket bucket, long offset) { }
+    private record Slot(String name, Parameter p, Bucket bucket, long offset) implements GradientBucket.Named { }
 
     /** Parameters whose gradients are all-reduced together. */
-    private static final class Bucket {
-        final int index;
-        final List<Slot> slots = new ArrayList<>();
-        final DataType dtype;
+    private static final class Bucket extends GradientBucket<Slot> {
         INDArray flat;
-        int pending;
-        boolean[] ready;
 
         Bucket(int index, DataType dtype) {
-            this.index = index;
-            this.dtype = dtype;
+            super(index, dtype);
         }
 
         long length() {
             return slots.isEmpty() ? 0 : slots.get(slots.size() - 1).offset() + slots.get(slots.size() - 1).p().numel();
-        }
-
-        void reset() {
-            pending = slots.size();
-            Arrays.fill(ready, false);
         }
     }
 
@@ -155,39 +140,18 @@ public final class DataParallel implements GradientSync, AutoCloseable {
 
     /** All-gathers a digest of (name, shape, type) of every trainable parameter and compares. */
     private void checkSameParameters() {
-        long[] mine = digest();
+        long[] mine = ParameterDigest.of(params.entrySet());
         INDArray shard = Nd4j.createFromArray(mine);
         INDArray all = Nd4j.create(DataType.INT64, (long) comm.size() * mine.length);
         runOnCommThread(() -> {
             comm.allGather(shard, all);
             return null;
         }, "checking that all ranks have the same parameters");
-        long[] every = all.toLongVector();
-        StringBuilder bad = new StringBuilder();
-        for (int r = 0; r < comm.size(); r++) {
-            if (every[r * 3] != mine[0] || every[r * 3 + 1] != mine[1] || every[r * 3 + 2] != mine[2]) {
-                bad.append(bad.length() == 0 ? "" : ", ").append("rank ").append(r).append(" (")
-                        .append(every[r * 3]).append(" parameters)");
-            }
-        }
-        if (bad.length() > 0) {
+        String bad = ParameterDigest.differing(mine, all.toLongVector(), comm.size());
+        if (!bad.isEmpty()) {
             throw new CollieException("data parallel: rank " + comm.rank() + " has " + mine[0] + " trainable parameters"
                     + " whose names, shapes or types differ from those of " + bad
                     + "; every data-parallel rank must hold the same model replica");
-        }
-    }
-
-    private long[] digest() {
-        try {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            for (Map.Entry<String, Parameter> e : params.entrySet()) {
-                md.update((e.getKey() + ":" + Arrays.toString(e.getValue().shape()) + ":" + e.getValue().dtype() + ";")
-                        .getBytes(StandardCharsets.UTF_8));
-            }
-            byte[] h = md.digest();
-            return new long[] {params.size(), java.nio.ByteBuffer.wrap(h).getLong(0), java.nio.ByteBuffer.wrap(h).getLong(8)};
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
         }
     }
 
@@ -233,23 +197,15 @@ public final class DataParallel implements GradientSync, AutoCloseable {
     @Override
     public void finish() {
         List<Future<?>> launched;
-        List<String> missing = new ArrayList<>();
+        List<String> missing;
         synchronized (launchLock) {
-            for (Bucket b : buckets) {
-                for (int i = 0; i < b.slots.size(); i++) {
-                    if (!b.ready[i]) {
-                        missing.add(b.slots.get(i).name());
-                    }
-                }
-            }
+            missing = GradientBucket.missing(buckets);
             launched = new ArrayList<>(inFlight);
             inFlight.clear();
         }
         try {
             if (!missing.isEmpty()) {
-                throw new CollieException("data parallel rank " + comm.rank() + ": no gradient this step for "
-                        + missing.size() + " trainable parameter(s) " + missing + "; every trainable parameter must be"
-                        + " used in every step (freeze unused ones), or the ranks' all-reduces would not match");
+                throw GradientBucket.noGradient("data parallel rank " + comm.rank(), missing, "all-reduces");
             }
             long waitMs = comm.timeout().toMillis() * Math.max(2, 2L * (comm.size() - 1)) + 1000;
             for (int k = 0; k < launched.size(); k++) {

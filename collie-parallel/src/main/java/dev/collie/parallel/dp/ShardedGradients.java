@@ -12,10 +12,6 @@ import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
-import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -128,14 +124,12 @@ final class ShardedGradients implements AutoCloseable {
     private record Piece(Parameter target, long from, long length, int owner, long offset) { }
 
     /** One parameter's place in its bucket's flat buffer: one piece, or one per rank for a split parameter. */
-    private record Slot(String name, Parameter p, Bucket bucket, int index, List<Piece> pieces, boolean split) { }
+    private record Slot(String name, Parameter p, Bucket bucket, int index, List<Piece> pieces, boolean split)
+            implements GradientBucket.Named { }
 
     /** Parameters whose gradients are reduced together. */
-    private static final class Bucket {
-        final int index;
-        final DataType dtype;
+    private static final class Bucket extends GradientBucket<Slot> {
         final List<Parameter> params = new ArrayList<>();
-        final List<Slot> slots = new ArrayList<>();
         boolean scatter;
         /** Padded elements per rank (reduce-scatter only). */
         long section;
@@ -145,17 +139,9 @@ final class ShardedGradients implements AutoCloseable {
         long bytes;
         INDArray poolBuffer;
         INDArray flat;
-        int pending;
-        boolean[] ready;
 
         Bucket(int index, DataType dtype) {
-            this.index = index;
-            this.dtype = dtype;
-        }
-
-        void reset() {
-            pending = slots.size();
-            Arrays.fill(ready, false);
+            super(index, dtype);
         }
     }
 
@@ -702,29 +688,19 @@ final class ShardedGradients implements AutoCloseable {
      */
     void finish() {
         List<Future<?>> launched;
-        List<String> missing = new ArrayList<>();
+        List<String> missing;
         boolean fused = fusedMode();
         if (fused) {
             refuseFusedWithSplits();
         }
         synchronized (lock) {
-            if (!fused) {
-                for (Bucket b : buckets) {
-                    for (int i = 0; i < b.slots.size(); i++) {
-                        if (!b.ready[i]) {
-                            missing.add(b.slots.get(i).name());
-                        }
-                    }
-                }
-            }
+            missing = fused ? List.of() : GradientBucket.missing(buckets);
             launched = new ArrayList<>(inFlight);
             inFlight.clear();
         }
         try {
             if (!missing.isEmpty()) {
-                throw new CollieException(label + " rank " + rank + ": no gradient this step for " + missing.size()
-                        + " trainable parameter(s) " + missing + "; every trainable parameter must be used in every"
-                        + " step (freeze unused ones), or the ranks' reductions would not match");
+                throw GradientBucket.noGradient(label + " rank " + rank, missing, "reductions");
             }
             for (int k = 0; k < launched.size(); k++) {
                 thread.await(launched.get(k), "reducing gradient bucket " + k);
@@ -854,39 +830,18 @@ final class ShardedGradients implements AutoCloseable {
 
     /** All-gathers a digest of (name, shape, type) of every trainable parameter and compares. */
     private void checkSameParameters() {
-        long[] mine = digest();
+        long[] mine = ParameterDigest.of(order.stream().map(p -> Map.entry(nameOf.get(p), p)).toList());
         INDArray shard = Nd4j.createFromArray(mine);
         INDArray all = Nd4j.create(DataType.INT64, (long) n * mine.length);
         thread.call(() -> {
             comm.allGather(shard, all);
             return null;
         }, "checking that all ranks have the same parameters");
-        long[] every = all.toLongVector();
-        StringBuilder bad = new StringBuilder();
-        for (int r = 0; r < n; r++) {
-            if (every[r * 3] != mine[0] || every[r * 3 + 1] != mine[1] || every[r * 3 + 2] != mine[2]) {
-                bad.append(bad.length() == 0 ? "" : ", ").append("rank ").append(r).append(" (")
-                        .append(every[r * 3]).append(" parameters)");
-            }
-        }
-        if (bad.length() > 0) {
+        String bad = ParameterDigest.differing(mine, all.toLongVector(), n);
+        if (!bad.isEmpty()) {
             throw new CollieException(label + ": rank " + rank + " has " + mine[0] + " trainable parameters whose"
                     + " names, shapes or types differ from those of " + bad + "; every data-parallel rank must hold"
                     + " the same model");
-        }
-    }
-
-    private long[] digest() {
-        try {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            for (Parameter p : order) {
-                md.update((nameOf.get(p) + ":" + Arrays.toString(p.shape()) + ":" + p.dtype() + ";")
-                        .getBytes(StandardCharsets.UTF_8));
-            }
-            byte[] h = md.digest();
-            return new long[] {order.size(), ByteBuffer.wrap(h).getLong(0), ByteBuffer.wrap(h).getLong(8)};
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
         }
     }
 

@@ -1,7 +1,6 @@
 package dev.collie.parallel.dp;
 
 import dev.collie.core.dist.Communicator;
-import dev.collie.core.dist.GradientSync;
 import dev.collie.core.nn.Parameter;
 
 import java.util.Map;
@@ -40,9 +39,7 @@ import java.util.Map;
  *
  * <p>Gradient clipping under ZeRO-2 needs the norm over all ranks: {@link #globalGradientNorm()}.
  */
-public final class Zero2 implements GradientSync, AutoCloseable {
-    private final ShardedGradients grads;
-
+public final class Zero2 extends ShardedSync {
     /** With {@link DataParallel#DEFAULT_BUCKET_BYTES}, splitting large parameters. */
     public Zero2(Map<String, Parameter> params, Communicator comm) {
         this(params, comm, DataParallel.DEFAULT_BUCKET_BYTES);
@@ -66,43 +63,7 @@ public final class Zero2 implements GradientSync, AutoCloseable {
     }
 
     Zero2(Map<String, Parameter> params, Communicator comm, long bucketBytes, SplitPolicy policy) {
-        this.grads = new ShardedGradients("ZeRO-2", params, comm, bucketBytes, policy, false);
-    }
-
-    /**
-     * The parameters this rank updates, by name: give only these to its optimizer. A split parameter appears
-     * as this rank's row block (a view of those rows of its value) under the parameter's name.
-     */
-    public Map<String, Parameter> ownedParameters() {
-        return grads.ownedParameters();
-    }
-
-    /**
-     * The rank that owns (updates, and keeps the gradient of) trainable parameter {@code p}, or -1 when it is
-     * split into row blocks, one owned by each rank ({@link #splitParameters()}).
-     */
-    public int owner(Parameter p) {
-        return grads.owner(p);
-    }
-
-    /** The names of the parameters split into one row block per rank, in registration order (often none). */
-    @Override
-    public boolean splitsParameters() {
-        return !splitParameters().isEmpty();
-    }
-
-    public java.util.List<String> splitParameters() {
-        return grads.splitNames();
-    }
-
-    @Override
-    public int rank() {
-        return grads.rank();
-    }
-
-    @Override
-    public int size() {
-        return grads.size();
+        super(new ShardedGradients("ZeRO-2", params, comm, bucketBytes, policy, false));
     }
 
     /** Waits for every bucket's reduction: each owned parameter then holds its averaged gradient, the others none. */
@@ -116,25 +77,6 @@ public final class Zero2 implements GradientSync, AutoCloseable {
     public double average(double value) {
         flushFusedStep();
         return grads.average(value);
-    }
-
-    @Override
-    public void reduce(Parameter p) {
-        grads.reduceNow(p, false);
-    }
-
-    @Override
-    public boolean shardsOptimizerState() {
-        return true;
-    }
-
-    /**
-     * True: after {@link #finish()} a rank holds only its owned parameters' gradients, so a global gradient
-     * norm needs all ranks ({@link #globalGradientNorm()}).
-     */
-    @Override
-    public boolean shardsGradients() {
-        return true;
     }
 
     /** Every parameter's new value, from the rank that updated it. */
@@ -151,38 +93,6 @@ public final class Zero2 implements GradientSync, AutoCloseable {
         if (grads.endFusedStep()) {
             grads.broadcastFromOwners(grads.parameters());
         }
-    }
-
-    /**
-     * The L2 norm of the whole averaged gradient, row blocks included (a collective: call it on every rank after
-     * {@link #finish()}).
-     */
-    public double globalGradientNorm() {
-        return grads.globalGradientNorm();
-    }
-
-    /** Values, gradient buffers and communication buffers this rank holds for the trainable parameters now. */
-    public RankMemory memory() {
-        return grads.memory();
-    }
-
-    /** {@link #memory()} in one figure. */
-    public long residentBytes() {
-        return memory().total();
-    }
-
-    public int bucketCount() {
-        return grads.bucketCount();
-    }
-
-    /** Buckets reduced with a reduce-scatter; the others use an all-reduce. */
-    public int scatteredBucketCount() {
-        return grads.scatteredBucketCount();
-    }
-
-    /** Bytes this rank sends per step for the gradients (step-style optimizers). */
-    public long gradientBytesSentPerStep() {
-        return grads.gradientBytesSentPerStep();
     }
 
     /** Bytes this rank sends per step for {@link #afterStep()}'s broadcasts (and all-gathers of split parameters). */

@@ -2,7 +2,6 @@ package dev.collie.parallel.dp;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
-import dev.collie.core.dist.GradientSync;
 import dev.collie.core.nn.Checkpointed;
 import dev.collie.core.nn.Embedding;
 import dev.collie.core.nn.Layer;
@@ -68,9 +67,8 @@ import java.util.Set;
  * ring broadcast of about {@code (n−1)/n·S} per rank on average (a ring all-gather of exactly that for a split
  * parameter), against ZeRO-2's one broadcast after the step.
  */
-public final class Zero3 implements GradientSync, AutoCloseable {
+public final class Zero3 extends ShardedSync {
     private final LanguageModel model;
-    private final ShardedGradients grads;
     private final Map<Parameter, int[]> gathers = new IdentityHashMap<>();
     /** Split parameters gathered by {@link #gatherAll()}: their rows go back into this rank's block on release. */
     private final Set<Parameter> dirty = Collections.newSetFromMap(new IdentityHashMap<>());
@@ -114,8 +112,8 @@ public final class Zero3 implements GradientSync, AutoCloseable {
     }
 
     Zero3(LanguageModel model, Communicator comm, long bucketBytes, SplitPolicy policy) {
+        super(new ShardedGradients("ZeRO-3", model.module().namedParameters(), comm, bucketBytes, policy, true));
         this.model = model;
-        this.grads = new ShardedGradients("ZeRO-3", model.module().namedParameters(), comm, bucketBytes, policy, true);
         try {
             for (Parameter p : grads.parameters()) {
                 gathers.put(p, new int[1]);
@@ -309,6 +307,21 @@ public final class Zero3 implements GradientSync, AutoCloseable {
     public interface Scope extends AutoCloseable {
         @Override
         void close();
+
+        /** A scope that runs {@code release} at its first close only. */
+        private static Scope once(Runnable release) {
+            return new Scope() {
+                private boolean open = true;
+
+                @Override
+                public void close() {
+                    if (open) {
+                        open = false;
+                        release.run();
+                    }
+                }
+            };
+        }
     }
 
     private synchronized void enter() {
@@ -361,18 +374,10 @@ public final class Zero3 implements GradientSync, AutoCloseable {
             leave();
             throw e;
         }
-        return new Scope() {
-            private boolean open = true;
-
-            @Override
-            public void close() {
-                if (open) {
-                    open = false;
-                    release(params);
-                    leave();
-                }
-            }
-        };
+        return Scope.once(() -> {
+            release(params);
+            leave();
+        });
     }
 
     private void fetch(List<Parameter> fetch, String what) {
@@ -484,53 +489,10 @@ public final class Zero3 implements GradientSync, AutoCloseable {
     /** {@link #gatherAll()} until the scope closes ({@link #releaseAll()}): {@code try (var s = zero3.gathered()) {...}}. */
     public Scope gathered() {
         gatherAll();
-        return new Scope() {
-            private boolean open = true;
-
-            @Override
-            public void close() {
-                if (open) {
-                    open = false;
-                    releaseAll();
-                }
-            }
-        };
+        return Scope.once(this::releaseAll);
     }
 
     // ------------------------------------------------------------------ GradientSync
-
-    /**
-     * The parameters this rank updates and keeps, by name: give only these to its optimizer. A split parameter
-     * appears as this rank's row block under the parameter's name.
-     */
-    public Map<String, Parameter> ownedParameters() {
-        return grads.ownedParameters();
-    }
-
-    /** The rank that owns trainable parameter {@code p}, or -1 when each rank owns a row block of it. */
-    public int owner(Parameter p) {
-        return grads.owner(p);
-    }
-
-    /** The names of the parameters split into one row block per rank, in registration order (often none). */
-    @Override
-    public boolean splitsParameters() {
-        return !splitParameters().isEmpty();
-    }
-
-    public List<String> splitParameters() {
-        return grads.splitNames();
-    }
-
-    @Override
-    public int rank() {
-        return grads.rank();
-    }
-
-    @Override
-    public int size() {
-        return grads.size();
-    }
 
     /** Waits for every bucket's reduction: each owned parameter then holds its averaged gradient, the others none. */
     @Override
@@ -544,25 +506,6 @@ public final class Zero3 implements GradientSync, AutoCloseable {
         grads.endFusedStep();
         unbind();
         return grads.average(value);
-    }
-
-    @Override
-    public void reduce(Parameter p) {
-        grads.reduceNow(p, false);
-    }
-
-    @Override
-    public boolean shardsOptimizerState() {
-        return true;
-    }
-
-    /**
-     * True: after {@link #finish()} a rank holds only its owned parameters' gradients, so a global gradient
-     * norm needs all ranks ({@link #globalGradientNorm()}).
-     */
-    @Override
-    public boolean shardsGradients() {
-        return true;
     }
 
     /**
@@ -581,27 +524,6 @@ public final class Zero3 implements GradientSync, AutoCloseable {
         unbind();
     }
 
-    /**
-     * The L2 norm of the whole averaged gradient, row blocks included (a collective: call it on every rank after
-     * {@link #finish()}).
-     */
-    public double globalGradientNorm() {
-        return grads.globalGradientNorm();
-    }
-
-    /**
-     * Values, gradient buffers and communication buffers this rank holds for the trainable parameters now
-     * (between steps: its owned values and gradients, its row blocks', and the bucket pool).
-     */
-    public RankMemory memory() {
-        return grads.memory();
-    }
-
-    /** {@link #memory()} in one figure. */
-    public long residentBytes() {
-        return memory().total();
-    }
-
     /** The most bytes of other ranks' parameters held at once (a layer's gathered values, on top of {@link #memory()}). */
     public synchronized long peakGatheredBytes() {
         return peakGatheredBytes;
@@ -610,20 +532,6 @@ public final class Zero3 implements GradientSync, AutoCloseable {
     /** Bytes this rank has sent for gathers so far. */
     public synchronized long gatherBytesSent() {
         return gatherBytesSent;
-    }
-
-    public int bucketCount() {
-        return grads.bucketCount();
-    }
-
-    /** Buckets reduced with a reduce-scatter; the others use an all-reduce. */
-    public int scatteredBucketCount() {
-        return grads.scatteredBucketCount();
-    }
-
-    /** Bytes this rank sends per step for the gradients (step-style optimizers). */
-    public long gradientBytesSentPerStep() {
-        return grads.gradientBytesSentPerStep();
     }
 
     /**

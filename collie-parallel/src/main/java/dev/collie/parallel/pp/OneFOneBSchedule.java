@@ -298,23 +298,15 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
             trace.add("F" + i);
         }
         Batch b = micro.get(i);
-        Tape ids = Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(i == micro.size() - 1);
-        if (padded(b)) {
-            ids.setAttentionMask(b.attentionMask());
-        }
+        Tape ids = MicroBatchRunner.withPaddingMask(
+                Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(i == micro.size() - 1), b);
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             Tape tape = model.layerTape(ids);
             INDArray x = stage.isFirst() ? b.inputIds() : receiveActivation(tape, 2 * i, "forward of micro-batch " + i);
             INDArray y = stage.forward(tape, x);
             if (stage.isLast()) {
                 CausalLmLoss lossFn = model.loss();
-                if (seed == null) {
-                    losses[i] = lossFn.forward(tape, y, model.labelsFor(b.labels()));
-                } else {
-                    INDArray targets = lossFn.sampleTargets(y, model.labelsFor(b.attentionMask()),
-                            CausalLmLoss.sampleSeeds(seed, b.inputIds(), b.attentionMask()));
-                    losses[i] = lossFn.forwardTargets(tape, y, targets);
-                }
+                losses[i] = MicroBatchRunner.microBatchLoss(model, lossFn, tape, y, b, seed);
                 return new InFlight(tape, lossFn, null, null);
             }
             sendActivation(y, 2 * i);
@@ -377,10 +369,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
     public double loss(Batch b) {
         double loss = 0;
         try (MemoryWorkspace ws = Workspaces.open(EVAL_WORKSPACE)) {
-            Tape ids = Tape.forInference(b.rows(), b.seqLen());
-            if (padded(b)) {
-                ids.setAttentionMask(b.attentionMask());
-            }
+            Tape ids = MicroBatchRunner.withPaddingMask(Tape.forInference(b.rows(), b.seqLen()), b);
             Tape tape = model.layerTape(ids);
             INDArray x = stage.isFirst() ? b.inputIds() : receiveActivation(tape, TAG_EVAL, "evaluation forward");
             INDArray y = stage.forward(tape, x);
@@ -394,10 +383,6 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
     }
 
     // ---- messages ------------------------------------------------------------------------------------------
-
-    private static boolean padded(Batch b) {
-        return b.tokenCount() < (long) b.rows() * b.seqLen();
-    }
 
     private double broadcastLoss(double loss) {
         if (stages == 1) {

@@ -7,7 +7,6 @@ import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
-import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -77,27 +76,12 @@ public final class ColumnParallelLinear extends Module implements Layer {
 
     @Override
     public INDArray forward(Tape tape, INDArray x) {
-        tape.use(weight);
-        INDArray y = Kernels.get().matmul(x, weight.data(), false, true);
-        if (bias != null) {
-            tape.use(bias);
-            y.addiRowVector(bias.data());
-        }
-        tape.save(this, x);
-        return y;
+        return Linear.project(tape, this, x, weight, bias);
     }
 
     /** The partial input gradient {@code dy · W_r} (summed over ranks by the enclosing region). */
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
-        INDArray x = tape.pop(this);
-        INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
-        if (weight.requiresGrad()) {
-            weight.accumulateGrad(tape, Kernels.get().matmul(dy, x, true, false));
-        }
-        if (bias != null && bias.requiresGrad()) {
-            bias.accumulateGrad(tape, dy.sum(0));
-        }
-        return dx;
+        return Linear.projectBackward(tape, this, dy, weight, bias);
     }
 }

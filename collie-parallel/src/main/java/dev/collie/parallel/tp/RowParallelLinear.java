@@ -7,7 +7,6 @@ import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
-import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -52,27 +51,14 @@ public final class RowParallelLinear extends Module implements Layer {
 
     @Override
     public INDArray forward(Tape tape, INDArray x) {
-        tape.use(weight);
-        INDArray y = Shards.allReduceSum(tp, Kernels.get().matmul(x, weight.data(), false, true));
-        if (bias != null) {
-            tape.use(bias);
-            y.addiRowVector(bias.data());
-        }
-        tape.save(this, x);
-        return y;
+        // the partial products are summed over the ranks before the (replicated) bias is added, once
+        INDArray y = Shards.allReduceSum(tp, Linear.project(tape, this, x, weight, null));
+        return Linear.addBias(tape, y, bias);
     }
 
     /** This rank's share of the input gradient {@code [rows, in/n]}; no communication. */
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
-        INDArray x = tape.pop(this);
-        INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
-        if (weight.requiresGrad()) {
-            weight.accumulateGrad(tape, Kernels.get().matmul(dy, x, true, false));
-        }
-        if (bias != null && bias.requiresGrad()) {
-            bias.accumulateGrad(tape, dy.sum(0));
-        }
-        return dx;
+        return Linear.projectBackward(tape, this, dy, weight, bias);
     }
 }

@@ -111,12 +111,9 @@ public final class VocabParallelEmbedding extends Module implements TiedEmbeddin
     public INDArray backward(Tape tape, INDArray dy) {
         Saved s = tape.pop(this);
         if (weight.requiresGrad()) {
-            INDArray dw = Nd4j.zeros(weight.dtype(), weight.shape());
-            if (s.localIds.length() > 0) {
-                INDArray updates = s.rows == null ? dy : Kernels.get().gatherRows(dy, s.rows);
-                Kernels.get().scatterAddRows(dw, s.localIds, updates);
-            }
-            weight.accumulateGrad(tape, dw);
+            // the gradient rows of this rank's ids: all of dy, unless some ids lie in other ranks' rows
+            INDArray updates = s.rows == null || s.rows.length() == 0 ? dy : Kernels.get().gatherRows(dy, s.rows);
+            Embedding.scatterGrad(tape, weight, s.localIds, updates);
         }
         return null;
     }

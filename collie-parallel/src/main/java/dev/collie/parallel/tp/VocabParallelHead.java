@@ -7,7 +7,6 @@ import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
-import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -73,28 +72,13 @@ public final class VocabParallelHead extends Module implements Layer {
     /** Local logits {@code [rows, V/n]}. */
     @Override
     public INDArray forward(Tape tape, INDArray x) {
-        tape.use(weight);
-        INDArray y = Kernels.get().matmul(x, weight.data(), false, true);
-        if (bias != null) {
-            tape.use(bias);
-            y.addiRowVector(bias.data());
-        }
-        tape.save(this, x);
-        return y;
+        return Linear.project(tape, this, x, weight, bias);
     }
 
     /** The whole input gradient (summed over the ranks) for the gradient of the local logits. */
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
-        INDArray x = tape.pop(this);
-        // the input gradient first: a fused-backward optimizer updates the weight inside its hook
-        INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
-        if (weight.requiresGrad()) {
-            weight.accumulateGrad(tape, Kernels.get().matmul(dy, x, true, false));
-        }
-        if (bias != null && bias.requiresGrad()) {
-            bias.accumulateGrad(tape, dy.sum(0));
-        }
-        return Shards.allReduceSum(tp, dx);
+        // the local input gradient is computed before the weight's hook fires (a fused optimizer updates it there)
+        return Shards.allReduceSum(tp, Linear.projectBackward(tape, this, dy, weight, bias));
     }
 }

@@ -29,9 +29,7 @@ public final class VocabParallelLoss extends CausalLmLoss {
 
     /** The loss over {@code tp}'s vocabulary shards of a {@code vocabSize}-token vocabulary. */
     public VocabParallelLoss(Communicator tp, long vocabSize) {
-        if (vocabSize % tp.size() != 0) {
-            throw new CollieException("vocab_size " + vocabSize + " is not divisible by the tensor-parallel size " + tp.size());
-        }
+        Shards.requireDivisible("vocab_size", vocabSize, tp.size());
         this.tp = tp;
         this.vocabSize = vocabSize;
     }
@@ -40,14 +38,20 @@ public final class VocabParallelLoss extends CausalLmLoss {
         return vocabSize;
     }
 
-    @Override
-    public INDArray[] crossEntropy(INDArray logits, INDArray targets, boolean withGradient) {
-        int n = (int) logits.size(0);
+    /** The logits' columns, checked to be one rank's shard of the vocabulary. */
+    private long shardColumns(INDArray logits) {
         long local = logits.size(1);
         if (local * tp.size() != vocabSize) {
             throw new IllegalArgumentException("logits have " + local + " columns; a shard of the " + vocabSize
                     + "-token vocabulary over " + tp.size() + " ranks has " + vocabSize / tp.size());
         }
+        return local;
+    }
+
+    @Override
+    public INDArray[] crossEntropy(INDArray logits, INDArray targets, boolean withGradient) {
+        int n = (int) logits.size(0);
+        long local = shardColumns(logits);
         long start = tp.rank() * local;
         long[] t = targets.reshape(targets.length()).toLongVector();
         if (t.length != n) {
@@ -140,11 +144,7 @@ public final class VocabParallelLoss extends CausalLmLoss {
     @Override
     public INDArray sampleTargets(INDArray logits, INDArray mask, long[] seeds) {
         int n = (int) logits.size(0);
-        long local = logits.size(1);
-        if (local * tp.size() != vocabSize) {
-            throw new IllegalArgumentException("logits have " + local + " columns; a shard of the " + vocabSize
-                    + "-token vocabulary over " + tp.size() + " ranks has " + vocabSize / tp.size());
-        }
+        long local = shardColumns(logits);
         long start = tp.rank() * local;
         INDArray noisy = gumbelPerturbed(logits, mask, seeds, vocabSize, start);
         long[] arg = argmax(noisy);

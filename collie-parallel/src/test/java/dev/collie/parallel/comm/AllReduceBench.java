@@ -2,6 +2,7 @@ package dev.collie.parallel.comm;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
+import dev.collie.parallel.testing.Ranks;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;

@@ -3,9 +3,11 @@ package dev.collie.parallel.comm;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
+import dev.collie.parallel.testing.Ranks;
 import java.util.List;
 import java.util.Random;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -115,5 +117,16 @@ final class CollectiveChecks {
             c.barrier();
             return null;
         });
+    }
+
+    /** An all-reduce of {@code length} floats, which the group size divides, sends the ring optimum 2(n−1)/n·S. */
+    static void allReduceSendsTheRingOptimum(List<Communicator> comms, int length) throws Exception {
+        int n = comms.size();
+        List<Long> bytes = Ranks.run(comms, 30, c -> {
+            long before = c.bytesSent();
+            c.allReduce(Nd4j.create(DataType.FLOAT, length), ReduceOp.SUM);
+            return c.bytesSent() - before;
+        });
+        assertTrue(bytes.stream().allMatch(b -> b == 2L * (n - 1) * length * 4 / n), bytes.toString());
     }
 }

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
+import dev.collie.parallel.testing.Ranks;
 import java.time.Duration;
 import java.util.List;
 import org.junit.jupiter.api.Test;

@@ -13,6 +13,7 @@ import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.parallel.LaunchEnv;
+import dev.collie.parallel.testing.Ranks;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
@@ -106,12 +107,7 @@ class NcclCommunicatorTest {
                         + " vs ring " + Arrays.toString(b.get(r)));
             }
             // and the ring optimum 2(n-1)/n*S for an all-reduce whose length n divides
-            List<Long> even = Ranks.run(nccl, 30, c -> {
-                long before = c.bytesSent();
-                c.allReduce(Nd4j.create(DataType.FLOAT, 12_288), ReduceOp.SUM);
-                return c.bytesSent() - before;
-            });
-            assertTrue(even.stream().allMatch(x -> x == 2L * (n - 1) * 12_288 * 4 / n), even.toString());
+            CollectiveChecks.allReduceSendsTheRingOptimum(nccl, 12_288);
         } finally {
             nccl.forEach(Communicator::close);
         }

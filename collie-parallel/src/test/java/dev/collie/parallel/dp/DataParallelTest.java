@@ -12,16 +12,15 @@ import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.optim.Sgd;
-import dev.collie.core.tensor.Backends;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.comm.LocalCommunicators;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import dev.collie.parallel.testing.OneOpThread;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -43,20 +42,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Data parallel on the tiny LLaMA fixture: parity with one rank, accumulation, bytes on the wire, failures. */
 @Timeout(value = 10, unit = TimeUnit.SECONDS)
+@ExtendWith(OneOpThread.class)
 class DataParallelTest {
     private static final Path TINY = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama");
     private static final Dataset ROWS = JsonlDataset.load(TINY.resolve("adamw_rows.jsonl"), null, 0, 96);
     private static final Duration TIMEOUT = Duration.ofSeconds(2);
-
-    @BeforeAll
-    static void oneOpThread() {
-        Backends.setOpThreads(1);
-    }
-
-    @AfterAll
-    static void restoreOpThreads() {
-        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
-    }
 
     private static DataLoader loader(Dataset data, int micro, int accum, int n, int rank) {
         return DataLoader.builder(data, new Collator(0, false)).microBatchSize(micro).gradAccum(accum)

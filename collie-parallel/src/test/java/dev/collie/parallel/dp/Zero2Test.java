@@ -1,25 +1,20 @@
 package dev.collie.parallel.dp;
 
-import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.optim.AdamW;
 import dev.collie.optim.Lomo;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.nd4j.linalg.api.buffer.DataType;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
@@ -123,43 +118,33 @@ class Zero2Test {
 
     @Test
     void nonOwnersFreeTheirGradientsAndTheGlobalNormCoversAllRanks() throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(2, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(2);
-        try {
-            List<Future<double[]>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
-                    try (Zero2 z = new Zero2(m.namedParameters(), c, 4096);
-                         dev.collie.core.train.StepRunner runner = new dev.collie.core.train.StepRunner(m, 1, 1)) {
-                        var loader = dev.collie.core.data.DataLoader.builder(ZeroHarnessTest.ROWS,
-                                new dev.collie.core.data.Collator(0, false)).microBatchSize(1).shuffle(false)
-                                .numReplicas(2).rank(c.rank()).build();
-                        runner.forwardBackward(loader.step(0, 0));
-                        z.finish();
-                        double localSq = 0;
-                        for (Parameter p : m.module().trainableParameters()) {
-                            // a parameter split into row blocks (owner -1) holds no gradient on any rank
-                            boolean owner = z.owner(p) == c.rank();
-                            assertEquals(owner, p.grad() != null, "gradient held by " + (owner ? "owner" : "non-owner"));
-                            assertEquals(owner ? p.numel() * 4 : 0, p.gradientBufferBytes());
-                        }
-                        // the optimizer's parameters: owned whole ones and this rank's row blocks
-                        for (Parameter p : z.ownedParameters().values()) {
-                            localSq += Math.pow(p.grad().norm2Number().doubleValue(), 2);
-                        }
-                        return new double[] {z.globalGradientNorm(), localSq};
-                    }
-                }));
+        List<double[]> got = Ranks.local(2, Duration.ofSeconds(10), 15, c -> {
+            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
+            try (Zero2 z = new Zero2(m.namedParameters(), c, 4096);
+                 dev.collie.core.train.StepRunner runner = new dev.collie.core.train.StepRunner(m, 1, 1)) {
+                var loader = dev.collie.core.data.DataLoader.builder(ZeroHarnessTest.ROWS,
+                        new dev.collie.core.data.Collator(0, false)).microBatchSize(1).shuffle(false)
+                        .numReplicas(2).rank(c.rank()).build();
+                runner.forwardBackward(loader.step(0, 0));
+                z.finish();
+                double localSq = 0;
+                for (Parameter p : m.module().trainableParameters()) {
+                    // a parameter split into row blocks (owner -1) holds no gradient on any rank
+                    boolean owner = z.owner(p) == c.rank();
+                    assertEquals(owner, p.grad() != null, "gradient held by " + (owner ? "owner" : "non-owner"));
+                    assertEquals(owner ? p.numel() * 4 : 0, p.gradientBufferBytes());
+                }
+                // the optimizer's parameters: owned whole ones and this rank's row blocks
+                for (Parameter p : z.ownedParameters().values()) {
+                    localSq += Math.pow(p.grad().norm2Number().doubleValue(), 2);
+                }
+                return new double[] {z.globalGradientNorm(), localSq};
             }
-            double[] a = fs.get(0).get(15, TimeUnit.SECONDS);
-            double[] b = fs.get(1).get(15, TimeUnit.SECONDS);
-            assertEquals(a[0], b[0], 0.0);
-            assertEquals(Math.sqrt(a[1] + b[1]), a[0], 1e-6 * a[0]);
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
-        }
+        });
+        double[] a = got.get(0);
+        double[] b = got.get(1);
+        assertEquals(a[0], b[0], 0.0);
+        assertEquals(Math.sqrt(a[1] + b[1]), a[0], 1e-6 * a[0]);
     }
 
     @Test

@@ -9,7 +9,7 @@ import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.optim.AdamW;
 import dev.collie.optim.Lomo;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -19,9 +19,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
@@ -129,30 +126,12 @@ class Zero3Test {
     }
 
     private static <T> List<T> twoRanks(boolean tied, Body<T> body) throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(2, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(2);
-        try {
-            List<Future<T>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(tied), DataType.FLOAT);
-                    try (Zero3 z = new Zero3(m, c, 4096)) {
-                        return body.run(m, z, c);
-                    } catch (Exception | Error e) {
-                        c.close();
-                        throw e;
-                    }
-                }));
+        return Ranks.local(2, Duration.ofSeconds(10), 15, c -> {
+            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(tied), DataType.FLOAT);
+            try (Zero3 z = new Zero3(m, c, 4096)) {
+                return body.run(m, z, c);
             }
-            List<T> out = new ArrayList<>();
-            for (Future<T> f : fs) {
-                out.add(f.get(15, TimeUnit.SECONDS));
-            }
-            return out;
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
-        }
+        });
     }
 
     @Test
@@ -207,43 +186,11 @@ class Zero3Test {
         assertSameAsOneRank(single(s, ADAMW), ranks(s, ZERO3, ADAMW), 1e-5);
     }
 
-    private static Trainer trainer(LlamaForCausalLM m, Zero3 z, int steps) {
-        return Trainer.builder().model(m).optimizer(ADAMW.apply(z.ownedParameters()))
-                .config(ZeroHarnessTest.setup(2).collie(1).toBuilder().maxSteps(steps).build())
-                .trainData(ZeroHarnessTest.ROWS).gradientSync(z).localRanks(2).build();
-    }
-
     @Test
     void checkpointSavedAndResumedInsideAGatheredScopeContinuesExactly(@org.junit.jupiter.api.io.TempDir
                                                                        java.nio.file.Path tmp) throws Exception {
-        java.nio.file.Path dir = tmp.resolve("ckpt");
-        List<Map<String, org.nd4j.linalg.api.ndarray.INDArray>> straight = twoRanks(false, (m, z, c) -> {
-            trainer(m, z, 3).train();
-            try (Zero3.Scope all = z.gathered()) {
-                return ZeroHarnessTest.copy(m);
-            }
-        });
-        twoRanks(false, (m, z, c) -> {
-            Trainer t = trainer(m, z, 2);
-            t.train();
-            try (Zero3.Scope all = z.gathered()) {      // the Trainer reads every value when it saves
-                t.save(dir);
-            }
-            return null;
-        });
-        List<Map<String, org.nd4j.linalg.api.ndarray.INDArray>> resumed = twoRanks(false, (m, z, c) -> {
-            Trainer t = trainer(m, z, 3);
-            try (Zero3.Scope all = z.gathered()) {      // and writes every value when it resumes
-                t.resume(dir);
-            }
-            assertEquals(1, t.train().size());
-            try (Zero3.Scope all = z.gathered()) {
-                return ZeroHarnessTest.copy(m);
-            }
-        });
-        for (int r = 0; r < 2; r++) {
-            assertEquals(0.0, ZeroHarnessTest.maxAbsDiff(straight.get(r), resumed.get(r)), "rank " + r);
-        }
+        ZeroHarnessTest.assertZero3CheckpointResumesExactly(tmp.resolve("ckpt"),
+                body -> twoRanks(false, (m, z, c) -> body.run(m, z)));
     }
 
     @Test

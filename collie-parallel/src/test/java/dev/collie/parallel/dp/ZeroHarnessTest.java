@@ -1,8 +1,6 @@
 package dev.collie.parallel.dp;
 
 import dev.collie.core.data.Dataset;
-import dev.collie.core.data.Datasets;
-import dev.collie.core.data.Sample;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.GradientSync;
 import dev.collie.core.nn.Parameter;
@@ -13,7 +11,9 @@ import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.optim.AdamW;
+import dev.collie.parallel.testing.Fixtures;
+import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -21,16 +21,12 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
@@ -72,16 +68,7 @@ class ZeroHarnessTest {
     }
 
     static Dataset rows(int count, int len, int vocab, long seed) {
-        Random r = new Random(seed);
-        List<Sample> out = new ArrayList<>();
-        for (int i = 0; i < count; i++) {
-            int[] ids = new int[len];
-            for (int j = 0; j < len; j++) {
-                ids[j] = r.nextInt(vocab);
-            }
-            out.add(Sample.causal(ids));
-        }
-        return Datasets.of(out);
+        return Fixtures.causalRows(count, len, vocab, seed);
     }
 
     /**
@@ -150,6 +137,57 @@ class ZeroHarnessTest {
         return out;
     }
 
+    /** Runs a body on two ZeRO-3 ranks, each over its own model, and returns the results in rank order. */
+    interface TwoZero3Ranks {
+        List<Map<String, INDArray>> run(Zero3Body body) throws Exception;
+    }
+
+    interface Zero3Body {
+        Map<String, INDArray> run(LlamaForCausalLM model, Zero3 zero) throws Exception;
+    }
+
+    /** The Trainer of a ZeRO-3 rank of two: AdamW over its owned parameters, {@code steps} steps of {@link #ROWS}. */
+    static Trainer zero3Trainer(LlamaForCausalLM m, Zero3 z, int steps) {
+        return Trainer.builder().model(m).optimizer(new AdamW(z.ownedParameters(), 0.9, 0.999, 1e-8, 0.01))
+                .config(setup(2).collie(1).toBuilder().maxSteps(steps).build())
+                .trainData(ROWS).gradientSync(z).localRanks(2).build();
+    }
+
+    /**
+     * A ZeRO-3 checkpoint saved and resumed inside gathered scopes continues exactly: on every rank, 2 steps, a save,
+     * a resume and the third step end with the weights of 3 steps straight.
+     */
+    static void assertZero3CheckpointResumesExactly(Path dir, TwoZero3Ranks ranks) throws Exception {
+        List<Map<String, INDArray>> straight = ranks.run((m, z) -> {
+            zero3Trainer(m, z, 3).train();
+            try (Zero3.Scope all = z.gathered()) {
+                return copy(m);
+            }
+        });
+        ranks.run((m, z) -> {
+            Trainer t = zero3Trainer(m, z, 2);
+            t.train();
+            try (Zero3.Scope all = z.gathered()) {      // the Trainer reads every value when it saves
+                t.save(dir);
+            }
+            return null;
+        });
+        List<Map<String, INDArray>> resumed = ranks.run((m, z) -> {
+            Trainer t = zero3Trainer(m, z, 3);
+            // the Trainer writes every value when it resumes; a split parameter's go back into its row blocks on release
+            try (Zero3.Scope all = z.gathered()) {
+                t.resume(dir);
+            }
+            assertEquals(1, t.train().size());
+            try (Zero3.Scope all = z.gathered()) {
+                return copy(m);
+            }
+        });
+        for (int r = 0; r < 2; r++) {
+            assertEquals(0.0, maxAbsDiff(straight.get(r), resumed.get(r)), "rank " + r);
+        }
+    }
+
     private record RankResult(List<Double> losses, Map<String, INDArray> weights, RankMemory memory, long optimizerBytes,
                               long bytesPerStep, long predicted, long peakGathered, List<String> split) {
     }
@@ -157,60 +195,27 @@ class ZeroHarnessTest {
     /** {@code s.ranks()} rank threads, micro-batches of {@code s.rowsPerRank()} rows, the given ZeRO stage. */
     static Run ranks(Setup s, Stage stage, Function<Map<String, Parameter>, Optimizer> opt) throws Exception {
         int n = s.ranks();
-        List<Communicator> comms = LocalCommunicators.create(n, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(n);
-        try {
-            List<Future<RankResult>> futures = new ArrayList<>();
-            for (Communicator comm : comms) {
-                futures.add(pool.submit(() -> {
-                    try {
-                        return rank(s, stage, opt, comm);
-                    } catch (RuntimeException | Error e) {
-                        comm.close();        // the peers fail at once instead of at their timeout
-                        throw e;
-                    }
-                }));
-            }
-            List<RankResult> rs = new ArrayList<>();
-            Exception failed = null;
-            for (Future<RankResult> f : futures) {
-                try {
-                    rs.add(f.get(18, TimeUnit.SECONDS));
-                } catch (ExecutionException e) {
-                    Exception cause = e.getCause() instanceof Exception ex ? ex : e;
-                    if (failed == null) {
-                        failed = cause;         // every rank's failure: the first one seen may be a consequence
-                    } else {
-                        failed.addSuppressed(cause);
-                    }
-                }
-            }
-            if (failed != null) {
-                throw failed;
-            }
-            List<Map<String, INDArray>> weights = new ArrayList<>();
-            List<RankMemory> memory = new ArrayList<>();
-            long[] state = new long[n];
-            long[] bytes = new long[n];
-            long[] predicted = new long[n];
-            long[] peak = new long[n];
-            for (int r = 0; r < n; r++) {
-                weights.add(rs.get(r).weights());
-                memory.add(rs.get(r).memory());
-                state[r] = rs.get(r).optimizerBytes();
-                bytes[r] = rs.get(r).bytesPerStep();
-                predicted[r] = rs.get(r).predicted();
-                peak[r] = rs.get(r).peakGathered();
-                assertEquals(rs.get(0).losses(), rs.get(r).losses(), "ranks report different losses");
-            }
-            for (RankResult r : rs) {
-                assertEquals(rs.get(0).split(), r.split(), "ranks split different parameters");
-            }
-            return new Run(rs.get(0).losses(), weights, memory, state, bytes, predicted, peak, rs.get(0).split());
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
+        // every rank's failure is kept (suppressed behind the first cause): the first one seen may be a consequence
+        List<RankResult> rs = Ranks.local(n, Duration.ofSeconds(10), 18, comm -> rank(s, stage, opt, comm));
+        List<Map<String, INDArray>> weights = new ArrayList<>();
+        List<RankMemory> memory = new ArrayList<>();
+        long[] state = new long[n];
+        long[] bytes = new long[n];
+        long[] predicted = new long[n];
+        long[] peak = new long[n];
+        for (int r = 0; r < n; r++) {
+            weights.add(rs.get(r).weights());
+            memory.add(rs.get(r).memory());
+            state[r] = rs.get(r).optimizerBytes();
+            bytes[r] = rs.get(r).bytesPerStep();
+            predicted[r] = rs.get(r).predicted();
+            peak[r] = rs.get(r).peakGathered();
+            assertEquals(rs.get(0).losses(), rs.get(r).losses(), "ranks report different losses");
         }
+        for (RankResult r : rs) {
+            assertEquals(rs.get(0).split(), r.split(), "ranks split different parameters");
+        }
+        return new Run(rs.get(0).losses(), weights, memory, state, bytes, predicted, peak, rs.get(0).split());
     }
 
     private static RankResult rank(Setup s, Stage stage, Function<Map<String, Parameter>, Optimizer> opt,
@@ -365,34 +370,23 @@ class ZeroHarnessTest {
     @Test
     void bucketLayoutsChooseReduceScatterOnlyWhenItSendsLess() throws Exception {
         LlamaForCausalLM[] models = new LlamaForCausalLM[4];
-        List<Communicator> comms = LocalCommunicators.create(4, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(4);
-        try {
-            List<Future<long[]>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    LlamaForCausalLM m = model(config(false), DataType.FLOAT);
-                    models[c.rank()] = m;
-                    try (Zero2 big = new Zero2(m.namedParameters(), c); Zero2 small = new Zero2(m.namedParameters(), c, 4096)) {
-                        return new long[] {big.bucketCount(), big.scatteredBucketCount(), small.bucketCount(),
-                                small.scatteredBucketCount(), big.gradientBytesSentPerStep()};
-                    }
-                }));
+        List<long[]> got = Ranks.local(4, Duration.ofSeconds(10), 15, c -> {
+            LlamaForCausalLM m = model(config(false), DataType.FLOAT);
+            models[c.rank()] = m;
+            try (Zero2 big = new Zero2(m.namedParameters(), c); Zero2 small = new Zero2(m.namedParameters(), c, 4096)) {
+                return new long[] {big.bucketCount(), big.scatteredBucketCount(), small.bucketCount(),
+                        small.scatteredBucketCount(), big.gradientBytesSentPerStep()};
             }
-            for (Future<long[]> f : fs) {
-                long[] r = f.get(15, TimeUnit.SECONDS);
-                assertEquals(1, r[0], "the whole tiny model fits one 25 MB bucket");
-                assertEquals(1, r[1], "a balanced bucket is reduce-scattered");
-                assertTrue(r[2] > 5, "4 KB buckets: " + r[2]);
-                // an 8 KB matrix is a bucket of its own: all-reduced; the buckets of small tensors are scattered
-                assertTrue(r[3] > 0 && r[3] < r[2], r[3] + " of " + r[2]);
-                long total = models[0].module().trainableParameters().stream().mapToLong(p -> p.numel() * 4).sum();
-                // one reduce-scatter of the model padded to 4 sections: (n−1)·section, at most 2(n−1)/n·S
-                assertTrue(r[4] < 2 * 3 * total / 4, r[4] + " vs all-reduce " + (2 * 3 * total / 4));
-            }
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
+        });
+        for (long[] r : got) {
+            assertEquals(1, r[0], "the whole tiny model fits one 25 MB bucket");
+            assertEquals(1, r[1], "a balanced bucket is reduce-scattered");
+            assertTrue(r[2] > 5, "4 KB buckets: " + r[2]);
+            // an 8 KB matrix is a bucket of its own: all-reduced; the buckets of small tensors are scattered
+            assertTrue(r[3] > 0 && r[3] < r[2], r[3] + " of " + r[2]);
+            long total = models[0].module().trainableParameters().stream().mapToLong(p -> p.numel() * 4).sum();
+            // one reduce-scatter of the model padded to 4 sections: (n−1)·section, at most 2(n−1)/n·S
+            assertTrue(r[4] < 2 * 3 * total / 4, r[4] + " vs all-reduce " + (2 * 3 * total / 4));
         }
     }
 }

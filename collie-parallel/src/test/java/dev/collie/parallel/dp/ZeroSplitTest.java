@@ -2,7 +2,6 @@ package dev.collie.parallel.dp;
 
 import dev.collie.core.data.Collator;
 import dev.collie.core.data.DataLoader;
-import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.GradClip;
 import dev.collie.core.optim.Optimizer;
@@ -19,7 +18,7 @@ import dev.collie.optim.Adan;
 import dev.collie.optim.Lion;
 import dev.collie.optim.Lomo;
 import dev.collie.optim.SophiaG;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -33,9 +32,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 
@@ -90,31 +86,13 @@ class ZeroSplitTest {
 
     /** Per rank: the split parameters' names and the parameter bytes ZeRO-3 keeps right after sharding. */
     private static List<Object[]> shard(LlamaConfig cfg, int n, SplitPolicy policy) throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(n, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(n);
-        try {
-            List<Future<Object[]>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    LlamaForCausalLM m = ZeroHarnessTest.model(cfg, DataType.FLOAT);
-                    // the 134M model's 25 MB buckets hold as many of its matrices as 25 MB / 256 hold of these
-                    try (Zero3 z = new Zero3(m, c, DataParallel.DEFAULT_BUCKET_BYTES / 256, policy)) {
-                        return new Object[] {z.splitParameters(), z.memory().parameterBytes()};
-                    } catch (RuntimeException e) {
-                        c.close();
-                        throw e;
-                    }
-                }));
+        return Ranks.local(n, Duration.ofSeconds(10), 30, c -> {
+            LlamaForCausalLM m = ZeroHarnessTest.model(cfg, DataType.FLOAT);
+            // the 134M model's 25 MB buckets hold as many of its matrices as 25 MB / 256 hold of these
+            try (Zero3 z = new Zero3(m, c, DataParallel.DEFAULT_BUCKET_BYTES / 256, policy)) {
+                return new Object[] {z.splitParameters(), z.memory().parameterBytes()};
             }
-            List<Object[]> out = new ArrayList<>();
-            for (Future<Object[]> f : fs) {
-                out.add(f.get(30, TimeUnit.SECONDS));
-            }
-            return out;
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
-        }
+        });
     }
 
     private static double worstShare(List<Object[]> ranks, long total) {
@@ -146,49 +124,32 @@ class ZeroSplitTest {
 
     @Test
     void blocksAreRowsOfTheParameterUnderItsNameAndUnevenRowsAreShared() throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(4, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(4);
-        try {
-            List<Future<long[]>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    // 66 rows over 4 ranks: 16, 17, 16, 17
-                    LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false, 66), DataType.FLOAT);
-                    Parameter embed = m.namedParameters().get("model.embed_tokens.weight");
-                    INDArray before = embed.data().dup();
-                    try (Zero2 z = new Zero2(m.namedParameters(), c, 4096, FORCE)) {
-                        assertTrue(z.splitParameters().contains("model.embed_tokens.weight"), z.splitParameters().toString());
-                        assertEquals(-1, z.owner(embed));
-                        Parameter block = z.ownedParameters().get("model.embed_tokens.weight");
-                        long r0 = 66L * c.rank() / 4;
-                        long r1 = 66L * (c.rank() + 1) / 4;
-                        assertArrayEquals(new long[] {r1 - r0, 32}, block.shape());
-                        // ZeRO-2: the block is a view of the value's rows
-                        assertEquals(before.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(r0, r1),
-                                org.nd4j.linalg.indexing.NDArrayIndex.all()), block.data());
-                        block.data().assign(c.rank() + 1);
-                        assertEquals(c.rank() + 1, embed.data().getDouble(r0, 0), 0.0, "writes reach the value");
-                        z.afterStep();          // every rank's block into every rank's value
-                        for (int q = 0; q < 4; q++) {
-                            assertEquals(q + 1, embed.data().getDouble(66L * q / 4, 31), 0.0);
-                            assertEquals(q + 1, embed.data().getDouble(66L * (q + 1) / 4 - 1, 0), 0.0);
-                        }
-                        return new long[] {z.broadcastBytesSentPerStep(), block.numel()};
-                    } catch (RuntimeException | Error e) {
-                        c.close();
-                        throw e;
-                    }
-                }));
+        List<long[]> got = Ranks.local(4, Duration.ofSeconds(10), 15, c -> {
+            // 66 rows over 4 ranks: 16, 17, 16, 17
+            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false, 66), DataType.FLOAT);
+            Parameter embed = m.namedParameters().get("model.embed_tokens.weight");
+            INDArray before = embed.data().dup();
+            try (Zero2 z = new Zero2(m.namedParameters(), c, 4096, FORCE)) {
+                assertTrue(z.splitParameters().contains("model.embed_tokens.weight"), z.splitParameters().toString());
+                assertEquals(-1, z.owner(embed));
+                Parameter block = z.ownedParameters().get("model.embed_tokens.weight");
+                long r0 = 66L * c.rank() / 4;
+                long r1 = 66L * (c.rank() + 1) / 4;
+                assertArrayEquals(new long[] {r1 - r0, 32}, block.shape());
+                // ZeRO-2: the block is a view of the value's rows
+                assertEquals(before.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(r0, r1),
+                        org.nd4j.linalg.indexing.NDArrayIndex.all()), block.data());
+                block.data().assign(c.rank() + 1);
+                assertEquals(c.rank() + 1, embed.data().getDouble(r0, 0), 0.0, "writes reach the value");
+                z.afterStep();          // every rank's block into every rank's value
+                for (int q = 0; q < 4; q++) {
+                    assertEquals(q + 1, embed.data().getDouble(66L * q / 4, 31), 0.0);
+                    assertEquals(q + 1, embed.data().getDouble(66L * (q + 1) / 4 - 1, 0), 0.0);
+                }
+                return new long[] {z.broadcastBytesSentPerStep(), block.numel()};
             }
-            long[][] got = new long[4][];
-            for (int r = 0; r < 4; r++) {
-                got[r] = fs.get(r).get(15, TimeUnit.SECONDS);
-            }
-            assertEquals(66 * 32, got[0][1] + got[1][1] + got[2][1] + got[3][1]);
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
-        }
+        });
+        assertEquals(66 * 32, got.get(0)[1] + got.get(1)[1] + got.get(2)[1] + got.get(3)[1]);
     }
 
     // ---------------------------------------------------------------- ZeRO-2 reproduces one rank
@@ -327,56 +288,42 @@ class ZeroSplitTest {
         Optimizer refOpt = ADAMW.apply(ref.namedParameters());
         List<StepStats> refStats = Trainer.builder().model(ref).optimizer(refOpt)
                 .config(s.collie(2).toBuilder().clipGradNorm(0.5).build()).trainData(ZeroHarnessTest.ROWS).build().train();
-        List<Communicator> comms = LocalCommunicators.create(2, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(2);
-        try {
-            List<Future<Object[]>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.DOUBLE);
-                    try (Zero2 z = new Zero2(m.namedParameters(), c, 4096, FORCE_DP2);
-                         StepRunner runner = new StepRunner(m, 1, 1)) {
-                        Optimizer opt = ADAMW.apply(z.ownedParameters());
-                        DataLoader loader = DataLoader.builder(ZeroHarnessTest.ROWS, new Collator(0, false))
-                                .microBatchSize(1).shuffle(false).numReplicas(2).rank(c.rank()).build();
-                        List<Double> norms = new ArrayList<>();
-                        for (int step = 0; step < steps; step++) {
-                            runner.forwardBackward(loader.step(0, step));
-                            z.finish();
-                            for (Parameter p : m.module().trainableParameters()) {
-                                assertEquals(z.owner(p) == c.rank(), p.grad() != null, "split: no whole gradient");
-                            }
-                            double norm = z.globalGradientNorm();
-                            double mine = GradClip.globalNorm(z.ownedParameters().values());
-                            double sum = Math.sqrt(z.average(mine * mine) * 2);
-                            assertEquals(norm, sum, 1e-12 * norm);
-                            GradClip.scaleToNorm(z.ownedParameters().values(), norm, 0.5);
-                            opt.step(1e-2);
-                            z.afterStep();
-                            norms.add(norm);
-                        }
-                        return new Object[] {norms, ZeroHarnessTest.copy(m), z.splitParameters()};
-                    } catch (RuntimeException | Error e) {
-                        c.close();
-                        throw e;
+        List<Object[]> got = Ranks.local(2, Duration.ofSeconds(10), 30, c -> {
+            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.DOUBLE);
+            try (Zero2 z = new Zero2(m.namedParameters(), c, 4096, FORCE_DP2);
+                 StepRunner runner = new StepRunner(m, 1, 1)) {
+                Optimizer opt = ADAMW.apply(z.ownedParameters());
+                DataLoader loader = DataLoader.builder(ZeroHarnessTest.ROWS, new Collator(0, false))
+                        .microBatchSize(1).shuffle(false).numReplicas(2).rank(c.rank()).build();
+                List<Double> norms = new ArrayList<>();
+                for (int step = 0; step < steps; step++) {
+                    runner.forwardBackward(loader.step(0, step));
+                    z.finish();
+                    for (Parameter p : m.module().trainableParameters()) {
+                        assertEquals(z.owner(p) == c.rank(), p.grad() != null, "split: no whole gradient");
                     }
-                }));
-            }
-            for (Future<Object[]> f : fs) {
-                Object[] r = f.get(30, TimeUnit.SECONDS);
-                assertFalse(((List<?>) r[2]).isEmpty());
-                @SuppressWarnings("unchecked") List<Double> norms = (List<Double>) r[0];
-                for (int i = 0; i < steps; i++) {
-                    double want = refStats.get(i).gradNorm();
-                    assertTrue(want > 0.5, "clipping is active: " + want);
-                    assertEquals(want, norms.get(i), 1e-11 * want, "norm of step " + i);
+                    double norm = z.globalGradientNorm();
+                    double mine = GradClip.globalNorm(z.ownedParameters().values());
+                    double sum = Math.sqrt(z.average(mine * mine) * 2);
+                    assertEquals(norm, sum, 1e-12 * norm);
+                    GradClip.scaleToNorm(z.ownedParameters().values(), norm, 0.5);
+                    opt.step(1e-2);
+                    z.afterStep();
+                    norms.add(norm);
                 }
-                @SuppressWarnings("unchecked") Map<String, INDArray> w = (Map<String, INDArray>) r[1];
-                assertTrue(ZeroHarnessTest.maxAbsDiff(ZeroHarnessTest.copy(ref), w) <= 1e-11);
+                return new Object[] {norms, ZeroHarnessTest.copy(m), z.splitParameters()};
             }
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
+        });
+        for (Object[] r : got) {
+            assertFalse(((List<?>) r[2]).isEmpty());
+            @SuppressWarnings("unchecked") List<Double> norms = (List<Double>) r[0];
+            for (int i = 0; i < steps; i++) {
+                double want = refStats.get(i).gradNorm();
+                assertTrue(want > 0.5, "clipping is active: " + want);
+                assertEquals(want, norms.get(i), 1e-11 * want, "norm of step " + i);
+            }
+            @SuppressWarnings("unchecked") Map<String, INDArray> w = (Map<String, INDArray>) r[1];
+            assertTrue(ZeroHarnessTest.maxAbsDiff(ZeroHarnessTest.copy(ref), w) <= 1e-11);
         }
     }
 
@@ -385,69 +332,18 @@ class ZeroSplitTest {
     }
 
     private static <T> List<T> twoRanks(Body<T> body) throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(2, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(2);
-        try {
-            List<Future<T>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
-                    try (Zero3 z = new Zero3(m, c, 4096, FORCE_DP2)) {
-                        assertFalse(z.splitParameters().isEmpty());
-                        return body.run(m, z);
-                    } catch (Exception | Error e) {
-                        c.close();
-                        throw e;
-                    }
-                }));
+        return Ranks.local(2, Duration.ofSeconds(10), 30, c -> {
+            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
+            try (Zero3 z = new Zero3(m, c, 4096, FORCE_DP2)) {
+                assertFalse(z.splitParameters().isEmpty());
+                return body.run(m, z);
             }
-            List<T> out = new ArrayList<>();
-            for (Future<T> f : fs) {
-                out.add(f.get(30, TimeUnit.SECONDS));
-            }
-            return out;
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
-        }
-    }
-
-    private static Trainer trainer(LlamaForCausalLM m, Zero3 z, int steps) {
-        return Trainer.builder().model(m).optimizer(ADAMW.apply(z.ownedParameters()))
-                .config(ZeroHarnessTest.setup(2).collie(1).toBuilder().maxSteps(steps).build())
-                .trainData(ZeroHarnessTest.ROWS).gradientSync(z).localRanks(2).build();
+        });
     }
 
     @Test
     void zero3CheckpointOfRowBlocksResumesExactly(@TempDir Path tmp) throws Exception {
-        Path dir = tmp.resolve("ckpt");
-        List<Map<String, INDArray>> straight = twoRanks((m, z) -> {
-            trainer(m, z, 3).train();
-            try (Zero3.Scope all = z.gathered()) {
-                return ZeroHarnessTest.copy(m);
-            }
-        });
-        twoRanks((m, z) -> {
-            Trainer t = trainer(m, z, 2);
-            t.train();
-            try (Zero3.Scope all = z.gathered()) {
-                t.save(dir);
-            }
-            return null;
-        });
-        List<Map<String, INDArray>> resumed = twoRanks((m, z) -> {
-            Trainer t = trainer(m, z, 3);
-            try (Zero3.Scope all = z.gathered()) {      // the loaded values go back into the row blocks on release
-                t.resume(dir);
-            }
-            assertEquals(1, t.train().size());
-            try (Zero3.Scope all = z.gathered()) {
-                return ZeroHarnessTest.copy(m);
-            }
-        });
-        for (int r = 0; r < 2; r++) {
-            assertEquals(0.0, ZeroHarnessTest.maxAbsDiff(straight.get(r), resumed.get(r)), "rank " + r);
-        }
+        ZeroHarnessTest.assertZero3CheckpointResumesExactly(tmp.resolve("ckpt"), body -> twoRanks(body::run));
     }
 
     @Test

@@ -21,7 +21,8 @@ import dev.collie.optim.Lion;
 import dev.collie.optim.Lomo;
 import dev.collie.optim.SophiaG;
 import dev.collie.parallel.Parallelism;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.testing.Fixtures;
+import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -38,11 +39,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.stream.Stream;
 
@@ -142,16 +138,7 @@ class OptimizerEquivalenceTest {
     }
 
     private static Dataset rows(int n) {
-        Random rnd = new Random(11);
-        List<Sample> samples = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int[] ids = new int[12];
-            for (int j = 0; j < ids.length; j++) {
-                ids[j] = rnd.nextInt(96);
-            }
-            samples.add(Sample.causal(ids));
-        }
-        return Datasets.of(samples);
+        return Fixtures.causalRows(n, 12, 96, 11);
     }
 
     /** A replica's config: {@code rows} per step in 2 micro-batches (step optimizers) or 1 (fused). */
@@ -238,33 +225,8 @@ class OptimizerEquivalenceTest {
     private static Reference runRanks(Opt o, int dp, int tp, int pp, int zero, boolean tied, DataType dtype)
             throws Exception {
         int world = dp * tp * pp;
-        List<Communicator> comms = LocalCommunicators.create(world, Duration.ofSeconds(30));
-        ExecutorService pool = Executors.newFixedThreadPool(world);
-        try {
-            List<Future<Reference>> futures = new ArrayList<>();
-            for (Communicator c : comms) {
-                futures.add(pool.submit(() -> runRank(c, o, dp, tp, pp, zero, tied, dtype, world)));
-            }
-            Reference lead = null;
-            Exception first = null;
-            for (Future<Reference> f : futures) {
-                try {
-                    Reference r = get(f);
-                    lead = lead == null ? r : lead;
-                } catch (Exception e) {
-                    // the rank that failed first, not the peers that saw it close its communicator
-                    boolean echo = String.valueOf(e.getMessage()).contains("closed its communicator");
-                    first = first == null || (!echo && String.valueOf(first.getMessage()).contains("closed its"))
-                            ? e : first;
-                }
-            }
-            if (first != null) {
-                throw first;
-            }
-            return lead;
-        } finally {
-            pool.shutdownNow();
-        }
+        return Ranks.local(world, Duration.ofSeconds(30), 120,
+                c -> runRank(c, o, dp, tp, pp, zero, tied, dtype, world)).get(0);
     }
 
     private static Reference runRank(Communicator c, Opt o, int dp, int tp, int pp, int zero, boolean tied,
@@ -278,22 +240,10 @@ class OptimizerEquivalenceTest {
                         .trainData(rows(STEPS * ROWS * dp)).localRanks(world).callbacks(normRecorder(opt, norms))
                         .build();
                 List<StepStats> stats = t.train();
-                Map<String, INDArray> full = par.gatherFullWeights();
-                Map<String, INDArray> copy = new HashMap<>();
-                if (full != null) {
-                    full.forEach((n, a) -> copy.put(n, a.dup()));
-                }
+                Map<String, INDArray> copy = Fixtures.copies(par.gatherFullWeights());
                 // the lead rank first in the list of results: world rank 0 holds the gathered weights
                 return c.rank() == 0 ? new Reference(stats.stream().map(StepStats::loss).toList(), copy, norms) : null;
             }
-        }
-    }
-
-    private static Reference get(Future<Reference> f) throws Exception {
-        try {
-            return f.get(120, TimeUnit.SECONDS);
-        } catch (ExecutionException e) {
-            throw e.getCause() instanceof Exception ex ? ex : new RuntimeException(e.getCause());
         }
     }
 
@@ -349,37 +299,27 @@ class OptimizerEquivalenceTest {
      */
     @Test
     void aTwoPassOptimizerWithoutAReducerIsRefused() throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(2, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(2);
-        try {
-            List<Future<String>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    try (c; Parallelism par = Parallelism.builder().tp(2).build(c, model(false, DataType.FLOAT))) {
-                        Map<String, Parameter> params = par.optimizerParameters();
-                        FusedBackwardOptimizer twoPass = new FusedBackwardOptimizer() {
-                            public Map<String, Parameter> parameters() { return params; }
-                            public void beginStep(double lr) { }
-                            public int passes() { return 2; }
-                            public void onGradientReady(Parameter p) { p.releaseGrad(); }
-                            public Map<String, INDArray> stateDict() { return Map.of(); }
-                            public void loadStateDict(Map<String, INDArray> s) { }
-                            public long stateBytes() { return 0; }
-                        };
-                        par.configure(Trainer.builder()).optimizer(twoPass).config(CollieConfig.builder().maxSteps(1)
-                                .build()).trainData(rows(4)).localRanks(2).build();
-                        return "built";
-                    } catch (CollieException e) {
-                        return e.getMessage();
-                    }
-                }));
+        List<String> messages = Ranks.local(2, Duration.ofSeconds(10), 30, c -> {
+            try (c; Parallelism par = Parallelism.builder().tp(2).build(c, model(false, DataType.FLOAT))) {
+                Map<String, Parameter> params = par.optimizerParameters();
+                FusedBackwardOptimizer twoPass = new FusedBackwardOptimizer() {
+                    public Map<String, Parameter> parameters() { return params; }
+                    public void beginStep(double lr) { }
+                    public int passes() { return 2; }
+                    public void onGradientReady(Parameter p) { p.releaseGrad(); }
+                    public Map<String, INDArray> stateDict() { return Map.of(); }
+                    public void loadStateDict(Map<String, INDArray> s) { }
+                    public long stateBytes() { return 0; }
+                };
+                par.configure(Trainer.builder()).optimizer(twoPass).config(CollieConfig.builder().maxSteps(1)
+                        .build()).trainData(rows(4)).localRanks(2).build();
+                return "built";
+            } catch (CollieException e) {
+                return e.getMessage();
             }
-            for (Future<String> f : fs) {
-                String m = f.get(30, TimeUnit.SECONDS);
-                assertTrue(m.contains("takes 2 backward passes") && m.contains("gradient norm"), m);
-            }
-        } finally {
-            pool.shutdownNow();
+        });
+        for (String m : messages) {
+            assertTrue(m.contains("takes 2 backward passes") && m.contains("gradient norm"), m);
         }
     }
 }

@@ -3,14 +3,13 @@ package dev.collie.parallel.optim;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Parameter;
-import dev.collie.core.tensor.Backends;
 import dev.collie.optim.AdaLomo;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.testing.OneOpThread;
+import dev.collie.parallel.testing.Ranks;
 import dev.collie.parallel.tp.VocabParallelLoss;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -20,14 +19,9 @@ import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -42,44 +36,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * the targets one rank samples from the whole softmax, whatever the split and the batch's layout.
  */
 @Timeout(value = 30, unit = TimeUnit.SECONDS)
+@ExtendWith(OneOpThread.class)
 class ShardedStatisticsTest {
     private static final DataType F64 = DataType.DOUBLE;
 
-    @BeforeAll
-    static void oneOpThread() {
-        Backends.setOpThreads(1);
-    }
-
-    @AfterAll
-    static void restoreOpThreads() {
-        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
-    }
-
-    interface Body<T> {
-        T run(Communicator c) throws Exception;
-    }
-
-    static <T> List<T> ranks(int n, Body<T> body) throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(n, Duration.ofSeconds(10));
-        ExecutorService pool = Executors.newFixedThreadPool(n);
-        try {
-            List<Future<T>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> body.run(c)));
-            }
-            List<T> out = new ArrayList<>();
-            for (Future<T> f : fs) {
-                try {
-                    out.add(f.get(20, TimeUnit.SECONDS));
-                } catch (ExecutionException e) {
-                    throw e.getCause() instanceof Exception ex ? ex : e;
-                }
-            }
-            return out;
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
-        }
+    static <T> List<T> ranks(int n, Ranks.Body<T> body) throws Exception {
+        return Ranks.local(n, Duration.ofSeconds(10), 20, body);
     }
 
     private static INDArray block(INDArray full, int dim, int rank, int n) {

@@ -2,8 +2,6 @@ package dev.collie.parallel.peft;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
-import dev.collie.core.data.Datasets;
-import dev.collie.core.data.Sample;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.tensor.Backends;
@@ -13,6 +11,7 @@ import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.Parallelism;
+import dev.collie.parallel.testing.Fixtures;
 import dev.collie.peft.LoraConfig;
 import dev.collie.peft.Peft;
 import dev.collie.peft.PeftConfig;
@@ -106,16 +105,7 @@ class PeftParallelEquivalenceTest {
     }
 
     static Dataset rows(int n) {
-        Random rnd = new Random(7);
-        List<Sample> samples = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            int[] ids = new int[12];
-            for (int j = 0; j < ids.length; j++) {
-                ids[j] = rnd.nextInt(96);
-            }
-            samples.add(Sample.causal(ids));
-        }
-        return Datasets.of(samples);
+        return Fixtures.causalRows(n, 12, 96, 7);
     }
 
     static CollieConfig trainConfig(int microBatch) {

@@ -3,16 +3,16 @@ package dev.collie.parallel.peft;
 import dev.collie.core.data.Batch;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Sgd;
-import dev.collie.core.tensor.Backends;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.parallel.pp.OneFOneBSchedule;
 import dev.collie.parallel.pp.PipelineStage;
+import dev.collie.parallel.testing.Fixtures;
+import dev.collie.parallel.testing.OneOpThread;
 import dev.collie.peft.Peft;
 import dev.collie.peft.PeftModel;
 import dev.collie.peft.VirtualTokenLayer;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -21,7 +21,6 @@ import org.nd4j.linalg.factory.Nd4j;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
@@ -37,6 +36,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * Also where the encoders live (prompt: the first stage's virtual-token layer; prefix: every stage, summed like a
  * tied weight), what the shared sums send, and the activation messages of the longer prompt sequences.
  */
+@ExtendWith(OneOpThread.class)
 class PromptMethodsPipelineTest {
     private static final Path TINY = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama");
     private static final Path TINY_TIED = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama-tied");
@@ -46,16 +46,6 @@ class PromptMethodsPipelineTest {
     private static final int MICRO = 3;
     private static final int STEPS = 3;
     private static final double LR = 0.05;
-
-    @BeforeAll
-    static void oneOpThread() {
-        Backends.setOpThreads(1);
-    }
-
-    @AfterAll
-    static void restoreOpThreads() {
-        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
-    }
 
     private static PeftModel model(String method, boolean tied) {
         PeftModel m = Peft.wrap(LlamaCheckpoint.load(tied ? TINY_TIED : TINY, DataType.DOUBLE),
@@ -73,29 +63,7 @@ class PromptMethodsPipelineTest {
 
     /** Micro-batches of ROWS×SEQ; micro-batch 0 has a right-padded row, micro-batch 1 a left-padded one. */
     private static List<Batch> microBatches(long seed) {
-        Random r = new Random(seed);
-        List<Batch> out = new ArrayList<>();
-        for (int i = 0; i < MICRO; i++) {
-            long[][] ids = new long[ROWS][SEQ];
-            long[][] labels = new long[ROWS][SEQ];
-            long[][] mask = new long[ROWS][SEQ];
-            for (int row = 0; row < ROWS; row++) {
-                for (int t = 0; t < SEQ; t++) {
-                    boolean pad = row == 1 && (i == 0 ? t >= SEQ - 3 : i == 1 && t < 2);
-                    ids[row][t] = pad ? 0 : 1 + r.nextInt(95);
-                    labels[row][t] = pad ? -100 : ids[row][t];
-                    mask[row][t] = pad ? 0 : 1;
-                }
-            }
-            out.add(new Batch(Nd4j.createFromArray(ids), Nd4j.createFromArray(labels), Nd4j.createFromArray(mask)));
-        }
-        return out;
-    }
-
-    private static Map<String, INDArray> copies(Map<String, Parameter> ps, boolean grads) {
-        Map<String, INDArray> out = new LinkedHashMap<>();
-        ps.forEach((n, p) -> out.put(n, (grads ? p.grad() : p.data()).dup()));
-        return out;
+        return Fixtures.microBatches(MICRO, ROWS, SEQ, 95, true, seed);
     }
 
     private static double maxDiff(INDArray a, INDArray b) {
@@ -118,14 +86,14 @@ class PromptMethodsPipelineTest {
             for (int s = 0; s < STEPS; s++) {
                 losses.add(runner.forwardBackward(microBatches(11 + s)));
                 if (s == 0) {
-                    grads = copies(trainable, true);
+                    grads = Fixtures.copies(trainable, true);
                 }
                 opt.step(LR);
                 m.module().zeroGrad();
             }
             eval = runner.loss(microBatches(99).get(0));
         }
-        return new Run(losses, grads, copies(trainable, false), eval, List.of(), List.of(), List.of(), List.of());
+        return new Run(losses, grads, Fixtures.copies(trainable, false), eval, List.of(), List.of(), List.of(), List.of());
     }
 
     private static List<Run> pipeline(String method, boolean tied, int pp) throws Exception {
@@ -150,13 +118,13 @@ class PromptMethodsPipelineTest {
                     schedule.syncTiedGradients();
                     sharedBytes.add(schedule.sharedGradientBytesSent() - shared);
                     if (s == 0) {
-                        grads = copies(stage.trainableParameters(), true);
+                        grads = Fixtures.copies(stage.trainableParameters(), true);
                     }
                     opt.step(LR);
                     stage.trainableParameters().values().forEach(Parameter::zeroGrad);
                 }
                 double eval = schedule.loss(microBatches(99).get(0));
-                return new Run(losses, grads, copies(stage.trainableParameters(), false), eval, names,
+                return new Run(losses, grads, Fixtures.copies(stage.trainableParameters(), false), eval, names,
                         schedule.tiedParameterNames(), pipeBytes, sharedBytes);
             }
         });

@@ -3,17 +3,17 @@ package dev.collie.parallel.pp;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.dist.Communicator;
-import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Sgd;
-import dev.collie.core.tensor.Backends;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.parallel.comm.LocalCommunicators;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import dev.collie.parallel.testing.Fixtures;
+import dev.collie.parallel.testing.OneOpThread;
+import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -23,17 +23,13 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.Set;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -48,6 +44,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * same seed on every rank.
  */
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
+@ExtendWith(OneOpThread.class)
 class PipelineScheduleTest {
     private static final long SEED = 1234;
     private static final int ROWS = 2;
@@ -55,16 +52,6 @@ class PipelineScheduleTest {
     private static final int HIDDEN = 32;
     private static final double LR = 0.5;
     private static final int STEPS = 3;
-
-    @BeforeAll
-    static void oneOpThread() {
-        Backends.setOpThreads(1);
-    }
-
-    @AfterAll
-    static void restoreOpThreads() {
-        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
-    }
 
     private static LlamaForCausalLM model(boolean tied, DataType dtype) {
         LlamaConfig c = LlamaConfig.builder().vocabSize(64).hiddenSize(HIDDEN).intermediateSize(64).numHiddenLayers(4)
@@ -79,29 +66,7 @@ class PipelineScheduleTest {
      * micro-batch 0 has a right-padded row and micro-batch 1 a left-padded one.
      */
     private static List<Batch> microBatches(int m, boolean padded, long seed) {
-        Random r = new Random(seed);
-        List<Batch> out = new ArrayList<>();
-        for (int i = 0; i < m; i++) {
-            long[][] ids = new long[ROWS][SEQ];
-            long[][] labels = new long[ROWS][SEQ];
-            long[][] mask = new long[ROWS][SEQ];
-            for (int row = 0; row < ROWS; row++) {
-                for (int t = 0; t < SEQ; t++) {
-                    boolean pad = padded && row == 1 && (i == 0 ? t >= SEQ - 3 : i == 1 && t < 2);
-                    ids[row][t] = pad ? 0 : 1 + r.nextInt(63);
-                    labels[row][t] = pad ? -100 : ids[row][t];
-                    mask[row][t] = pad ? 0 : 1;
-                }
-            }
-            out.add(new Batch(Nd4j.createFromArray(ids), Nd4j.createFromArray(labels), Nd4j.createFromArray(mask)));
-        }
-        return out;
-    }
-
-    private static Map<String, INDArray> copies(Map<String, Parameter> ps, boolean grads) {
-        Map<String, INDArray> out = new LinkedHashMap<>();
-        ps.forEach((n, p) -> out.put(n, (grads ? p.grad() : p.data()).dup()));
-        return out;
+        return Fixtures.microBatches(m, ROWS, SEQ, 63, padded, seed);
     }
 
     private static double maxDiff(INDArray a, INDArray b) {
@@ -121,47 +86,22 @@ class PipelineScheduleTest {
             for (int s = 0; s < STEPS; s++) {
                 losses.add(runner.forwardBackward(microBatches(m, padded, SEED)));
                 if (s == 0) {
-                    grads = copies(model.namedParameters(), true);
+                    grads = Fixtures.copies(model.namedParameters(), true);
                 }
                 opt.step(LR);
             }
         }
-        return new Run(losses, grads, copies(model.namedParameters(), false), List.of(), List.of(), 0, 0);
+        return new Run(losses, grads, Fixtures.copies(model.namedParameters(), false), List.of(), List.of(), 0, 0);
     }
 
-    /** Runs {@code body} on one thread per rank; fails the test if any rank throws or they take over 15 s. */
-    private static <T> List<T> onRanks(List<Communicator> comms, RankBody<T> body) throws Exception {
-        ExecutorService pool = Executors.newFixedThreadPool(comms.size());
-        try {
-            List<Future<T>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> body.run(c)));
-            }
-            List<T> out = new ArrayList<>();
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(15);
-            for (Future<T> f : fs) {
-                try {
-                    out.add(f.get(Math.max(1, deadline - System.nanoTime()), TimeUnit.NANOSECONDS));
-                } catch (ExecutionException e) {
-                    throw e.getCause() instanceof Exception ex ? ex : e;
-                } catch (TimeoutException e) {
-                    throw new AssertionError("the ranks did not finish within 15 s", e);
-                }
-            }
-            return out;
-        } finally {
-            pool.shutdownNow();
-            comms.forEach(Communicator::close);
-        }
-    }
-
-    interface RankBody<T> {
-        T run(Communicator c) throws Exception;
+    /** Runs {@code body} on {@code n} fresh ranks, one thread each; fails the test if any throws or they take over 15 s. */
+    private static <T> List<T> onRanks(int n, Ranks.Body<T> body) throws Exception {
+        return Ranks.local(n, Duration.ofSeconds(10), 15, body);
     }
 
     private static List<Run> pipeline(int pp, String method, boolean tied, int m, boolean padded, DataType dtype,
                                       boolean checkpointing) throws Exception {
-        return onRanks(LocalCommunicators.create(pp, Duration.ofSeconds(10)), comm -> {
+        return onRanks(pp, comm -> {
             LlamaForCausalLM model = model(tied, dtype);
             model.setGradientCheckpointing(checkpointing);
             PipelineStage stage = PipelineStage.of(model, comm.rank(), pp, method);
@@ -178,11 +118,11 @@ class PipelineScheduleTest {
                     bytes.add(comm.bytesSent() - before);
                     schedule.syncTiedGradients();
                     if (s == 0) {
-                        grads = copies(stage.trainableParameters(), true);
+                        grads = Fixtures.copies(stage.trainableParameters(), true);
                     }
                     opt.step(LR);
                 }
-                return new Run(losses, grads, copies(stage.trainableParameters(), false), bytes,
+                return new Run(losses, grads, Fixtures.copies(stage.trainableParameters(), false), bytes,
                         schedule.tiedParameterNames(), hookCalls.get(), stage.trainableParameters().size());
             }
         });
@@ -247,7 +187,7 @@ class PipelineScheduleTest {
     @Test
     void stagesRunWarmUpForwardsThenOneForwardOneBackwardThenDrain() throws Exception {
         int pp = 4;
-        List<List<String>> traces = onRanks(LocalCommunicators.create(pp, Duration.ofSeconds(10)), comm -> {
+        List<List<String>> traces = onRanks(pp, comm -> {
             LlamaForCausalLM model = model(false, DataType.DOUBLE);
             List<String> order = new ArrayList<>();
             try (OneFOneBSchedule schedule = new OneFOneBSchedule(PipelineStage.of(model, comm.rank(), pp, "uniform"),
@@ -295,7 +235,7 @@ class PipelineScheduleTest {
         try (StepRunner runner = new StepRunner(model(true, DataType.DOUBLE), 1, 1)) {
             expected = runner.loss(probe);
         }
-        List<double[]> got = onRanks(LocalCommunicators.create(4, Duration.ofSeconds(10)), comm -> {
+        List<double[]> got = onRanks(4, comm -> {
             LlamaForCausalLM model = model(true, DataType.DOUBLE);
             try (OneFOneBSchedule schedule = new OneFOneBSchedule(PipelineStage.of(model, comm.rank(), 4, "parameters"),
                     comm)) {

@@ -11,11 +11,10 @@ import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.RotaryEmbedding;
 import dev.collie.core.nn.SwiGluMlp;
 import dev.collie.core.nn.Tape;
-import dev.collie.core.tensor.Backends;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import dev.collie.parallel.testing.OneOpThread;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -43,19 +42,10 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  * matching slices of the unsplit layer's gradients.
  */
 @Timeout(value = 15, unit = TimeUnit.SECONDS)
+@ExtendWith(OneOpThread.class)
 class TensorParallelLayersTest {
     private static final DataType F64 = DataType.DOUBLE;
     private static final double TOL = 1e-12;
-
-    @BeforeAll
-    static void oneOpThread() {
-        Backends.setOpThreads(1);
-    }
-
-    @AfterAll
-    static void restoreOpThreads() {
-        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
-    }
 
     private static INDArray cols(INDArray a, int rank, int n) {
         long w = a.size(1) / n;
@@ -88,6 +78,22 @@ class TensorParallelLayersTest {
         });
     }
 
+    /**
+     * A full linear {@code in → out} (with random biases, if any) run forward and backward on a random input
+     * {@code x [rows, in]} and output gradient {@code dy}, all drawn after seeding ND4J's generator with {@code seed}.
+     */
+    private record FullLinear(Linear full, INDArray x, INDArray dy, INDArray y, INDArray dx) {
+        static FullLinear run(long seed, int in, int out, boolean bias, int rows) {
+            Nd4j.getRandom().setSeed(seed);
+            Linear full = new Linear(in, out, bias, F64, 0.5);
+            randomBiases(full);
+            INDArray x = Nd4j.randn(F64, rows, in);
+            INDArray dy = Nd4j.randn(F64, rows, out);
+            Tape tape = Tape.forTraining(1, rows);
+            return new FullLinear(full, x, dy, full.forward(tape, x.dup()), full.backward(tape, dy.dup()));
+        }
+    }
+
     private static void copyWeights(Module from, Module to) {
         Map<String, Parameter> dst = to.namedParameters();
         from.namedParameters().forEach((n, p) -> dst.get(n).setData(p.data()));
@@ -95,62 +101,48 @@ class TensorParallelLayersTest {
 
     @Test
     void columnParallelLinearGivesItsShareOfTheOutputAndThePartialInputGradient() throws Exception {
-        Nd4j.getRandom().setSeed(1);
-        Linear full = new Linear(6, 8, true, F64, 0.5);
-        randomBiases(full);
-        INDArray x = Nd4j.randn(F64, 5, 6);
-        INDArray dy = Nd4j.randn(F64, 5, 8);
-        Tape tape = Tape.forTraining(1, 5);
-        INDArray y = full.forward(tape, x.dup());
-        INDArray dx = full.backward(tape, dy.dup());
+        FullLinear ref = FullLinear.run(1, 6, 8, true, 5);
         List<INDArray[]> r = TpRanks.run(2, c -> {
-            ColumnParallelLinear l = new ColumnParallelLinear(full, c);
+            ColumnParallelLinear l = new ColumnParallelLinear(ref.full(), c);
             Tape t = Tape.forTraining(1, 5);
-            INDArray yl = l.forward(t, x.dup());
-            INDArray partial = l.backward(t, cols(dy, c.rank(), 2));
+            INDArray yl = l.forward(t, ref.x().dup());
+            INDArray partial = l.backward(t, cols(ref.dy(), c.rank(), 2));
             // the same layer inside a region: the input gradient comes back whole
             TensorParallelRegion region = new TensorParallelRegion(l, c);
             l.zeroGrad();
             Tape t2 = Tape.forTraining(1, 5);
-            region.forward(t2, x.dup());
-            INDArray whole = region.backward(t2, cols(dy, c.rank(), 2));
+            region.forward(t2, ref.x().dup());
+            INDArray whole = region.backward(t2, cols(ref.dy(), c.rank(), 2));
             return new INDArray[] {yl, partial, l.weight().grad().dup(), l.bias().grad().dup(), whole};
         });
         for (int k = 0; k < 2; k++) {
-            close("column y rank " + k, cols(y, k, 2), r.get(k)[0], TOL);
-            close("column dW rank " + k, rows(full.weight().grad(), k, 2), r.get(k)[2], TOL);
-            close("column db rank " + k, rows(full.bias().grad(), k, 2), r.get(k)[3], TOL);
-            close("region dx rank " + k, dx, r.get(k)[4], TOL);
+            close("column y rank " + k, cols(ref.y(), k, 2), r.get(k)[0], TOL);
+            close("column dW rank " + k, rows(ref.full().weight().grad(), k, 2), r.get(k)[2], TOL);
+            close("column db rank " + k, rows(ref.full().bias().grad(), k, 2), r.get(k)[3], TOL);
+            close("region dx rank " + k, ref.dx(), r.get(k)[4], TOL);
         }
-        close("column partial dx summed", dx, r.get(0)[1].add(r.get(1)[1]), TOL);
+        close("column partial dx summed", ref.dx(), r.get(0)[1].add(r.get(1)[1]), TOL);
     }
 
     @Test
     void rowParallelLinearSumsTheOutputAndGivesItsShareOfTheInputGradient() throws Exception {
-        Nd4j.getRandom().setSeed(2);
-        Linear full = new Linear(8, 6, true, F64, 0.5);
-        randomBiases(full);
-        INDArray x = Nd4j.randn(F64, 5, 8);
-        INDArray dy = Nd4j.randn(F64, 5, 6);
-        Tape tape = Tape.forTraining(1, 5);
-        INDArray y = full.forward(tape, x.dup());
-        INDArray dx = full.backward(tape, dy.dup());
+        FullLinear ref = FullLinear.run(2, 8, 6, true, 5);
         List<INDArray[]> r = TpRanks.run(2, c -> {
-            RowParallelLinear l = new RowParallelLinear(full, c);
+            RowParallelLinear l = new RowParallelLinear(ref.full(), c);
             Tape t = Tape.forTraining(1, 5);
             long sent = c.bytesSent();
-            INDArray yl = l.forward(t, cols(x, c.rank(), 2));
+            INDArray yl = l.forward(t, cols(ref.x(), c.rank(), 2));
             assertEquals(5 * 6 * 8, c.bytesSent() - sent, "one all-reduce of [rows, out] in forward");
             sent = c.bytesSent();
-            INDArray dxl = l.backward(t, dy.dup());
+            INDArray dxl = l.backward(t, ref.dy().dup());
             assertEquals(0, c.bytesSent() - sent, "no communication in backward");
             return new INDArray[] {yl, dxl, l.weight().grad().dup(), l.bias().grad().dup()};
         });
         for (int k = 0; k < 2; k++) {
-            close("row y rank " + k, y, r.get(k)[0], TOL);
-            close("row dx rank " + k, cols(dx, k, 2), r.get(k)[1], TOL);
-            close("row dW rank " + k, cols(full.weight().grad(), k, 2), r.get(k)[2], TOL);
-            close("row db rank " + k, full.bias().grad(), r.get(k)[3], TOL);
+            close("row y rank " + k, ref.y(), r.get(k)[0], TOL);
+            close("row dx rank " + k, cols(ref.dx(), k, 2), r.get(k)[1], TOL);
+            close("row dW rank " + k, cols(ref.full().weight().grad(), k, 2), r.get(k)[2], TOL);
+            close("row db rank " + k, ref.full().bias().grad(), r.get(k)[3], TOL);
         }
     }
 
@@ -284,26 +276,20 @@ class TensorParallelLayersTest {
 
     @Test
     void untiedVocabParallelHeadGivesLocalLogitsAndTheWholeInputGradient() throws Exception {
-        Nd4j.getRandom().setSeed(5);
-        Linear full = new Linear(4, 10, false, F64, 0.5);
-        INDArray x = Nd4j.randn(F64, 6, 4);
-        INDArray dy = Nd4j.randn(F64, 6, 10);
-        Tape tape = Tape.forTraining(1, 6);
-        INDArray y = full.forward(tape, x.dup());
-        INDArray dx = full.backward(tape, dy.dup());
+        FullLinear ref = FullLinear.run(5, 4, 10, false, 6);
         List<INDArray[]> r = TpRanks.run(2, c -> {
-            VocabParallelHead h = new VocabParallelHead(full, c);
+            VocabParallelHead h = new VocabParallelHead(ref.full(), c);
             assertEquals(10, h.vocabSize());
             assertEquals(5L * c.rank(), h.vocabStart());
             Tape t = Tape.forTraining(1, 6);
-            INDArray yl = h.forward(t, x.dup());
-            INDArray dxl = h.backward(t, cols(dy, c.rank(), 2));
+            INDArray yl = h.forward(t, ref.x().dup());
+            INDArray dxl = h.backward(t, cols(ref.dy(), c.rank(), 2));
             return new INDArray[] {yl, dxl, h.weight().grad().dup()};
         });
         for (int k = 0; k < 2; k++) {
-            close("head logits rank " + k, cols(y, k, 2), r.get(k)[0], TOL);
-            close("head dx rank " + k, dx, r.get(k)[1], TOL);
-            close("head dW rank " + k, rows(full.weight().grad(), k, 2), r.get(k)[2], TOL);
+            close("head logits rank " + k, cols(ref.y(), k, 2), r.get(k)[0], TOL);
+            close("head dx rank " + k, ref.dx(), r.get(k)[1], TOL);
+            close("head dW rank " + k, rows(ref.full().weight().grad(), k, 2), r.get(k)[2], TOL);
         }
     }
 

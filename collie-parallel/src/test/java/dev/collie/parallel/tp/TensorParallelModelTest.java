@@ -9,16 +9,15 @@ import dev.collie.core.nn.LayerWrapper;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Sgd;
-import dev.collie.core.tensor.Backends;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.parallel.comm.LocalCommunicators;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import dev.collie.parallel.testing.OneOpThread;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -44,21 +43,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * its full shape, the gathered weights, and the bytes the tensor-parallel collectives send.
  */
 @Timeout(value = 15, unit = TimeUnit.SECONDS)
+@ExtendWith(OneOpThread.class)
 class TensorParallelModelTest {
     private static final int HIDDEN = 32;
     private static final int LAYERS = 2;
     private static final int ROWS = 2;
     private static final int SEQ = 8;
-
-    @BeforeAll
-    static void oneOpThread() {
-        Backends.setOpThreads(1);
-    }
-
-    @AfterAll
-    static void restoreOpThreads() {
-        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
-    }
 
     private static LlamaConfig config(boolean tied, int heads, int kvHeads) {
         return LlamaConfig.builder().vocabSize(64).hiddenSize(HIDDEN).intermediateSize(64).numHiddenLayers(LAYERS)

@@ -3,11 +3,10 @@ package dev.collie.parallel.tp;
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Tape;
-import dev.collie.core.tensor.Backends;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
+import dev.collie.parallel.testing.OneOpThread;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -26,6 +25,7 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 
 /** Cross-entropy over vocabulary shards: against {@link CausalLmLoss} on the whole logits, finite differences, bytes. */
 @Timeout(value = 15, unit = TimeUnit.SECONDS)
+@ExtendWith(OneOpThread.class)
 class TensorParallelVocabLossTest {
     private static final DataType F64 = DataType.DOUBLE;
     private static final int V = 12;
@@ -33,16 +33,6 @@ class TensorParallelVocabLossTest {
     private static final int I = CausalLmLoss.IGNORE_INDEX;
     /** Targets: rows 0-2 in shard 0 of 2, rows 3-5 in shard 1, two ignored. */
     private static final long[] TARGETS = {0, 5, 3, 6, 11, 9, I, I};
-
-    @BeforeAll
-    static void oneOpThread() {
-        Backends.setOpThreads(1);
-    }
-
-    @AfterAll
-    static void restoreOpThreads() {
-        Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
-    }
 
     private static INDArray logits(long seed) {
         Nd4j.getRandom().setSeed(seed);

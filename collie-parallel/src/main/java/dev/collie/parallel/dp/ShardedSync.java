@@ -1,0 +1,111 @@
+package dev.collie.parallel.dp;
+
+import dev.collie.core.dist.GradientSync;
+import dev.collie.core.nn.Parameter;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What {@link Zero2} and {@link Zero3} have in common: both shard gradients and optimizer state by parameter through
+ * a {@link ShardedGradients}, and this is the part of their {@link GradientSync} and reporting that only delegates
+ * to it. How a step ends, and what else each stage holds, stays with each.
+ */
+abstract class ShardedSync implements GradientSync, AutoCloseable {
+    final ShardedGradients grads;
+
+    ShardedSync(ShardedGradients grads) {
+        this.grads = grads;
+    }
+
+    /**
+     * The parameters this rank updates, by name: give only these to its optimizer. A split parameter appears
+     * as this rank's row block under the parameter's name (ZeRO-2: a view of those rows of its value; ZeRO-3: an
+     * array of its own, the master copy of those rows).
+     */
+    public Map<String, Parameter> ownedParameters() {
+        return grads.ownedParameters();
+    }
+
+    /**
+     * The rank that owns (updates, and keeps the gradient of) trainable parameter {@code p}, or -1 when it is
+     * split into row blocks, one owned by each rank ({@link #splitParameters()}).
+     */
+    public int owner(Parameter p) {
+        return grads.owner(p);
+    }
+
+    @Override
+    public boolean splitsParameters() {
+        return !splitParameters().isEmpty();
+    }
+
+    /** The names of the parameters split into one row block per rank, in registration order (often none). */
+    public List<String> splitParameters() {
+        return grads.splitNames();
+    }
+
+    @Override
+    public int rank() {
+        return grads.rank();
+    }
+
+    @Override
+    public int size() {
+        return grads.size();
+    }
+
+    @Override
+    public void reduce(Parameter p) {
+        grads.reduceNow(p, false);
+    }
+
+    @Override
+    public boolean shardsOptimizerState() {
+        return true;
+    }
+
+    /**
+     * True: after {@link #finish()} a rank holds only its owned parameters' gradients, so a global gradient
+     * norm needs all ranks ({@link #globalGradientNorm()}).
+     */
+    @Override
+    public boolean shardsGradients() {
+        return true;
+    }
+
+    /**
+     * The L2 norm of the whole averaged gradient, row blocks included (a collective: call it on every rank after
+     * {@link #finish()}).
+     */
+    public double globalGradientNorm() {
+        return grads.globalGradientNorm();
+    }
+
+    /**
+     * Values, gradient buffers and communication buffers this rank holds for the trainable parameters now
+     * (between steps: its owned values and gradients, its row blocks', and the bucket pool).
+     */
+    public RankMemory memory() {
+        return grads.memory();
+    }
+
+    /** {@link #memory()} in one figure. */
+    public long residentBytes() {
+        return memory().total();
+    }
+
+    public int bucketCount() {
+        return grads.bucketCount();
+    }
+
+    /** Buckets reduced with a reduce-scatter; the others use an all-reduce. */
+    public int scatteredBucketCount() {
+        return grads.scatteredBucketCount();
+    }
+
+    /** Bytes this rank sends per step for the gradients (step-style optimizers). */
+    public long gradientBytesSentPerStep() {
+        return grads.gradientBytesSentPerStep();
+    }
+}
