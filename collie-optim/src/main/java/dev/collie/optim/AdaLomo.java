@@ -4,9 +4,8 @@ import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.transforms.floating.RSqrt;
-import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.IdentityHashMap;
 import java.util.Map;
@@ -40,6 +39,8 @@ public final class AdaLomo extends FusedUpdate {
     private final double decayRate;
     private final double weightDecay;
     private final Map<Parameter, INDArray[]> state = new IdentityHashMap<>();
+    /** Reused Java arrays for the update's element loops (one per hook running at a time). */
+    private final Ops.Pool scratch = new Ops.Pool();
 
     /** AdaLomo with CoLLiE's defaults and no gradient clipping. */
     public AdaLomo(Map<String, Parameter> params) {
@@ -78,63 +79,51 @@ public final class AdaLomo extends FusedUpdate {
                 : new INDArray[] {Ops.zerosOutside(q.dtype(), q.shape())});
     }
 
+    /**
+     * The update, formed in the spent gradient buffer {@code g} with no parameter-sized temporary: the row and column
+     * sums of g² come from one pass over blocks of rows (accumulated in float64), the factored statistics and the
+     * scales {@code 1/√(R/mean(R))}, {@code 1/√C} are worked out in reused Java arrays, and a second pass scales g
+     * into u in place while summing u². Every element-wise step is rounded to the parameter's type as the ND4J
+     * ops it replaces rounded it; the sums (g², u², θ²) are accumulated in float64. What remains of ND4J is BLAS
+     * on whole arrays (weight decay, the update) and, when the RMS clip acts, one scalar division: no op
+     * allocates, and a step makes next to no Java garbage.
+     */
     @Override
     void apply(Parameter p, INDArray g, double lr, long step) {
+        DataType type = p.dtype();
+        if (type != DataType.FLOAT && type != DataType.DOUBLE) {
+            throw new CollieException("AdaLomo updates FLOAT and DOUBLE parameters, got " + type + " for " + p);
+        }
+        if (g.length() != p.numel()) {
+            throw new IllegalArgumentException("gradient of " + g.length() + " elements for " + p);
+        }
+        if (g.dataType() != type || !Ops.hostContiguous(g)) {
+            g = g.castTo(type).dup('c');   // a strided view or another type (no model lends one): its elements in order
+        }
         double beta2t = 1.0 - Math.pow(step, decayRate);
         INDArray[] s = stateOf(p);
         // a tensor-parallel shard: statistics of the whole tensor are sums over the group (see the class comment)
         int split = p.shardDim();
         Communicator group = p.shardGroup();
         long[] full = p.fullShape();
-        if (factored(p)) {
-            long rows = g.size(0);
-            long cols = g.size(1);
-            INDArray r = s[0];
-            INDArray c = s[1];
-            INDArray rowSq = Ops.squaredNorm(g, 1);
-            INDArray colSq = Ops.columnSquaredSums(g);
-            double sumR = Double.NaN;
-            if (split == 1) {
-                // split along columns: each rank holds part of every row, whose sums add up over the group
-                rowSq = Ops.sumOver(group, rowSq);
-            }
-            r.muli(beta2t);
-            Ops.axpy(1 - beta2t, rowSq.divi(full[1]).addi(eps1), r);
-            if (split == 0) {
-                // columns summed over every rank's rows, and mean(R) over every rank's rows: one message
-                double[] both = Ops.sumOver(group, colSq, r.sumNumber().doubleValue());
-                sumR = both[0];
-            }
-            c.muli(beta2t);
-            Ops.axpy(1 - beta2t, colSq.divi(full[0]).addi(eps1), c);
-            double meanR = split == 0 ? sumR / full[0] : r.meanNumber().doubleValue();
-            INDArray rf = r.div(meanR);
-            Nd4j.exec(new RSqrt(rf, rf));
-            INDArray cf = c.dup();
-            Nd4j.exec(new RSqrt(cf, cf));
-            g.muliColumnVector(rf.reshape(rows, 1)).muliRowVector(cf.reshape(1, cols));
-        } else {
-            INDArray v = s[0];
-            v.muli(beta2t);
-            Ops.axpy(1 - beta2t, g.mul(g).addi(eps1), v);
-            INDArray vf = v.dup();
-            Nd4j.exec(new RSqrt(vf, vf));
-            g.muli(vf);
-        }
-        INDArray theta = p.data();
-        double uSq;
-        double thetaSq;
-        if (split >= 0) {
-            double[] sq = Ops.sumOver(group, null, Ops.squaredNorm(g), Ops.squaredNorm(theta));
-            uSq = sq[0];
-            thetaSq = sq[1];
-        } else {
-            uSq = Ops.squaredNorm(g);
-            thetaSq = Ops.squaredNorm(theta);
-        }
         long numel = 1;
         for (long d : full) {
             numel *= d;
+        }
+        INDArray theta = p.data();
+        Ops.Scratch w = scratch.take();
+        double uSq;
+        double thetaSq;
+        try {
+            uSq = factored(p) ? factoredUpdate(p, g, s, beta2t, split, group, full, w) : fullUpdate(g, s[0], beta2t, w);
+            thetaSq = Ops.squaredSum(theta, w);
+        } finally {
+            scratch.give(w);
+        }
+        if (split >= 0) {
+            double[] sq = Ops.sumOver(group, null, 0, uSq, thetaSq);
+            uSq = sq[0];
+            thetaSq = sq[1];
         }
         double shrink = Math.sqrt(uSq / numel) / clipThreshold;
         if (shrink > 1) {
@@ -142,9 +131,99 @@ public final class AdaLomo extends FusedUpdate {
         }
         double lrT = lr * Math.max(eps2, Math.sqrt(thetaSq / numel));
         if (weightDecay != 0) {
-            theta.muli(1 - lrT * weightDecay);
+            Ops.scal(1 - lrT * weightDecay, theta);
         }
         Ops.axpy(-lrT, g, theta);
+    }
+
+    /**
+     * {@code x} rounded to the parameter's type. float32 arithmetic done in float64 and rounded after each
+     * operation gives exactly the float32 results (+, −, ×, ÷ and √ are correctly rounded either way).
+     */
+    private static double round(double x, boolean single) {
+        return single ? (float) x : x;
+    }
+
+    /** R, C and u = g / √((R/mean(R)) ⊗ C) in g; returns Σu² over this block of the tensor. */
+    private double factoredUpdate(Parameter p, INDArray g, INDArray[] s, double beta2t, int split, Communicator group,
+                                  long[] full, Ops.Scratch w) {
+        boolean single = p.dtype() == DataType.FLOAT;
+        int rows = Math.toIntExact(p.shape()[0]);
+        int cols = Math.toIntExact(p.shape()[1]);
+        double beta = round(beta2t, single);
+        double alpha = round(1 - beta2t, single);
+        double e1 = round(eps1, single);
+        double[] rowSq = w.vector(0, rows);
+        double[] colSq = w.vector(1, cols);
+        Ops.squaredSums(g, rows, cols, rowSq, colSq, w);
+        if (split == 1) {
+            // split along columns: each rank holds part of every row, whose sums add up over the group
+            Ops.sumOver(group, rowSq, rows);
+        }
+        // R ← β2t·R + (1−β2t)·(rowSq/cols + eps1), each operation rounded as ND4J's ops round it
+        double[] r = w.vector(2, rows);
+        Ops.read(s[0], 0, r, rows, w);
+        double sumR = 0;
+        for (int i = 0; i < rows; i++) {
+            double u = round(round(rowSq[i] / full[1], single) + e1, single);
+            r[i] = round(round(beta * r[i], single) + round(alpha * u, single), single);
+            sumR += r[i];
+        }
+        Ops.write(s[0], 0, r, rows, w);
+        if (split == 0) {
+            // columns summed over every rank's rows, and mean(R) over every rank's rows: one message
+            sumR = Ops.sumOver(group, colSq, cols, sumR)[0];
+        }
+        double[] c = w.vector(3, cols);
+        Ops.read(s[1], 0, c, cols, w);
+        for (int j = 0; j < cols; j++) {
+            double u = round(round(colSq[j] / full[0], single) + e1, single);
+            c[j] = round(round(beta * c[j], single) + round(alpha * u, single), single);
+        }
+        Ops.write(s[1], 0, c, cols, w);
+        double meanR = round(sumR / (split == 0 ? full[0] : rows), single);
+        // the scales 1/√(R/mean(R)) and 1/√C, in the places of rowSq and colSq
+        for (int i = 0; i < rows; i++) {
+            rowSq[i] = rsqrt(round(r[i] / meanR, single), single);
+        }
+        for (int j = 0; j < cols; j++) {
+            colSq[j] = rsqrt(c[j], single);
+        }
+        return Ops.scaleRowsAndColumns(g, rows, cols, rowSq, colSq, w);
+    }
+
+    private static double rsqrt(double x, boolean single) {
+        return round(1.0 / round(Math.sqrt(x), single), single);
+    }
+
+    /** v ← β2t·v + (1−β2t)·(g² + eps1) and u = g/√v in g; returns Σu². */
+    private double fullUpdate(INDArray g, INDArray v, double beta2t, Ops.Scratch w) {
+        boolean single = g.dataType() == DataType.FLOAT;
+        double beta = round(beta2t, single);
+        double alpha = round(1 - beta2t, single);
+        double e1 = round(eps1, single);
+        long n = g.length();
+        int block = (int) Math.min(n, Ops.BLOCK);
+        double[] gb = w.vector(0, block);
+        double[] vb = w.vector(1, block);
+        double sq = 0;
+        for (long k0 = 0; k0 < n; k0 += block) {
+            int len = (int) Math.min(block, n - k0);
+            Ops.read(g, k0, gb, len, w);
+            Ops.read(v, k0, vb, len, w);
+            for (int k = 0; k < len; k++) {
+                double x = gb[k];
+                double add = round(alpha * round(round(x * x, single) + e1, single), single);
+                double vk = round(round(beta * vb[k], single) + add, single);
+                vb[k] = vk;
+                double u = round(x * rsqrt(vk, single), single);
+                gb[k] = u;
+                sq += u * u;
+            }
+            Ops.write(v, k0, vb, len, w);
+            Ops.write(g, k0, gb, len, w);
+        }
+        return sq;
     }
 
     @Override

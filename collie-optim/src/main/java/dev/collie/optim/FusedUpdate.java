@@ -148,7 +148,7 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
                 Ops.clampInPlace(g, clipGradValue);
             }
             if (coef < 1.0) {
-                g.muli(coef);
+                Ops.scal(coef, g);
             }
             apply(p, g, lr, steps);
         } finally {

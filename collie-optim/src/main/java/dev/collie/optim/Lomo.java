@@ -41,7 +41,7 @@ public final class Lomo extends FusedUpdate {
     void apply(Parameter p, INDArray g, double lr, long step) {
         INDArray theta = p.data();
         if (weightDecay != 0) {
-            theta.muli(1 - lr * weightDecay);
+            Ops.scal(1 - lr * weightDecay, theta);
         }
         Ops.axpy(-lr, g, theta);
     }

@@ -2,13 +2,18 @@ package dev.collie.optim;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.reduce.floating.SquaredNorm;
+import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
+
+import java.util.Arrays;
+import java.util.concurrent.ConcurrentLinkedDeque;
 
 /** In-place helpers shared by the optimizers: they allocate nothing parameter-sized. */
 final class Ops {
@@ -38,64 +43,354 @@ final class Ops {
         return Nd4j.getExecutioner().exec(new SquaredNorm(x)).getDouble(0);
     }
 
-    /** Sum of squares along {@code dim}: a vector. */
-    static INDArray squaredNorm(INDArray x, int dim) {
-        return Nd4j.getExecutioner().exec(new SquaredNorm(x, false, dim));
+    /**
+     * {@code x ← alpha·x} in place: BLAS scal for a contiguous array (the same products as ND4J's scalar
+     * multiplication, without its scalar array and op), else ND4J's.
+     */
+    static void scal(double alpha, INDArray x) {
+        if (hostContiguous(x)) {
+            Nd4j.getBlasWrapper().level1().scal(x.length(), alpha, x);
+        } else {
+            x.muli(alpha);
+        }
     }
 
     /**
-     * Column sums of squares of a c-ordered matrix {@code [m, n]}: a vector {@code [n]}. ND4J's reduction along
-     * dimension 0 walks the matrix with a stride and takes ~300 ms for 32000×768; here blocks of rows are
-     * squared into a small buffer and summed with a GEMV ({@code ones · block²}), ~10× faster and summed in a
-     * more accurate order.
+     * Whether the element loops below can read and write {@code x} in place: a FLOAT or DOUBLE array whose elements
+     * are one c-ordered run in host memory (a view of contiguous rows qualifies, a transpose does not).
+     */
+    static boolean hostContiguous(INDArray x) {
+        DataType t = x.dataType();
+        return (t == DataType.FLOAT || t == DataType.DOUBLE) && x.ordering() == 'c'
+                && Shape.hasDefaultStridesForShape(x);
+    }
+
+    /**
+     * Row and column sums of squares of the {@code [rows, cols]} matrix {@code g} ({@link #hostContiguous}):
+     * {@code rowOut[i] = Σ_j g[i,j]²}, {@code colOut[j] = Σ_i g[i,j]²}, both accumulated in float64 and read in one
+     * pass over blocks of rows copied into {@code w}'s reused arrays. Nothing is allocated: no squared copy of
+     * {@code g}, no temporary arrays, no ND4J op.
+     */
+    static void squaredSums(INDArray g, long rows, int cols, double[] rowOut, double[] colOut, Scratch w) {
+        Arrays.fill(colOut, 0, cols, 0.0);
+        int per = rowsPerBlock(cols);
+        if (g.dataType() == DataType.FLOAT) {
+            FloatPointer src = new FloatPointer(g.data().addressPointer());
+            float[] b = w.block32(per * cols);
+            for (long i0 = 0; i0 < rows; i0 += per) {
+                int n = (int) Math.min(per, rows - i0);
+                src.position(i0 * cols).get(b, 0, n * cols);
+                for (int r = 0; r < n; r++) {
+                    int o = r * cols;
+                    double s0 = 0;
+                    double s1 = 0;
+                    double s2 = 0;
+                    double s3 = 0;
+                    int j = 0;
+                    for (; j + 4 <= cols; j += 4) {
+                        double x0 = b[o + j];
+                        double x1 = b[o + j + 1];
+                        double x2 = b[o + j + 2];
+                        double x3 = b[o + j + 3];
+                        s0 += x0 * x0;
+                        s1 += x1 * x1;
+                        s2 += x2 * x2;
+                        s3 += x3 * x3;
+                    }
+                    for (; j < cols; j++) {
+                        double x = b[o + j];
+                        s0 += x * x;
+                    }
+                    rowOut[(int) (i0 + r)] = (s0 + s1) + (s2 + s3);
+                    for (j = 0; j < cols; j++) {
+                        double x = b[o + j];
+                        colOut[j] += x * x;
+                    }
+                }
+            }
+        } else {
+            DoublePointer src = new DoublePointer(g.data().addressPointer());
+            double[] b = w.block64(per * cols);
+            for (long i0 = 0; i0 < rows; i0 += per) {
+                int n = (int) Math.min(per, rows - i0);
+                src.position(i0 * cols).get(b, 0, n * cols);
+                for (int r = 0; r < n; r++) {
+                    int o = r * cols;
+                    double s0 = 0;
+                    double s1 = 0;
+                    double s2 = 0;
+                    double s3 = 0;
+                    int j = 0;
+                    for (; j + 4 <= cols; j += 4) {
+                        s0 += b[o + j] * b[o + j];
+                        s1 += b[o + j + 1] * b[o + j + 1];
+                        s2 += b[o + j + 2] * b[o + j + 2];
+                        s3 += b[o + j + 3] * b[o + j + 3];
+                    }
+                    for (; j < cols; j++) {
+                        s0 += b[o + j] * b[o + j];
+                    }
+                    rowOut[(int) (i0 + r)] = (s0 + s1) + (s2 + s3);
+                    for (j = 0; j < cols; j++) {
+                        colOut[j] += b[o + j] * b[o + j];
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * {@code g[i,j] ← (g[i,j]·rowScale[i])·colScale[j]} in place, in g's type (two roundings, as two broadcast
+     * multiplications would make), for the {@code [rows, cols]} matrix {@code g} ({@link #hostContiguous}); returns
+     * the sum of squares of the result, accumulated in float64. The scales are float32 values for a FLOAT matrix
+     * (exactly representable: products are then those of float32 arithmetic).
+     */
+    static double scaleRowsAndColumns(INDArray g, long rows, int cols, double[] rowScale, double[] colScale,
+                                      Scratch w) {
+        int per = rowsPerBlock(cols);
+        double sq = 0;
+        if (g.dataType() == DataType.FLOAT) {
+            FloatPointer at = new FloatPointer(g.data().addressPointer());
+            float[] b = w.block32(per * cols);
+            float[] cs = w.colScale32(cols);
+            for (int j = 0; j < cols; j++) {
+                cs[j] = (float) colScale[j];
+            }
+            for (long i0 = 0; i0 < rows; i0 += per) {
+                int n = (int) Math.min(per, rows - i0);
+                at.position(i0 * cols).get(b, 0, n * cols);
+                for (int r = 0; r < n; r++) {
+                    int o = r * cols;
+                    float a = (float) rowScale[(int) (i0 + r)];
+                    for (int j = 0; j < cols; j++) {
+                        b[o + j] = b[o + j] * a * cs[j];
+                    }
+                }
+                sq += sumOfSquares(b, n * cols);
+                at.position(i0 * cols).put(b, 0, n * cols);
+            }
+        } else {
+            DoublePointer at = new DoublePointer(g.data().addressPointer());
+            double[] b = w.block64(per * cols);
+            for (long i0 = 0; i0 < rows; i0 += per) {
+                int n = (int) Math.min(per, rows - i0);
+                at.position(i0 * cols).get(b, 0, n * cols);
+                for (int r = 0; r < n; r++) {
+                    int o = r * cols;
+                    double a = rowScale[(int) (i0 + r)];
+                    for (int j = 0; j < cols; j++) {
+                        b[o + j] = b[o + j] * a * colScale[j];
+                    }
+                }
+                sq += sumOfSquares(b, n * cols);
+                at.position(i0 * cols).put(b, 0, n * cols);
+            }
+        }
+        return sq;
+    }
+
+    /**
+     * Sum of squares of all elements accumulated in float64, in one pass over blocks copied into {@code w}'s reused
+     * arrays when {@code x} is {@link #hostContiguous}; else {@link #squaredNorm(INDArray)}. Over the 25M elements of
+     * an embedding a float32 BLAS dot is off by ~1e-4 (always low); this is off by ~1e-16.
+     */
+    static double squaredSum(INDArray x, Scratch w) {
+        if (!hostContiguous(x)) {
+            return squaredNorm(x);
+        }
+        long n = x.length();
+        double sq = 0;
+        if (x.dataType() == DataType.FLOAT) {
+            FloatPointer at = new FloatPointer(x.data().addressPointer());
+            float[] b = w.block32((int) Math.min(n, BLOCK));
+            for (long k0 = 0; k0 < n; k0 += BLOCK) {
+                int len = (int) Math.min(BLOCK, n - k0);
+                at.position(k0).get(b, 0, len);
+                sq += sumOfSquares(b, len);
+            }
+        } else {
+            DoublePointer at = new DoublePointer(x.data().addressPointer());
+            double[] b = w.block64((int) Math.min(n, BLOCK));
+            for (long k0 = 0; k0 < n; k0 += BLOCK) {
+                int len = (int) Math.min(BLOCK, n - k0);
+                at.position(k0).get(b, 0, len);
+                sq += sumOfSquares(b, len);
+            }
+        }
+        return sq;
+    }
+
+    private static double sumOfSquares(double[] b, int len) {
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        int k = 0;
+        for (; k + 4 <= len; k += 4) {
+            s0 += b[k] * b[k];
+            s1 += b[k + 1] * b[k + 1];
+            s2 += b[k + 2] * b[k + 2];
+            s3 += b[k + 3] * b[k + 3];
+        }
+        for (; k < len; k++) {
+            s0 += b[k] * b[k];
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    private static double sumOfSquares(float[] b, int len) {
+        double s0 = 0;
+        double s1 = 0;
+        double s2 = 0;
+        double s3 = 0;
+        int k = 0;
+        for (; k + 4 <= len; k += 4) {
+            double x0 = b[k];
+            double x1 = b[k + 1];
+            double x2 = b[k + 2];
+            double x3 = b[k + 3];
+            s0 += x0 * x0;
+            s1 += x1 * x1;
+            s2 += x2 * x2;
+            s3 += x3 * x3;
+        }
+        for (; k < len; k++) {
+            double x = b[k];
+            s0 += x * x;
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    /** Rows of {@code cols} elements per block: {@link #BLOCK} elements, at least one row. */
+    private static int rowsPerBlock(int cols) {
+        return Math.max(1, BLOCK / Math.max(1, cols));
+    }
+
+    /** Elements per block of the loops above: 256 KiB of float32, an L2-sized piece of the matrix. */
+    static final int BLOCK = 1 << 16;
+
+    /** {@code len} elements of {@code a} ({@link #hostContiguous}) from element {@code from}, as doubles, into dst. */
+    static void read(INDArray a, long from, double[] dst, int len, Scratch w) {
+        if (a.dataType() == DataType.FLOAT) {
+            float[] b = w.block32(len);
+            new FloatPointer(a.data().addressPointer()).position(from).get(b, 0, len);
+            for (int k = 0; k < len; k++) {
+                dst[k] = b[k];
+            }
+        } else {
+            new DoublePointer(a.data().addressPointer()).position(from).get(dst, 0, len);
+        }
+    }
+
+    /** Writes {@code len} values (exactly representable in a's type) into {@code a} from element {@code from}. */
+    static void write(INDArray a, long from, double[] src, int len, Scratch w) {
+        if (a.dataType() == DataType.FLOAT) {
+            float[] b = w.block32(len);
+            for (int k = 0; k < len; k++) {
+                b[k] = (float) src[k];
+            }
+            new FloatPointer(a.data().addressPointer()).position(from).put(b, 0, len);
+        } else {
+            new DoublePointer(a.data().addressPointer()).position(from).put(src, 0, len);
+        }
+    }
+
+    /**
+     * Column sums of squares of a matrix {@code [m, n]}: a vector {@code [n]} of its type, accumulated in float64
+     * (see {@link #squaredSums}).
      */
     static INDArray columnSquaredSums(INDArray g) {
-        long m = g.size(0);
-        long n = g.size(1);
-        long block = Math.min(m, COLUMN_BLOCK);
-        INDArray out = Nd4j.zeros(g.dataType(), 1, n);
-        INDArray buf = Nd4j.createUninitialized(g.dataType(), block, n);
-        INDArray ones = Nd4j.ones(g.dataType(), 1, block);
-        for (long i = 0; i < m; i += block) {
-            long rows = Math.min(block, m - i);
-            INDArray rowsOfG = g.get(NDArrayIndex.interval(i, i + rows), NDArrayIndex.all());
-            INDArray sq = rows == block ? buf : buf.get(NDArrayIndex.interval(0, rows), NDArrayIndex.all());
-            sq.assign(rowsOfG).muli(rowsOfG);
-            INDArray o = rows == block ? ones : ones.get(NDArrayIndex.all(), NDArrayIndex.interval(0, rows));
-            Nd4j.gemm(o, sq, out, false, false, 1.0, 1.0);
-        }
-        return out.reshape(n);
+        INDArray c = hostContiguous(g) ? g : g.castTo(DataType.DOUBLE).dup('c');
+        int n = (int) g.size(1);
+        double[] cols = new double[n];
+        squaredSums(c, g.size(0), n, new double[(int) g.size(0)], cols, new Scratch());
+        return Nd4j.createFromArray(cols).castTo(g.dataType());
     }
-
-    private static final long COLUMN_BLOCK = 256;
 
     /**
-     * Sums {@code v} (in place; may be null) and {@code scalars} over the ranks of {@code group} in one all-reduce,
-     * carried in float64; returns the summed scalars.
+     * Reused Java arrays for the element loops: a block of the matrix being read and per-row and per-column
+     * numbers. Each grows to the largest size asked for and is then kept, so a step allocates nothing.
+     * Not thread-safe: one user at a time (see {@link Pool}).
      */
-    static double[] sumOver(Communicator group, INDArray v, double... scalars) {
-        int n = v == null ? 0 : (int) v.length();
-        double[] packed = new double[n + scalars.length];
-        if (n > 0) {
-            System.arraycopy(v.castTo(DataType.DOUBLE).reshape(n).toDoubleVector(), 0, packed, 0, n);
+    static final class Scratch {
+        private float[] block32 = new float[0];
+        private double[] block64 = new double[0];
+        private float[] colScale32 = new float[0];
+        private final double[][] vectors = new double[4][0];
+
+        float[] block32(int n) {
+            if (block32.length < n) {
+                block32 = new float[n];
+            }
+            return block32;
         }
-        System.arraycopy(scalars, 0, packed, n, scalars.length);
-        INDArray wire = Nd4j.createFromArray(packed);
-        group.allReduce(wire, ReduceOp.SUM);
-        if (n > 0) {
-            v.assign(wire.get(NDArrayIndex.interval(0, n)).castTo(v.dataType()).reshape(v.shape()));
+
+        double[] block64(int n) {
+            if (block64.length < n) {
+                block64 = new double[n];
+            }
+            return block64;
         }
-        double[] out = new double[scalars.length];
-        for (int i = 0; i < out.length; i++) {
-            out[i] = wire.getDouble(n + i);
+
+        float[] colScale32(int n) {
+            if (colScale32.length < n) {
+                colScale32 = new float[n];
+            }
+            return colScale32;
         }
-        return out;
+
+        /** Reused vector number {@code i} (0..3) of at least {@code n} doubles. */
+        double[] vector(int i, int n) {
+            if (vectors[i].length < n) {
+                vectors[i] = new double[n];
+            }
+            return vectors[i];
+        }
+
+        /** Bytes held. */
+        long bytes() {
+            long b = 4L * block32.length + 8L * block64.length + 4L * colScale32.length;
+            for (double[] v : vectors) {
+                b += 8L * v.length;
+            }
+            return b;
+        }
     }
 
-    /** {@code v} summed over the ranks of {@code group}, in place; returns {@code v}. */
-    static INDArray sumOver(Communicator group, INDArray v) {
-        sumOver(group, v, new double[0]);
-        return v;
+    /** Scratch for hooks that may run side by side on worker threads: one per concurrent user, reused. */
+    static final class Pool {
+        private final ConcurrentLinkedDeque<Scratch> free = new ConcurrentLinkedDeque<>();
+
+        Scratch take() {
+            Scratch s = free.pollFirst();
+            return s != null ? s : new Scratch();
+        }
+
+        void give(Scratch s) {
+            free.addFirst(s);
+        }
+    }
+
+    /**
+     * Sums {@code v[0..n)} (in place; may be null) and {@code scalars} over the ranks of {@code group} in one
+     * all-reduce, carried in float64; returns the summed scalars.
+     */
+    static double[] sumOver(Communicator group, double[] v, int n, double... scalars) {
+        int len = v == null ? 0 : n;
+        double[] packed = new double[len + scalars.length];
+        if (len > 0) {
+            System.arraycopy(v, 0, packed, 0, len);
+        }
+        System.arraycopy(scalars, 0, packed, len, scalars.length);
+        INDArray wire = Nd4j.createFromArray(packed);
+        group.allReduce(wire, ReduceOp.SUM);
+        double[] summed = wire.toDoubleVector();
+        if (len > 0) {
+            System.arraycopy(summed, 0, v, 0, len);
+        }
+        double[] out = new double[scalars.length];
+        System.arraycopy(summed, len, out, 0, scalars.length);
+        return out;
     }
 
     /** Root mean square, {@code ‖x‖₂/√n}. */
