@@ -204,10 +204,6 @@ public final class Parallelism implements AutoCloseable {
         if (stage != null) {
             releaseOtherStages();
         }
-        if (stage != null) {
-            // check that the partition's names cover the stage's parameters (the schedule uses the stage object)
-            stageNames(topology.ppRank(rank));
-        }
     }
 
     /**
