@@ -74,69 +74,32 @@ final class Ops {
     static void squaredSums(INDArray g, long rows, int cols, double[] rowOut, double[] colOut, Scratch w) {
         Arrays.fill(colOut, 0, cols, 0.0);
         int per = rowsPerBlock(cols);
-        if (g.dataType() == DataType.FLOAT) {
-            FloatPointer src = new FloatPointer(g.data().addressPointer());
-            float[] b = w.block32(per * cols);
-            for (long i0 = 0; i0 < rows; i0 += per) {
-                int n = (int) Math.min(per, rows - i0);
-                src.position(i0 * cols).get(b, 0, n * cols);
-                for (int r = 0; r < n; r++) {
-                    int o = r * cols;
-                    double s0 = 0;
-                    double s1 = 0;
-                    double s2 = 0;
-                    double s3 = 0;
-                    int j = 0;
-                    for (; j + 4 <= cols; j += 4) {
-                        double x0 = b[o + j];
-                        double x1 = b[o + j + 1];
-                        double x2 = b[o + j + 2];
-                        double x3 = b[o + j + 3];
-                        s0 += x0 * x0;
-                        s1 += x1 * x1;
-                        s2 += x2 * x2;
-                        s3 += x3 * x3;
-                    }
-                    for (; j < cols; j++) {
-                        double x = b[o + j];
-                        s0 += x * x;
-                    }
-                    rowOut[(int) (i0 + r)] = (s0 + s1) + (s2 + s3);
-                    for (j = 0; j < cols; j++) {
-                        double x = b[o + j];
-                        colOut[j] += x * x;
-                    }
-                }
-            }
-        } else {
-            DoublePointer src = new DoublePointer(g.data().addressPointer());
-            double[] b = w.block64(per * cols);
-            for (long i0 = 0; i0 < rows; i0 += per) {
-                int n = (int) Math.min(per, rows - i0);
-                src.position(i0 * cols).get(b, 0, n * cols);
-                for (int r = 0; r < n; r++) {
-                    int o = r * cols;
-                    double s0 = 0;
-                    double s1 = 0;
-                    double s2 = 0;
-                    double s3 = 0;
-                    int j = 0;
-                    for (; j + 4 <= cols; j += 4) {
-                        s0 += b[o + j] * b[o + j];
-                        s1 += b[o + j + 1] * b[o + j + 1];
-                        s2 += b[o + j + 2] * b[o + j + 2];
-                        s3 += b[o + j + 3] * b[o + j + 3];
-                    }
-                    for (; j < cols; j++) {
-                        s0 += b[o + j] * b[o + j];
-                    }
-                    rowOut[(int) (i0 + r)] = (s0 + s1) + (s2 + s3);
-                    for (j = 0; j < cols; j++) {
-                        colOut[j] += b[o + j] * b[o + j];
-                    }
+        for (long i0 = 0; i0 < rows; i0 += per) {
+            int n = (int) Math.min(per, rows - i0);
+            double[] b = loadBlock(g, i0 * cols, n * cols, w);
+            for (int r = 0; r < n; r++) {
+                int o = r * cols;
+                rowOut[(int) (i0 + r)] = sumOfSquares(b, o, cols);
+                for (int j = 0; j < cols; j++) {
+                    colOut[j] += b[o + j] * b[o + j];
                 }
             }
         }
+    }
+
+    /**
+     * Elements {@code [from, from + len)} of the host-contiguous FLOAT or DOUBLE array {@code x} as float64 (widened
+     * exactly from float32), in {@code w}'s reused array.
+     */
+    private static double[] loadBlock(INDArray x, long from, int len, Scratch w) {
+        if (x.dataType() == DataType.FLOAT) {
+            float[] f = w.block32(len);
+            new FloatPointer(x.data().addressPointer()).position(from).get(f, 0, len);
+            return widen(f, len, w);
+        }
+        double[] d = w.block64(len);
+        new DoublePointer(x.data().addressPointer()).position(from).get(d, 0, len);
+        return d;
     }
 
     /**
@@ -166,7 +129,7 @@ final class Ops {
                         b[o + j] = b[o + j] * a * cs[j];
                     }
                 }
-                sq += sumOfSquares(b, n * cols);
+                sq += sumOfSquares(widen(b, n * cols, w), 0, n * cols);
                 at.position(i0 * cols).put(b, 0, n * cols);
             }
         } else {
@@ -182,7 +145,7 @@ final class Ops {
                         b[o + j] = b[o + j] * a * colScale[j];
                     }
                 }
-                sq += sumOfSquares(b, n * cols);
+                sq += sumOfSquares(b, 0, n * cols);
                 at.position(i0 * cols).put(b, 0, n * cols);
             }
         }
@@ -200,65 +163,40 @@ final class Ops {
         }
         long n = x.length();
         double sq = 0;
-        if (x.dataType() == DataType.FLOAT) {
-            FloatPointer at = new FloatPointer(x.data().addressPointer());
-            float[] b = w.block32((int) Math.min(n, BLOCK));
-            for (long k0 = 0; k0 < n; k0 += BLOCK) {
-                int len = (int) Math.min(BLOCK, n - k0);
-                at.position(k0).get(b, 0, len);
-                sq += sumOfSquares(b, len);
-            }
-        } else {
-            DoublePointer at = new DoublePointer(x.data().addressPointer());
-            double[] b = w.block64((int) Math.min(n, BLOCK));
-            for (long k0 = 0; k0 < n; k0 += BLOCK) {
-                int len = (int) Math.min(BLOCK, n - k0);
-                at.position(k0).get(b, 0, len);
-                sq += sumOfSquares(b, len);
-            }
+        for (long k0 = 0; k0 < n; k0 += BLOCK) {
+            int len = (int) Math.min(BLOCK, n - k0);
+            sq += sumOfSquares(loadBlock(x, k0, len, w), 0, len);
         }
         return sq;
     }
 
-    private static double sumOfSquares(double[] b, int len) {
+    /** Σ b[from..from+len)², four float64 partial sums (the order every caller relies on for equal results). */
+    private static double sumOfSquares(double[] b, int from, int len) {
         double s0 = 0;
         double s1 = 0;
         double s2 = 0;
         double s3 = 0;
-        int k = 0;
-        for (; k + 4 <= len; k += 4) {
+        int k = from;
+        int end = from + len;
+        for (; k + 4 <= end; k += 4) {
             s0 += b[k] * b[k];
             s1 += b[k + 1] * b[k + 1];
             s2 += b[k + 2] * b[k + 2];
             s3 += b[k + 3] * b[k + 3];
         }
-        for (; k < len; k++) {
+        for (; k < end; k++) {
             s0 += b[k] * b[k];
         }
         return (s0 + s1) + (s2 + s3);
     }
 
-    private static double sumOfSquares(float[] b, int len) {
-        double s0 = 0;
-        double s1 = 0;
-        double s2 = 0;
-        double s3 = 0;
-        int k = 0;
-        for (; k + 4 <= len; k += 4) {
-            double x0 = b[k];
-            double x1 = b[k + 1];
-            double x2 = b[k + 2];
-            double x3 = b[k + 3];
-            s0 += x0 * x0;
-            s1 += x1 * x1;
-            s2 += x2 * x2;
-            s3 += x3 * x3;
+    /** {@code f[0, len)} widened exactly to float64, in {@code w}'s reused array. */
+    private static double[] widen(float[] f, int len, Scratch w) {
+        double[] d = w.block64(len);
+        for (int k = 0; k < len; k++) {
+            d[k] = f[k];
         }
-        for (; k < len; k++) {
-            double x = b[k];
-            s0 += x * x;
-        }
-        return (s0 + s1) + (s2 + s3);
+        return d;
     }
 
     /** Rows of {@code cols} elements per block: {@link #BLOCK} elements, at least one row. */
