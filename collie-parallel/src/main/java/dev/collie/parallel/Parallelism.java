@@ -291,6 +291,17 @@ public final class Parallelism implements AutoCloseable {
      * @throws CollieException naming the file when a tensor is missing or its shape does not fit
      */
     public void loadWeights(dev.collie.core.io.HfWeights weights) {
+        // ZeRO-3: every value present while it is written; the owners keep theirs afterwards (a collective)
+        try (AutoCloseable whole = zero3 != null ? zero3.gathered() : () -> { }) {
+            loadHeld(weights);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private void loadHeld(dev.collie.core.io.HfWeights weights) {
         Map<String, Parameter> held = stage != null ? stage.parameters() : model.module().namedParameters();
         int tpRank = topology.tpRank(rank);
         for (Map.Entry<String, Parameter> e : held.entrySet()) {

@@ -126,6 +126,17 @@ class CliTest {
         assertSavedEqualsTorchAdamW(save);
     }
 
+    /** dp 2 × tp 2 with ZeRO-3 (each rank loads its share of the checkpoint, then only its owned values stay). */
+    @Test
+    void trainWithZero3AndTensorParallelSavesTheSameModel(@TempDir Path tmp) {
+        Path save = tmp.resolve("out");
+        Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--dp", "2", "--tp", "2", "--zero", "3", "--micro-batch", "1", "--no-shuffle", "--steps", "3",
+                "--lr", "1e-2", "--weight-decay", "0.01", "--save", save.toString());
+        assertEquals(0, r.code(), r.err());
+        assertSavedEqualsTorchAdamW(save);
+    }
+
     /** Four processes over TCP (tp 2 × pp 2, started by {@code collie launch}): the same saved model. */
     @Test
     void launchingFourProcessesWithTensorAndPipelineParallelMatchesTorch(@TempDir Path tmp) {
