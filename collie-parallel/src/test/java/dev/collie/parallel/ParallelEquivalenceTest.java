@@ -9,6 +9,8 @@ import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.core.optim.Optimizer;
+import dev.collie.core.optim.Sgd;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.testing.Fixtures;
 import dev.collie.parallel.testing.Ranks;
@@ -46,6 +48,8 @@ class ParallelEquivalenceTest {
     private static final double LOSS_TOL_FP32 = 1e-5;
     private static final double WEIGHT_TOL_FP32 = 5e-5;
     private static final double TOL_FP64 = 1e-12;
+    /** fp32 SGD: the weights move by lr × gradient, so they agree as closely as the fp32 gradients do. */
+    private static final double SGD_WEIGHT_TOL_FP32 = 1e-7;
     private static final Map<String, Reference> REFERENCES = new HashMap<>();
 
     /** The single-rank run a parallel layout must reproduce. */
@@ -69,9 +73,11 @@ class ParallelEquivalenceTest {
                     for (int zero = 0; zero <= maxZero; zero++) {
                         boolean tied = (dp + tp + pp + zero) % 2 == 0;
                         // ZeRO-2 with stages cannot sum a weight tied across them (refused; tested below)
-                        for (DataType dt : new DataType[] {DataType.DOUBLE, DataType.FLOAT}) {
-                            out.add(Arguments.of(dp, tp, pp, zero, tied && !(zero == 2 && pp > 1), dt));
-                        }
+                        boolean t = tied && !(zero == 2 && pp > 1);
+                        out.add(Arguments.of(dp, tp, pp, zero, t, DataType.DOUBLE, "adamw"));
+                        out.add(Arguments.of(dp, tp, pp, zero, t, DataType.FLOAT, "adamw"));
+                        // SGD moves each weight in proportion to its gradient: fp32 agreement of the gradients shows
+                        out.add(Arguments.of(dp, tp, pp, zero, t, DataType.FLOAT, "sgd"));
                     }
                 }
             }
@@ -99,14 +105,19 @@ class ParallelEquivalenceTest {
      * with 2 worker threads differs from one with 1 by up to {@link #noiseFloorOfOneRank() ~1e-5} in fp32. In
      * float64 that noise is gone and every layout agrees to 1e-12: the parallel arithmetic is exact.
      */
-    private static synchronized Reference reference(int dp, boolean tied, DataType dtype) {
-        return REFERENCES.computeIfAbsent(dp + "/" + tied + "/" + dtype, k -> train(dp, tied, dtype, 1));
+    private static synchronized Reference reference(int dp, boolean tied, DataType dtype, String opt) {
+        return REFERENCES.computeIfAbsent(dp + "/" + tied + "/" + dtype + "/" + opt,
+                k -> train(dp, tied, dtype, 1, opt));
     }
 
-    private static Reference train(int dp, boolean tied, DataType dtype, int workers) {
+    private static Optimizer optimizer(String name, Map<String, Parameter> params) {
+        return name.equals("sgd") ? new Sgd(params) : new AdamW(params);
+    }
+
+    private static Reference train(int dp, boolean tied, DataType dtype, int workers, String opt) {
         {
             LlamaForCausalLM m = model(tied, dtype);
-            List<StepStats> stats = Trainer.builder().model(m).optimizer(new AdamW(m.namedParameters()))
+            List<StepStats> stats = Trainer.builder().model(m).optimizer(optimizer(opt, m.namedParameters()))
                     .config(config(MICRO * dp).toBuilder().workerThreads(workers).build())
                     .trainData(rows(STEPS * MICRO * ACCUM * dp)).build().train();
             Map<String, INDArray> w = new HashMap<>();
@@ -119,8 +130,8 @@ class ParallelEquivalenceTest {
     /** The fp32 floor: the same single-rank run with its rows on 2 worker threads instead of 1. */
     @org.junit.jupiter.api.Test
     void noiseFloorOfOneRank() {
-        Reference one = train(2, true, DataType.FLOAT, 1);
-        Reference two = train(2, true, DataType.FLOAT, 2);
+        Reference one = train(2, true, DataType.FLOAT, 1, "adamw");
+        Reference two = train(2, true, DataType.FLOAT, 2, "adamw");
         double worst = 0;
         for (Map.Entry<String, INDArray> e : one.weights().entrySet()) {
             worst = Math.max(worst, e.getValue().sub(two.weights().get(e.getKey())).amaxNumber().doubleValue());
@@ -145,16 +156,17 @@ class ParallelEquivalenceTest {
         }
     }
 
-    @ParameterizedTest(name = "dp {0} tp {1} pp {2} zero {3} tied {4} {5}")
+    @ParameterizedTest(name = "dp {0} tp {1} pp {2} zero {3} tied {4} {5} {6}")
     @MethodSource("layouts")
-    void reproducesOneRank(int dp, int tp, int pp, int zero, boolean tied, DataType dtype) throws Exception {
-        Reference ref = reference(dp, tied, dtype);
+    void reproducesOneRank(int dp, int tp, int pp, int zero, boolean tied, DataType dtype, String opt)
+            throws Exception {
+        Reference ref = reference(dp, tied, dtype, opt);
         boolean fp64 = dtype == DataType.DOUBLE;
         double lossTol = fp64 ? TOL_FP64 : LOSS_TOL_FP32;
-        double weightTol = fp64 ? TOL_FP64 : WEIGHT_TOL_FP32;
+        double weightTol = fp64 ? TOL_FP64 : opt.equals("sgd") ? SGD_WEIGHT_TOL_FP32 : WEIGHT_TOL_FP32;
         int world = dp * tp * pp;
         Object[] lead = Ranks.local(world, Duration.ofSeconds(30), 120,
-                c -> runRank(c, dp, tp, pp, zero, tied, dtype, world)).get(0);
+                c -> runRank(c, dp, tp, pp, zero, tied, dtype, opt, world)).get(0);
         @SuppressWarnings("unchecked") List<Double> losses = (List<Double>) lead[0];
         @SuppressWarnings("unchecked") Map<String, INDArray> weights = (Map<String, INDArray>) lead[1];
         assertEquals(STEPS, losses.size());
@@ -173,8 +185,8 @@ class ParallelEquivalenceTest {
             worst = Math.max(worst, d);
             assertTrue(d <= weightTol, e.getKey() + " differs by " + d);
         }
-        System.out.printf("dp %d tp %d pp %d zero %d tied %b %s: worst loss diff %.2e, worst weight diff %.2e%n",
-                dp, tp, pp, zero, tied, dtype, worstLoss(ref.losses(), losses), worst);
+        System.out.printf("dp %d tp %d pp %d zero %d tied %b %s %s: worst loss diff %.2e, worst weight diff %.2e%n",
+                dp, tp, pp, zero, tied, dtype, opt, worstLoss(ref.losses(), losses), worst);
     }
 
     private static double worstLoss(List<Double> a, List<Double> b) {
@@ -186,12 +198,12 @@ class ParallelEquivalenceTest {
     }
 
     private static Object[] runRank(Communicator c, int dp, int tp, int pp, int zero, boolean tied, DataType dtype,
-                                    int world) {
+                                    String opt, int world) {
         try (c) {
             LlamaForCausalLM m = model(tied, dtype);
             try (Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero).build(c, m)) {
                 Map<String, Parameter> owned = par.optimizerParameters();
-                Trainer t = par.configure(Trainer.builder()).optimizer(new AdamW(owned)).config(config(MICRO))
+                Trainer t = par.configure(Trainer.builder()).optimizer(optimizer(opt, owned)).config(config(MICRO))
                         .trainData(rows(STEPS * MICRO * ACCUM * dp)).localRanks(world).build();
                 List<StepStats> stats = t.train();
                 return new Object[] {stats.stream().map(StepStats::loss).toList(),
