@@ -377,53 +377,52 @@ public final class Parallelism implements AutoCloseable {
         }
         int me = topology.ppRank(rank);
         Map<String, INDArray> out = rank == 0 ? new LinkedHashMap<>() : null;
-        int tag = 0;
+        int tag = 0;    // one tag per tensor of stages 1.., in the same order on every sender
         for (int s = 0; s < topology.pp(); s++) {
-            for (String name : stageNames(s)) {
-                if (rank == 0 && out.containsKey(name)) {
-                    continue;      // a tied weight held by two stages: the first stage's copy
-                }
+            for (String name : firstHeld(s)) {
                 if (s == 0) {
                     if (rank == 0) {
                         out.put(name, mine.get(name));
                     }
-                } else if (me == s) {
-                    if (!firstHolder(name, s)) {
-                        continue;
-                    }
-                    ppComm.send(mine.get(name), 0, tag++);
+                    continue;
+                }
+                if (me == s) {
+                    ppComm.send(mine.get(name), 0, tag);
                 } else if (rank == 0) {
-                    if (!firstHolder(name, s)) {
-                        continue;
-                    }
                     // that stage's parameter: this rank has its name, type and (sharded) shape, not its value
                     Parameter like = stage.parametersOf(s).get(name);
                     INDArray into = Nd4j.createUninitialized(like.dtype(), like.fullShape());
-                    ppComm.recv(into, s, tag++);
+                    ppComm.recv(into, s, tag);
                     out.put(name, into);
-                } else if (firstHolder(name, s)) {
-                    tag++;
                 }
+                tag++;
             }
         }
         return out;
     }
 
-    /** Whether stage {@code s} is the first stage that holds {@code name}. */
-    private boolean firstHolder(String name, int s) {
-        for (int earlier = 0; earlier < s; earlier++) {
-            if (stageNames(earlier).contains(name)) {
-                return false;
+    private List<Set<String>> firstHeld;
+
+    /**
+     * The names of the parameters stage {@code s} holds and no earlier stage does (a weight tied across stages
+     * belongs to the first), in the stage's order; computed once, as every rank partitions the same model.
+     */
+    private synchronized Set<String> firstHeld(int s) {
+        if (firstHeld == null) {
+            List<Set<String>> all = new ArrayList<>();
+            Set<String> seen = new java.util.HashSet<>();
+            for (int k = 0; k < topology.pp(); k++) {
+                Set<String> mine = new java.util.LinkedHashSet<>();
+                for (String n : stage.parametersOf(k).keySet()) {
+                    if (seen.add(n)) {
+                        mine.add(n);
+                    }
+                }
+                all.add(mine);
             }
+            firstHeld = all;
         }
-        return true;
-    }
-
-    private final Map<Integer, List<String>> stageNamesCache = new LinkedHashMap<>();
-
-    /** The names of the parameters of stage {@code s}'s layers (a tied head's weight under the embedding's name). */
-    private List<String> stageNames(int s) {
-        return stageNamesCache.computeIfAbsent(s, k -> new ArrayList<>(stage.parametersOf(k).keySet()));
+        return firstHeld.get(s);
     }
 
     @Override
@@ -548,7 +547,7 @@ public final class Parallelism implements AutoCloseable {
             if (topology.tp() > 1 && topology.tpRank(rank) != 0 && !TensorParallel.isSharded(model, p)) {
                 return false;
             }
-            return stage == null || firstHolder(name, topology.ppRank(rank));
+            return stage == null || firstHeld(topology.ppRank(rank)).contains(name);
         }
 
         @Override
