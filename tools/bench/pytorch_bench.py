@@ -36,6 +36,8 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--attn", default="sdpa", help="attn_implementation (sdpa|eager)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--autocast", default="none", choices=["none", "bf16"],
+                    help="bf16: torch.autocast('cpu', torch.bfloat16) around forward and loss (fp32 master weights)")
     args = ap.parse_args()
 
     threads = os.cpu_count() or 1
@@ -53,7 +55,7 @@ def main():
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     print(f"torch {torch.__version__} transformers {transformers.__version__} threads {threads} "
-          f"attn {args.attn} params {nparams/1e6:.2f}M batch {args.batch} seq {args.seq}", flush=True)
+          f"attn {args.attn} autocast {args.autocast} params {nparams/1e6:.2f}M batch {args.batch} seq {args.seq}", flush=True)
 
     gen = torch.Generator().manual_seed(args.seed + 1)
     times = []
@@ -61,7 +63,8 @@ def main():
         ids = torch.randint(0, args.vocab, (args.batch, args.seq), generator=gen, dtype=torch.int64)
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        loss = model(input_ids=ids, labels=ids).loss
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.autocast == "bf16"):
+            loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         opt.step()
         dt = time.perf_counter() - t0

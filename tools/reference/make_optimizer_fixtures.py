@@ -292,6 +292,31 @@ def run(name, tiny_dir, batches, dtype=torch.float32):
     return out, meta, losses, diag
 
 
+def rule_alone_f32(name, tiny_dir, f64_tensors):
+    """The float32 rule on the float64 run's stored gradients rounded to float32, from the float32 weights:
+    the Java test feeds the same rounded gradients to its float32 optimizer, so only the rule's float32
+    arithmetic can differ (the end-to-end float32 runs above also differ in the model's gradients)."""
+    ctor, hp, hessian_steps = CONFIGS[name]
+    model = LlamaForCausalLM.from_pretrained(tiny_dir, dtype=torch.float32, attn_implementation="eager")
+    names = [n for n, _ in model.named_parameters()]
+    params = [p for _, p in model.named_parameters()]
+    opt = ctor(params, **hp)
+    for k in range(3):
+        for n, p in zip(names, params):
+            p.grad = f64_tensors[f"grad.step{k}.{n}"].to(torch.float32)
+        opt.step()
+        if k in hessian_steps:
+            for n, p in zip(names, params):
+                p.grad = f64_tensors[f"hessian_grad.step{k}.{n}"].to(torch.float32)
+            opt.update_hessian()
+    out = {"final." + n: p.detach().contiguous().clone() for n, p in zip(names, params)}
+    out["losses"] = f64_tensors["losses"].to(torch.float32)
+    meta = versions()
+    meta.update({"optimizer": name, "hyper_parameters": json.dumps(hp), "gradients": name + "_f64, rounded to"
+                 " float32", "hessian_after_steps": json.dumps(list(hessian_steps))})
+    return out, meta
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fixtures", default=FIXTURES)
@@ -315,6 +340,12 @@ def main():
         save_file(tensors, path, metadata={"info": json.dumps(meta, sort_keys=True)})
         total += os.path.getsize(path)
         print(f"{file:14s} losses {losses}  {diag}")
+        if dtype == torch.float64:
+            rule, rule_meta = rule_alone_f32(name, tiny, tensors)
+            path = os.path.join(out_dir, name + "_rule_f32.safetensors")
+            save_file(rule, path, metadata={"info": json.dumps(rule_meta, sort_keys=True)})
+            total += os.path.getsize(path)
+            print(f"{name}_rule_f32 written")
     print(f"total bytes: {total}")
 
 

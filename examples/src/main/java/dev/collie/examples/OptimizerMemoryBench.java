@@ -47,7 +47,8 @@ import java.util.Set;
  * Memory per trainable parameter of each optimizer on a LLaMA of 134M parameters (hidden 768, 12 layers,
  * 12 heads, intermediate 2048, vocabulary 32000, untied), fp32, trained by the Trainer for 3 steps of one
  * 128-token row. Each optimizer runs in its own JVM (forked from this main, with the serial GC and
- * {@code MALLOC_MMAP_THRESHOLD_=131072} so that freed native buffers leave RSS at once), so peak RSS is its own.
+ * {@code MALLOC_MMAP_THRESHOLD_=131072} so that freed native buffers leave RSS at once, and a 32 MiB young
+ * generation so that the Java heap's resident size does not grow with the steps run), so peak RSS is its own.
  * Reported per optimizer after the last step: bytes of parameters + gradient buffers still held +
  * optimizer state, divided by the parameter count; the activation workspaces; peak RSS, and peak RSS
  * minus the RSS before the model was built.
@@ -206,6 +207,10 @@ public final class OptimizerMemoryBench {
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.addAll(ManagementFactory.getRuntimeMXBean().getInputArguments());
         cmd.add("-XX:+UseSerialGC"); // a heap that grows only as needed: JVM heap pages are not optimizer memory
+        // a small young generation: collie's tensors live off-heap and each step leaves ~13 MiB of small Java
+        // objects (op descriptors, shape arrays); with the default eden (a third of the heap) every step touches
+        // fresh heap pages until the eden is full, so peak RSS would grow with the number of steps measured
+        cmd.add("-Xmn32m");
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(OptimizerMemoryBench.class.getName());
@@ -244,7 +249,7 @@ public final class OptimizerMemoryBench {
         Result first = results.get(0);
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "LLaMA %,d parameters (%.0f MiB fp32), %d Trainer steps of 1×%d tokens,"
-                + " one JVM per optimizer (serial GC, MALLOC_MMAP_THRESHOLD_=131072), %d cores.%n%n", first.params(),
+                + " one JVM per optimizer (serial GC, 32 MiB young generation, MALLOC_MMAP_THRESHOLD_=131072), %d cores.%n%n", first.params(),
                 mib(first.paramBytes()), STEPS, SEQ, Runtime.getRuntime().availableProcessors()));
         sb.append("| optimizer | bytes/param (params + grads + state) | goal | gradients held | state | activation"
                 + " workspaces | optimizer scratch | peak RSS | peak RSS − baseline | RSS ratio: (peak − baseline) /"

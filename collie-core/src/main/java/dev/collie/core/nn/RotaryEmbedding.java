@@ -39,10 +39,11 @@ public final class RotaryEmbedding {
         long[][] pos = positions(tape);
         int half = headDim / 2;
         int width = heads * headDim;
-        double[] cos = new double[b * t * width];
-        double[] sin = new double[b * t * width];
-        double[] c = new double[half];
-        double[] s = new double[half];
+        // float, as the values are (below): half the Java garbage of doubles and no float64 staging array
+        float[] cos = new float[b * t * width];
+        float[] sin = new float[b * t * width];
+        float[] c = new float[half];
+        float[] s = new float[half];
         for (int bi = 0; bi < b; bi++) {
             for (int ti = 0; ti < t; ti++) {
                 long p = pos[bi][ti];
@@ -65,9 +66,12 @@ public final class RotaryEmbedding {
                 }
             }
         }
-        return new INDArray[] {
-            Nd4j.create(cos, new long[] {(long) b * t, width}, 'c').castTo(dtype),
-            Nd4j.create(sin, new long[] {(long) b * t, width}, 'c').castTo(dtype)};
+        return new INDArray[] {table(cos, (long) b * t, width, dtype), table(sin, (long) b * t, width, dtype)};
+    }
+
+    private static INDArray table(float[] values, long rows, long cols, DataType dtype) {
+        INDArray t = Nd4j.create(values, new long[] {rows, cols}, 'c');
+        return dtype == DataType.FLOAT ? t : t.castTo(dtype);
     }
 
     /**

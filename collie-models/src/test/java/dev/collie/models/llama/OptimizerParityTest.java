@@ -47,7 +47,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * elements that is a relative error of 1e-4..1e-3, hence errors up to ~4e-7 absolute at lr 1e-3
  * (measured 2.5e-6 and 5.9e-6 relative to the weights, 5.6e-5 and 1.4e-4 of the update). They are asserted
  * at 2e-5 of the weights and 1e-3 of the update; their rules are also checked alone in float64, on the
- * gradients the float64 PyTorch run stored ({@code adan_f64}, {@code sophia_f64}), to 1e-12. Lion's sign() is exact here: the smallest |c| relative to
+ * gradients the float64 PyTorch run stored ({@code adan_f64}, {@code sophia_f64}), to 1e-12, and alone in
+ * float32 on those gradients rounded to float32, against PyTorch's float32 rule on the same ({@code
+ * adan_rule_f32}, {@code sophia_rule_f32}: 1.1e-7 and 8.1e-7 of the weights), to 1e-6. Lion's sign() is exact here: the smallest |c| relative to
  * its two terms over the three steps is 1.3e-4 (stored in the fixture's diagnostics), far above the
  * fp32 gradient discrepancy, so no element flips.
  */
@@ -110,46 +112,69 @@ class OptimizerParityTest {
 
     @Test
     void adanWithGlobalClipMatchesTorch() {
-        Parity p = viaTrainer("adan", 1e-3,
-                m -> new Adan(m.namedParameters(), 0.98, 0.92, 0.99, 1e-8, 0.02, 0.5, false));
+        Parity p = viaTrainer("adan", 1e-3, OptimizerParityTest::adan);
         within(p, 2e-5, 1e-3); // element-wise normalisation: see the class comment
     }
 
-    /** Hands every parameter its stored gradient through the one door, as a backward would. */
-    private static void deliver(LlamaForCausalLM model, SafeTensors ref, String prefix) {
+    /** Hands every parameter its stored gradient (as {@code dtype}) through the one door, as a backward would. */
+    private static void deliver(LlamaForCausalLM model, SafeTensors ref, String prefix, DataType dtype) {
         Tape tape = Tape.forTraining(1, 1);
         model.namedParameters().forEach((n, p) -> {
             tape.use(p);
-            p.accumulateGrad(tape, ref.load(prefix + n, DataType.DOUBLE));
+            p.accumulateGrad(tape, ref.load(prefix + n, dtype));
         });
     }
 
     /**
-     * The update rule alone, in float64: three steps on the gradients the float64 PyTorch run stored (and,
-     * for Sophia, its Hessian-estimate gradients), so any difference is in the rule, not in the model.
+     * The update rule alone: three steps on the gradients the float64 PyTorch run stored in {@code gradients}
+     * (and, for Sophia, its Hessian-estimate gradients), given as {@code dtype}, compared with {@code expected}
+     * (the reference rule run in that dtype on the same gradients), so any difference is in the rule, not in
+     * the model.
      */
-    private static Parity ruleOnStoredGradients(String fixture, double lr, Function<LlamaForCausalLM, Optimizer> make) {
-        LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.DOUBLE);
+    private static Parity ruleOnStoredGradients(String gradients, String expected, DataType dtype, double lr,
+                                                Function<LlamaForCausalLM, Optimizer> make) {
+        LlamaForCausalLM model = LlamaCheckpoint.load(TINY, dtype);
         Optimizer opt = make.apply(model);
         String first = model.namedParameters().keySet().iterator().next();
-        try (SafeTensors ref = SafeTensors.open(REF.resolve(fixture + ".safetensors"))) {
+        try (SafeTensors ref = SafeTensors.open(REF.resolve(gradients + ".safetensors"))) {
             for (int k = 0; k < 3; k++) {
-                deliver(model, ref, "grad.step" + k + ".");
+                deliver(model, ref, "grad.step" + k + ".", dtype);
                 opt.step(lr);
                 if (ref.contains("hessian_grad.step" + k + "." + first)) {
-                    deliver(model, ref, "hessian_grad.step" + k + ".");
+                    deliver(model, ref, "hessian_grad.step" + k + ".", dtype);
                     ((SophiaG) opt).updateHessian();
                     model.zeroGrad();
                 }
             }
-            return compare(fixture, model, ref.load("losses", DataType.DOUBLE).toDoubleVector());
+            return compare(expected, model, ref.load("losses", DataType.DOUBLE).toDoubleVector());
         }
+    }
+
+    private static Optimizer adan(LlamaForCausalLM m) {
+        return new Adan(m.namedParameters(), 0.98, 0.92, 0.99, 1e-8, 0.02, 0.5, false);
+    }
+
+    private static Optimizer sophia(LlamaForCausalLM m) {
+        return new SophiaG(m.namedParameters(), 0.965, 0.99, 0.04, 0.1, 5120, 1);
     }
 
     @Test
     void adanRuleMatchesTorchInFloat64() {
-        within(ruleOnStoredGradients("adan_f64", 1e-3,
-                m -> new Adan(m.namedParameters(), 0.98, 0.92, 0.99, 1e-8, 0.02, 0.5, false)), 1e-12, 1e-12);
+        within(ruleOnStoredGradients("adan_f64", "adan_f64", DataType.DOUBLE, 1e-3,
+                OptimizerParityTest::adan), 1e-12, 1e-12);
+    }
+
+    /** The float32 rule on the same (rounded) gradients as PyTorch's float32 rule: within 1e-6 of the weights. */
+    @Test
+    void adanRuleMatchesTorchInFloat32() {
+        within(ruleOnStoredGradients("adan_f64", "adan_rule_f32", DataType.FLOAT, 1e-3,
+                OptimizerParityTest::adan), 1e-6, 1e-4);
+    }
+
+    @Test
+    void sophiaRuleMatchesTorchInFloat32() {
+        within(ruleOnStoredGradients("sophia_f64", "sophia_rule_f32", DataType.FLOAT, 1e-3,
+                OptimizerParityTest::sophia), 1e-6, 1e-4);
     }
 
     @Test
@@ -188,7 +213,7 @@ class OptimizerParityTest {
 
     private static Parity sophiaByHand(String fixture) {
         LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
-        SophiaG opt = new SophiaG(model.namedParameters(), 0.965, 0.99, 0.04, 0.1, 5120, 1);
+        SophiaG opt = (SophiaG) sophia(model);
         CausalLmLoss loss = new CausalLmLoss();
         double[] losses = new double[3];
         try (SafeTensors batches = SafeTensors.open(TINY.resolve("adamw_reference.safetensors"));
@@ -215,8 +240,8 @@ class OptimizerParityTest {
 
     @Test
     void sophiaRuleMatchesTorchInFloat64() {
-        Parity p = ruleOnStoredGradients("sophia_f64", 1e-3,
-                m -> new SophiaG(m.namedParameters(), 0.965, 0.99, 0.04, 0.1, 5120, 1));
+        Parity p = ruleOnStoredGradients("sophia_f64", "sophia_f64", DataType.DOUBLE, 1e-3,
+                OptimizerParityTest::sophia);
         within(p, 1e-12, 1e-12);
     }
 
