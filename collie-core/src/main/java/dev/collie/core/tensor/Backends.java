@@ -62,6 +62,43 @@ public final class Backends {
         return Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, opThreads));
     }
 
+    private static volatile MatmulPrecision matmulPrecision = MatmulPrecision.FP32;
+
+    /**
+     * How fp32 matrix products are computed from now on, in every thread. {@link MatmulPrecision#BF16}
+     * needs oneDNN 3.3 ({@code org.bytedeco:dnnl} with its linux-x86_64 natives) on the class path and fails
+     * here, naming why, when it cannot load.
+     */
+    public static void setMatmulPrecision(MatmulPrecision precision) {
+        if (precision == MatmulPrecision.BF16) {
+            String why;
+            try {
+                why = DnnlMatmul.unavailableReason();
+            } catch (LinkageError e) {
+                why = e.toString();
+            }
+            if (why != null) {
+                throw new IllegalStateException("bf16 matmuls need oneDNN 3.3 (org.bytedeco:dnnl "
+                        + "3.3.4-1.5.10 and its linux-x86_64 natives) on the class path: " + why);
+            }
+        }
+        matmulPrecision = precision;
+    }
+
+    /** The matmul precision in use. */
+    public static MatmulPrecision matmulPrecision() {
+        return matmulPrecision;
+    }
+
+    /** What computes bf16 matmuls here, e.g. "oneDNN 3.3 avx512_core_amx"; null when none can. */
+    public static String bf16MatmulEngine() {
+        try {
+            return DnnlMatmul.unavailableReason() == null ? "oneDNN 3.3 " + DnnlMatmul.isa() : null;
+        } catch (LinkageError e) {
+            return null;
+        }
+    }
+
     /** Which native build was chosen: "onednn-avx512" or "generic". */
     public static String nativeVariant() {
         return ONEDNN_AVX512.equals(System.getProperty(EXTENSION)) ? "onednn-avx512" : "generic";

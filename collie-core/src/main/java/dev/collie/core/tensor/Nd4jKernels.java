@@ -1,5 +1,6 @@
 package dev.collie.core.tensor;
 
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
@@ -24,6 +25,10 @@ final class Nd4jKernels implements Kernels {
         shape[r - 2] = transA ? a.size(r - 1) : a.size(r - 2);
         shape[r - 1] = transB ? b.size(r - 2) : b.size(r - 1);
         INDArray out = Nd4j.createUninitialized(a.dataType(), shape);
+        if (r == 2 && a.dataType() == DataType.FLOAT && Backends.matmulPrecision() == MatmulPrecision.BF16) {
+            DnnlMatmul.multiply(a, b, transA, transB, out);
+            return out;
+        }
         Nd4j.exec(new Mmul(a, b, out, MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));
         return out;
     }

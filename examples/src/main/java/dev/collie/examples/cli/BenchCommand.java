@@ -4,6 +4,7 @@ import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
+import dev.collie.core.tensor.MatmulPrecision;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
@@ -52,12 +53,14 @@ final class BenchCommand implements Callable<Integer> {
             description = "micro-batches of --batch rows per step (per data-parallel rank; the 1F1B micro-batches under --pp)")
     int gradAccum;
     @Mixin OptimizerOptions opt;
+    @Mixin MatmulOption matmul;
 
     @Override
     public Integer call() {
         LlamaConfig cfg = LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
                 .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads == null ? heads : kvHeads)
                 .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tie).build();
+        MatmulPrecision precision = matmul.apply();
         if (dp * tp * pp > 1 || gradAccum > 1) {
             new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero).run();
             return 0;
@@ -74,8 +77,8 @@ final class BenchCommand implements Callable<Integer> {
         long params = model.parameterCount();
         StepRunner runner = new StepRunner(model, workers);
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
-                        + " ND4J %s; %d worker thread(s)%n", params, hidden, layers, heads, cfg.numKeyValueHeads(), vocab,
-                batch, seq, opt.name, Backends.nativeVariant(), runner.workers());
+                        + " ND4J %s; %s; %d worker thread(s)%n", params, hidden, layers, heads, cfg.numKeyValueHeads(),
+                vocab, batch, seq, opt.name, Backends.nativeVariant(), MatmulOption.describe(precision), runner.workers());
         double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;

@@ -22,6 +22,13 @@ public final class CollieCli implements Runnable {
 
     /** Runs the CLI and returns its exit code; user errors print one line, not a stack trace. */
     public static int run(String... args) {
+        // JavaCPP warns on every start that ND4J's OpenBLAS presets (JavaCPP 1.5.7) are older than JavaCPP
+        // itself (1.5.10, for oneDNN 3.3); they work together (the whole test suite runs so), so its messages
+        // go through SLF4J, where that logger shows errors only
+        if (System.getProperty("org.bytedeco.javacpp.logger") == null) {
+            System.setProperty("org.bytedeco.javacpp.logger", "slf4j");
+            System.setProperty("org.slf4j.simpleLogger.log.org.bytedeco.javacpp.Loader", "error");
+        }
         Backends.configure(Runtime.getRuntime().availableProcessors());
         CommandLine cl = new CommandLine(new CollieCli());
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {

@@ -74,6 +74,7 @@ final class TrainCommand implements Callable<Integer> {
     Path save;
     @Mixin OptimizerOptions opt;
     @Mixin PeftOptions peft;
+    @Mixin MatmulOption matmul;
     @Option(names = "--steps", paramLabel = "N",
             description = "optimizer steps; alone, the data is repeated as needed (default: all of --epochs)")
     Long steps;
@@ -152,6 +153,7 @@ final class TrainCommand implements Callable<Integer> {
         checkOptions();
         CollieConfig config = config();
         config.validate();
+        matmul.apply();
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
         try {
             switch (backend) {

@@ -1,0 +1,92 @@
+package dev.collie.core.tensor;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.nd4j.linalg.indexing.NDArrayIndex.all;
+import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
+
+/** bf16 matmuls through oneDNN 3.3 against ND4J's fp32 products, for every transpose and for views. */
+class DnnlMatmulTest {
+    @AfterEach
+    void fp32Again() {
+        Backends.setMatmulPrecision(MatmulPrecision.FP32);
+    }
+
+    /** max |bf16 − fp32| / max |fp32|: bf16 inputs (8-bit mantissa) give ~1e-3 here, fp32 ~1e-7. */
+    private static double error(INDArray a, INDArray b, boolean ta, boolean tb) {
+        Backends.setMatmulPrecision(MatmulPrecision.FP32);
+        INDArray want = Kernels.get().matmul(a.dup('c'), b.dup('c'), ta, tb); // ND4J's Mmul wants plain arrays
+        Backends.setMatmulPrecision(MatmulPrecision.BF16);
+        INDArray got = Kernels.get().matmul(a, b, ta, tb);
+        assertEquals(DataType.FLOAT, got.dataType());
+        return got.sub(want).amaxNumber().doubleValue() / want.amaxNumber().doubleValue();
+    }
+
+    @Test
+    void everyTransposeMatchesFp32WithinBf16Rounding() {
+        Nd4j.getRandom().setSeed(3);
+        INDArray x = Nd4j.randn(DataType.FLOAT, 37, 53);
+        INDArray w = Nd4j.randn(DataType.FLOAT, 29, 53);
+        INDArray xt = Nd4j.randn(DataType.FLOAT, 53, 37);
+        INDArray wt = Nd4j.randn(DataType.FLOAT, 53, 29);
+        double[] errors = {error(x, w, false, true), error(x, wt, false, false), error(xt, wt, true, false),
+            error(xt, w, true, true)};
+        for (double e : errors) {
+            assertTrue(e < 1e-2, "bf16 product off by " + e + " of its largest entry");
+        }
+    }
+
+    @Test
+    void viewsWithOffsetsAndStridesAreRead() {
+        Nd4j.getRandom().setSeed(4);
+        INDArray big = Nd4j.randn(DataType.FLOAT, 64, 80);
+        INDArray a = big.get(interval(5, 45), interval(7, 39));   // offset view, row stride 80
+        INDArray b = big.get(all(), interval(20, 52)).transpose(); // transposed view: [32, 64]
+        assertTrue(error(a, b, false, false) < 1e-2);
+        assertTrue(error(b, a, true, true) < 1e-2);
+    }
+
+    @Test
+    void workerThreadsMultiplySideBySide() throws Exception {
+        Backends.setMatmulPrecision(MatmulPrecision.BF16);
+        INDArray a = Nd4j.randn(DataType.FLOAT, 128, 96);
+        INDArray b = Nd4j.randn(DataType.FLOAT, 64, 96);
+        INDArray first = Kernels.get().matmul(a, b, false, true);
+        ExecutorService pool = Executors.newFixedThreadPool(2);
+        try {
+            Future<?>[] f = new Future<?>[4];
+            for (int i = 0; i < f.length; i++) {
+                f[i] = pool.submit(() -> {
+                    for (int k = 0; k < 20; k++) {
+                        assertEquals(first, Kernels.get().matmul(a, b, false, true));
+                    }
+                    return null;
+                });
+            }
+            for (Future<?> x : f) {
+                x.get();
+            }
+        } finally {
+            pool.shutdown();
+        }
+    }
+
+    @Test
+    void reportsItsEngineAndRefusesBadInput() {
+        assertNotNull(Backends.bf16MatmulEngine());
+        assertThrows(IllegalArgumentException.class, () -> MatmulPrecision.parse("fp16"));
+        assertEquals(MatmulPrecision.BF16, MatmulPrecision.parse(" BF16 "));
+    }
+}

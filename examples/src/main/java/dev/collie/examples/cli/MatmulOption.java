@@ -1,0 +1,31 @@
+package dev.collie.examples.cli;
+
+import dev.collie.core.CollieException;
+import dev.collie.core.tensor.Backends;
+import dev.collie.core.tensor.MatmulPrecision;
+import picocli.CommandLine.Option;
+
+/** {@code --matmul-precision fp32|bf16}, shared by the commands that train. */
+public final class MatmulOption {
+    @Option(names = "--matmul-precision", paramLabel = "P", defaultValue = "fp32",
+            description = "fp32 (default) or bf16: matrix products with bf16 inputs and fp32 accumulation and"
+                    + " results (oneDNN 3.3, AMX where the CPU has it); weights, gradients, optimizer stay fp32")
+    String value;
+
+    /** Sets the precision for this process; a bad value or a missing oneDNN ends in one clear error. */
+    MatmulPrecision apply() {
+        MatmulPrecision p;
+        try {
+            p = MatmulPrecision.parse(value);
+            Backends.setMatmulPrecision(p);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new CollieException("--matmul-precision: " + e.getMessage());
+        }
+        return p;
+    }
+
+    /** For the run's header: "fp32 matmuls" or "bf16 matmuls (oneDNN 3.3 avx512_core_amx)". */
+    static String describe(MatmulPrecision p) {
+        return p == MatmulPrecision.BF16 ? "bf16 matmuls (" + Backends.bf16MatmulEngine() + ")" : "fp32 matmuls";
+    }
+}
