@@ -70,17 +70,15 @@ public final class Backends {
      * here, naming why, when it cannot load.
      */
     public static void setMatmulPrecision(MatmulPrecision precision) {
-        if (precision == MatmulPrecision.BF16) {
+        if (precision == MatmulPrecision.BF16 && !dnnlAvailable()) {
             String why;
             try {
                 why = DnnlMatmul.unavailableReason();
             } catch (LinkageError e) {
                 why = e.toString();
             }
-            if (why != null) {
-                throw new IllegalStateException("bf16 matmuls need oneDNN 3.3 (org.bytedeco:dnnl "
-                        + "3.3.4-1.5.10 and its linux-x86_64 natives) on the class path: " + why);
-            }
+            throw new IllegalStateException("bf16 matmuls need oneDNN 3.3 (org.bytedeco:dnnl 3.3.4-1.5.10 and its"
+                    + " linux-x86_64 natives) on the class path: " + why);
         }
         matmulPrecision = precision;
     }
@@ -90,13 +88,26 @@ public final class Backends {
         return matmulPrecision;
     }
 
+    private static final class Dnnl {
+        static final boolean AVAILABLE = loads();
+
+        private static boolean loads() {
+            try {
+                return DnnlMatmul.unavailableReason() == null;
+            } catch (LinkageError e) {
+                return false;
+            }
+        }
+    }
+
+    /** Whether oneDNN 3.3 ({@code org.bytedeco:dnnl}) loaded here. */
+    static boolean dnnlAvailable() {
+        return Dnnl.AVAILABLE;
+    }
+
     /** What computes bf16 matmuls here, e.g. "oneDNN 3.3 avx512_core_amx"; null when none can. */
     public static String bf16MatmulEngine() {
-        try {
-            return DnnlMatmul.unavailableReason() == null ? "oneDNN 3.3 " + DnnlMatmul.isa() : null;
-        } catch (LinkageError e) {
-            return null;
-        }
+        return dnnlAvailable() ? "oneDNN 3.3 " + DnnlMatmul.isa() : null;
     }
 
     /** Which native build was chosen: "onednn-avx512" or "generic". */

@@ -66,22 +66,36 @@ final class DnnlMatmul {
         return "isa 0x" + Integer.toHexString(isa);
     }
 
-    /** {@code out = op(a)·op(b)} for rank-2 fp32 arrays of any strides; {@code out} is {@code [m, n]}. */
-    static void multiply(INDArray a, INDArray b, boolean transA, boolean transB, INDArray out) {
+    /**
+     * {@code out = op(a)·op(b)} for fp32 arrays of rank 2, or batched over the leading dimensions for rank 3
+     * and 4 (the same batch shape on both sides), any strides; {@code bf16} picks fpmath mode bf16, else
+     * the products are exact fp32 ones.
+     */
+    static void multiply(INDArray a, INDArray b, boolean transA, boolean transB, INDArray out, boolean bf16) {
         if (a.dataType() != DataType.FLOAT || b.dataType() != DataType.FLOAT || out.dataType() != DataType.FLOAT) {
-            throw new IllegalArgumentException("bf16 matmul takes fp32 arrays, got " + a.dataType() + ", "
+            throw new IllegalArgumentException("oneDNN matmul takes fp32 arrays, got " + a.dataType() + ", "
                     + b.dataType() + " -> " + out.dataType());
         }
-        long m = out.size(0);
-        long n = out.size(1);
-        long k = transA ? a.size(0) : a.size(1);
-        // op(x) as a [rows, cols] view: a transpose only swaps the strides
-        long[] sa = transA ? new long[] {a.stride(1), a.stride(0)} : new long[] {a.stride(0), a.stride(1)};
-        long[] sb = transB ? new long[] {b.stride(1), b.stride(0)} : new long[] {b.stride(0), b.stride(1)};
-        long[] key = {m, k, n, sa[0], sa[1], sb[0], sb[1], out.stride(0), out.stride(1)};
+        int r = out.rank();
+        // each operand as its op(x) view: a transpose only swaps the last two sizes and strides
+        long[] key = new long[2 + 6 * r];
+        key[0] = r;
+        key[1] = bf16 ? 1 : 0;
+        put(key, 2, a, transA, r);
+        put(key, 2 + 2 * r, b, transB, r);
+        put(key, 2 + 4 * r, out, false, r);
         PerThread local = LOCAL.get();
         Primitive p = local.primitives.computeIfAbsent(new Key(key), x -> new Primitive(x.dims));
         p.run(local.stream, a, b, out);
+    }
+
+    /** Sizes then strides of {@code x} as op(x), into {@code key} from {@code at}. */
+    private static void put(long[] key, int at, INDArray x, boolean trans, int r) {
+        for (int i = 0; i < r; i++) {
+            int j = trans && i >= r - 2 ? (2 * r - 3) - i : i;
+            key[at + i] = x.size(j);
+            key[at + r + i] = x.stride(j);
+        }
     }
 
     /** A thread's stream and primitives: oneDNN streams, and primitives with their scratchpads, are not shared. */
@@ -117,19 +131,20 @@ final class DnnlMatmul {
         final BytePointer scratch;
 
         Primitive(long[] d) {
-            long m = d[0];
-            long k = d[1];
-            long n = d[2];
-            dnnl_memory_desc srcMd = desc(m, k, d[3], d[4]);
-            dnnl_memory_desc weightsMd = desc(k, n, d[5], d[6]);
-            dnnl_memory_desc dstMd = desc(m, n, d[7], d[8]);
+            int r = (int) d[0];
+            dnnl_memory_desc srcMd = desc(d, 2, r);
+            dnnl_memory_desc weightsMd = desc(d, 2 + 2 * r, r);
+            dnnl_memory_desc dstMd = desc(d, 2 + 4 * r, r);
             dnnl_primitive_attr attr = new dnnl_primitive_attr();
             check(dnnl_primitive_attr_create(attr), "creating attributes");
-            check(dnnl_primitive_attr_set_fpmath_mode(attr, dnnl_fpmath_mode_bf16), "setting fpmath mode bf16");
+            if (d[1] == 1) {
+                check(dnnl_primitive_attr_set_fpmath_mode(attr, dnnl_fpmath_mode_bf16), "setting fpmath mode bf16");
+            }
             check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "setting scratchpad mode");
             dnnl_primitive_desc pd = new dnnl_primitive_desc();
             check(dnnl_matmul_primitive_desc_create(pd, ENGINE, srcMd, weightsMd, null, dstMd, attr),
-                    "creating a matmul for [" + m + ", " + k + "]·[" + k + ", " + n + "]");
+                    "creating a matmul for " + Arrays.toString(Arrays.copyOfRange(d, 2, 2 + r)) + "·"
+                            + Arrays.toString(Arrays.copyOfRange(d, 2 + 2 * r, 2 + 3 * r)));
             check(dnnl_primitive_create(primitive, pd), "compiling the matmul");
             Pointer none = null;
             check(dnnl_memory_create(src, srcMd, ENGINE, none), "creating memory");
@@ -167,10 +182,12 @@ final class DnnlMatmul {
         }
     }
 
-    private static dnnl_memory_desc desc(long rows, long cols, long rowStride, long colStride) {
+    /** An fp32 memory descriptor of rank {@code r}: sizes at {@code d[at..]}, strides right after them. */
+    private static dnnl_memory_desc desc(long[] d, int at, int r) {
         dnnl_memory_desc md = new dnnl_memory_desc();
-        check(dnnl_memory_desc_create_with_strides(md, 2, new long[] {rows, cols}, dnnl_f32,
-                new long[] {rowStride, colStride}), "describing a [" + rows + ", " + cols + "] array");
+        long[] sizes = Arrays.copyOfRange(d, at, at + r);
+        check(dnnl_memory_desc_create_with_strides(md, r, sizes, dnnl_f32, Arrays.copyOfRange(d, at + r, at + 2 * r)),
+                "describing an array " + Arrays.toString(sizes));
         return md;
     }
 

@@ -25,8 +25,12 @@ final class Nd4jKernels implements Kernels {
         shape[r - 2] = transA ? a.size(r - 1) : a.size(r - 2);
         shape[r - 1] = transB ? b.size(r - 2) : b.size(r - 1);
         INDArray out = Nd4j.createUninitialized(a.dataType(), shape);
-        if (r == 2 && a.dataType() == DataType.FLOAT && Backends.matmulPrecision() == MatmulPrecision.BF16) {
-            DnnlMatmul.multiply(a, b, transA, transB, out);
+        boolean bf16 = Backends.matmulPrecision() == MatmulPrecision.BF16;
+        // oneDNN 3.3 where it is on the class path: every bf16 product, and fp32 batched products (ND4J sends
+        // those to its own loop at about half the speed of its rank-2 GEMM); fp32 rank-2 products stay on
+        // ND4J's oneDNN path, which is as fast
+        if (a.dataType() == DataType.FLOAT && (bf16 || (r > 2 && Backends.dnnlAvailable()))) {
+            DnnlMatmul.multiply(a, b, transA, transB, out, bf16);
             return out;
         }
         Nd4j.exec(new Mmul(a, b, out, MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));

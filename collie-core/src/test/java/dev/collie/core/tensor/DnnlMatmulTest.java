@@ -59,6 +59,25 @@ class DnnlMatmulTest {
     }
 
     @Test
+    void batchedProductsMatchNd4jInBothPrecisions() {
+        Nd4j.getRandom().setSeed(5);
+        INDArray q = Nd4j.randn(DataType.FLOAT, 2, 3, 20, 8);
+        INDArray k = Nd4j.randn(DataType.FLOAT, 2, 3, 12, 8);
+        INDArray p = Nd4j.randn(DataType.FLOAT, 2, 3, 20, 12);
+        // fp32: oneDNN's batched product against ND4J's, to fp32 rounding
+        for (INDArray[] c : new INDArray[][] {{q, k}, {p, k}}) {
+            boolean tb = c[1] == k && c[0] == q;
+            INDArray nd4j = Nd4j.createUninitialized(DataType.FLOAT, 2, 3, 20, tb ? 12 : 8);
+            Nd4j.exec(new org.nd4j.linalg.api.ops.impl.reduce.Mmul(c[0], c[1], nd4j,
+                    org.nd4j.linalg.api.blas.params.MMulTranspose.builder().transposeB(tb).build()));
+            INDArray got = Kernels.get().matmul(c[0], c[1], false, tb);
+            assertTrue(got.sub(nd4j).amaxNumber().doubleValue() < 1e-5, "batched fp32 product differs");
+        }
+        assertTrue(error(p, q, true, false) < 1e-2, "pᵀ·q in bf16"); // as attention's dV = pᵀ·dO
+        assertTrue(error(q, k, false, true) < 1e-2, "q·kᵀ in bf16");
+    }
+
+    @Test
     void workerThreadsMultiplySideBySide() throws Exception {
         Backends.setMatmulPrecision(MatmulPrecision.BF16);
         INDArray a = Nd4j.randn(DataType.FLOAT, 128, 96);

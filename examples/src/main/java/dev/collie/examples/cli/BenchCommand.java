@@ -57,10 +57,15 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        try (MatmulOption.Scope scope = matmul.apply()) {
+            return bench(scope.precision());
+        }
+    }
+
+    private int bench(MatmulPrecision precision) {
         LlamaConfig cfg = LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
                 .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads == null ? heads : kvHeads)
                 .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tie).build();
-        MatmulPrecision precision = matmul.apply();
         if (dp * tp * pp > 1 || gradAccum > 1) {
             new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero).run();
             return 0;

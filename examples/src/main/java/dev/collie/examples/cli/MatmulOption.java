@@ -12,8 +12,12 @@ public final class MatmulOption {
                     + " results (oneDNN 3.3, AMX where the CPU has it); weights, gradients, optimizer stay fp32")
     String value;
 
-    /** Sets the precision for this process; a bad value or a missing oneDNN ends in one clear error. */
-    MatmulPrecision apply() {
+    /**
+     * Sets the precision until the returned scope closes (then the previous one is back, for callers that run
+     * several commands in one JVM); a bad value or a missing oneDNN ends in one clear error.
+     */
+    Scope apply() {
+        MatmulPrecision previous = Backends.matmulPrecision();
         MatmulPrecision p;
         try {
             p = MatmulPrecision.parse(value);
@@ -21,7 +25,15 @@ public final class MatmulOption {
         } catch (IllegalArgumentException | IllegalStateException e) {
             throw new CollieException("--matmul-precision: " + e.getMessage());
         }
-        return p;
+        return new Scope(p, previous);
+    }
+
+    /** The precision a command runs with; closing it restores the one before. */
+    record Scope(MatmulPrecision precision, MatmulPrecision previous) implements AutoCloseable {
+        @Override
+        public void close() {
+            Backends.setMatmulPrecision(previous);
+        }
     }
 
     /** For the run's header: "fp32 matmuls" or "bf16 matmuls (oneDNN 3.3 avx512_core_amx)". */

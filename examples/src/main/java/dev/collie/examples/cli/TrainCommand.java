@@ -1,5 +1,9 @@
 package dev.collie.examples.cli;
 
+import dev.collie.core.tensor.Backends;
+
+import dev.collie.core.tensor.MatmulPrecision;
+
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.parallel.comm.LocalCommunicators;
@@ -153,9 +157,8 @@ final class TrainCommand implements Callable<Integer> {
         checkOptions();
         CollieConfig config = config();
         config.validate();
-        matmul.apply();
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
-        try {
+        try (MatmulOption.Scope ignored = matmul.apply()) {
             switch (backend) {
                 case "local" -> {
                     if (world() == 1) {
@@ -303,6 +306,9 @@ final class TrainCommand implements Callable<Integer> {
                     parameterCount, model != null ? model : "preset " + preset, train.size(),
                     eval != null ? ", " + eval.size() + " eval rows" : "", trainer.totalSteps(),
                     world() > 1 ? String.format(Locale.ROOT, "; dp %d × tp %d × pp %d ranks", dp, tp, pp) : "");
+            if (Backends.matmulPrecision() == MatmulPrecision.BF16) {
+                System.out.println("matmuls: " + MatmulOption.describe(MatmulPrecision.BF16));
+            }
         }
         boolean split = tp > 1 || pp > 1;
         Map<String, Double> lastEval = null;

@@ -91,6 +91,46 @@ class CliTest {
         assertSavedEqualsTorchAdamW(save);
     }
 
+    /**
+     * bf16 matmuls (fp32 weights, gradients and AdamW): the same three steps land within bf16 rounding of
+     * torch's fp32 run, and the precision is reset for whatever runs next in this JVM.
+     */
+    @Test
+    void trainWithBf16MatmulsStaysCloseToTheFp32Steps(@TempDir Path tmp) {
+        Path save = tmp.resolve("out");
+        Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--micro-batch", "2", "--no-shuffle", "--steps", "3", "--lr", "1e-2", "--weight-decay", "0.01",
+                "--matmul-precision", "bf16", "--save", save.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("matmuls: bf16 matmuls (oneDNN 3.3"), r.out());
+        assertEquals(dev.collie.core.tensor.MatmulPrecision.FP32, dev.collie.core.tensor.Backends.matmulPrecision());
+        double finalLoss = Double.parseDouble(r.out().lines().filter(l -> l.startsWith("final loss: "))
+                .findFirst().orElseThrow().substring("final loss: ".length()));
+        assertEquals(4.622172832489014, finalLoss, 2e-2, "torch's fp32 loss of step 3");
+        // AdamW moves every weight by ~lr whatever its gradient's size, so where a gradient is near zero bf16
+        // rounding may flip its sign; compare the whole update instead: |Δ_bf16 − Δ_torch| / |Δ_torch| over
+        // all weights (Δ = final − initial)
+        double diff = 0;
+        double moved = 0;
+        try (SafeTensors ref = SafeTensors.open(TINY.resolve("adamw_reference.safetensors"));
+             SafeTensors init = SafeTensors.open(TINY.resolve("model.safetensors"));
+             SafeTensors got = SafeTensors.open(save.resolve("model.safetensors"))) {
+            for (String name : got.names()) {
+                INDArray want = ref.load("adamw/final." + name, DataType.DOUBLE);
+                INDArray start = init.load(name, DataType.DOUBLE).reshape(want.shape());
+                INDArray have = got.load(name, DataType.DOUBLE).reshape(want.shape());
+                diff += Math.pow(have.sub(want).norm2Number().doubleValue(), 2);
+                moved += Math.pow(want.sub(start).norm2Number().doubleValue(), 2);
+            }
+        }
+        double relative = Math.sqrt(diff / moved);
+        System.out.printf("bf16 matmuls: update off by %.3e of torch's fp32 update%n", relative);
+        assertTrue(relative < 0.1, "bf16 run's update differs from torch's fp32 one by " + relative);
+        assertUserError(run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--steps", "1", "--matmul-precision", "fp16", "--save", tmp.resolve("never").toString()),
+                "--matmul-precision", "fp16", "expected fp32 or bf16");
+    }
+
     /** Two data-parallel ranks of one row each take the same 2-row global batches as torch did. */
     @Test
     void trainWithTwoDataParallelRanksMatchesTheSameTorchSteps(@TempDir Path tmp) {
