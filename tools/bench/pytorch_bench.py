@@ -38,8 +38,12 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--autocast", default="none", choices=["none", "bf16"],
                     help="bf16: torch.autocast('cpu', torch.bfloat16) around forward and loss (fp32 master weights)")
+    ap.add_argument("--matmul-precision", default="highest", choices=["highest", "medium"],
+                    help="torch.set_float32_matmul_precision: medium = fp32 tensors, bf16 matmul inputs "
+                         "(oneDNN), as collie's --matmul-precision bf16")
     args = ap.parse_args()
 
+    torch.set_float32_matmul_precision(args.matmul_precision)
     threads = os.cpu_count() or 1
     torch.set_num_threads(threads)
     torch.manual_seed(args.seed)
@@ -55,7 +59,7 @@ def main():
     nparams = sum(p.numel() for p in model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     print(f"torch {torch.__version__} transformers {transformers.__version__} threads {threads} "
-          f"attn {args.attn} autocast {args.autocast} params {nparams/1e6:.2f}M batch {args.batch} seq {args.seq}", flush=True)
+          f"attn {args.attn} autocast {args.autocast} matmul {args.matmul_precision} params {nparams/1e6:.2f}M batch {args.batch} seq {args.seq}", flush=True)
 
     gen = torch.Generator().manual_seed(args.seed + 1)
     times = []

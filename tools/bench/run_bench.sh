@@ -3,6 +3,9 @@
 #
 #   tools/bench/run_bench.sh            # both configs, both frameworks
 #   ONLY=pytorch tools/bench/run_bench.sh   # just the PyTorch half (ONLY=collie for the other)
+#   MATMUL=bf16 tools/bench/run_bench.sh    # bf16 matmuls on both sides: collie --matmul-precision bf16
+#       against PyTorch with torch.set_float32_matmul_precision("medium") (the same: fp32 tensors, bf16
+#       matmul inputs) and, in a second column, under torch.autocast("cpu", bfloat16) (bf16 activations)
 #
 # Env: PYTHON (default /work/pyref/bin/python), COLLIE_JAR (default examples/target/collie.jar),
 #      JAVA (default java), STEPS_SMALL/STEPS_BIG, WARMUP (default 2), LOG_DIR (default: a temp dir).
@@ -20,6 +23,12 @@ WARMUP=${WARMUP:-2}
 STEPS_SMALL=${STEPS_SMALL:-10}
 STEPS_BIG=${STEPS_BIG:-6}
 ONLY=${ONLY:-}
+MATMUL=${MATMUL:-fp32}
+case "$MATMUL" in
+  fp32) pt_precision=highest ;;
+  bf16) pt_precision=medium ;;
+  *) echo "MATMUL=$MATMUL: expected fp32 or bf16" >&2; exit 2 ;;
+esac
 LOG_DIR=${LOG_DIR:-$(mktemp -d -t collie-bench.XXXXXX)}
 mkdir -p "$LOG_DIR"
 
@@ -35,26 +44,41 @@ last_tps() {  # the number on the last `tokens/s:` line of a log, or "n/a"
   echo "${v:-n/a}"
 }
 
-echo "| config | hidden/layers/heads/kv/inter/vocab | batch x seq | pytorch tokens/s | collie tokens/s | collie/pytorch |"
-echo "|---|---|---|---|---|---|"
+if [ "$MATMUL" = bf16 ]; then
+  echo "| config (bf16 matmuls) | hidden/layers/heads/kv/inter/vocab | batch x seq | pytorch (matmul precision medium) tokens/s | collie tokens/s | collie/pytorch | pytorch autocast bf16 tokens/s | collie/autocast |"
+  echo "|---|---|---|---|---|---|---|---|"
+else
+  echo "| config (fp32) | hidden/layers/heads/kv/inter/vocab | batch x seq | pytorch tokens/s | collie tokens/s | collie/pytorch |"
+  echo "|---|---|---|---|---|---|"
+fi
 for c in "${CONFIGS[@]}"; do
   read -r name hidden layers heads kv inter vocab batch seq steps <<<"$c"
   flags=(--hidden "$hidden" --layers "$layers" --heads "$heads" --kv-heads "$kv" --intermediate "$inter"
          --vocab "$vocab" --batch "$batch" --seq "$seq" --steps "$steps")
-  pt_log="$LOG_DIR/pytorch-$name.log"
-  co_log="$LOG_DIR/collie-$name.log"
+  pt_log="$LOG_DIR/pytorch-$name-$MATMUL.log"
+  co_log="$LOG_DIR/collie-$name-$MATMUL.log"
+  pt_ac_log="$LOG_DIR/pytorch-$name-autocast.log"
   if [ "$ONLY" != "collie" ]; then
-    "$PYTHON" tools/bench/pytorch_bench.py "${flags[@]}" --warmup "$WARMUP" >"$pt_log" 2>&1 \
-      || echo "pytorch run for $name failed, see $pt_log" >&2
+    "$PYTHON" tools/bench/pytorch_bench.py "${flags[@]}" --warmup "$WARMUP" --matmul-precision "$pt_precision" \
+      >"$pt_log" 2>&1 || echo "pytorch run for $name failed, see $pt_log" >&2
+    if [ "$MATMUL" = bf16 ]; then
+      "$PYTHON" tools/bench/pytorch_bench.py "${flags[@]}" --warmup "$WARMUP" --autocast bf16 >"$pt_ac_log" 2>&1 \
+        || echo "pytorch autocast run for $name failed, see $pt_ac_log" >&2
+    fi
   fi
   if [ "$ONLY" != "pytorch" ]; then
-    "$JAVA" $JAVA_OPTS -jar "$COLLIE_JAR" bench "${flags[@]}" --optimizer adamw >"$co_log" 2>&1 \
+    "$JAVA" $JAVA_OPTS -jar "$COLLIE_JAR" bench "${flags[@]}" --optimizer adamw --matmul-precision "$MATMUL" >"$co_log" 2>&1 \
       || echo "collie run for $name failed, see $co_log" >&2
   fi
   pt=$(last_tps "$pt_log")
   co=$(last_tps "$co_log")
   ratio=$(awk -v a="$co" -v b="$pt" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "n/a" }')
-  echo "| $name | $hidden/$layers/$heads/$kv/$inter/$vocab | ${batch}x${seq} | $pt | $co | $ratio |"
+  row="| $name | $hidden/$layers/$heads/$kv/$inter/$vocab | ${batch}x${seq} | $pt | $co | $ratio |"
+  if [ "$MATMUL" = bf16 ]; then
+    ac=$(last_tps "$pt_ac_log")
+    row="$row $ac | $(awk -v a="$co" -v b="$ac" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "n/a" }') |"
+  fi
+  echo "$row"
 done
 echo
 echo "logs: $LOG_DIR" >&2
