@@ -73,7 +73,7 @@ public final class Backends {
         if (precision == MatmulPrecision.BF16 && !dnnlAvailable()) {
             String why;
             try {
-                why = DnnlMatmul.unavailableReason();
+                why = Dnnl.unavailableReason();
             } catch (LinkageError e) {
                 why = e.toString();
             }
@@ -88,12 +88,12 @@ public final class Backends {
         return matmulPrecision;
     }
 
-    private static final class Dnnl {
+    private static final class DnnlLoad {
         static final boolean AVAILABLE = loads();
 
         private static boolean loads() {
             try {
-                return DnnlMatmul.unavailableReason() == null;
+                return Dnnl.unavailableReason() == null;
             } catch (LinkageError e) {
                 return false;
             }
@@ -102,12 +102,12 @@ public final class Backends {
 
     /** Whether oneDNN 3.3 ({@code org.bytedeco:dnnl}) loaded here. */
     static boolean dnnlAvailable() {
-        return Dnnl.AVAILABLE;
+        return DnnlLoad.AVAILABLE;
     }
 
     /** What computes bf16 matmuls here, e.g. "oneDNN 3.3 avx512_core_amx"; null when none can. */
     public static String bf16MatmulEngine() {
-        return dnnlAvailable() ? "oneDNN 3.3 " + DnnlMatmul.isa() : null;
+        return dnnlAvailable() ? "oneDNN 3.3 " + Dnnl.isa() : null;
     }
 
     /** Which native build was chosen: "onednn-avx512" or "generic". */

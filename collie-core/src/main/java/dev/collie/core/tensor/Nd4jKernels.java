@@ -30,7 +30,7 @@ final class Nd4jKernels implements Kernels {
         // those to its own loop at about half the speed of its rank-2 GEMM); fp32 rank-2 products stay on
         // ND4J's oneDNN path, which is as fast
         if (a.dataType() == DataType.FLOAT && (bf16 || (r > 2 && Backends.dnnlAvailable()))) {
-            DnnlMatmul.multiply(a, b, transA, transB, out, bf16);
+            Dnnl.matmul(a, b, transA, transB, out, bf16);
             return out;
         }
         Nd4j.exec(new Mmul(a, b, out, MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));
@@ -40,12 +40,26 @@ final class Nd4jKernels implements Kernels {
     @Override
     public INDArray softmax(INDArray x) {
         INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
-        Nd4j.exec(new SoftMax(x, out, x.rank() - 1));
+        if (onDnnl(x)) {
+            Dnnl.softmax(x, out); // vectorised exp; libnd4j's softmax calls scalar expf per element
+        } else {
+            Nd4j.exec(new SoftMax(x, out, x.rank() - 1));
+        }
         return out;
+    }
+
+    /** Whether oneDNN 3.3's row-wise kernels take {@code x}: fp32, dense C order, and oneDNN present. */
+    private static boolean onDnnl(INDArray x) {
+        return x.dataType() == DataType.FLOAT && Backends.dnnlAvailable() && Dnnl.isDense(x);
     }
 
     @Override
     public INDArray softmaxBackward(INDArray p, INDArray dp) {
+        if (onDnnl(p) && onDnnl(dp)) {
+            INDArray dx = Nd4j.createUninitialized(p.dataType(), p.shape());
+            Dnnl.softmaxBackward(p, dp, dx);
+            return dx;
+        }
         // dS = p * (dp - sum(p * dp)), rows as a 2-D view, computed in place on dp's copy
         long cols = p.size(p.rank() - 1);
         INDArray p2 = p.reshape('c', p.length() / cols, cols);
@@ -119,31 +133,10 @@ final class Nd4jKernels implements Kernels {
         for (int j = 0; j < valid; j++) {
             flatIdx[j] = rows[j] * v + t[(int) rows[j]];
         }
-        // loss_i = lse_i - x[t_i], with lse_i = max_i - log p[argmax_i] read off the softmax (p at the
-        // argmax is >= 1/V, so this is exact where p[t_i] itself would underflow in fp32)
-        INDArray flatLogits = logits.reshape(n * v);
-        INDArray am = Nd4j.exec(DynamicCustomOp.builder("argmax").addInputs(logits).addIntegerArguments(1).build())[0]
-                .castTo(org.nd4j.linalg.api.buffer.DataType.INT64);
-        long[] amIdx = am.toLongVector();
-        for (int i = 0; i < n; i++) {
-            amIdx[i] += i * v;
-        }
-        INDArray amFlat = Nd4j.createFromArray(amIdx);
-        double[] max = gathered(flatLogits, amFlat);
-        double[] xt = valid > 0 ? gathered(flatLogits, Nd4j.createFromArray(flatIdx)) : new double[0];
         // the softmax overwrites the logits when the gradient is wanted (it becomes the gradient)
         INDArray p = needGrad ? logits : Nd4j.createUninitialized(logits.dataType(), logits.shape());
-        Nd4j.exec(new SoftMax(logits, p, 1));
-        double[] pmax = gathered(p.reshape(n * v), amFlat);
-        double loss = Double.NaN;
-        if (valid > 0) {
-            double sum = 0;
-            for (int j = 0; j < valid; j++) {
-                int r = (int) rows[j];
-                sum += max[r] - Math.log(pmax[r]) - xt[j];
-            }
-            loss = sum / valid;
-        }
+        double loss = onDnnl(logits) ? logSoftmaxLoss(logits, p, flatIdx, valid, n, v)
+                : argmaxLoss(logits, p, rows, flatIdx, n, v);
         INDArray grad = null;
         if (needGrad) {
             grad = p;
@@ -158,6 +151,53 @@ final class Nd4jKernels implements Kernels {
             grad.muliColumnVector(Nd4j.createFromArray(rowScale).castTo(logits.dataType()).reshape(n, 1));
         }
         return new INDArray[] {Nd4j.scalar(logits.dataType(), loss), grad};
+    }
+
+    /**
+     * oneDNN's log-softmax into {@code p} (one vectorised kernel): loss_i = −log p[t_i]; then its exp in place
+     * makes {@code p} the softmax.
+     */
+    private static double logSoftmaxLoss(INDArray logits, INDArray p, long[] flatIdx, int valid, int n, long v) {
+        Dnnl.logSoftmax(logits, p);
+        double loss = Double.NaN;
+        if (valid > 0) {
+            double sum = 0;
+            for (double lp : gathered(p.reshape(n * v), Nd4j.createFromArray(flatIdx))) {
+                sum -= lp;
+            }
+            loss = sum / valid;
+        }
+        Dnnl.exp(p, p);
+        return loss;
+    }
+
+    /**
+     * libnd4j's softmax into {@code p}: loss_i = lse_i − x[t_i], with lse_i = max_i − log p[argmax_i] read off
+     * the softmax (p at the argmax is ≥ 1/V, so this is exact where p[t_i] itself would underflow in fp32).
+     */
+    private static double argmaxLoss(INDArray logits, INDArray p, long[] rows, long[] flatIdx, int n, long v) {
+        int valid = rows.length;
+        INDArray flatLogits = logits.reshape(n * v);
+        INDArray am = Nd4j.exec(DynamicCustomOp.builder("argmax").addInputs(logits).addIntegerArguments(1).build())[0]
+                .castTo(DataType.INT64);
+        long[] amIdx = am.toLongVector();
+        for (int i = 0; i < n; i++) {
+            amIdx[i] += i * v;
+        }
+        INDArray amFlat = Nd4j.createFromArray(amIdx);
+        double[] max = gathered(flatLogits, amFlat);
+        double[] xt = valid > 0 ? gathered(flatLogits, Nd4j.createFromArray(flatIdx)) : new double[0];
+        Nd4j.exec(new SoftMax(logits, p, 1));
+        double[] pmax = gathered(p.reshape(n * v), amFlat);
+        if (valid == 0) {
+            return Double.NaN;
+        }
+        double sum = 0;
+        for (int j = 0; j < valid; j++) {
+            int r = (int) rows[j];
+            sum += max[r] - Math.log(pmax[r]) - xt[j];
+        }
+        return sum / valid;
     }
 
     private static double[] gathered(INDArray flat, INDArray idx) {

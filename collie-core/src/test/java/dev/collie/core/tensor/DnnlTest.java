@@ -18,7 +18,7 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 
 /** bf16 matmuls through oneDNN 3.3 against ND4J's fp32 products, for every transpose and for views. */
-class DnnlMatmulTest {
+class DnnlTest {
     @AfterEach
     void fp32Again() {
         Backends.setMatmulPrecision(MatmulPrecision.FP32);
@@ -75,6 +75,39 @@ class DnnlMatmulTest {
         }
         assertTrue(error(p, q, true, false) < 1e-2, "pᵀ·q in bf16"); // as attention's dV = pᵀ·dO
         assertTrue(error(q, k, false, true) < 1e-2, "q·kᵀ in bf16");
+    }
+
+    @Test
+    void rowWiseKernelsMatchNd4j() {
+        Nd4j.getRandom().setSeed(6);
+        INDArray x = Nd4j.randn(DataType.FLOAT, 2, 3, 5, 33).muli(4);
+        INDArray p = Kernels.get().softmax(x);
+        INDArray want = Nd4j.exec(new org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax(x, x.ulike(), 3))[0];
+        assertTrue(p.sub(want).amaxNumber().doubleValue() < 1e-6, "softmax");
+        INDArray dp = Nd4j.randn(DataType.FLOAT, 2, 3, 5, 33);
+        INDArray dx = Kernels.get().softmaxBackward(p, dp);
+        INDArray ref = dp.sub(p.mul(dp).sum(true, 3)).muli(p);
+        assertTrue(dx.sub(ref).amaxNumber().doubleValue() < 1e-6, "softmax backward");
+        INDArray lsm = x.ulike();
+        Dnnl.logSoftmax(x, lsm);
+        assertTrue(lsm.sub(org.nd4j.linalg.ops.transforms.Transforms.log(want, true)).amaxNumber().doubleValue() < 1e-5);
+        INDArray e = x.ulike();
+        Dnnl.exp(x, e);
+        assertTrue(e.sub(org.nd4j.linalg.ops.transforms.Transforms.exp(x, true)).div(e).amaxNumber().doubleValue() < 1e-6);
+    }
+
+    /** The log-softmax cross-entropy equals the float64 one, also where p[target] underflows in fp32. */
+    @Test
+    void crossEntropyOnOneDnnlIsExact() {
+        Nd4j.getRandom().setSeed(7);
+        INDArray logits = Nd4j.randn(DataType.DOUBLE, 6, 50).muli(3);
+        logits.putScalar(0, 7, 130.0); // row 0's target (3) sits 130 below its max: p underflows in fp32
+        INDArray targets = Nd4j.createFromArray(3L, 9L, -100L, 0L, 49L, 11L);
+        INDArray[] want = Kernels.get().crossEntropy(logits.dup(), targets, -100, true);
+        INDArray[] got = Kernels.get().crossEntropy(logits.castTo(DataType.FLOAT), targets, -100, true);
+        assertEquals(want[0].getDouble(0), got[0].getDouble(0), 1e-5 * Math.abs(want[0].getDouble(0)));
+        double g = got[1].castTo(DataType.DOUBLE).sub(want[1]).amaxNumber().doubleValue();
+        assertTrue(g < 5e-7, "gradient off by " + g); // entries up to 0.2: a few fp32 ulps
     }
 
     @Test

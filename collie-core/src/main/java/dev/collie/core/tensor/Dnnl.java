@@ -1,0 +1,364 @@
+package dev.collie.core.tensor;
+
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.dnnl.dnnl_engine;
+import org.bytedeco.dnnl.dnnl_exec_arg_t;
+import org.bytedeco.dnnl.dnnl_memory;
+import org.bytedeco.dnnl.dnnl_memory_desc;
+import org.bytedeco.dnnl.dnnl_primitive;
+import org.bytedeco.dnnl.dnnl_primitive_attr;
+import org.bytedeco.dnnl.dnnl_primitive_desc;
+import org.bytedeco.dnnl.dnnl_stream;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Function;
+
+import static org.bytedeco.dnnl.global.dnnl.*;
+
+/**
+ * oneDNN 3.3 (JavaCPP's {@code dnnl} presets) on ND4J's fp32 buffers, without copies: matrix products in fp32
+ * or with {@code fpmath_mode bf16} (inputs rounded to bfloat16 inside the kernel, fp32 accumulation and
+ * results: PyTorch's {@code float32_matmul_precision = "medium"}; AMX where the CPU has it, 4–5× the fp32
+ * GEMM here), and the vectorised softmax, log-softmax and exp kernels (libnd4j's call scalar {@code expf}).
+ *
+ * <p>ND4J's own oneDNN (v2.3) has no AMX code, hence this second native library. Each thread keeps its own
+ * stream and compiled primitives (one per operation, shape and layout), with user-managed scratchpads, so
+ * worker threads may run side by side. Loaded only when used; {@link #unavailableReason()} says why it
+ * cannot be.
+ */
+final class Dnnl {
+    private static final dnnl_engine ENGINE = new dnnl_engine();
+    private static final String UNAVAILABLE;
+
+    static {
+        String why = null;
+        try {
+            check(dnnl_engine_create(ENGINE, dnnl_cpu, 0), "creating the CPU engine");
+        } catch (RuntimeException | LinkageError e) {
+            why = e.toString();
+        }
+        UNAVAILABLE = why;
+    }
+
+    private static final ThreadLocal<PerThread> LOCAL = ThreadLocal.withInitial(PerThread::new);
+
+    private static final long MATMUL = 1;
+    private static final long SOFTMAX = 2;
+    private static final long LOG_SOFTMAX = 3;
+    private static final long SOFTMAX_BACKWARD = 4;
+    private static final long EXP = 5;
+
+    private Dnnl() {
+    }
+
+    /** Null when oneDNN loaded and made its engine, else the reason. */
+    static String unavailableReason() {
+        return UNAVAILABLE;
+    }
+
+    /** The instruction set oneDNN dispatches to, e.g. {@code avx512_core_amx}. */
+    static String isa() {
+        int isa = dnnl_get_effective_cpu_isa();
+        if (isa == dnnl_cpu_isa_avx512_core_amx || isa == dnnl_cpu_isa_avx512_core_amx_fp16) {
+            return "avx512_core_amx";
+        }
+        if (isa == dnnl_cpu_isa_avx512_core_bf16) {
+            return "avx512_core_bf16";
+        }
+        return "isa 0x" + Integer.toHexString(isa);
+    }
+
+    /**
+     * {@code out = op(a)·op(b)} for fp32 arrays of rank 2, or batched over the leading dimensions for rank 3
+     * and 4 (the same batch shape on both sides), any strides; {@code bf16} picks fpmath mode bf16, else
+     * the products are exact fp32 ones.
+     */
+    static void matmul(INDArray a, INDArray b, boolean transA, boolean transB, INDArray out, boolean bf16) {
+        requireFloat(a, b, out);
+        int r = out.rank();
+        // each operand as its op(x) view: a transpose only swaps the last two sizes and strides
+        long[] key = new long[2 + 6 * r];
+        key[0] = MATMUL;
+        key[1] = bf16 ? 1 : 0;
+        put(key, 2, a, transA, r);
+        put(key, 2 + 2 * r, b, transB, r);
+        put(key, 2 + 4 * r, out, false, r);
+        run(key, k -> new Primitive(k, Dnnl::matmulDesc, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST), a, b, out);
+    }
+
+    /** Softmax over the last dimension of a C-ordered fp32 array, into {@code out} (may be {@code x}). */
+    static void softmax(INDArray x, INDArray out) {
+        rowwise(SOFTMAX, x, out);
+    }
+
+    /** Log-softmax over the last dimension of a C-ordered fp32 array, into {@code out} (may be {@code x}). */
+    static void logSoftmax(INDArray x, INDArray out) {
+        rowwise(LOG_SOFTMAX, x, out);
+    }
+
+    /** {@code dx = p·(dp − Σ p·dp)} over the last dimension, from softmax output {@code p}; C-ordered fp32. */
+    static void softmaxBackward(INDArray p, INDArray dp, INDArray dx) {
+        requireFloat(p, dp, dx);
+        long[] key = shapeKey(SOFTMAX_BACKWARD, p);
+        run(key, k -> new Primitive(k, Dnnl::softmaxBackwardDesc, DNNL_ARG_DST, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC),
+                c(p), c(dp), c(dx));
+    }
+
+    /** {@code out = exp(x)} element-wise, C-ordered fp32 ({@code out} may be {@code x}). */
+    static void exp(INDArray x, INDArray out) {
+        requireFloat(x, x, out);
+        long[] key = shapeKey(EXP, x);
+        run(key, k -> new Primitive(k, Dnnl::expDesc, DNNL_ARG_SRC, DNNL_ARG_DST), c(x), c(out));
+    }
+
+    private static void rowwise(long op, INDArray x, INDArray out) {
+        requireFloat(x, x, out);
+        long[] key = shapeKey(op, x);
+        run(key, k -> new Primitive(k, Dnnl::softmaxDesc, DNNL_ARG_SRC, DNNL_ARG_DST), c(x), c(out));
+    }
+
+    private static void run(long[] key, Function<long[], Primitive> make, INDArray... arrays) {
+        PerThread local = LOCAL.get();
+        local.primitives.computeIfAbsent(new Key(key), k -> make.apply(k.values)).run(local.stream, arrays);
+    }
+
+    private static long[] shapeKey(long op, INDArray x) {
+        long[] key = new long[2 + x.rank()];
+        key[0] = op;
+        key[1] = x.rank();
+        System.arraycopy(x.shape(), 0, key, 2, x.rank());
+        return key;
+    }
+
+    /** Sizes then strides of {@code x} as op(x), into {@code key} from {@code at}. */
+    private static void put(long[] key, int at, INDArray x, boolean trans, int r) {
+        for (int i = 0; i < r; i++) {
+            int j = trans && i >= r - 2 ? (2 * r - 3) - i : i;
+            key[at + i] = x.size(j);
+            key[at + r + i] = x.stride(j);
+        }
+    }
+
+    private static dnnl_primitive_desc matmulDesc(long[] k, dnnl_primitive_attr attr) {
+        int r = (int) (k.length - 2) / 6;
+        if (k[1] == 1) {
+            check(dnnl_primitive_attr_set_fpmath_mode(attr, dnnl_fpmath_mode_bf16), "setting fpmath mode bf16");
+        }
+        dnnl_memory_desc src = strided(k, 2, r);
+        dnnl_memory_desc weights = strided(k, 2 + 2 * r, r);
+        dnnl_memory_desc dst = strided(k, 2 + 4 * r, r);
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        check(dnnl_matmul_primitive_desc_create(pd, ENGINE, src, weights, null, dst, attr),
+                "creating a matmul for " + Arrays.toString(Arrays.copyOfRange(k, 2, 2 + r)) + "·"
+                        + Arrays.toString(Arrays.copyOfRange(k, 2 + 2 * r, 2 + 3 * r)));
+        destroy(src, weights, dst);
+        return pd;
+    }
+
+    private static dnnl_primitive_desc softmaxDesc(long[] k, dnnl_primitive_attr attr) {
+        dnnl_memory_desc md = dense(k);
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        check(dnnl_softmax_forward_primitive_desc_create(pd, ENGINE, dnnl_forward_inference,
+                k[0] == LOG_SOFTMAX ? dnnl_softmax_log : dnnl_softmax_accurate, md, md, (int) k[1] - 1, attr),
+                "creating a softmax over " + Arrays.toString(Arrays.copyOfRange(k, 2, k.length)));
+        destroy(md);
+        return pd;
+    }
+
+    private static dnnl_primitive_desc softmaxBackwardDesc(long[] k, dnnl_primitive_attr attr) {
+        dnnl_memory_desc md = dense(k);
+        int axis = (int) k[1] - 1;
+        dnnl_primitive_desc hint = new dnnl_primitive_desc();
+        check(dnnl_softmax_forward_primitive_desc_create(hint, ENGINE, dnnl_forward_training, dnnl_softmax_accurate,
+                md, md, axis, null), "creating a softmax");
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        check(dnnl_softmax_backward_primitive_desc_create(pd, ENGINE, dnnl_softmax_accurate, md, md, md, axis, hint,
+                attr), "creating a softmax backward over " + Arrays.toString(Arrays.copyOfRange(k, 2, k.length)));
+        dnnl_primitive_desc_destroy(hint);
+        destroy(md);
+        return pd;
+    }
+
+    private static dnnl_primitive_desc expDesc(long[] k, dnnl_primitive_attr attr) {
+        dnnl_memory_desc md = dense(k);
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        check(dnnl_eltwise_forward_primitive_desc_create(pd, ENGINE, dnnl_forward_inference, dnnl_eltwise_exp, md, md,
+                0f, 0f, attr), "creating an exp over " + Arrays.toString(Arrays.copyOfRange(k, 2, k.length)));
+        destroy(md);
+        return pd;
+    }
+
+    /** A thread's stream and primitives: oneDNN streams, and primitives with their scratchpads, are not shared. */
+    private static final class PerThread {
+        final dnnl_stream stream = new dnnl_stream();
+        final Map<Key, Primitive> primitives = new HashMap<>();
+
+        PerThread() {
+            check(dnnl_stream_create(stream, ENGINE, dnnl_stream_default_flags), "creating a stream");
+        }
+    }
+
+    private record Key(long[] values) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Key other && Arrays.equals(values, other.values);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(values);
+        }
+    }
+
+    /** Makes a primitive descriptor from a cache key, with the given attributes. */
+    private interface Describer {
+        dnnl_primitive_desc describe(long[] key, dnnl_primitive_attr attr);
+    }
+
+    /** One compiled primitive, with one memory object per argument whose data handle is rebound per call. */
+    private static final class Primitive {
+        final dnnl_primitive primitive = new dnnl_primitive();
+        final dnnl_memory[] memories;
+        final dnnl_exec_arg_t args;
+        final int nargs;
+        final BytePointer scratch;
+
+        Primitive(long[] key, Describer describer, int... argKinds) {
+            dnnl_primitive_attr attr = new dnnl_primitive_attr();
+            check(dnnl_primitive_attr_create(attr), "creating attributes");
+            check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "setting scratchpad mode");
+            dnnl_primitive_desc pd = describer.describe(key, attr);
+            check(dnnl_primitive_create(primitive, pd), "compiling a primitive");
+            memories = new dnnl_memory[argKinds.length];
+            args = new dnnl_exec_arg_t(argKinds.length + 1);
+            Pointer none = null;
+            for (int i = 0; i < argKinds.length; i++) {
+                memories[i] = new dnnl_memory();
+                check(dnnl_memory_create(memories[i], dnnl_primitive_desc_query_md(pd, queryOf(argKinds[i]), 0),
+                        ENGINE, none), "creating memory");
+                args.position(i).arg(argKinds[i]).memory(memories[i]);
+            }
+            dnnl_memory_desc scratchMd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+            long scratchBytes = scratchMd == null || scratchMd.isNull() ? 0 : dnnl_memory_desc_get_size(scratchMd);
+            if (scratchBytes > 0) {
+                scratch = new BytePointer(scratchBytes);
+                dnnl_memory scratchMem = new dnnl_memory();
+                check(dnnl_memory_create(scratchMem, scratchMd, ENGINE, scratch), "creating the scratchpad");
+                args.position(argKinds.length).arg(DNNL_ARG_SCRATCHPAD).memory(scratchMem);
+                nargs = argKinds.length + 1;
+            } else {
+                scratch = null;
+                nargs = argKinds.length;
+            }
+            args.position(0);
+            dnnl_primitive_desc_destroy(pd);
+            dnnl_primitive_attr_destroy(attr);
+        }
+
+        void run(dnnl_stream stream, INDArray... arrays) {
+            for (int i = 0; i < arrays.length; i++) {
+                check(dnnl_memory_set_data_handle(memories[i], address(arrays[i])), "binding an array");
+            }
+            check(dnnl_primitive_execute(primitive, stream, nargs, args), "running a primitive");
+            check(dnnl_stream_wait(stream), "waiting for a primitive");
+        }
+    }
+
+    /** The query that gives the memory descriptor a primitive expects for argument {@code arg}. */
+    private static int queryOf(int arg) {
+        if (arg == DNNL_ARG_SRC) {
+            return dnnl_query_src_md;
+        } else if (arg == DNNL_ARG_WEIGHTS) {
+            return dnnl_query_weights_md;
+        } else if (arg == DNNL_ARG_DST) {
+            return dnnl_query_dst_md;
+        } else if (arg == DNNL_ARG_DIFF_DST) {
+            return dnnl_query_diff_dst_md;
+        } else if (arg == DNNL_ARG_DIFF_SRC) {
+            return dnnl_query_diff_src_md;
+        }
+        throw new IllegalArgumentException("argument kind " + arg);
+    }
+
+    /** An fp32 memory descriptor of rank {@code r}: sizes at {@code k[at..]}, strides right after them. */
+    private static dnnl_memory_desc strided(long[] k, int at, int r) {
+        dnnl_memory_desc md = new dnnl_memory_desc();
+        long[] sizes = Arrays.copyOfRange(k, at, at + r);
+        check(dnnl_memory_desc_create_with_strides(md, r, sizes, dnnl_f32, Arrays.copyOfRange(k, at + r, at + 2 * r)),
+                "describing an array " + Arrays.toString(sizes));
+        return md;
+    }
+
+    /** A dense C-ordered fp32 descriptor for the shape in a shape key ({@code k[1]} = rank, sizes after). */
+    private static dnnl_memory_desc dense(long[] k) {
+        int r = (int) k[1];
+        long[] sizes = Arrays.copyOfRange(k, 2, 2 + r);
+        long[] strides = new long[r];
+        long s = 1;
+        for (int i = r - 1; i >= 0; i--) {
+            strides[i] = s;
+            s *= sizes[i];
+        }
+        dnnl_memory_desc md = new dnnl_memory_desc();
+        check(dnnl_memory_desc_create_with_strides(md, r, sizes, dnnl_f32, strides),
+                "describing an array " + Arrays.toString(sizes));
+        return md;
+    }
+
+    private static void destroy(dnnl_memory_desc... mds) {
+        for (dnnl_memory_desc md : mds) {
+            dnnl_memory_desc_destroy(md);
+        }
+    }
+
+    private static void requireFloat(INDArray a, INDArray b, INDArray out) {
+        if (a.dataType() != DataType.FLOAT || b.dataType() != DataType.FLOAT || out.dataType() != DataType.FLOAT) {
+            throw new IllegalArgumentException("oneDNN kernels take fp32 arrays, got " + a.dataType() + ", "
+                    + b.dataType() + " -> " + out.dataType());
+        }
+    }
+
+    /** {@code x} itself when it is a dense C-ordered array (what the row-wise kernels assume), else an error. */
+    private static INDArray c(INDArray x) {
+        if (!isDense(x)) {
+            throw new IllegalArgumentException("oneDNN row-wise kernels take dense C-ordered arrays, got a view "
+                    + Arrays.toString(x.shape()) + " with strides " + Arrays.toString(x.stride()));
+        }
+        return x;
+    }
+
+    /** The first element of {@code x}: its buffer's address plus its view offset, as a plain pointer. */
+    private static Pointer address(INDArray x) {
+        return new Address(x.data().address() + x.offset() * Float.BYTES);
+    }
+
+    /** A pointer at a fixed address (JavaCPP adds a pointer's position to it, in bytes for void*: kept at 0). */
+    private static final class Address extends Pointer {
+        Address(long address) {
+            this.address = address;
+        }
+    }
+
+    private static void check(int status, String what) {
+        if (status != dnnl_success) {
+            throw new IllegalStateException("oneDNN failed " + what + " (status " + status + ")");
+        }
+    }
+
+    /** Whether {@code x} has C-ordered strides with no gaps (any offset): what the row-wise kernels take. */
+    static boolean isDense(INDArray x) {
+        long s = 1;
+        for (int i = x.rank() - 1; i >= 0; i--) {
+            if (x.size(i) != 1 && x.stride(i) != s) {
+                return false;
+            }
+            s *= x.size(i);
+        }
+        return true;
+    }
+}
