@@ -24,7 +24,8 @@ import static org.bytedeco.dnnl.global.dnnl.*;
  * oneDNN 3.3 (JavaCPP's {@code dnnl} presets) on ND4J's fp32 buffers, without copies: matrix products in fp32
  * or with {@code fpmath_mode bf16} (inputs rounded to bfloat16 inside the kernel, fp32 accumulation and
  * results: PyTorch's {@code float32_matmul_precision = "medium"}; AMX where the CPU has it, 4–5× the fp32
- * GEMM here), and the vectorised softmax, log-softmax and exp kernels (libnd4j's call scalar {@code expf}).
+ * GEMM here), and the vectorised softmax, log-softmax, exp and SiLU kernels (libnd4j's call scalar
+ * {@code expf}).
  *
  * <p>ND4J's own oneDNN (v2.3) has no AMX code, hence this second native library. Each thread keeps its own
  * stream and compiled primitives (one per operation, shape and layout), with user-managed scratchpads, so
@@ -52,6 +53,8 @@ final class Dnnl {
     private static final long LOG_SOFTMAX = 3;
     private static final long SOFTMAX_BACKWARD = 4;
     private static final long EXP = 5;
+    private static final long SWISH = 6;
+    private static final long SWISH_BACKWARD = 7;
 
     private Dnnl() {
     }
@@ -113,7 +116,21 @@ final class Dnnl {
     static void exp(INDArray x, INDArray out) {
         requireFloat(x, x, out);
         long[] key = shapeKey(EXP, x);
-        run(key, k -> new Primitive(k, Dnnl::expDesc, DNNL_ARG_SRC, DNNL_ARG_DST), c(x), c(out));
+        run(key, k -> new Primitive(k, Dnnl::eltwiseDesc, DNNL_ARG_SRC, DNNL_ARG_DST), c(x), c(out));
+    }
+
+    /** {@code out = x·sigmoid(x)} (SiLU) element-wise, C-ordered fp32. */
+    static void silu(INDArray x, INDArray out) {
+        requireFloat(x, x, out);
+        run(shapeKey(SWISH, x), k -> new Primitive(k, Dnnl::eltwiseDesc, DNNL_ARG_SRC, DNNL_ARG_DST), c(x), c(out));
+    }
+
+    /** {@code dx = dy · silu'(x)}, C-ordered fp32. */
+    static void siluBackward(INDArray x, INDArray dy, INDArray dx) {
+        requireFloat(x, dy, dx);
+        run(shapeKey(SWISH_BACKWARD, x),
+                k -> new Primitive(k, Dnnl::swishBackwardDesc, DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC),
+                c(x), c(dy), c(dx));
     }
 
     private static void rowwise(long op, INDArray x, INDArray out) {
@@ -184,11 +201,27 @@ final class Dnnl {
         return pd;
     }
 
-    private static dnnl_primitive_desc expDesc(long[] k, dnnl_primitive_attr attr) {
+    /** exp, or swish with alpha 1 (SiLU). */
+    private static dnnl_primitive_desc eltwiseDesc(long[] k, dnnl_primitive_attr attr) {
         dnnl_memory_desc md = dense(k);
         dnnl_primitive_desc pd = new dnnl_primitive_desc();
-        check(dnnl_eltwise_forward_primitive_desc_create(pd, ENGINE, dnnl_forward_inference, dnnl_eltwise_exp, md, md,
-                0f, 0f, attr), "creating an exp over " + Arrays.toString(Arrays.copyOfRange(k, 2, k.length)));
+        boolean exp = k[0] == EXP;
+        check(dnnl_eltwise_forward_primitive_desc_create(pd, ENGINE, dnnl_forward_training,
+                exp ? dnnl_eltwise_exp : dnnl_eltwise_swish, md, md, exp ? 0f : 1f, 0f, attr),
+                "creating an element-wise op over " + Arrays.toString(Arrays.copyOfRange(k, 2, k.length)));
+        destroy(md);
+        return pd;
+    }
+
+    private static dnnl_primitive_desc swishBackwardDesc(long[] k, dnnl_primitive_attr attr) {
+        dnnl_memory_desc md = dense(k);
+        dnnl_primitive_desc hint = new dnnl_primitive_desc();
+        check(dnnl_eltwise_forward_primitive_desc_create(hint, ENGINE, dnnl_forward_training, dnnl_eltwise_swish, md, md,
+                1f, 0f, null), "creating a swish");
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        check(dnnl_eltwise_backward_primitive_desc_create(pd, ENGINE, dnnl_eltwise_swish, md, md, md, 1f, 0f, hint,
+                attr), "creating a swish backward over " + Arrays.toString(Arrays.copyOfRange(k, 2, k.length)));
+        dnnl_primitive_desc_destroy(hint);
         destroy(md);
         return pd;
     }

@@ -94,12 +94,24 @@ final class Nd4jKernels implements Kernels {
 
     @Override
     public INDArray siluMul(INDArray a, INDArray b) {
+        if (onDnnl(a)) {
+            INDArray out = Nd4j.createUninitialized(a.dataType(), a.shape());
+            Dnnl.silu(a, out);
+            return out.muli(b);
+        }
         INDArray sig = Transforms.sigmoid(a, true);
         return sig.muli(a).muli(b);
     }
 
     @Override
     public INDArray[] siluMulBackward(INDArray dy, INDArray a, INDArray b) {
+        if (onDnnl(a) && onDnnl(dy)) {
+            INDArray silu = Nd4j.createUninitialized(a.dataType(), a.shape());
+            Dnnl.silu(a, silu);
+            INDArray da = dy.mul(b);
+            Dnnl.siluBackward(a, da, da);
+            return new INDArray[] {da, silu.muli(dy)};
+        }
         INDArray sig = Transforms.sigmoid(a, true);
         INDArray silu = a.mul(sig);
         INDArray db = dy.mul(silu);

@@ -96,6 +96,24 @@ class DnnlTest {
         assertTrue(e.sub(org.nd4j.linalg.ops.transforms.Transforms.exp(x, true)).div(e).amaxNumber().doubleValue() < 1e-6);
     }
 
+    @Test
+    void siluMulAndItsBackwardMatchFloat64() {
+        Nd4j.getRandom().setSeed(8);
+        INDArray a = Nd4j.randn(DataType.DOUBLE, 7, 40).muli(3);
+        INDArray b = Nd4j.randn(DataType.DOUBLE, 7, 40);
+        INDArray dy = Nd4j.randn(DataType.DOUBLE, 7, 40);
+        INDArray want = Kernels.get().siluMul(a, b);           // float64: libnd4j's ops
+        INDArray[] wantGrad = Kernels.get().siluMulBackward(dy, a, b);
+        INDArray got = Kernels.get().siluMul(a.castTo(DataType.FLOAT), b.castTo(DataType.FLOAT));
+        INDArray[] gotGrad = Kernels.get().siluMulBackward(dy.castTo(DataType.FLOAT), a.castTo(DataType.FLOAT),
+                b.castTo(DataType.FLOAT));
+        assertTrue(got.castTo(DataType.DOUBLE).sub(want).amaxNumber().doubleValue() < 1e-5, "silu·b");
+        for (int i = 0; i < 2; i++) {
+            double d = gotGrad[i].castTo(DataType.DOUBLE).sub(wantGrad[i]).amaxNumber().doubleValue();
+            assertTrue(d < 1e-5, (i == 0 ? "da" : "db") + " off by " + d);
+        }
+    }
+
     /** The log-softmax cross-entropy equals the float64 one, also where p[target] underflows in fp32. */
     @Test
     void crossEntropyOnOneDnnlIsExact() {
