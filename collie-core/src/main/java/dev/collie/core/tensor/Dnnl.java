@@ -14,7 +14,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.Arrays;
-import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.function.Function;
 
@@ -226,14 +226,35 @@ final class Dnnl {
         return pd;
     }
 
-    /** A thread's stream and primitives: oneDNN streams, and primitives with their scratchpads, are not shared. */
+    /** Compiled primitives a thread keeps; the least recently used beyond this are destroyed. */
+    static final int CACHE_SIZE = 256;
+
+    /**
+     * A thread's stream and primitives: oneDNN streams, and primitives with their scratchpads, are not shared.
+     * Bounded, least recently used first out: with padded batches of varying length every shape compiles its
+     * own primitives, which would otherwise pile up (JIT code and scratchpads) over a long run.
+     */
     private static final class PerThread {
         final dnnl_stream stream = new dnnl_stream();
-        final Map<Key, Primitive> primitives = new HashMap<>();
+        final Map<Key, Primitive> primitives = new LinkedHashMap<>(64, 0.75f, true) {
+            @Override
+            protected boolean removeEldestEntry(Map.Entry<Key, Primitive> eldest) {
+                if (size() > CACHE_SIZE) {
+                    eldest.getValue().destroy();
+                    return true;
+                }
+                return false;
+            }
+        };
 
         PerThread() {
             check(dnnl_stream_create(stream, ENGINE, dnnl_stream_default_flags), "creating a stream");
         }
+    }
+
+    /** How many primitives this thread holds (for tests). */
+    static int cachedPrimitives() {
+        return LOCAL.get().primitives.size();
     }
 
     private record Key(long[] values) {
@@ -260,6 +281,7 @@ final class Dnnl {
         final dnnl_exec_arg_t args;
         final int nargs;
         final BytePointer scratch;
+        final dnnl_memory scratchMem;
 
         Primitive(long[] key, Describer describer, int... argKinds) {
             dnnl_primitive_attr attr = new dnnl_primitive_attr();
@@ -280,17 +302,31 @@ final class Dnnl {
             long scratchBytes = scratchMd == null || scratchMd.isNull() ? 0 : dnnl_memory_desc_get_size(scratchMd);
             if (scratchBytes > 0) {
                 scratch = new BytePointer(scratchBytes);
-                dnnl_memory scratchMem = new dnnl_memory();
+                scratchMem = new dnnl_memory();
                 check(dnnl_memory_create(scratchMem, scratchMd, ENGINE, scratch), "creating the scratchpad");
                 args.position(argKinds.length).arg(DNNL_ARG_SCRATCHPAD).memory(scratchMem);
                 nargs = argKinds.length + 1;
             } else {
                 scratch = null;
+                scratchMem = null;
                 nargs = argKinds.length;
             }
             args.position(0);
             dnnl_primitive_desc_destroy(pd);
             dnnl_primitive_attr_destroy(attr);
+        }
+
+        /** Frees the compiled primitive, its memory objects and its scratchpad. */
+        void destroy() {
+            dnnl_primitive_destroy(primitive);
+            for (dnnl_memory m : memories) {
+                dnnl_memory_destroy(m);
+            }
+            if (scratch != null) {
+                dnnl_memory_destroy(scratchMem);
+                scratch.deallocate();
+            }
+            args.deallocate();
         }
 
         void run(dnnl_stream stream, INDArray... arrays) {

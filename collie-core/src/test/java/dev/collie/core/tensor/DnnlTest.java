@@ -128,6 +128,23 @@ class DnnlTest {
         assertTrue(g < 5e-7, "gradient off by " + g); // entries up to 0.2: a few fp32 ulps
     }
 
+    /** Padded batches of many lengths compile many shapes: the cache keeps the newest, the rest are freed. */
+    @Test
+    void primitiveCacheIsBounded() {
+        INDArray w = Nd4j.randn(DataType.FLOAT, 8, 16);
+        for (int rows = 1; rows <= Dnnl.CACHE_SIZE + 40; rows++) {
+            INDArray x = Nd4j.randn(DataType.FLOAT, rows, 8);
+            assertEquals(rows, Kernels.get().softmax(x).rows());
+            Backends.setMatmulPrecision(MatmulPrecision.BF16);
+            assertEquals(16, Kernels.get().matmul(x, w, false, false).columns());
+            Backends.setMatmulPrecision(MatmulPrecision.FP32);
+        }
+        assertEquals(Dnnl.CACHE_SIZE, Dnnl.cachedPrimitives());
+        INDArray x = Nd4j.randn(DataType.FLOAT, 3, 8); // an evicted shape compiles again and still computes
+        Backends.setMatmulPrecision(MatmulPrecision.BF16);
+        assertTrue(error(x, w, false, false) < 1e-2);
+    }
+
     @Test
     void workerThreadsMultiplySideBySide() throws Exception {
         Backends.setMatmulPrecision(MatmulPrecision.BF16);
