@@ -147,7 +147,7 @@ final class Nd4jKernels implements Kernels {
         }
         // the softmax overwrites the logits when the gradient is wanted (it becomes the gradient)
         INDArray p = needGrad ? logits : Nd4j.createUninitialized(logits.dataType(), logits.shape());
-        double loss = onDnnl(logits) ? logSoftmaxLoss(logits, p, flatIdx, valid, n, v)
+        double loss = onDnnl(logits) ? logSoftmaxLoss(logits, p, flatIdx, valid, n, v, needGrad)
                 : argmaxLoss(logits, p, rows, flatIdx, n, v);
         INDArray grad = null;
         if (needGrad) {
@@ -166,10 +166,11 @@ final class Nd4jKernels implements Kernels {
     }
 
     /**
-     * oneDNN's log-softmax into {@code p} (one vectorised kernel): loss_i = −log p[t_i]; then its exp in place
-     * makes {@code p} the softmax.
+     * oneDNN's log-softmax into {@code p} (one vectorised kernel): loss_i = −log p[t_i]; then, when the gradient
+     * is wanted, its exp in place makes {@code p} the softmax.
      */
-    private static double logSoftmaxLoss(INDArray logits, INDArray p, long[] flatIdx, int valid, int n, long v) {
+    private static double logSoftmaxLoss(INDArray logits, INDArray p, long[] flatIdx, int valid, int n, long v,
+                                         boolean softmax) {
         Dnnl.logSoftmax(logits, p);
         double loss = Double.NaN;
         if (valid > 0) {
@@ -179,7 +180,9 @@ final class Nd4jKernels implements Kernels {
             }
             loss = sum / valid;
         }
-        Dnnl.exp(p, p);
+        if (softmax) {
+            Dnnl.exp(p, p);
+        }
         return loss;
     }
 
