@@ -102,8 +102,23 @@ final class CommThread implements AutoCloseable {
         }
     }
 
+    /**
+     * Stops the thread and waits for a collective it is running to end (with the communicator closed or a
+     * peer gone it fails fast); false when it did not within {@link #waitMs()}: then the buffers it may still
+     * touch must not be freed.
+     */
+    boolean stop() {
+        exec.shutdownNow();
+        try {
+            return exec.awaitTermination(waitMs(), java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
     @Override
     public void close() {
-        exec.shutdownNow();
+        stop();
     }
 }

@@ -1,5 +1,8 @@
 package dev.collie.parallel.dp;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.GradientSync;
@@ -42,6 +45,8 @@ import java.util.concurrent.TimeoutException;
  * (LOMO), which need the averaged gradient inside backward.
  */
 public final class DataParallel implements GradientSync, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(DataParallel.class);
+
     /** Default bucket size: 25 MB, as DDP. */
     public static final long DEFAULT_BUCKET_BYTES = 25L * 1024 * 1024;
 
@@ -343,6 +348,21 @@ public final class DataParallel implements GradientSync, AutoCloseable {
     public void close() {
         previousHooks.forEach((n, h) -> params.get(n).setHook(h));
         commThread.shutdownNow();
+        // an all-reduce may still run on the buckets (a peer failed mid-step): wait for it to end before
+        // freeing them; freeing under it corrupted the native heap (DataParallelTest, a failing rank)
+        long waitMs = comm.timeout().toMillis() * 2 + 1000;
+        boolean stopped;
+        try {
+            stopped = commThread.awaitTermination(waitMs, java.util.concurrent.TimeUnit.MILLISECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            stopped = false;
+        }
+        if (!stopped) {
+            LOG.warn("data parallel rank {}: the all-reduce thread"
+                    + " did not stop within {} ms; its buckets are left allocated", comm.rank(), waitMs);
+            return;
+        }
         for (Bucket b : buckets) {
             if (b.flat != null) {
                 b.flat.close();

@@ -1,5 +1,8 @@
 package dev.collie.parallel.dp;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
@@ -71,6 +74,8 @@ import java.util.concurrent.Future;
  * fires). Between steps non-owners hold none.
  */
 final class ShardedGradients implements AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(ShardedGradients.class);
+
     private final String label;
     private final CommThread thread;
     private final Communicator comm;
@@ -849,7 +854,12 @@ final class ShardedGradients implements AutoCloseable {
     @Override
     public void close() {
         previousHooks.forEach(Parameter::setHook);
-        thread.close();
+        if (!thread.stop()) {
+            // a collective still runs on these buffers: leaking them beats freeing memory it writes to
+            LOG.warn("rank {}: the communication thread did"
+                    + " not stop within {} ms; its gradient buffers are left allocated", rank(), thread.waitMs());
+            return;
+        }
         synchronized (lock) {
             for (INDArray a : pool) {
                 a.close();
