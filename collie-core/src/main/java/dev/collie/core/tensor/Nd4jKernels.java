@@ -9,7 +9,11 @@ import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
-/** {@link Kernels} on ND4J ops (the CPU backend, and ND4J's CUDA backend where its binaries run). */
+/**
+ * {@link Kernels} on ND4J ops (the CPU backend, and ND4J's CUDA backend where its binaries run), with
+ * oneDNN 3.3 ({@link Dnnl}) taking fp32 batched products, softmax, cross-entropy and SiLU, and every product
+ * under {@link MatmulPrecision#BF16}, where it is on the class path.
+ */
 final class Nd4jKernels implements Kernels {
     static final Nd4jKernels INSTANCE = new Nd4jKernels();
 
