@@ -34,6 +34,9 @@ final class Nd4jKernels implements Kernels {
         // those to its own loop at about half the speed of its rank-2 GEMM); fp32 rank-2 products stay on
         // ND4J's oneDNN path, which is as fast
         if (a.dataType() == DataType.FLOAT && (bf16 || (r > 2 && Backends.dnnlAvailable()))) {
+            if (a.isEmpty() || b.isEmpty()) {
+                return out.assign(0); // an empty sum (or an empty result): oneDNN wants every size above zero
+            }
             Dnnl.matmul(a, b, transA, transB, out, bf16);
             return out;
         }

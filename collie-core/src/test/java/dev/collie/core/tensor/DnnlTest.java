@@ -171,6 +171,17 @@ class DnnlTest {
     }
 
     @Test
+    void emptyProductsAreZeros() {
+        Backends.setMatmulPrecision(MatmulPrecision.BF16);
+        INDArray none = Kernels.get().matmul(Nd4j.create(DataType.FLOAT, 3, 0), Nd4j.create(DataType.FLOAT, 0, 4),
+                false, false);
+        assertEquals(0.0, none.amaxNumber().doubleValue());
+        assertEquals(12, none.length());
+        assertEquals(0, Kernels.get().matmul(Nd4j.create(DataType.FLOAT, 0, 5), Nd4j.create(DataType.FLOAT, 5, 4),
+                false, false).length());
+    }
+
+    @Test
     void reportsItsEngineAndRefusesBadInput() {
         assertNotNull(Backends.bf16MatmulEngine());
         assertThrows(IllegalArgumentException.class, () -> MatmulPrecision.parse("fp16"));
