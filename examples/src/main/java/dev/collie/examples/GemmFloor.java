@@ -1,6 +1,7 @@
 package dev.collie.examples;
 
 import dev.collie.core.tensor.Backends;
+import dev.collie.examples.cli.ModelShape;
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -8,6 +9,7 @@ import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.util.ArrayList;
@@ -68,14 +70,7 @@ import java.util.concurrent.Future;
 @Command(name = "GemmFloor", mixinStandardHelpOptions = true,
         description = "Time only the GEMMs of one LLaMA training step (forward + backward) as collie runs them.")
 public final class GemmFloor implements Callable<Integer> {
-    @Option(names = "--hidden", defaultValue = "288") int hidden;
-    @Option(names = "--layers", defaultValue = "6") int layers;
-    @Option(names = "--heads", defaultValue = "6") int heads;
-    @Option(names = "--kv-heads", description = "default: --heads") Integer kvHeads;
-    @Option(names = "--intermediate", defaultValue = "768") int intermediate;
-    @Option(names = "--vocab", defaultValue = "32000") int vocab;
-    @Option(names = "--batch", defaultValue = "4") int batch;
-    @Option(names = "--seq", defaultValue = "256") int seq;
+    @Mixin ModelShape shape;
     @Option(names = "--steps", defaultValue = "8", description = "timed passes per mode (median)") int steps;
     @Option(names = "--warmup", defaultValue = "2", description = "untimed passes per mode first") int warmup;
     @Option(names = "--dtype", defaultValue = "float", description = "float, bf16 or both") String dtype;
@@ -180,26 +175,26 @@ public final class GemmFloor implements Callable<Integer> {
 
     /** The GEMMs of one step on {@code rows} rows of {@code seq} tokens, in collie's order. */
     private List<Gemm> stepGemms(Weights w, Alloc al, Alloc att, int rows) {
-        int kvh = kvHeads == null ? heads : kvHeads;
-        long d = hidden / heads;
-        long q = heads * d;
+        int kvh = shape.kvHeads();
+        long d = shape.hidden() / shape.heads();
+        long q = shape.heads() * d;
         long kv = kvh * d;
-        long g = heads / kvh;
-        long n = (long) rows * seq;
-        long h = hidden;
-        long t = seq;
-        long inter = intermediate;
+        long g = shape.heads() / kvh;
+        long n = (long) rows * shape.seq();
+        long h = shape.hidden();
+        long t = shape.seq();
+        long inter = shape.intermediate();
         List<Gemm> list = new ArrayList<>();
         // per layer: the arrays forward saves (they are backward's inputs too)
-        INDArray[] xa = new INDArray[layers];
-        INDArray[] xm = new INDArray[layers];
-        INDArray[] qh = new INDArray[layers];
-        INDArray[] kh = new INDArray[layers];
-        INDArray[] vh = new INDArray[layers];
-        INDArray[] p = new INDArray[layers];
-        INDArray[] oRows = new INDArray[layers];
-        INDArray[] hmid = new INDArray[layers];
-        for (int l = 0; l < layers; l++) {
+        INDArray[] xa = new INDArray[shape.layers()];
+        INDArray[] xm = new INDArray[shape.layers()];
+        INDArray[] qh = new INDArray[shape.layers()];
+        INDArray[] kh = new INDArray[shape.layers()];
+        INDArray[] vh = new INDArray[shape.layers()];
+        INDArray[] p = new INDArray[shape.layers()];
+        INDArray[] oRows = new INDArray[shape.layers()];
+        INDArray[] hmid = new INDArray[shape.layers()];
+        for (int l = 0; l < shape.layers(); l++) {
             xa[l] = al.rand(n, h);                       // input_layernorm output
             linear(list, "q_proj", xa[l], w.wq[l], al.out(n, q));
             linear(list, "k_proj", xa[l], w.wk[l], al.out(n, kv));
@@ -219,11 +214,11 @@ public final class GemmFloor implements Callable<Integer> {
             linear(list, "down_proj", hmid[l], w.wd[l], al.out(n, h));
         }
         INDArray xf = al.rand(n, h);                     // final norm output
-        INDArray logits = al.out(n, vocab);
+        INDArray logits = al.out(n, shape.vocab());
         linear(list, "lm_head", xf, w.head, logits);
         // backward: the loss gradient overwrites the logits (CausalLmLoss), so the head's dY is that array
-        linearBackward(list, "lm_head", logits, w.head, xf, al.out(n, h), al.out(vocab, h));
-        for (int l = layers - 1; l >= 0; l--) {
+        linearBackward(list, "lm_head", logits, w.head, xf, al.out(n, h), al.out(shape.vocab(), h));
+        for (int l = shape.layers() - 1; l >= 0; l--) {
             linearBackward(list, "down_proj", al.rand(n, h), w.wd[l], hmid[l], al.out(n, inter), al.out(h, inter));
             linearBackward(list, "up_proj", al.rand(n, inter), w.wu[l], xm[l], al.out(n, h), al.out(inter, h));
             linearBackward(list, "gate_proj", al.rand(n, inter), w.wg[l], xm[l], al.out(n, h), al.out(inter, h));
@@ -264,18 +259,6 @@ public final class GemmFloor implements Callable<Integer> {
         list.add(new Gemm(name, a, b, out, transA, transB, 2.0 * a.size(0) * a.size(1) * m * k * nn));
     }
 
-    /** Matmul FLOPs of forward + backward as {@code collie bench} counts them (BenchCommand.stepFlops). */
-    private double benchFormulaFlops() {
-        int kvh = kvHeads == null ? heads : kvHeads;
-        long h = hidden;
-        long q = (long) heads * (hidden / heads);
-        long kv = (long) kvh * (hidden / heads);
-        long perLayer = 2 * h * q + 2 * h * kv + 3L * h * intermediate;
-        long matmulParams = perLayer * layers + (long) vocab * h;
-        double tokens = (double) batch * seq;
-        return 6.0 * matmulParams * tokens + 12.0 * layers * tokens * seq * q;
-    }
-
     private static double flops(List<Gemm> list) {
         double f = 0;
         for (Gemm g : list) {
@@ -301,8 +284,8 @@ public final class GemmFloor implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        int kvh = kvHeads == null ? heads : kvHeads;
-        if (hidden % heads != 0 || heads % kvh != 0) {
+        int kvh = shape.kvHeads();
+        if (shape.hidden() % shape.heads() != 0 || shape.heads() % kvh != 0) {
             throw new IllegalArgumentException("heads must divide hidden, and kv-heads must divide heads");
         }
         List<DataType> dts = switch (dtype.toLowerCase(Locale.ROOT)) {
@@ -312,18 +295,20 @@ public final class GemmFloor implements Callable<Integer> {
             default -> throw new IllegalArgumentException("--dtype: float, bf16 or both, not " + dtype);
         };
         int w = workers == 0 ? cores : workers;
-        int parts = Math.min(w, batch);
+        int parts = Math.min(w, shape.batch());
         System.out.printf(Locale.ROOT, "gemm floor: hidden %d, layers %d, heads %d/%d, intermediate %d, vocab %d;"
                         + " batch %dx%d; ND4J %s; %d cores; workers mode: %d thread(s) x 1-thread ops%n",
-                hidden, layers, heads, kvh, intermediate, vocab, batch, seq, Backends.nativeVariant(), cores, parts);
-        double formula = benchFormulaFlops();
+                shape.hidden(), shape.layers(), shape.heads(), kvh, shape.intermediate(), shape.vocab(), shape.batch(),
+                shape.seq(), Backends.nativeVariant(), cores, parts);
+        double formula = shape.stepFlops();
         Map<String, Double> best = new LinkedHashMap<>();
         for (DataType dt : dts) {
             boolean mixed = dt != DataType.FLOAT && attentionFp32;
             String dn = dt == DataType.FLOAT ? "fp32" : mixed ? "bf16, attention fp32" : "bf16";
             Alloc wAlloc = new Alloc(dt);
-            Weights weights = new Weights(wAlloc, layers, hidden, (long) heads * (hidden / heads),
-                    (long) kvh * (hidden / heads), intermediate, vocab);
+            long headDim = shape.hidden() / shape.heads();
+            Weights weights = new Weights(wAlloc, shape.layers(), shape.hidden(), shape.heads() * headDim,
+                    kvh * headDim, shape.intermediate(), shape.vocab());
             double bestMs = Double.MAX_VALUE;
             String bestMode = "";
             for (String m : modes()) {
@@ -333,8 +318,8 @@ public final class GemmFloor implements Callable<Integer> {
                 Alloc att = mixed ? new Alloc(DataType.FLOAT) : al;
                 List<List<Gemm>> lists = new ArrayList<>();
                 for (int pi = 0; pi < np; pi++) {
-                    int r0 = (int) ((long) batch * pi / np);
-                    int r1 = (int) ((long) batch * (pi + 1) / np);
+                    int r0 = (int) ((long) shape.batch() * pi / np);
+                    int r1 = (int) ((long) shape.batch() * (pi + 1) / np);
                     lists.add(stepGemms(weights, al, att, r1 - r0));
                 }
                 double total = 0;
@@ -354,8 +339,9 @@ public final class GemmFloor implements Callable<Integer> {
                 System.out.printf(Locale.ROOT, "%s %-10s: %8.1f ms/step (median of %d; min %.1f, max %.1f) = %6.1f GFLOP/s"
                                 + " = %7.1f tokens/s  [%d part(s) x %d row(s), %d op thread(s); %.0f MiB of arrays"
                                 + " + %.0f MiB weights]%n",
-                        dn, m, ms, tm.passes, tm.minMs, tm.maxMs, total / ms / 1e6, (double) batch * seq / ms * 1e3, np,
-                        batch / np, Backends.opThreads(), bytes / 1048576.0, wAlloc.bytes / 1048576.0);
+                        dn, m, ms, tm.passes, tm.minMs, tm.maxMs, total / ms / 1e6,
+                        (double) shape.batch() * shape.seq() / ms * 1e3, np,
+                        shape.batch() / np, Backends.opThreads(), bytes / 1048576.0, wAlloc.bytes / 1048576.0);
                 if (!noBreakdown) {
                     breakdown(tm);
                 }
@@ -376,7 +362,7 @@ public final class GemmFloor implements Callable<Integer> {
         for (Map.Entry<String, Double> e : best.entrySet()) {
             double ms = e.getValue();
             System.out.printf(Locale.ROOT, "gemm floor (%s, best mode): %.1f ms/step = %.1f tokens/s%n",
-                    e.getKey(), ms, (double) batch * seq / ms * 1e3);
+                    e.getKey(), ms, (double) shape.batch() * shape.seq() / ms * 1e3);
         }
         return 0;
     }

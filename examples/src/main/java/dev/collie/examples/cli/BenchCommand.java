@@ -28,14 +28,7 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Time training steps of a random LLaMA; the last line is 'tokens/s: N'.")
 final class BenchCommand implements Callable<Integer> {
-    @Option(names = "--hidden", defaultValue = "288") int hidden;
-    @Option(names = "--layers", defaultValue = "6") int layers;
-    @Option(names = "--heads", defaultValue = "6") int heads;
-    @Option(names = "--kv-heads", description = "default: --heads") Integer kvHeads;
-    @Option(names = "--intermediate", defaultValue = "768") int intermediate;
-    @Option(names = "--vocab", defaultValue = "32000") int vocab;
-    @Option(names = "--batch", defaultValue = "4") int batch;
-    @Option(names = "--seq", defaultValue = "256") int seq;
+    @Mixin ModelShape shape;
     @Option(names = "--steps", defaultValue = "10") int steps;
     @Option(names = "--warmup", defaultValue = "2", description = "untimed steps first") int warmup;
     @Option(names = "--tie-embeddings") boolean tie;
@@ -63,9 +56,9 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private int bench(MatmulPrecision precision) {
-        LlamaConfig cfg = LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
-                .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads == null ? heads : kvHeads)
-                .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tie).build();
+        LlamaConfig cfg = shape.config(tie);
+        int batch = shape.batch();
+        int seq = shape.seq();
         if (dp * tp * pp > 1 || gradAccum > 1) {
             new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero).run();
             return 0;
@@ -82,8 +75,9 @@ final class BenchCommand implements Callable<Integer> {
         long params = model.parameterCount();
         StepRunner runner = new StepRunner(model, workers);
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
-                        + " ND4J %s; %s; %d worker thread(s)%n", params, hidden, layers, heads, cfg.numKeyValueHeads(),
-                vocab, batch, seq, opt.name, Backends.nativeVariant(), MatmulOption.describe(precision), runner.workers());
+                        + " ND4J %s; %s; %d worker thread(s)%n", params, cfg.hiddenSize(), cfg.numHiddenLayers(),
+                cfg.numAttentionHeads(), cfg.numKeyValueHeads(), cfg.vocabSize(), batch, seq, opt.name,
+                Backends.nativeVariant(), MatmulOption.describe(precision), runner.workers());
         double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;
@@ -112,7 +106,7 @@ final class BenchCommand implements Callable<Integer> {
         Arrays.sort(sorted);
         double median = sorted[steps / 2];
         long tokens = (long) batch * seq;
-        double flops = stepFlops(cfg, batch, seq);
+        double flops = shape.stepFlops();
         System.out.printf("loss: %.4f%n", lastLoss);
         System.out.printf("step time: %.1f ms (median of %d; min %.1f, max %.1f)%n", median * 1e3, steps,
                 sorted[0] * 1e3, sorted[steps - 1] * 1e3);
@@ -144,7 +138,7 @@ final class BenchCommand implements Callable<Integer> {
         long t;
         double lossMs;
         try (MemoryWorkspace ws = Workspaces.open("bench")) {
-            Tape tape = Tape.forTraining(batch, seq);
+            Tape tape = Tape.forTraining(shape.batch(), shape.seq());
             INDArray x = ids;
             for (int i = 0; i < layers.size(); i++) {
                 t = System.nanoTime();
@@ -176,23 +170,12 @@ final class BenchCommand implements Callable<Integer> {
 
     private INDArray randomIds(long seed) {
         java.util.Random r = new java.util.Random(seed);
-        long[][] ids = new long[batch][seq];
+        long[][] ids = new long[shape.batch()][shape.seq()];
         for (long[] row : ids) {
             for (int i = 0; i < row.length; i++) {
-                row[i] = r.nextInt(vocab);
+                row[i] = r.nextInt(shape.vocab());
             }
         }
         return Nd4j.createFromArray(ids);
-    }
-
-    /** Matmul FLOPs of forward + backward: 6·(matmul parameters)·tokens plus attention's 12·layers·tokens·seq·(heads·headDim). */
-    static double stepFlops(LlamaConfig c, int batch, int seq) {
-        long h = c.hiddenSize();
-        long q = (long) c.numAttentionHeads() * c.headDim();
-        long kv = (long) c.numKeyValueHeads() * c.headDim();
-        long perLayer = 2 * h * q + 2 * h * kv + 3L * h * c.intermediateSize();
-        long matmulParams = perLayer * c.numHiddenLayers() + (long) c.vocabSize() * h;
-        double tokens = (double) batch * seq;
-        return 6.0 * matmulParams * tokens + 12.0 * c.numHiddenLayers() * tokens * seq * q;
     }
 }

@@ -1,0 +1,72 @@
+package dev.collie.examples.cli;
+
+import dev.collie.models.llama.LlamaConfig;
+import picocli.CommandLine.Option;
+
+/** The random LLaMA and batch shape that {@code collie bench} trains and {@code GemmFloor} times. */
+public final class ModelShape {
+    @Option(names = "--hidden", defaultValue = "288") int hidden;
+    @Option(names = "--layers", defaultValue = "6") int layers;
+    @Option(names = "--heads", defaultValue = "6") int heads;
+    @Option(names = "--kv-heads", description = "default: --heads") Integer kvHeads;
+    @Option(names = "--intermediate", defaultValue = "768") int intermediate;
+    @Option(names = "--vocab", defaultValue = "32000") int vocab;
+    @Option(names = "--batch", defaultValue = "4") int batch;
+    @Option(names = "--seq", defaultValue = "256") int seq;
+
+    public int hidden() {
+        return hidden;
+    }
+
+    public int layers() {
+        return layers;
+    }
+
+    public int heads() {
+        return heads;
+    }
+
+    /** Key/value heads: {@code --kv-heads}, or {@code --heads} when not given. */
+    public int kvHeads() {
+        return kvHeads == null ? heads : kvHeads;
+    }
+
+    public int intermediate() {
+        return intermediate;
+    }
+
+    public int vocab() {
+        return vocab;
+    }
+
+    public int batch() {
+        return batch;
+    }
+
+    public int seq() {
+        return seq;
+    }
+
+    /** The model config: head size hidden / heads, positions for at least {@code --seq}. */
+    public LlamaConfig config(boolean tieEmbeddings) {
+        return LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
+                .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads())
+                .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tieEmbeddings)
+                .build();
+    }
+
+    /**
+     * Matmul FLOPs of one forward + backward over {@code batch × seq} tokens: 6·(matmul parameters)·tokens plus
+     * attention's 12·layers·tokens·seq·(heads·headDim). A tied head still multiplies, so ties do not change it.
+     */
+    public double stepFlops() {
+        LlamaConfig c = config(false);
+        long h = c.hiddenSize();
+        long q = (long) c.numAttentionHeads() * c.headDim();
+        long kv = (long) c.numKeyValueHeads() * c.headDim();
+        long perLayer = 2 * h * q + 2 * h * kv + 3L * h * c.intermediateSize();
+        long matmulParams = perLayer * c.numHiddenLayers() + (long) c.vocabSize() * h;
+        double tokens = (double) batch * seq;
+        return 6.0 * matmulParams * tokens + 12.0 * c.numHiddenLayers() * tokens * seq * q;
+    }
+}
