@@ -39,6 +39,11 @@ final class CommThread implements AutoCloseable {
 
     /** How long a caller waits for one submitted task (it may queue behind others). */
     long waitMs() {
+        return waitMs(comm);
+    }
+
+    /** How long a caller waits for one task on a communication thread of {@code comm} (it may queue behind others). */
+    static long waitMs(Communicator comm) {
         return comm.timeout().toMillis() * Math.max(2, 2L * comm.size()) + 1000;
     }
 
@@ -108,9 +113,14 @@ final class CommThread implements AutoCloseable {
      * touch must not be freed.
      */
     boolean stop() {
+        return stop(exec, waitMs());
+    }
+
+    /** Interrupts {@code exec}'s thread and waits up to {@code waitMs} for its task to end; false when it did not. */
+    static boolean stop(ExecutorService exec, long waitMs) {
         exec.shutdownNow();
         try {
-            return exec.awaitTermination(waitMs(), java.util.concurrent.TimeUnit.MILLISECONDS);
+            return exec.awaitTermination(waitMs, TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             return false;

@@ -262,7 +262,7 @@ public final class DataParallel implements GradientSync, AutoCloseable {
 
     private <T> T runOnCommThread(Callable<T> task, String what) {
         Future<T> f = commThread.submit(task);
-        long waitMs = comm.timeout().toMillis() * Math.max(2, 2L * comm.size()) + 1000;
+        long waitMs = CommThread.waitMs(comm);
         try {
             return f.get(waitMs, TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
@@ -347,18 +347,10 @@ public final class DataParallel implements GradientSync, AutoCloseable {
     @Override
     public void close() {
         previousHooks.forEach((n, h) -> params.get(n).setHook(h));
-        commThread.shutdownNow();
         // an all-reduce may still run on the buckets (a peer failed mid-step): wait for it to end before
         // freeing them; freeing under it corrupted the native heap (DataParallelTest, a failing rank)
         long waitMs = comm.timeout().toMillis() * 2 + 1000;
-        boolean stopped;
-        try {
-            stopped = commThread.awaitTermination(waitMs, java.util.concurrent.TimeUnit.MILLISECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            stopped = false;
-        }
-        if (!stopped) {
+        if (!CommThread.stop(commThread, waitMs)) {
             LOG.warn("data parallel rank {}: the all-reduce thread"
                     + " did not stop within {} ms; its buckets are left allocated", comm.rank(), waitMs);
             return;
