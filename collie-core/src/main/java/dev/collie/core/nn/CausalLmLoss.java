@@ -50,11 +50,17 @@ public class CausalLmLoss {
      * labels shifted by one position: e.g. targets drawn by {@link #sampleTargets}.
      */
     public double forwardTargets(Tape tape, INDArray logits, INDArray targets) {
-        INDArray[] r = crossEntropy(logits, targets, tape.isTraining());
+        // the gradient comes out scaled as backward will want it (when the tape says): no pass of its own there
+        double scale = tape.lossGradScale() != 0 ? tape.lossGradScale() : 1.0;
+        INDArray[] r = crossEntropy(logits, targets, tape.isTraining(), scale);
         if (r[1] != null) {
-            tape.save(this, r[1]);
+            tape.save(this, new Saved(r[1], scale));
         }
         return r[0].getDouble(0);
+    }
+
+    /** The logits' gradient, already multiplied by {@code scale}. */
+    private record Saved(INDArray grad, double scale) {
     }
 
     // ---- targets sampled from the model's own distribution (SophiaG's Gauss-Newton-Bartlett estimate) ----
@@ -180,13 +186,18 @@ public class CausalLmLoss {
      * and with {@code withGradient} the gradient of that mean with respect to the logits (which it may
      * overwrite), else null.
      */
-    public INDArray[] crossEntropy(INDArray logits, INDArray targets, boolean withGradient) {
-        return Kernels.get().crossEntropy(logits, targets, IGNORE_INDEX, withGradient);
+    public final INDArray[] crossEntropy(INDArray logits, INDArray targets, boolean withGradient) {
+        return crossEntropy(logits, targets, withGradient, 1.0);
+    }
+
+    /** {@link #crossEntropy(INDArray, INDArray, boolean)} with the gradient multiplied by {@code gradScale}. */
+    public INDArray[] crossEntropy(INDArray logits, INDArray targets, boolean withGradient, double gradScale) {
+        return Kernels.get().crossEntropy(logits, targets, IGNORE_INDEX, withGradient, gradScale);
     }
 
     /** Gradient of the loss times {@code scale} (e.g. 1/gradAccum) with respect to the logits. */
     public INDArray backward(Tape tape, double scale) {
-        INDArray d = tape.pop(this);
-        return scale == 1.0 ? d : d.muli(scale);
+        Saved s = tape.pop(this);
+        return scale == s.scale ? s.grad : s.grad.muli(scale / s.scale);
     }
 }

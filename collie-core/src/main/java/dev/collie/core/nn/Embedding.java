@@ -52,11 +52,13 @@ public final class Embedding extends Module implements TiedEmbedding {
      */
     public static void scatterGrad(Tape tape, Parameter table, INDArray ids, INDArray dy) {
         if (table.requiresGrad()) {
-            INDArray dw = Nd4j.zeros(table.dtype(), table.shape());
-            if (ids.length() > 0) {
-                Kernels.get().scatterAddRows(dw, ids, dy);
-            }
-            table.accumulateGrad(tape, dw);
+            table.accumulateGradInto(tape, into -> {
+                INDArray dw = into != null ? into.assign(0) : Nd4j.zeros(table.dtype(), table.shape());
+                if (ids.length() > 0) {
+                    Kernels.get().scatterAddRows(dw, ids, dy);
+                }
+                return dw;
+            });
         }
     }
 

@@ -84,7 +84,7 @@ public final class Linear extends Module implements Layer {
         // the input gradient first: a fused-backward optimizer (LOMO) updates the weight inside its hook
         INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
         if (weight.requiresGrad()) {
-            weight.accumulateGrad(tape, Kernels.get().matmul(dy, x, true, false));
+            weight.accumulateGradInto(tape, into -> Kernels.get().matmul(dy, x, true, false, into));
         }
         if (bias != null && bias.requiresGrad()) {
             bias.accumulateGrad(tape, dy.sum(0));

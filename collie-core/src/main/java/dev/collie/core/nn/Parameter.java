@@ -19,6 +19,8 @@ public final class Parameter {
     private final DataType dtype;
     private INDArray grad;
     private boolean hasGrad;
+    /** True while a contribution is being written straight into {@link #grad} (see {@link #accumulateGradInto}). */
+    private boolean writing;
     /** The caller's array, lent to a hook for the duration of the call (see {@link #accumulateGrad}). */
     private INDArray lent;
     private boolean trainable = true;
@@ -193,9 +195,7 @@ public final class Parameter {
         }
         lent = null;
         if (grad == null) {
-            try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-                grad = Nd4j.createUninitialized(dtype, shape);
-            }
+            allocateGrad();
         }
         grad.assign(g.reshape(shape));
         hasGrad = true;
@@ -230,6 +230,7 @@ public final class Parameter {
         if (!trainable) {
             throw new IllegalStateException("gradient delivered to a frozen parameter");
         }
+        awaitWriter();
         boolean complete = tape.release(this);
         if (complete && !hasGrad && hook != GradientHook.KEEP) {
             // the whole gradient in one piece, for a hook that consumes it (LOMO): lend the caller's
@@ -251,15 +252,82 @@ public final class Parameter {
         }
     }
 
+    /**
+     * The same door as {@link #accumulateGrad}, for a contribution that can be computed into a given array
+     * (a matrix product): when it is the step's first contribution and the parameter keeps its gradient
+     * in its own buffer, {@code contribution} is called with that buffer and writes the gradient straight into
+     * it, which saves a copy of the parameter's size; otherwise it is called with null, returns a new array,
+     * and that goes through {@link #accumulateGrad}. Contributions of other threads wait while one is
+     * written in place; the computation itself runs outside this parameter's lock.
+     */
+    public void accumulateGradInto(Tape tape, java.util.function.UnaryOperator<INDArray> contribution) {
+        INDArray target = claimBuffer();
+        if (target == null) {
+            accumulateGrad(tape, contribution.apply(null));
+            return;
+        }
+        boolean written = false;
+        try {
+            contribution.apply(target);
+            written = true;
+        } finally {
+            delivered(tape, written);
+        }
+    }
+
+    /** The gradient buffer, to be written in place by the caller, or null when this contribution must be added. */
+    private synchronized INDArray claimBuffer() {
+        if (!trainable) {
+            throw new IllegalStateException("gradient delivered to a frozen parameter");
+        }
+        // a hook that consumes the gradient (LOMO) may run without any buffer: it is then lent the caller's array
+        if (hasGrad || writing || lent != null || (grad == null && hook != GradientHook.KEEP)) {
+            return null;
+        }
+        if (grad == null) {
+            allocateGrad();
+        }
+        writing = true;
+        return grad;
+    }
+
+    private synchronized void delivered(Tape tape, boolean written) {
+        writing = false;
+        notifyAll();
+        if (!written) {
+            return; // the computation failed: the buffer holds no contribution, the step fails with the caller
+        }
+        hasGrad = true;
+        if (tape.release(this)) {
+            hook.onGradientReady(this);
+        }
+    }
+
+    private void allocateGrad() {
+        // our own buffer, outside any workspace: contributions may live in (or spill from) a workspace
+        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            grad = Nd4j.createUninitialized(dtype, shape);
+        }
+    }
+
+    /** Waits while another thread writes its contribution into the buffer in place (holding this lock). */
+    private void awaitWriter() {
+        while (writing) {
+            try {
+                wait();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while adding a gradient", e);
+            }
+        }
+    }
+
     private void store(INDArray g) {
         if (hasGrad) {
             grad.addi(g);
         } else {
             if (grad == null) {
-                // our own buffer, outside any workspace: g may live in (or spill from) a workspace
-                try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-                    grad = Nd4j.createUninitialized(dtype, shape);
-                }
+                allocateGrad();
             }
             grad.assign(g);
         }

@@ -1,9 +1,9 @@
 package dev.collie.core.nn;
 
+import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.api.ops.DynamicCustomOp;
 
 /**
  * Rotary position embedding in Hugging Face's "rotate half" layout: within each head of size d,
@@ -14,7 +14,6 @@ import org.nd4j.linalg.api.ops.DynamicCustomOp;
 public final class RotaryEmbedding {
     private final double[] invFreq;
     private final int headDim;
-    private final java.util.Map<Integer, INDArray> swapIndex = new java.util.concurrent.ConcurrentHashMap<>();
 
     public RotaryEmbedding(double[] invFreq) {
         this.invFreq = invFreq.clone();
@@ -26,8 +25,8 @@ public final class RotaryEmbedding {
     }
 
     /**
-     * Tables for rows {@code [batch·seq, heads·headDim]}: {@code {cos, signedSin}} where signedSin carries
-     * the minus sign of rotate_half on the first half. Computed once per micro-batch and tape.
+     * Tables for rows {@code [batch·seq, heads·headDim]}: {@code {cos, sin}} of each row's angles, the same in both
+     * halves of every head. Computed once per micro-batch and tape.
      */
     public INDArray[] tables(Tape tape, int heads, DataType dtype) {
         return tape.cached(java.util.List.of(this, heads, dtype), () -> build(tape, heads, dtype));
@@ -57,12 +56,10 @@ public final class RotaryEmbedding {
                 int row = (bi * t + ti) * width;
                 for (int h = 0; h < heads; h++) {
                     int o = row + h * headDim;
-                    for (int i = 0; i < half; i++) {
-                        cos[o + i] = c[i];
-                        cos[o + half + i] = c[i];
-                        sin[o + i] = -s[i];
-                        sin[o + half + i] = s[i];
-                    }
+                    System.arraycopy(c, 0, cos, o, half);
+                    System.arraycopy(c, 0, cos, o + half, half);
+                    System.arraycopy(s, 0, sin, o, half);
+                    System.arraycopy(s, 0, sin, o + half, half);
                 }
             }
         }
@@ -103,33 +100,13 @@ public final class RotaryEmbedding {
         return pos;
     }
 
-    /** {@code x·cos + swap(x)·signedSin}, where swap exchanges the two halves of every head. */
+    /** Rows {@code x} {@code [batch·seq, heads·headDim]} rotated by the angles of {@code tables} ({@link #tables}). */
     public INDArray apply(INDArray x, INDArray[] tables, int heads) {
-        return swapHalves(x, heads).muli(tables[1]).addi(x.mul(tables[0]));
+        return Kernels.get().rotary(x, tables[0], tables[1], heads, false);
     }
 
-    /** Gradient of {@link #apply}: {@code dy·cos + swap(dy·signedSin)} (swap is its own transpose). */
+    /** Gradient of {@link #apply}: the rotation back (the transposed rotation). */
     public INDArray backward(INDArray dy, INDArray[] tables, int heads) {
-        return swapHalves(dy.mul(tables[1]), heads).addi(dy.mul(tables[0]));
-    }
-
-    /** Columns permuted so each head's halves trade places: one gather along dimension 1. */
-    private INDArray swapHalves(INDArray x, int heads) {
-        INDArray idx = swapIndex.computeIfAbsent(heads, h -> {
-            int half = headDim / 2;
-            int[] i = new int[h * headDim];
-            for (int head = 0; head < h; head++) {
-                for (int j = 0; j < half; j++) {
-                    i[head * headDim + j] = head * headDim + half + j;
-                    i[head * headDim + half + j] = head * headDim + j;
-                }
-            }
-            try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-                return Nd4j.createFromArray(i);
-            }
-        });
-        INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
-        Nd4j.exec(DynamicCustomOp.builder("gather").addInputs(x, idx).addOutputs(out).addIntegerArguments(1).build());
-        return out;
+        return Kernels.get().rotary(dy, tables[0], tables[1], heads, true);
     }
 }

@@ -61,6 +61,7 @@ public final class Tape {
     private final boolean saving;
     private final boolean counting;
     private final IdentityHashMap<Object, ArrayDeque<Object>> saved = new IdentityHashMap<>();
+    private double lossGradScale = 1.0;
 
     private Tape(Shared shared, boolean saving, boolean counting) {
         this.shared = shared;
@@ -169,6 +170,21 @@ public final class Tape {
 
     public boolean isTraining() {
         return counting || saving;
+    }
+
+    /**
+     * Announces the factor the loss's gradient will be scaled by in backward (a worker's share of the rows, 1 over
+     * the accumulated micro-batches), so a loss can fold it into the pass that computes its gradient. A hint:
+     * backward scales by what it is given either way.
+     */
+    public Tape setLossGradScale(double scale) {
+        this.lossGradScale = scale;
+        return this;
+    }
+
+    /** The factor set by {@link #setLossGradScale} (1 unless set). */
+    public double lossGradScale() {
+        return lossGradScale;
     }
 
     /** A value computed once per micro-batch and shared by every layer (e.g. rotary tables). */

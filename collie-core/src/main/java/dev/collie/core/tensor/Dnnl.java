@@ -6,6 +6,7 @@ import org.bytedeco.dnnl.dnnl_engine;
 import org.bytedeco.dnnl.dnnl_exec_arg_t;
 import org.bytedeco.dnnl.dnnl_memory;
 import org.bytedeco.dnnl.dnnl_memory_desc;
+import org.bytedeco.dnnl.dnnl_post_ops;
 import org.bytedeco.dnnl.dnnl_primitive;
 import org.bytedeco.dnnl.dnnl_primitive_attr;
 import org.bytedeco.dnnl.dnnl_primitive_desc;
@@ -55,6 +56,10 @@ final class Dnnl {
     private static final long EXP = 5;
     private static final long SWISH = 6;
     private static final long SWISH_BACKWARD = 7;
+    private static final long BINARY = 8;
+    private static final long MATMUL_MUL_ADD = 9;
+    /** The execution argument of the tensor of a primitive's first binary post-op. */
+    private static final int POST_OP_0_SRC = DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE | DNNL_ARG_SRC_1;
 
     private Dnnl() {
     }
@@ -115,8 +120,7 @@ final class Dnnl {
     /** {@code out = exp(x)} element-wise, C-ordered fp32 ({@code out} may be {@code x}). */
     static void exp(INDArray x, INDArray out) {
         requireFloat(x, x, out);
-        long[] key = shapeKey(EXP, x);
-        run(key, k -> new Primitive(k, Dnnl::eltwiseDesc, DNNL_ARG_SRC, DNNL_ARG_DST), c(x), c(out));
+        run(shapeKey(EXP, x), k -> new Primitive(k, Dnnl::eltwiseDesc, DNNL_ARG_SRC, DNNL_ARG_DST), c(x), c(out));
     }
 
     /** {@code out = x·sigmoid(x)} (SiLU) element-wise, C-ordered fp32. */
@@ -131,6 +135,68 @@ final class Dnnl {
         run(shapeKey(SWISH_BACKWARD, x),
                 k -> new Primitive(k, Dnnl::swishBackwardDesc, DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC),
                 c(x), c(dy), c(dx));
+    }
+
+    /**
+     * {@code out = (a·b) ⊙ c + out}: an exact fp32 product (whatever the matmul precision) whose result is multiplied
+     * element-wise by {@code c} and added to {@code out}, in one pass over {@code out}. Rank 2, dense C-ordered
+     * {@code a}, {@code c} and {@code out} of the product's shape; {@code b} any strides.
+     */
+    static void matmulMulAdd(INDArray a, INDArray b, INDArray c, INDArray out) {
+        requireFloat(a, b, out);
+        requireFloat(c, c, c);
+        long[] key = new long[2 + 6 * 2];
+        key[0] = MATMUL_MUL_ADD;
+        key[1] = 0;
+        put(key, 2, c(a), false, 2);
+        put(key, 2 + 4, b, false, 2);
+        put(key, 2 + 8, c(out), false, 2);
+        c(c);
+        run(key, k -> new Primitive(k, Dnnl::matmulDesc, DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, POST_OP_0_SRC),
+                a, b, out, c);
+    }
+
+    /**
+     * {@code out = a · b + sum·out} element-wise ({@code sum} 0: just writes). fp32 arrays of the same
+     * rank, any strides (views of one buffer: no copies); {@code a} and {@code out} have the same shape,
+     * {@code b} that shape or size 1 in the dimensions it is broadcast along.
+     */
+    static void multiply(INDArray a, INDArray b, INDArray out, float sum) {
+        binary(dnnl_binary_mul, a, b, out, sum);
+    }
+
+    private static void binary(int alg, INDArray a, INDArray b, INDArray out, float sum) {
+        requireFloat(a, b, out);
+        int r = out.rank();
+        long[] key = new long[4 + 6 * r];
+        key[0] = BINARY;
+        key[1] = alg;
+        key[2] = Float.floatToIntBits(sum);
+        key[3] = r;
+        put(key, 4, a, false, r);
+        put(key, 4 + 2 * r, b, false, r);
+        put(key, 4 + 4 * r, out, false, r);
+        run(key, k -> new Primitive(k, Dnnl::binaryDesc, DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST), a, b, out);
+    }
+
+    private static dnnl_primitive_desc binaryDesc(long[] k, dnnl_primitive_attr attr) {
+        int r = (int) k[3];
+        float sum = Float.intBitsToFloat((int) k[2]);
+        if (sum != 0f) {
+            dnnl_post_ops po = new dnnl_post_ops();
+            check(dnnl_post_ops_create(po), "creating post-ops");
+            check(dnnl_post_ops_append_sum(po, sum, 0, dnnl_data_type_undef), "adding a sum post-op");
+            check(dnnl_primitive_attr_set_post_ops(attr, po), "setting post-ops");
+            dnnl_post_ops_destroy(po);
+        }
+        dnnl_memory_desc a = strided(k, 4, r);
+        dnnl_memory_desc b = strided(k, 4 + 2 * r, r);
+        dnnl_memory_desc dst = strided(k, 4 + 4 * r, r);
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        check(dnnl_binary_primitive_desc_create(pd, ENGINE, (int) k[1], a, b, dst, attr),
+                "creating a binary op over " + Arrays.toString(Arrays.copyOfRange(k, 4 + 4 * r, 4 + 5 * r)));
+        destroy(a, b, dst);
+        return pd;
     }
 
     private static void rowwise(long op, INDArray x, INDArray out) {
@@ -169,6 +235,15 @@ final class Dnnl {
         dnnl_memory_desc src = strided(k, 2, r);
         dnnl_memory_desc weights = strided(k, 2 + 2 * r, r);
         dnnl_memory_desc dst = strided(k, 2 + 4 * r, r);
+        if (k[0] == MATMUL_MUL_ADD) {
+            // dst = (src·weights) ⊙ c + dst: a binary multiply by a tensor of dst's layout, then a sum
+            dnnl_post_ops po = new dnnl_post_ops();
+            check(dnnl_post_ops_create(po), "creating post-ops");
+            check(dnnl_post_ops_append_binary(po, dnnl_binary_mul, dst), "adding a binary post-op");
+            check(dnnl_post_ops_append_sum(po, 1f, 0, dnnl_data_type_undef), "adding a sum post-op");
+            check(dnnl_primitive_attr_set_post_ops(attr, po), "setting post-ops");
+            dnnl_post_ops_destroy(po);
+        }
         dnnl_primitive_desc pd = new dnnl_primitive_desc();
         check(dnnl_matmul_primitive_desc_create(pd, ENGINE, src, weights, null, dst, attr),
                 "creating a matmul for " + Arrays.toString(Arrays.copyOfRange(k, 2, 2 + r)) + "·"
@@ -294,8 +369,8 @@ final class Dnnl {
             Pointer none = null;
             for (int i = 0; i < argKinds.length; i++) {
                 memories[i] = new dnnl_memory();
-                check(dnnl_memory_create(memories[i], dnnl_primitive_desc_query_md(pd, queryOf(argKinds[i]), 0),
-                        ENGINE, none), "creating memory");
+                check(dnnl_memory_create(memories[i], dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md,
+                        argKinds[i]), ENGINE, none), "creating memory");
                 args.position(i).arg(argKinds[i]).memory(memories[i]);
             }
             dnnl_memory_desc scratchMd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -338,22 +413,6 @@ final class Dnnl {
         }
     }
 
-    /** The query that gives the memory descriptor a primitive expects for argument {@code arg}. */
-    private static int queryOf(int arg) {
-        if (arg == DNNL_ARG_SRC) {
-            return dnnl_query_src_md;
-        } else if (arg == DNNL_ARG_WEIGHTS) {
-            return dnnl_query_weights_md;
-        } else if (arg == DNNL_ARG_DST) {
-            return dnnl_query_dst_md;
-        } else if (arg == DNNL_ARG_DIFF_DST) {
-            return dnnl_query_diff_dst_md;
-        } else if (arg == DNNL_ARG_DIFF_SRC) {
-            return dnnl_query_diff_src_md;
-        }
-        throw new IllegalArgumentException("argument kind " + arg);
-    }
-
     /** An fp32 memory descriptor of rank {@code r}: sizes at {@code k[at..]}, strides right after them. */
     private static dnnl_memory_desc strided(long[] k, int at, int r) {
         dnnl_memory_desc md = new dnnl_memory_desc();
@@ -394,7 +453,7 @@ final class Dnnl {
 
     /** {@code x} itself when it is a dense C-ordered array (what the row-wise kernels assume), else an error. */
     private static INDArray c(INDArray x) {
-        if (!isDense(x)) {
+        if (!Nd4jKernels.isDense(x)) {
             throw new IllegalArgumentException("oneDNN row-wise kernels take dense C-ordered arrays, got a view "
                     + Arrays.toString(x.shape()) + " with strides " + Arrays.toString(x.stride()));
         }
@@ -417,17 +476,5 @@ final class Dnnl {
         if (status != dnnl_success) {
             throw new IllegalStateException("oneDNN failed " + what + " (status " + status + ")");
         }
-    }
-
-    /** Whether {@code x} has C-ordered strides with no gaps (any offset): what the row-wise kernels take. */
-    static boolean isDense(INDArray x) {
-        long s = 1;
-        for (int i = x.rank() - 1; i >= 0; i--) {
-            if (x.size(i) != 1 && x.stride(i) != s) {
-                return false;
-            }
-            s *= x.size(i);
-        }
-        return true;
     }
 }

@@ -17,6 +17,20 @@ public interface Kernels {
     /** {@code op(a) · op(b)} for rank-2 arrays, or batched over leading dimensions for rank 3 and 4. */
     INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB);
 
+    /**
+     * {@link #matmul(INDArray, INDArray, boolean, boolean)} written into {@code out} (dense, C order, the
+     * product's shape and type), which it returns; with {@code out} null, into a new array.
+     */
+    INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB, INDArray out);
+
+    /**
+     * Rotary position embedding, "rotate half" layout, of rows {@code x} {@code [n, heads·d]}: per head, with halves
+     * {@code x1, x2}, {@code [x1·cos − x2·sin, x2·cos + x1·sin]}; {@code cos, sin} {@code [n, heads·d]} hold each
+     * row's values in both halves of every head. With {@code inverse} the transposed rotation ({@code sin}
+     * negated), which is the gradient. Into a new array.
+     */
+    INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, boolean inverse);
+
     /** Softmax over the last dimension, into a new array. */
     INDArray softmax(INDArray x);
 
@@ -44,9 +58,9 @@ public interface Kernels {
     /**
      * Mean cross-entropy of rows of {@code logits} ({@code [n, V]}) against {@code targets} ({@code [n]},
      * integer; {@code ignoreIndex} rows excluded). Returns {@code {loss (scalar), dlogits}} where
-     * {@code dlogits} is the gradient of the mean loss, or null when {@code needGrad} is false.
-     * With no counted row the loss is NaN (as PyTorch) and the gradient zero. When {@code needGrad} is
+     * {@code dlogits} is the gradient of the mean loss times {@code gradScale}, or null when {@code needGrad} is
+     * false. With no counted row the loss is NaN (as PyTorch) and the gradient zero. When {@code needGrad} is
      * true the logits array is overwritten (it becomes the gradient), saving a logits-sized buffer.
      */
-    INDArray[] crossEntropy(INDArray logits, INDArray targets, long ignoreIndex, boolean needGrad);
+    INDArray[] crossEntropy(INDArray logits, INDArray targets, long ignoreIndex, boolean needGrad, double gradScale);
 }

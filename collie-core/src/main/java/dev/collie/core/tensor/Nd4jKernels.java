@@ -9,6 +9,9 @@ import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
+import static org.nd4j.linalg.indexing.NDArrayIndex.all;
+import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
+
 /**
  * {@link Kernels} on ND4J ops (the CPU backend, and ND4J's CUDA backend where its binaries run), with
  * oneDNN 3.3 ({@link Dnnl}) taking fp32 batched products, softmax, cross-entropy and SiLU, and every product
@@ -22,13 +25,19 @@ final class Nd4jKernels implements Kernels {
 
     @Override
     public INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB) {
+        return matmul(a, b, transA, transB, null);
+    }
+
+    @Override
+    public INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB, INDArray into) {
         // the Mmul custom op is the path that reaches oneDNN's GEMM (INDArray.mmul and Nd4j.matmul go to
         // OpenBLAS through the Java BLAS wrapper, 2-3x slower here; see docs/design-notes.md)
         int r = a.rank();
         long[] shape = a.shape().clone();
         shape[r - 2] = transA ? a.size(r - 1) : a.size(r - 2);
         shape[r - 1] = transB ? b.size(r - 2) : b.size(r - 1);
-        INDArray out = Nd4j.createUninitialized(a.dataType(), shape);
+        INDArray out = into != null ? checkedOut(into, shape, a.dataType())
+                : Nd4j.createUninitialized(a.dataType(), shape);
         boolean bf16 = Backends.matmulPrecision() == MatmulPrecision.BF16;
         // oneDNN 3.3 where it is on the class path: every bf16 product, and fp32 batched products (ND4J sends
         // those to its own loop at about half the speed of its rank-2 GEMM); fp32 rank-2 products stay on
@@ -44,6 +53,67 @@ final class Nd4jKernels implements Kernels {
         return out;
     }
 
+    private static INDArray checkedOut(INDArray out, long[] shape, DataType dt) {
+        if (!java.util.Arrays.equals(out.shape(), shape) || out.dataType() != dt || !isDense(out)) {
+            throw new IllegalArgumentException("product output " + java.util.Arrays.toString(out.shape()) + " "
+                    + out.dataType() + " (strides " + java.util.Arrays.toString(out.stride()) + "), expected dense "
+                    + java.util.Arrays.toString(shape) + " " + dt);
+        }
+        return out;
+    }
+
+    @Override
+    public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, boolean inverse) {
+        long n = x.size(0);
+        long width = x.size(1);
+        if (width % (2L * heads) != 0 || !java.util.Arrays.equals(cos.shape(), x.shape())
+                || !java.util.Arrays.equals(sin.shape(), x.shape())) {
+            throw new IllegalArgumentException("rotary of " + java.util.Arrays.toString(x.shape()) + " as " + heads
+                    + " heads with tables " + java.util.Arrays.toString(cos.shape()));
+        }
+        long d = width / heads;
+        INDArray rows = isDense(x) ? x : x.dup('c');
+        INDArray out = Nd4j.createUninitialized(x.dataType(), n, width);
+        if (onDnnl(rows) && onDnnl(cos) && onDnnl(sin)) {
+            // out = x ⊙ cos, then out += (x·P) ⊙ sin with P the signed swap of a head's halves, one exact fp32
+            // product per head row (a ±1 and zeros per column) fused with the multiply-add: no gather, two passes
+            Dnnl.multiply(rows, cos, out, 0f);
+            Dnnl.matmulMulAdd(rows.reshape('c', n * heads, d), swapMatrix(d, inverse),
+                    sin.reshape('c', n * heads, d), out.reshape('c', n * heads, d));
+        } else {
+            long half = d / 2;
+            INDArray x3 = rows.reshape('c', n, heads, d);
+            INDArray o3 = out.reshape('c', n, heads, d);
+            INDArray s3 = sin.reshape('c', n, heads, d);
+            out.assign(rows.mul(cos));
+            float sign = inverse ? -1f : 1f;
+            INDArray o1 = o3.get(all(), all(), interval(0, half));
+            INDArray o2 = o3.get(all(), all(), interval(half, d));
+            o1.subi(x3.get(all(), all(), interval(half, d)).mul(s3.get(all(), all(), interval(0, half))).muli(sign));
+            o2.addi(x3.get(all(), all(), interval(0, half)).mul(s3.get(all(), all(), interval(half, d))).muli(sign));
+        }
+        return out;
+    }
+
+    private static final java.util.Map<Long, INDArray> SWAPS = new java.util.concurrent.ConcurrentHashMap<>();
+
+    /** {@code [d, d]} fp32: row·P = {@code [−x2, x1]} (or {@code [x2, −x1]} for the inverse) for a row {@code [x1, x2]}. */
+    private static INDArray swapMatrix(long d, boolean inverse) {
+        return SWAPS.computeIfAbsent(inverse ? -d : d, key -> {
+            int n = (int) d;
+            int half = n / 2;
+            float[] p = new float[n * n];
+            float sign = inverse ? -1f : 1f;
+            for (int i = 0; i < half; i++) {
+                p[(half + i) * n + i] = -sign;   // out[i] = −x2[i]
+                p[i * n + half + i] = sign;      // out[half + i] = x1[i]
+            }
+            try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                return Nd4j.create(p, new long[] {n, n}, 'c');
+            }
+        });
+    }
+
     @Override
     public INDArray softmax(INDArray x) {
         INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
@@ -57,7 +127,7 @@ final class Nd4jKernels implements Kernels {
 
     /** Whether oneDNN 3.3's row-wise kernels take {@code x}: fp32, dense C order, and oneDNN present. */
     private static boolean onDnnl(INDArray x) {
-        return x.dataType() == DataType.FLOAT && Backends.dnnlAvailable() && Dnnl.isDense(x);
+        return x.dataType() == DataType.FLOAT && Backends.dnnlAvailable() && isDense(x);
     }
 
     @Override
@@ -142,7 +212,8 @@ final class Nd4jKernels implements Kernels {
     }
 
     @Override
-    public INDArray[] crossEntropy(INDArray logits, INDArray targets, long ignoreIndex, boolean needGrad) {
+    public INDArray[] crossEntropy(INDArray logits, INDArray targets, long ignoreIndex, boolean needGrad,
+                                   double gradScale) {
         int n = (int) logits.size(0);
         long v = logits.size(1);
         long[] t = targets.reshape(targets.length()).toLongVector();
@@ -154,43 +225,62 @@ final class Nd4jKernels implements Kernels {
         }
         // the softmax overwrites the logits when the gradient is wanted (it becomes the gradient)
         INDArray p = needGrad ? logits : Nd4j.createUninitialized(logits.dataType(), logits.shape());
-        double loss = onDnnl(logits) ? logSoftmaxLoss(logits, p, flatIdx, valid, n, v, needGrad)
-                : argmaxLoss(logits, p, rows, flatIdx, n, v);
-        INDArray grad = null;
+        // every counted row's gradient is (softmax − one-hot) · gradScale / valid, in that order (as PyTorch);
+        // ignored rows' are zero
+        double rowScale = valid > 0 ? gradScale / valid : 0;
+        boolean dnnl = onDnnl(logits);
+        double loss = dnnl ? logSoftmaxLoss(logits, p, flatIdx, valid, n, v) : argmaxLoss(logits, p, rows, flatIdx, n, v);
         if (needGrad) {
-            grad = p;
-            double[] rowScale = new double[n];
-            for (long r : rows) {
-                rowScale[(int) r] = 1.0 / valid;
+            if (dnnl) {
+                Dnnl.exp(p, p);   // the softmax
             }
             if (valid > 0) {
-                INDArray flat = grad.reshape(n * v);
-                scatterAdd(flat, Nd4j.createFromArray(flatIdx), Nd4j.valueArrayOf(new long[] {valid}, -1.0, logits.dataType()));
+                scatterAdd(p.reshape(n * v), Nd4j.createFromArray(flatIdx),
+                        Nd4j.valueArrayOf(new long[] {valid}, -1.0, logits.dataType()));
             }
-            grad.muliColumnVector(Nd4j.createFromArray(rowScale).castTo(logits.dataType()).reshape(n, 1));
+            if (dnnl) {
+                if (rowScale != 1) {
+                    p.muli(rowScale);
+                }
+                zeroRows(p, t, ignoreIndex);
+            } else {
+                double[] scale = new double[n];
+                for (long r : rows) {
+                    scale[(int) r] = rowScale;
+                }
+                p.muliColumnVector(Nd4j.createFromArray(scale).castTo(logits.dataType()).reshape(n, 1));
+            }
         }
-        return new INDArray[] {Nd4j.scalar(logits.dataType(), loss), grad};
+        return new INDArray[] {Nd4j.scalar(logits.dataType(), loss), needGrad ? p : null};
     }
 
-    /**
-     * oneDNN's log-softmax into {@code p} (one vectorised kernel): loss_i = −log p[t_i]; then, when the gradient
-     * is wanted, its exp in place makes {@code p} the softmax.
-     */
-    private static double logSoftmaxLoss(INDArray logits, INDArray p, long[] flatIdx, int valid, int n, long v,
-                                         boolean softmax) {
-        Dnnl.logSoftmax(logits, p);
-        double loss = Double.NaN;
-        if (valid > 0) {
-            double sum = 0;
-            for (double lp : gathered(p.reshape(n * v), Nd4j.createFromArray(flatIdx))) {
-                sum -= lp;
+    /** Zeroes the rows of {@code x} whose target is {@code ignoreIndex} (runs of them at once). */
+    private static void zeroRows(INDArray x, long[] t, long ignoreIndex) {
+        for (int i = 0; i < t.length; ) {
+            if (t[i] != ignoreIndex) {
+                i++;
+                continue;
             }
-            loss = sum / valid;
+            int j = i;
+            while (j < t.length && t[j] == ignoreIndex) {
+                j++;
+            }
+            x.get(interval(i, j), all()).assign(0);
+            i = j;
         }
-        if (softmax) {
-            Dnnl.exp(p, p);
+    }
+
+    /** oneDNN's log-softmax into {@code p} (one vectorised kernel): loss_i = −log p[t_i]. */
+    private static double logSoftmaxLoss(INDArray logits, INDArray p, long[] flatIdx, int valid, int n, long v) {
+        Dnnl.logSoftmax(logits, p);
+        if (valid == 0) {
+            return Double.NaN;
         }
-        return loss;
+        double sum = 0;
+        for (double lp : gathered(p.reshape(n * v), Nd4j.createFromArray(flatIdx))) {
+            sum -= lp;
+        }
+        return sum / valid;
     }
 
     /**
@@ -253,5 +343,17 @@ final class Nd4jKernels implements Kernels {
     /** {@code target[idx[i]] += updates[i]} along dimension 0, in place. */
     private static void scatterAdd(INDArray target, INDArray idx, INDArray updates) {
         Nd4j.exec(DynamicCustomOp.builder("scatter_add").addInputs(target, idx, updates).addOutputs(target).build());
+    }
+
+    /** Whether {@code x} has C-ordered strides with no gaps (any offset): what the oneDNN row-wise kernels take. */
+    static boolean isDense(INDArray x) {
+        long s = 1;
+        for (int i = x.rank() - 1; i >= 0; i--) {
+            if (x.size(i) != 1 && x.stride(i) != s) {
+                return false;
+            }
+            s *= x.size(i);
+        }
+        return true;
     }
 }

@@ -150,7 +150,7 @@ public final class StepRunner implements MicroBatchRunner {
      * targets sampled with {@code seed} when it is not null.
      */
     private double part(Tape tape, Batch s, double gradScale, CyclicBarrier forwardsDone, Long seed) {
-        MicroBatchRunner.withPaddingMask(tape, s);
+        MicroBatchRunner.withPaddingMask(tape, s).setLossGradScale(gradScale);
         CausalLmLoss lossFn = model.loss();
         try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
             double loss;

@@ -93,7 +93,8 @@ class DnnlTest {
         assertTrue(lsm.sub(org.nd4j.linalg.ops.transforms.Transforms.log(want, true)).amaxNumber().doubleValue() < 1e-5);
         INDArray e = x.ulike();
         Dnnl.exp(x, e);
-        assertTrue(e.sub(org.nd4j.linalg.ops.transforms.Transforms.exp(x, true)).div(e).amaxNumber().doubleValue() < 1e-6);
+        INDArray wantExp = org.nd4j.linalg.ops.transforms.Transforms.exp(x, true);
+        assertTrue(e.sub(wantExp).div(e).amaxNumber().doubleValue() < 1e-6);
     }
 
     @Test
@@ -121,11 +122,18 @@ class DnnlTest {
         INDArray logits = Nd4j.randn(DataType.DOUBLE, 6, 50).muli(3);
         logits.putScalar(0, 7, 130.0); // row 0's target (3) sits 130 below its max: p underflows in fp32
         INDArray targets = Nd4j.createFromArray(3L, 9L, -100L, 0L, 49L, 11L);
-        INDArray[] want = Kernels.get().crossEntropy(logits.dup(), targets, -100, true);
-        INDArray[] got = Kernels.get().crossEntropy(logits.castTo(DataType.FLOAT), targets, -100, true);
+        INDArray[] want = Kernels.get().crossEntropy(logits.dup(), targets, -100, true, 1.0);
+        INDArray[] got = Kernels.get().crossEntropy(logits.castTo(DataType.FLOAT), targets, -100, true, 1.0);
         assertEquals(want[0].getDouble(0), got[0].getDouble(0), 1e-5 * Math.abs(want[0].getDouble(0)));
         double g = got[1].castTo(DataType.DOUBLE).sub(want[1]).amaxNumber().doubleValue();
         assertTrue(g < 5e-7, "gradient off by " + g); // entries up to 0.2: a few fp32 ulps
+        assertEquals(0.0, got[1].getRow(2).amaxNumber().doubleValue(), "an ignored row has no gradient");
+        // a gradient scale is folded into the same passes, on both paths
+        INDArray[] scaled = Kernels.get().crossEntropy(logits.castTo(DataType.FLOAT), targets, -100, true, 0.25);
+        INDArray[] scaled64 = Kernels.get().crossEntropy(logits.dup(), targets, -100, true, 0.25);
+        assertEquals(got[0].getDouble(0), scaled[0].getDouble(0), 0);
+        assertTrue(scaled[1].castTo(DataType.DOUBLE).sub(want[1].mul(0.25)).amaxNumber().doubleValue() < 2e-7);
+        assertTrue(scaled64[1].sub(want[1].mul(0.25)).amaxNumber().doubleValue() < 1e-15);
     }
 
     /** Padded batches of many lengths compile many shapes: the cache keeps the newest, the rest are freed. */
@@ -186,5 +194,40 @@ class DnnlTest {
         assertNotNull(Backends.bf16MatmulEngine());
         assertThrows(IllegalArgumentException.class, () -> MatmulPrecision.parse("fp16"));
         assertEquals(MatmulPrecision.BF16, MatmulPrecision.parse(" BF16 "));
+    }
+
+    @Test
+    void rotaryMatchesTheFloat64PathAndIsUndoneByItsInverse() {
+        Nd4j.getRandom().setSeed(5);
+        int n = 12;
+        int heads = 3;
+        int half = 4;
+        int width = heads * 2 * half;
+        INDArray wide = Nd4j.randn(DataType.FLOAT, n, width + 5);
+        INDArray x = wide.get(all(), interval(2, 2 + width));   // a view: copied to rows first
+        INDArray angles = Nd4j.rand(DataType.FLOAT, n, half).muli(6.0);
+        INDArray c = org.nd4j.linalg.ops.transforms.Transforms.cos(angles, true);
+        INDArray s = org.nd4j.linalg.ops.transforms.Transforms.sin(angles, true);
+        INDArray cos = Nd4j.concat(1, c, c, c, c, c, c);          // both halves of every head
+        INDArray sin = Nd4j.concat(1, s, s, s, s, s, s);
+        for (boolean inverse : new boolean[] {false, true}) {
+            INDArray got = Kernels.get().rotary(x, cos, sin, heads, inverse);               // oneDNN, fp32
+            INDArray want = Kernels.get().rotary(x.castTo(DataType.DOUBLE), cos.castTo(DataType.DOUBLE),
+                    sin.castTo(DataType.DOUBLE), heads, inverse);                          // ND4J ops, float64
+            assertEquals(DataType.FLOAT, got.dataType());
+            assertTrue(got.castTo(DataType.DOUBLE).sub(want).amaxNumber().doubleValue() < 1e-6, "inverse " + inverse);
+        }
+        // by hand, head 1, row 7, frequency 2: [x1·c − x2·s, x2·c + x1·s]
+        Backends.setMatmulPrecision(MatmulPrecision.BF16);      // the swap stays an exact fp32 product
+        INDArray y = Kernels.get().rotary(x, cos, sin, heads, false);
+        double x1 = x.getDouble(7, 8 + 2);
+        double x2 = x.getDouble(7, 8 + half + 2);
+        double cv = c.getDouble(7, 2);
+        double sv = s.getDouble(7, 2);
+        assertEquals(x1 * cv - x2 * sv, y.getDouble(7, 8 + 2), 1e-6);
+        assertEquals(x2 * cv + x1 * sv, y.getDouble(7, 8 + half + 2), 1e-6);
+        // the inverse undoes the rotation
+        INDArray back = Kernels.get().rotary(y, cos, sin, heads, true);
+        assertTrue(back.sub(x).amaxNumber().doubleValue() < 1e-5);
     }
 }

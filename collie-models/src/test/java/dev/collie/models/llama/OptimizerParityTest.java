@@ -205,7 +205,7 @@ class OptimizerParityTest {
         Tape tape = Tape.forTraining((int) ids.size(0), (int) ids.size(1));
         INDArray logits = model.forward(tape, ids);
         INDArray[] r = Kernels.get().crossEntropy(logits, labels.reshape(labels.length()).castTo(DataType.INT64),
-                CausalLmLoss.IGNORE_INDEX, true);
+                CausalLmLoss.IGNORE_INDEX, true, 1.0);
         model.backward(tape, r[1]);
         opt.updateHessian();
         model.zeroGrad();

@@ -49,7 +49,7 @@ public final class VocabParallelLoss extends CausalLmLoss {
     }
 
     @Override
-    public INDArray[] crossEntropy(INDArray logits, INDArray targets, boolean withGradient) {
+    public INDArray[] crossEntropy(INDArray logits, INDArray targets, boolean withGradient, double gradScale) {
         int n = (int) logits.size(0);
         long local = shardColumns(logits);
         long start = tp.rank() * local;
@@ -119,14 +119,15 @@ public final class VocabParallelLoss extends CausalLmLoss {
         }
         INDArray grad = null;
         if (withGradient) {
-            // softmax / count on counted rows (0 on ignored ones), then -1/count at the targets in this shard
+            // softmax · gradScale / count on counted rows (0 on ignored ones), then -gradScale/count at the targets
+            // in this shard
             double[] factor = new double[n];
             for (int r = 0; r < n; r++) {
-                factor[r] = t[r] == IGNORE_INDEX ? 0 : 1.0 / (s[r] * count);
+                factor[r] = t[r] == IGNORE_INDEX ? 0 : gradScale / (s[r] * count);
             }
             x.muliColumnVector(Nd4j.createFromArray(factor).castTo(dt).reshape(n, 1));
             if (here > 0) {
-                INDArray updates = Nd4j.valueArrayOf(new long[] {here}, -1.0 / count, dt);
+                INDArray updates = Nd4j.valueArrayOf(new long[] {here}, -gradScale / count, dt);
                 Nd4j.exec(DynamicCustomOp.builder("scatter_add")
                         .addInputs(flat, Nd4j.createFromArray(hereFlat), updates).addOutputs(flat).build());
             }
