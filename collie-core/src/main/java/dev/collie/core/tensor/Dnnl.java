@@ -58,6 +58,8 @@ final class Dnnl {
     private static final long SWISH_BACKWARD = 7;
     private static final long BINARY = 8;
     private static final long MATMUL_MUL_ADD = 9;
+    private static final long SCALED_SUB = 10;
+    private static final int SRC_0_SCALE = DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC_0;
     /** The execution argument of the tensor of a primitive's first binary post-op. */
     private static final int POST_OP_0_SRC = DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE | DNNL_ARG_SRC_1;
 
@@ -163,6 +165,28 @@ final class Dnnl {
      */
     static void multiply(INDArray a, INDArray b, INDArray out, float sum) {
         binary(dnnl_binary_mul, a, b, out, sum);
+    }
+
+    /**
+     * {@code out = scale·a − b} element-wise in one pass (the scale a run-time argument, so one compiled primitive
+     * serves every value); dense C-ordered fp32 arrays of one shape, {@code out} may be {@code a}.
+     */
+    static void scaledSubtract(INDArray a, float scale, INDArray b, INDArray out) {
+        requireFloat(a, b, out);
+        long[] key = shapeKey(SCALED_SUB, a);
+        INDArray s = org.nd4j.linalg.factory.Nd4j.scalar(scale);
+        run(key, k -> new Primitive(k, Dnnl::scaledSubDesc, DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST, SRC_0_SCALE),
+                c(a), c(b), c(out), s);
+    }
+
+    private static dnnl_primitive_desc scaledSubDesc(long[] k, dnnl_primitive_attr attr) {
+        check(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_SRC_0, 0), "setting a source scale");
+        dnnl_memory_desc md = dense(k);
+        dnnl_primitive_desc pd = new dnnl_primitive_desc();
+        check(dnnl_binary_primitive_desc_create(pd, ENGINE, dnnl_binary_sub, md, md, md, attr),
+                "creating a scaled subtraction over " + Arrays.toString(Arrays.copyOfRange(k, 2, k.length)));
+        destroy(md);
+        return pd;
     }
 
     private static void binary(int alg, INDArray a, INDArray b, INDArray out, float sum) {
@@ -369,8 +393,13 @@ final class Dnnl {
             Pointer none = null;
             for (int i = 0; i < argKinds.length; i++) {
                 memories[i] = new dnnl_memory();
-                check(dnnl_memory_create(memories[i], dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md,
-                        argKinds[i]), ENGINE, none), "creating memory");
+                // a run-time scale is one fp32 value; every other argument's layout is the primitive's
+                dnnl_memory_desc md = (argKinds[i] & DNNL_ARG_ATTR_SCALES) != 0 ? scalarDesc()
+                        : dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, argKinds[i]);
+                check(dnnl_memory_create(memories[i], md, ENGINE, none), "creating memory");
+                if ((argKinds[i] & DNNL_ARG_ATTR_SCALES) != 0) {
+                    dnnl_memory_desc_destroy(md);
+                }
                 args.position(i).arg(argKinds[i]).memory(memories[i]);
             }
             dnnl_memory_desc scratchMd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
@@ -435,6 +464,13 @@ final class Dnnl {
         dnnl_memory_desc md = new dnnl_memory_desc();
         check(dnnl_memory_desc_create_with_strides(md, r, sizes, dnnl_f32, strides),
                 "describing an array " + Arrays.toString(sizes));
+        return md;
+    }
+
+    /** One fp32 value: the descriptor of a run-time scale. */
+    private static dnnl_memory_desc scalarDesc() {
+        dnnl_memory_desc md = new dnnl_memory_desc();
+        check(dnnl_memory_desc_create_with_strides(md, 1, new long[] {1}, dnnl_f32, new long[] {1}), "describing a scale");
         return md;
     }
 

@@ -31,6 +31,12 @@ public interface Kernels {
      */
     INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, boolean inverse);
 
+    /**
+     * {@code x = c·x − y} in place ({@code x}, {@code y} of one shape): an optimizer's decoupled weight decay and
+     * update in one pass, each product rounded as {@code x.muli(c).subi(y)} rounds it.
+     */
+    void scaleSubtract(INDArray x, double c, INDArray y);
+
     /** Softmax over the last dimension, into a new array. */
     INDArray softmax(INDArray x);
 

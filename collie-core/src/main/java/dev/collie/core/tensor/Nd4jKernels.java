@@ -115,6 +115,18 @@ final class Nd4jKernels implements Kernels {
     }
 
     @Override
+    public void scaleSubtract(INDArray x, double c, INDArray y) {
+        if (onDnnl(x) && onDnnl(y) && java.util.Arrays.equals(x.shape(), y.shape()) && c != 1) {
+            Dnnl.scaledSubtract(x, (float) c, y, x);
+        } else {
+            if (c != 1) {
+                x.muli(c);
+            }
+            x.subi(y);
+        }
+    }
+
+    @Override
     public INDArray softmax(INDArray x) {
         INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
         if (onDnnl(x)) {

@@ -230,4 +230,17 @@ class DnnlTest {
         INDArray back = Kernels.get().rotary(y, cos, sin, heads, true);
         assertTrue(back.sub(x).amaxNumber().doubleValue() < 1e-5);
     }
+
+    @Test
+    void scaleSubtractRoundsAsMultiplyThenSubtract() {
+        Nd4j.getRandom().setSeed(9);
+        INDArray x = Nd4j.randn(DataType.FLOAT, 37, 129);
+        INDArray y = Nd4j.randn(DataType.FLOAT, 37, 129).muli(1e-3);
+        INDArray want = x.mul(0.99990004).subi(y);
+        INDArray got = x.dup();
+        Kernels.get().scaleSubtract(got, 0.99990004, y);
+        assertEquals(0.0, got.sub(want).amaxNumber().doubleValue(), "one compiled primitive, two roundings as ND4J's");
+        Kernels.get().scaleSubtract(got, 0.5, y);    // another scale: the same primitive, a new run-time argument
+        assertEquals(0.0, got.sub(want.muli(0.5).subi(y)).amaxNumber().doubleValue());
+    }
 }
