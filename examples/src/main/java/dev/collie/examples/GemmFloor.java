@@ -1,6 +1,8 @@
 package dev.collie.examples;
 
 import dev.collie.core.tensor.Backends;
+import dev.collie.core.tensor.Kernels;
+import dev.collie.core.tensor.MatmulPrecision;
 import dev.collie.examples.cli.ModelShape;
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -80,6 +82,11 @@ public final class GemmFloor implements Callable<Integer> {
     @Option(names = "--no-breakdown", description = "skip the per-GEMM table") boolean noBreakdown;
     @Option(names = "--attention-fp32", description = "with bf16: keep the batched attention GEMMs in fp32"
             + " (ND4J runs batched bf16 matmuls in a slow generic loop, not oneDNN)") boolean attentionFp32;
+    @Option(names = "--kernels", description = "run every product through collie's Kernels.matmul (what a training step"
+            + " calls: oneDNN 3.3 for batched fp32 products and, with --matmul-precision bf16, for all) instead of ND4J's"
+            + " Mmul") boolean kernels;
+    @Option(names = "--matmul-precision", paramLabel = "P", defaultValue = "fp32", description = "with --kernels:"
+            + " fp32 or bf16 (bf16 inputs, fp32 accumulation and arrays)") String precision;
     @Option(names = "--budget", defaultValue = "60", description = "seconds per mode: after one warm-up pass, fewer"
             + " warm-ups and timed passes where --steps of them would take longer (one pass over it: that pass is the"
             + " measurement)") double budget;
@@ -92,9 +99,14 @@ public final class GemmFloor implements Callable<Integer> {
     }
 
     /** One GEMM of the step: {@code out = op(a) · op(b)}, {@code op} transposing the last two dims where asked. */
-    private record Gemm(String name, INDArray a, INDArray b, INDArray out, boolean transA, boolean transB, double flops) {
+    private record Gemm(String name, INDArray a, INDArray b, INDArray out, boolean transA, boolean transB, double flops,
+                        boolean viaKernels) {
         void run() {
-            Nd4j.exec(new Mmul(a, b, out, MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));
+            if (viaKernels) {
+                Kernels.get().matmul(a, b, transA, transB, out);
+            } else {
+                Nd4j.exec(new Mmul(a, b, out, MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));
+            }
         }
 
         String shape() {
@@ -237,26 +249,26 @@ public final class GemmFloor implements Callable<Integer> {
     }
 
     /** Linear forward {@code y = x · Wᵀ}: x {@code [n, in]}, W {@code [out, in]}. */
-    private static void linear(List<Gemm> list, String name, INDArray x, INDArray w, INDArray y) {
-        list.add(new Gemm(name + " fwd", x, w, y, false, true, 2.0 * x.size(0) * x.size(1) * w.size(0)));
+    private void linear(List<Gemm> list, String name, INDArray x, INDArray w, INDArray y) {
+        list.add(new Gemm(name + " fwd", x, w, y, false, true, 2.0 * x.size(0) * x.size(1) * w.size(0), kernels));
     }
 
     /** Linear backward as {@code Linear.projectBackward}: {@code dX = dY · W}, then {@code dW = dYᵀ · X}. */
-    private static void linearBackward(List<Gemm> list, String name, INDArray dy, INDArray w, INDArray x,
+    private void linearBackward(List<Gemm> list, String name, INDArray dy, INDArray w, INDArray x,
                                        INDArray dx, INDArray dw) {
         double f = 2.0 * dy.size(0) * dy.size(1) * x.size(1);
-        list.add(new Gemm(name + " dX", dy, w, dx, false, false, f));
-        list.add(new Gemm(name + " dW", dy, x, dw, true, false, f));
+        list.add(new Gemm(name + " dX", dy, w, dx, false, false, f, kernels));
+        list.add(new Gemm(name + " dW", dy, x, dw, true, false, f, kernels));
     }
 
     /** A batched product over the leading dims {@code [b, kv]}. */
-    private static void batched(List<Gemm> list, String name, INDArray a, INDArray b, INDArray out,
+    private void batched(List<Gemm> list, String name, INDArray a, INDArray b, INDArray out,
                                 boolean transA, boolean transB) {
         int r = a.rank();
         long m = transA ? a.size(r - 1) : a.size(r - 2);
         long k = transA ? a.size(r - 2) : a.size(r - 1);
         long nn = transB ? b.size(r - 2) : b.size(r - 1);
-        list.add(new Gemm(name, a, b, out, transA, transB, 2.0 * a.size(0) * a.size(1) * m * k * nn));
+        list.add(new Gemm(name, a, b, out, transA, transB, 2.0 * a.size(0) * a.size(1) * m * k * nn, kernels));
     }
 
     private static double flops(List<Gemm> list) {
@@ -294,6 +306,14 @@ public final class GemmFloor implements Callable<Integer> {
             case "both" -> List.of(DataType.FLOAT, DataType.BFLOAT16);
             default -> throw new IllegalArgumentException("--dtype: float, bf16 or both, not " + dtype);
         };
+        MatmulPrecision mp = MatmulPrecision.parse(precision);
+        if (mp != MatmulPrecision.FP32 && !kernels) {
+            throw new IllegalArgumentException("--matmul-precision " + precision + " needs --kernels (ND4J's Mmul is fp32)");
+        }
+        if (kernels && dts.contains(DataType.BFLOAT16)) {
+            throw new IllegalArgumentException("--kernels takes fp32 arrays (bf16 products: --matmul-precision bf16)");
+        }
+        Backends.setMatmulPrecision(mp);
         int w = workers == 0 ? cores : workers;
         int parts = Math.min(w, shape.batch());
         System.out.printf(Locale.ROOT, "gemm floor: hidden %d, layers %d, heads %d/%d, intermediate %d, vocab %d;"
@@ -304,7 +324,8 @@ public final class GemmFloor implements Callable<Integer> {
         Map<String, Double> best = new LinkedHashMap<>();
         for (DataType dt : dts) {
             boolean mixed = dt != DataType.FLOAT && attentionFp32;
-            String dn = dt == DataType.FLOAT ? "fp32" : mixed ? "bf16, attention fp32" : "bf16";
+            String dn = dt != DataType.FLOAT ? (mixed ? "bf16, attention fp32" : "bf16")
+                    : kernels ? "fp32 arrays, " + mp.name().toLowerCase(Locale.ROOT) + " products via Kernels" : "fp32";
             Alloc wAlloc = new Alloc(dt);
             long headDim = shape.hidden() / shape.heads();
             Weights weights = new Weights(wAlloc, shape.layers(), shape.hidden(), shape.heads() * headDim,

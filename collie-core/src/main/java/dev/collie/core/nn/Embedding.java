@@ -4,7 +4,6 @@ import dev.collie.core.CollieException;
 import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /** Token ids (any shape, n ids) to rows {@code [n, dim]} of a {@code [vocab, dim]} table. */
 public final class Embedding extends Module implements TiedEmbedding {
@@ -47,18 +46,12 @@ public final class Embedding extends Module implements TiedEmbedding {
     }
 
     /**
-     * The backward of a row lookup in {@code table}: when the table requires a gradient, delivers a zero array of
-     * its shape with the rows of {@code dy} added at rows {@code ids} (a zero gradient for no ids).
+     * The backward of a row lookup in {@code table}: when the table requires a gradient, delivers the rows of
+     * {@code dy} at rows {@code ids} (zero elsewhere; a zero gradient for no ids).
      */
     public static void scatterGrad(Tape tape, Parameter table, INDArray ids, INDArray dy) {
         if (table.requiresGrad()) {
-            table.accumulateGradInto(tape, into -> {
-                INDArray dw = into != null ? into.assign(0) : Nd4j.zeros(table.dtype(), table.shape());
-                if (ids.length() > 0) {
-                    Kernels.get().scatterAddRows(dw, ids, dy);
-                }
-                return dw;
-            });
+            table.accumulateRows(tape, ids, dy);
         }
     }
 

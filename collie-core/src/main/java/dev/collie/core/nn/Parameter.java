@@ -1,6 +1,7 @@
 package dev.collie.core.nn;
 
 import dev.collie.core.dist.Communicator;
+import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -272,6 +273,58 @@ public final class Parameter {
             written = true;
         } finally {
             delivered(tape, written);
+        }
+    }
+
+    /**
+     * The door for a sparse contribution, a lookup table's: adds {@code rows} ({@code [n, cols]}) to the rows
+     * {@code ids} ({@code n} integers) of this parameter's gradient, which is zero elsewhere. The rows of a repeated
+     * id are summed first and added once, as a dense contribution would be; the sums go into the gradient buffer
+     * under this parameter's lock, so no array of the table's size is made per contribution (unless a hook that
+     * consumes the gradient runs without a buffer: it is lent a dense one).
+     */
+    public void accumulateRows(Tape tape, INDArray ids, INDArray rows) {
+        if (!trainable) {
+            throw new IllegalStateException("gradient delivered to a frozen parameter");
+        }
+        long[] all = ids.reshape(ids.length()).toLongVector();
+        java.util.Map<Long, Integer> slot = new java.util.LinkedHashMap<>();
+        long[] at = new long[all.length];
+        for (int i = 0; i < all.length; i++) {
+            at[i] = slot.computeIfAbsent(all[i], k -> slot.size());
+        }
+        long[] unique = slot.keySet().stream().mapToLong(Long::longValue).toArray();
+        INDArray sums = null;
+        if (unique.length > 0) {
+            sums = Nd4j.zeros(dtype, unique.length, shape[1]);
+            Kernels.get().scatterAddRows(sums, Nd4j.createFromArray(at), rows);
+        }
+        addRows(tape, unique.length > 0 ? Nd4j.createFromArray(unique) : null, sums);
+    }
+
+    /** Adds {@code sums} at the distinct rows {@code ids} (both null for none), holding the lock. */
+    private synchronized void addRows(Tape tape, INDArray ids, INDArray sums) {
+        awaitWriter();
+        if (grad == null && hook != GradientHook.KEEP) {
+            INDArray dense = Nd4j.zeros(dtype, shape);
+            if (ids != null) {
+                Kernels.get().scatterAddRows(dense, ids, sums);
+            }
+            accumulateGrad(tape, dense);
+            return;
+        }
+        if (grad == null) {
+            allocateGrad();
+        }
+        if (!hasGrad) {
+            grad.assign(0);
+        }
+        if (ids != null) {
+            Kernels.get().scatterAddRows(grad, ids, sums);
+        }
+        hasGrad = true;
+        if (tape.release(this)) {
+            hook.onGradientReady(this);
         }
     }
 

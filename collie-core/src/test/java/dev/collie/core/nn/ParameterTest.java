@@ -118,6 +118,33 @@ class ParameterTest {
         assertThrows(IllegalStateException.class, () -> p.accumulateGradInto(Tape.forTraining(1, 1), into -> into));
     }
 
+    @Test
+    void rowContributionsAreScatteredIntoAZeroedBuffer() {
+        Parameter p = param();
+        Tape tape = tapeUsing(p, 2);
+        p.accumulateRows(tape, Nd4j.createFromArray(1L, 1L), Nd4j.valueArrayOf(new long[] {2, 3}, 1.0, DataType.DOUBLE));
+        p.accumulateGrad(tape, filled(0.5));
+        assertArrayEquals(new double[] {0.5, 0.5, 0.5, 2.5, 2.5, 2.5}, p.grad().dup().data().asDouble(), 0);
+        // the next step reuses the buffer: rows not named there are zero again
+        p.zeroGrad();
+        Tape next = tapeUsing(p, 1);
+        p.accumulateRows(next, Nd4j.createFromArray(0L), Nd4j.valueArrayOf(new long[] {1, 3}, 3.0, DataType.DOUBLE));
+        assertArrayEquals(new double[] {3, 3, 3, 0, 0, 0}, p.grad().dup().data().asDouble(), 0);
+    }
+
+    @Test
+    void aConsumingHookGetsRowContributionsAsADenseGradient() {
+        Parameter p = param();
+        List<INDArray> seen = new ArrayList<>();
+        p.setHook(q -> {
+            seen.add(q.grad().dup());
+            q.releaseGrad();
+        });
+        p.accumulateRows(tapeUsing(p, 1), Nd4j.createFromArray(0L), Nd4j.valueArrayOf(new long[] {1, 3}, 2.0, DataType.DOUBLE));
+        assertArrayEquals(new double[] {2, 2, 2, 0, 0, 0}, seen.get(0).data().asDouble(), 0);
+        assertEquals(0, p.gradientBufferBytes());
+    }
+
     private static void sleep(long ms) {
         try {
             Thread.sleep(ms);
