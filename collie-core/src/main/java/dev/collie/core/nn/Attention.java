@@ -86,10 +86,10 @@ public final class Attention extends Module implements Layer {
         // the 1/sqrt(d) score scale is folded into the (small) queries instead of the [t, t] scores
         q = rope.apply(q, rope.tables(tape, heads, q.dataType()), heads).muli(1.0 / Math.sqrt(headDim));
         k = rope.apply(k, rope.tables(tape, kvHeads, k.dataType()), kvHeads);
-        // [b·t, h·d] -> [b, h, t, d]; a group's g query heads stacked as [b, kv, g·t, d]
-        INDArray qh = toHeads(q, b, t, heads).reshape('c', b, kvHeads, (long) g * t, headDim);
-        INDArray kh = toHeads(k, b, t, kvHeads);
-        INDArray vh = toHeads(v, b, t, kvHeads);
+        // [b·t, h·d] -> [b, h, t, d] views; a group's g query heads stacked as [b, kv, g·t, d] (a copy when g > 1)
+        INDArray qh = grouped(heads(q, b, t, heads), b, kvHeads, g, t);
+        INDArray kh = heads(k, b, t, kvHeads);
+        INDArray vh = heads(v, b, t, kvHeads);
         if (tape.kvCache() != null) {
             if (tape.attentionPrefix() != null) {
                 throw new IllegalStateException("a tape with both a KV cache and an attention prefix:"
@@ -110,9 +110,14 @@ public final class Attention extends Module implements Layer {
         INDArray scores = Kernels.get().matmul(qh, kh, false, true);
         addMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk);
         INDArray p = Kernels.get().softmax(scores);
-        INDArray o = Kernels.get().matmul(p, vh, false, false);
+        // the heads' outputs written straight into rows [b·t, h·d] where the layout allows (no group stacking)
+        INDArray rows = Nd4j.createUninitialized(p.dataType(), (long) b * t, (long) heads * headDim);
+        INDArray o = Kernels.get().matmul(p, vh, false, false, g == 1 ? heads(rows, b, t, heads) : null);
+        if (g > 1) {
+            heads(rows, b, t, heads).assign(o.reshape('c', b, heads, t, headDim));
+        }
         tape.save(this, new Saved(qh, kh, vh, p, prefix, heads, kvHeads));
-        return layer("o_proj").forward(tape, fromHeads(o.reshape('c', b, heads, t, headDim), b, t, heads));
+        return layer("o_proj").forward(tape, rows);
     }
 
     @Override
@@ -123,25 +128,31 @@ public final class Attention extends Module implements Layer {
         int heads = s.heads;
         int kvHeads = s.kvHeads;
         int g = heads / kvHeads;
-        INDArray dO = toHeads(layer("o_proj").backward(tape, dy), b, t, heads)
-                .reshape('c', b, kvHeads, (long) g * t, headDim);
+        INDArray dO = grouped(heads(layer("o_proj").backward(tape, dy), b, t, heads), b, kvHeads, g, t);
+        DataType dt = dO.dataType();
+        // the gradients of q, k, v as rows [b·t, ·], written by their products where the layout allows
+        INDArray dq = Nd4j.createUninitialized(dt, (long) b * t, (long) heads * headDim);
+        INDArray dk = Nd4j.createUninitialized(dt, (long) b * t, (long) kvHeads * headDim);
+        INDArray dv = Nd4j.createUninitialized(dt, (long) b * t, (long) kvHeads * headDim);
+        boolean direct = s.prefix == 0;   // with a prefix, the key-side products also cover the prefix positions
         INDArray dP = Kernels.get().matmul(dO, s.v, false, true);
-        INDArray dV = Kernels.get().matmul(s.p, dO, true, false);
+        INDArray dV = Kernels.get().matmul(s.p, dO, true, false, direct ? heads(dv, b, t, kvHeads) : null);
         INDArray dS = Kernels.get().softmaxBackward(s.p, dP);
-        INDArray dQ = Kernels.get().matmul(dS, s.k, false, false).muli(1.0 / Math.sqrt(headDim));
-        INDArray dK = Kernels.get().matmul(dS, s.q, true, false);
+        INDArray dQ = Kernels.get().matmul(dS, s.k, false, false, g == 1 ? heads(dq, b, t, heads) : null);
+        INDArray dK = Kernels.get().matmul(dS, s.q, true, false, direct ? heads(dk, b, t, kvHeads) : null);
         INDArray dKp = null;
         INDArray dVp = null;
-        if (s.prefix > 0) {
+        if (!direct) {
             long tk = dK.size(2);
             dKp = dK.get(all(), all(), interval(0, s.prefix), all());
             dVp = dV.get(all(), all(), interval(0, s.prefix), all());
-            dK = dK.get(all(), all(), interval(s.prefix, tk), all());
-            dV = dV.get(all(), all(), interval(s.prefix, tk), all());
+            heads(dk, b, t, kvHeads).assign(dK.get(all(), all(), interval(s.prefix, tk), all()));
+            heads(dv, b, t, kvHeads).assign(dV.get(all(), all(), interval(s.prefix, tk), all()));
         }
-        INDArray dq = fromHeads(dQ.reshape('c', b, heads, t, headDim), b, t, heads);
-        INDArray dk = fromHeads(dK, b, t, kvHeads);
-        INDArray dv = fromHeads(dV, b, t, kvHeads);
+        if (g > 1) {
+            heads(dq, b, t, heads).assign(dQ.reshape('c', b, heads, t, headDim));
+        }
+        dq.muli(1.0 / Math.sqrt(headDim));
         dq = rope.backward(dq, rope.tables(tape, heads, dq.dataType()), heads);
         dk = rope.backward(dk, rope.tables(tape, kvHeads, dk.dataType()), kvHeads);
         INDArray dx = layer("q_proj").backward(tape, dq);
@@ -153,12 +164,14 @@ public final class Attention extends Module implements Layer {
         return dx;
     }
 
-    private INDArray toHeads(INDArray rows, int b, int t, int n) {
-        return rows.reshape('c', b, t, n, headDim).permute(0, 2, 1, 3).dup('c');
+    /** Rows {@code [b·t, n·d]} seen as heads {@code [b, n, t, d]}: a view, no copy. */
+    private INDArray heads(INDArray rows, int b, int t, int n) {
+        return rows.reshape('c', b, t, n, headDim).permute(0, 2, 1, 3);
     }
 
-    private INDArray fromHeads(INDArray h, int b, int t, int n) {
-        return h.permute(0, 2, 1, 3).dup('c').reshape('c', (long) b * t, (long) n * headDim);
+    /** Heads {@code [b, h, t, d]} with each group's {@code g} query heads stacked: {@code [b, kv, g·t, d]} (a copy if g > 1). */
+    private INDArray grouped(INDArray heads, int b, int kv, int g, int t) {
+        return g == 1 ? heads : heads.dup('c').reshape('c', b, kv, (long) g * t, headDim);
     }
 
     /** Adds the causal (and padding) mask to scores {@code [b, h, t, tk]}: query i sees keys up to past + i. */

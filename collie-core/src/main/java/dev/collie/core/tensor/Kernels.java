@@ -18,8 +18,9 @@ public interface Kernels {
     INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB);
 
     /**
-     * {@link #matmul(INDArray, INDArray, boolean, boolean)} written into {@code out} (dense, C order, the
-     * product's shape and type), which it returns; with {@code out} null, into a new array.
+     * {@link #matmul(INDArray, INDArray, boolean, boolean)} written into {@code out} (the product's shape and type,
+     * any strides: a view of a larger array is written in place), which it returns; with {@code out} null, into a
+     * new array.
      */
     INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB, INDArray out);
 

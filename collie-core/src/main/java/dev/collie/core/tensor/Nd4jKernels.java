@@ -41,7 +41,7 @@ final class Nd4jKernels implements Kernels {
         boolean bf16 = Backends.matmulPrecision() == MatmulPrecision.BF16;
         // oneDNN 3.3 where it is on the class path: every bf16 product, and fp32 batched products (ND4J sends
         // those to its own loop at about half the speed of its rank-2 GEMM); fp32 rank-2 products stay on
-        // ND4J's oneDNN path, which is as fast
+        // ND4J's oneDNN path, which is as fast. oneDNN reads and writes views of any strides in place.
         if (a.dataType() == DataType.FLOAT && (bf16 || (r > 2 && Backends.dnnlAvailable()))) {
             if (a.isEmpty() || b.isEmpty()) {
                 return out.assign(0); // an empty sum (or an empty result): oneDNN wants every size above zero
@@ -49,17 +49,23 @@ final class Nd4jKernels implements Kernels {
             Dnnl.matmul(a, b, transA, transB, out, bf16);
             return out;
         }
-        Nd4j.exec(new Mmul(a, b, out, MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));
-        return out;
+        INDArray dense = isDense(out) ? out : Nd4j.createUninitialized(a.dataType(), shape);
+        Nd4j.exec(new Mmul(plain(a), plain(b), dense,
+                MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));
+        return dense == out ? out : out.assign(dense);
     }
 
     private static INDArray checkedOut(INDArray out, long[] shape, DataType dt) {
-        if (!java.util.Arrays.equals(out.shape(), shape) || out.dataType() != dt || !isDense(out)) {
+        if (!java.util.Arrays.equals(out.shape(), shape) || out.dataType() != dt) {
             throw new IllegalArgumentException("product output " + java.util.Arrays.toString(out.shape()) + " "
-                    + out.dataType() + " (strides " + java.util.Arrays.toString(out.stride()) + "), expected dense "
-                    + java.util.Arrays.toString(shape) + " " + dt);
+                    + out.dataType() + ", expected " + java.util.Arrays.toString(shape) + " " + dt);
         }
         return out;
+    }
+
+    /** A batched operand as ND4J's Mmul takes it: C-ordered without gaps (a copy of a permuted view); rank 2 as it is. */
+    private static INDArray plain(INDArray x) {
+        return x.rank() <= 2 || isDense(x) ? x : x.dup('c');
     }
 
     @Override
