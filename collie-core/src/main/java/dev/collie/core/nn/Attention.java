@@ -19,6 +19,8 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  */
 public final class Attention extends Module implements Layer {
     private static final double MASKED = -1e9;
+    /** Causal masks by (t, tk, dtype): the same for every unpadded batch of a length. */
+    private static final LayoutCache<INDArray> CAUSAL = new LayoutCache<>(16);
 
     private final int heads;
     private final int kvHeads;
@@ -179,7 +181,7 @@ public final class Attention extends Module implements Layer {
         INDArray mask = tape.attentionMask();
         DataType dt = scores.dataType();
         if (mask == null) {
-            INDArray causal = tape.cached(java.util.List.of("causal-mask", t, tk, dt), () -> causalMask(t, tk, dt));
+            INDArray causal = CAUSAL.get(java.util.List.of(t, tk, dt), () -> causalMask(t, tk, dt));
             Nd4j.exec(new BroadcastAddOp(scores, causal, scores, 2, 3));
         } else {
             INDArray full = tape.cached(java.util.List.of("padded-mask", t, tk, dt), () -> paddedMask(mask, t, tk, dt));

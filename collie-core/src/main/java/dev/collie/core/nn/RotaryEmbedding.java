@@ -14,6 +14,8 @@ import org.nd4j.linalg.factory.Nd4j;
 public final class RotaryEmbedding {
     private final double[] invFreq;
     private final int headDim;
+    /** Tables of unpadded batches: they depend only on the layout, so every step reuses them. */
+    private final LayoutCache<INDArray[]> unpadded = new LayoutCache<>(16);
 
     public RotaryEmbedding(double[] invFreq) {
         this.invFreq = invFreq.clone();
@@ -29,6 +31,11 @@ public final class RotaryEmbedding {
      * halves of every head. Computed once per micro-batch and tape.
      */
     public INDArray[] tables(Tape tape, int heads, DataType dtype) {
+        if (tape.attentionMask() == null) {
+            // positions past .. past + t − 1 on every row: the same tables whenever the layout repeats
+            return unpadded.get(java.util.List.of(tape.batchSize(), tape.seqLen(), tape.pastLength(), heads, dtype),
+                    () -> build(tape, heads, dtype));
+        }
         return tape.cached(java.util.List.of(this, heads, dtype), () -> build(tape, heads, dtype));
     }
 
