@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # Is "collie trains >= 1.5x faster than PyTorch" reachable on this CPU with these GEMM kernels?
-# Puts PyTorch's training step beside the GEMM-only floor of collie's step (GemmFloor: only the matrix
-# products of one forward + backward, in collie's shapes and call form, nothing else).
+# Puts PyTorch's training step beside the GEMM-only floor of collie's step (GemmFloor --kernels: only the matrix
+# products of one forward + backward, in collie's shapes, through the same Kernels.matmul calls, nothing else).
 #
-#   tools/bench/gemm_floor.sh            # both configs: PyTorch fp32, PyTorch bf16 autocast, floor fp32, floor bf16
+#   tools/bench/gemm_floor.sh            # both configs: PyTorch fp32 / matmul precision medium / bf16 autocast,
+#                                        # and collie's GEMM floor with fp32 and with bf16 products
 #   ONLY=pytorch tools/bench/gemm_floor.sh   # just the PyTorch runs (ONLY=gemm for the floor runs)
 #   CONFIGS_ONLY=small tools/bench/gemm_floor.sh   # one config
 #
 # Env: PYTHON (default /work/pyref/bin/python), COLLIE_JAR (default examples/target/collie.jar),
 #      JAVA (default java), STEPS_SMALL/STEPS_BIG (timed steps; GemmFloor passes per mode), WARMUP (default 2),
 #      BUDGET (GemmFloor --budget, default 60 s per mode), LOG_DIR (default: a temp dir; GemmFloor's logs hold a
-#      per-GEMM breakdown per mode).
-# GemmFloor runs three times per config: fp32, bf16, and bf16 with the attention GEMMs in fp32 (a second table).
-# Output: a markdown table, one row per config. "floor ÷ PyTorch X" = GEMM-only floor tokens/s ÷ PyTorch
-# tokens/s of the same precision: the most collie could be faster than PyTorch if everything but the GEMMs
-# were free. Below 1.5, the 1.5x target is out of reach with these kernels.
+#      per-GEMM breakdown).
+# Output: a markdown table, one row per config. "floor ÷ PyTorch" = GEMM-only floor tokens/s ÷ PyTorch tokens/s
+# of the same arithmetic (fp32 with fp32; bf16 products with torch.set_float32_matmul_precision("medium")): the
+# most collie could be faster than PyTorch if everything but the GEMMs were free. Below 1.5, the 1.5x target is
+# out of reach with these kernels.
 set -u
 cd "$(dirname "$0")/../.."
 
@@ -26,7 +27,7 @@ STEPS_SMALL=${STEPS_SMALL:-10}
 STEPS_BIG=${STEPS_BIG:-6}
 ONLY=${ONLY:-}
 CONFIGS_ONLY=${CONFIGS_ONLY:-}
-BUDGET=${BUDGET:-60}   # GemmFloor --budget: seconds per mode before it cuts passes (bf16's batched products are slow)
+BUDGET=${BUDGET:-60}   # GemmFloor --budget: seconds per mode before it cuts passes
 LOG_DIR=${LOG_DIR:-$(mktemp -d -t collie-gemm-floor.XXXXXX)}
 mkdir -p "$LOG_DIR"
 
@@ -42,9 +43,9 @@ pt_tps() {  # the number on the last `tokens/s:` line of a PyTorch log, or "n/a"
   echo "${v:-n/a}"
 }
 
-floor() {  # "<tokens/s> <ms>" from GemmFloor's `gemm floor (<dt>, best mode): X ms/step = Y tokens/s`, or "n/a n/a"
+floor() {  # "<tokens/s> <ms>" from GemmFloor's last `gemm floor (...): X ms/step = Y tokens/s` line, or "n/a n/a"
   local v
-  v=$(grep -E "^gemm floor \\($2, best mode\\):" "$1" 2>/dev/null | tail -n 1 | awk '{print $(NF-1), $(NF-4)}')
+  v=$(grep -E "^gemm floor \\(" "$1" 2>/dev/null | tail -n 1 | awk '{print $(NF-1), $(NF-4)}')
   echo "${v:-n/a n/a}"
 }
 
@@ -52,9 +53,8 @@ ratio() {
   awk -v a="$1" -v b="$2" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "n/a" }'
 }
 
-extra_rows=()
-echo "| config | PyTorch fp32 tok/s | PyTorch bf16 tok/s | GEMM-only floor fp32 tok/s (ms) | GEMM-only floor bf16 tok/s (ms) | floor ÷ PyTorch fp32 | floor ÷ PyTorch bf16 |"
-echo "|---|---|---|---|---|---|---|"
+echo "| config | PyTorch fp32 tok/s | PyTorch medium tok/s | PyTorch autocast bf16 tok/s | GEMM floor fp32 tok/s (ms) | GEMM floor bf16 products tok/s (ms) | floor fp32 ÷ PyTorch fp32 | floor bf16 ÷ PyTorch medium |"
+echo "|---|---|---|---|---|---|---|---|"
 for c in "${CONFIGS[@]}"; do
   read -r name hidden layers heads kv inter vocab batch seq steps <<<"$c"
   if [ -n "$CONFIGS_ONLY" ] && [ "$CONFIGS_ONLY" != "$name" ]; then
@@ -63,35 +63,26 @@ for c in "${CONFIGS[@]}"; do
   flags=(--hidden "$hidden" --layers "$layers" --heads "$heads" --kv-heads "$kv" --intermediate "$inter"
          --vocab "$vocab" --batch "$batch" --seq "$seq" --steps "$steps" --warmup "$WARMUP")
   if [ "$ONLY" != "gemm" ]; then
-    for ac in none bf16; do
-      "$PYTHON" tools/bench/pytorch_bench.py "${flags[@]}" --autocast "$ac" >"$LOG_DIR/pytorch-$name-$ac.log" 2>&1 \
-        || echo "pytorch $ac run for $name failed, see $LOG_DIR/pytorch-$name-$ac.log" >&2
+    for run in "fp32 --matmul-precision highest" "medium --matmul-precision medium" "autocast --autocast bf16"; do
+      read -r tag extra <<<"$run"
+      # shellcheck disable=SC2086
+      "$PYTHON" tools/bench/pytorch_bench.py "${flags[@]}" $extra >"$LOG_DIR/pytorch-$name-$tag.log" 2>&1 \
+        || echo "pytorch $tag run for $name failed, see $LOG_DIR/pytorch-$name-$tag.log" >&2
     done
   fi
   if [ "$ONLY" != "pytorch" ]; then
-    for run in "float" "bf16" "bf16-attn32 --attention-fp32"; do
-      read -r tag extra <<<"$run"
-      "$JAVA" -Xmx1g -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$COLLIE_JAR" dev.collie.examples.GemmFloor \
-        "${flags[@]}" --dtype "${tag%%-*}" --budget "$BUDGET" $extra >"$LOG_DIR/gemm-$name-$tag.log" 2>&1 \
-        || echo "GemmFloor $tag run for $name failed, see $LOG_DIR/gemm-$name-$tag.log" >&2
+    for p in fp32 bf16; do
+      "$JAVA" -Xmx2g -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$COLLIE_JAR" dev.collie.examples.GemmFloor \
+        "${flags[@]}" --kernels --matmul-precision "$p" --mode workers --budget "$BUDGET" >"$LOG_DIR/gemm-$name-$p.log" 2>&1 \
+        || echo "GemmFloor $p run for $name failed, see $LOG_DIR/gemm-$name-$p.log" >&2
     done
   fi
-  pt32=$(pt_tps "$LOG_DIR/pytorch-$name-none.log")
-  pt16=$(pt_tps "$LOG_DIR/pytorch-$name-bf16.log")
-  read -r f32 f32ms <<<"$(floor "$LOG_DIR/gemm-$name-float.log" fp32)"
-  read -r f16 f16ms <<<"$(floor "$LOG_DIR/gemm-$name-bf16.log" bf16)"
-  echo "| $name ($hidden/$layers/$heads/$kv/$inter/$vocab, ${batch}x${seq}) | $pt32 | $pt16 | $f32 ($f32ms ms) | $f16 ($f16ms ms) | $(ratio "$f32" "$pt32") | $(ratio "$f16" "$pt16") |"
-  read -r m16 m16ms <<<"$(floor "$LOG_DIR/gemm-$name-bf16-attn32.log" "bf16, attention fp32")"
-  extra_rows+=("| $name | $m16 ($m16ms ms) | $(ratio "$m16" "$pt32") | $(ratio "$m16" "$pt16") |")
-done
-echo
-echo "ND4J's batched (attention) matmuls in bf16 are a generic loop (< 1 GFLOP/s), so the bf16 floor above is"
-echo "mostly them. The floor of bf16 linears with the attention GEMMs kept in fp32 (GemmFloor --attention-fp32):"
-echo
-echo "| config | GEMM-only floor bf16 linears + fp32 attention tok/s (ms) | floor ÷ PyTorch fp32 | floor ÷ PyTorch bf16 |"
-echo "|---|---|---|---|"
-for r in "${extra_rows[@]}"; do
-  echo "$r"
+  pt32=$(pt_tps "$LOG_DIR/pytorch-$name-fp32.log")
+  ptmed=$(pt_tps "$LOG_DIR/pytorch-$name-medium.log")
+  ptac=$(pt_tps "$LOG_DIR/pytorch-$name-autocast.log")
+  read -r f32 f32ms <<<"$(floor "$LOG_DIR/gemm-$name-fp32.log")"
+  read -r f16 f16ms <<<"$(floor "$LOG_DIR/gemm-$name-bf16.log")"
+  echo "| $name ($hidden/$layers/$heads/$kv/$inter/$vocab, ${batch}x${seq}) | $pt32 | $ptmed | $ptac | $f32 ($f32ms ms) | $f16 ($f16ms ms) | $(ratio "$f32" "$pt32") | $(ratio "$f16" "$ptmed") |"
 done
 echo
 echo "logs: $LOG_DIR" >&2

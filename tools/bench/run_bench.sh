@@ -20,8 +20,10 @@ COLLIE_JAR=${COLLIE_JAR:-examples/target/collie.jar}
 JAVA=${JAVA:-java}
 JAVA_OPTS=${JAVA_OPTS:--Xmx1g}   # arrays live off-heap; a small heap keeps the resident size honest
 WARMUP=${WARMUP:-2}
-STEPS_SMALL=${STEPS_SMALL:-10}
-STEPS_BIG=${STEPS_BIG:-6}
+# 30 and 10 timed steps: the median is then a steady-state step on both sides (collie's JIT compiler is still
+# busy during its first ~10 steps, which no long training run sees)
+STEPS_SMALL=${STEPS_SMALL:-30}
+STEPS_BIG=${STEPS_BIG:-10}
 ONLY=${ONLY:-}
 MATMUL=${MATMUL:-fp32}
 case "$MATMUL" in

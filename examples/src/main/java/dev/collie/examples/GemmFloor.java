@@ -32,9 +32,10 @@ import java.util.concurrent.Future;
  * the oneDNN path of {@code Nd4jKernels.matmul}) that collie runs them, with nothing else (no element-wise
  * ops, softmax, loss, optimizer, allocation or copies).
  *
- * <p>It times ND4J's {@code Mmul} for every product. Since collie also carries oneDNN 3.3, its fp32 batched
- * (attention) products and, with {@code --matmul-precision bf16}, all its products run there instead
- * (docs/benchmarks.md); the fp32 rank-2 products, nearly all of the floor, are unchanged.
+ * <p>By default it times ND4J's {@code Mmul} for every product. With {@code --kernels} every product goes through
+ * collie's {@code Kernels.matmul} into its preallocated output, exactly as a step calls it: oneDNN 3.3 for the
+ * fp32 batched (attention) products and, with {@code --matmul-precision bf16}, for all of them (bf16 inputs, fp32
+ * accumulation and arrays); {@code tools/bench/gemm_floor.sh} uses that mode.
  *
  * <p>Why: whatever collie does around the GEMMs, a step cannot take less time than its GEMMs on these
  * kernels. If this floor is above (PyTorch step time / 1.5), "1.5× PyTorch" is out of reach without faster
