@@ -278,14 +278,20 @@ public final class Parameter {
 
     /**
      * The door for a sparse contribution, a lookup table's: adds {@code rows} ({@code [n, cols]}) to the rows
-     * {@code ids} ({@code n} integers) of this parameter's gradient, which is zero elsewhere. The rows of a repeated
-     * id are summed first and added once, as a dense contribution would be; the sums go into the gradient buffer
-     * under this parameter's lock, so no array of the table's size is made per contribution (unless a hook that
-     * consumes the gradient runs without a buffer: it is lent a dense one).
+     * {@code ids} ({@code n} integers; none: a zero gradient, whatever {@code rows} is) of this 2-D parameter's
+     * gradient, which is zero elsewhere. The rows of a repeated id are summed first and added once, as a dense
+     * contribution would be; the sums go into the gradient buffer under this parameter's lock, so no array of the
+     * table's size is made per contribution (unless a hook that consumes the gradient runs without a buffer: it is
+     * lent a dense one).
      */
     public void accumulateRows(Tape tape, INDArray ids, INDArray rows) {
         if (!trainable) {
             throw new IllegalStateException("gradient delivered to a frozen parameter");
+        }
+        if (shape.length != 2 || ids.length() > 0 && (rows.rank() != 2 || rows.size(0) != ids.length()
+                || rows.size(1) != shape[1])) {
+            throw new IllegalArgumentException("rows " + java.util.Arrays.toString(rows.shape()) + " at " + ids.length()
+                    + " ids for a gradient of shape " + java.util.Arrays.toString(shape));
         }
         long[] all = ids.reshape(ids.length()).toLongVector();
         java.util.Map<Long, Integer> slot = new java.util.LinkedHashMap<>();

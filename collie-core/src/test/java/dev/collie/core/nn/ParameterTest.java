@@ -133,6 +133,15 @@ class ParameterTest {
     }
 
     @Test
+    void noIdsGiveAZeroGradientAndMismatchedRowsAreRefused() {
+        Parameter p = param();
+        p.accumulateRows(tapeUsing(p, 1), Nd4j.createFromArray(new long[0]), Nd4j.ones(DataType.DOUBLE, 4, 3));
+        assertEquals(0.0, p.grad().amaxNumber().doubleValue());
+        assertThrows(IllegalArgumentException.class, () -> p.accumulateRows(tapeUsing(p, 1),
+                Nd4j.createFromArray(0L, 1L), Nd4j.ones(DataType.DOUBLE, 2, 4)));
+    }
+
+    @Test
     void aConsumingHookGetsRowContributionsAsADenseGradient() {
         Parameter p = param();
         List<INDArray> seen = new ArrayList<>();
