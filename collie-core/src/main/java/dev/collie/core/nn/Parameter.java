@@ -228,9 +228,7 @@ public final class Parameter {
      * The caller must not use {@code g} afterwards.
      */
     public synchronized void accumulateGrad(Tape tape, INDArray g) {
-        if (!trainable) {
-            throw new IllegalStateException("gradient delivered to a frozen parameter");
-        }
+        requireTrainable();
         awaitWriter();
         boolean complete = tape.release(this);
         if (complete && !hasGrad && hook != GradientHook.KEEP) {
@@ -285,9 +283,7 @@ public final class Parameter {
      * lent a dense one).
      */
     public void accumulateRows(Tape tape, INDArray ids, INDArray rows) {
-        if (!trainable) {
-            throw new IllegalStateException("gradient delivered to a frozen parameter");
-        }
+        requireTrainable();
         if (shape.length != 2 || ids.length() > 0 && (rows.rank() != 2 || rows.size(0) != ids.length()
                 || rows.size(1) != shape[1])) {
             throw new IllegalArgumentException("rows " + java.util.Arrays.toString(rows.shape()) + " at " + ids.length()
@@ -336,9 +332,7 @@ public final class Parameter {
 
     /** The gradient buffer, to be written in place by the caller, or null when this contribution must be added. */
     private synchronized INDArray claimBuffer() {
-        if (!trainable) {
-            throw new IllegalStateException("gradient delivered to a frozen parameter");
-        }
+        requireTrainable();
         // a hook that consumes the gradient (LOMO) may run without any buffer: it is then lent the caller's array
         if (hasGrad || writing || lent != null || (grad == null && hook != GradientHook.KEEP)) {
             return null;
@@ -366,6 +360,12 @@ public final class Parameter {
         // our own buffer, outside any workspace: contributions may live in (or spill from) a workspace
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             grad = Nd4j.createUninitialized(dtype, shape);
+        }
+    }
+
+    private void requireTrainable() {
+        if (!trainable) {
+            throw new IllegalStateException("gradient delivered to a frozen parameter");
         }
     }
 

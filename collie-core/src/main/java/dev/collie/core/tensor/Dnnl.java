@@ -13,6 +13,7 @@ import org.bytedeco.dnnl.dnnl_primitive_desc;
 import org.bytedeco.dnnl.dnnl_stream;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -174,7 +175,7 @@ final class Dnnl {
     static void scaledSubtract(INDArray a, float scale, INDArray b, INDArray out) {
         requireFloat(a, b, out);
         long[] key = shapeKey(SCALED_SUB, a);
-        INDArray s = org.nd4j.linalg.factory.Nd4j.scalar(scale);
+        INDArray s = Nd4j.scalar(scale);
         run(key, k -> new Primitive(k, Dnnl::scaledSubDesc, DNNL_ARG_SRC_0, DNNL_ARG_SRC_1, DNNL_ARG_DST, SRC_0_SCALE),
                 c(a), c(b), c(out), s);
     }
@@ -207,11 +208,7 @@ final class Dnnl {
         int r = (int) k[3];
         float sum = Float.intBitsToFloat((int) k[2]);
         if (sum != 0f) {
-            dnnl_post_ops po = new dnnl_post_ops();
-            check(dnnl_post_ops_create(po), "creating post-ops");
-            check(dnnl_post_ops_append_sum(po, sum, 0, dnnl_data_type_undef), "adding a sum post-op");
-            check(dnnl_primitive_attr_set_post_ops(attr, po), "setting post-ops");
-            dnnl_post_ops_destroy(po);
+            postOps(attr, po -> check(dnnl_post_ops_append_sum(po, sum, 0, dnnl_data_type_undef), "adding a sum post-op"));
         }
         dnnl_memory_desc a = strided(k, 4, r);
         dnnl_memory_desc b = strided(k, 4 + 2 * r, r);
@@ -261,12 +258,10 @@ final class Dnnl {
         dnnl_memory_desc dst = strided(k, 2 + 4 * r, r);
         if (k[0] == MATMUL_MUL_ADD) {
             // dst = (src·weights) ⊙ c + dst: a binary multiply by a tensor of dst's layout, then a sum
-            dnnl_post_ops po = new dnnl_post_ops();
-            check(dnnl_post_ops_create(po), "creating post-ops");
-            check(dnnl_post_ops_append_binary(po, dnnl_binary_mul, dst), "adding a binary post-op");
-            check(dnnl_post_ops_append_sum(po, 1f, 0, dnnl_data_type_undef), "adding a sum post-op");
-            check(dnnl_primitive_attr_set_post_ops(attr, po), "setting post-ops");
-            dnnl_post_ops_destroy(po);
+            postOps(attr, po -> {
+                check(dnnl_post_ops_append_binary(po, dnnl_binary_mul, dst), "adding a binary post-op");
+                check(dnnl_post_ops_append_sum(po, 1f, 0, dnnl_data_type_undef), "adding a sum post-op");
+            });
         }
         dnnl_primitive_desc pd = new dnnl_primitive_desc();
         check(dnnl_matmul_primitive_desc_create(pd, ENGINE, src, weights, null, dst, attr),
@@ -274,6 +269,18 @@ final class Dnnl {
                         + Arrays.toString(Arrays.copyOfRange(k, 2 + 2 * r, 2 + 3 * r)));
         destroy(src, weights, dst);
         return pd;
+    }
+
+    /** Sets on {@code attr} the post-ops that {@code append} adds to a fresh list (the attributes keep a copy). */
+    private static void postOps(dnnl_primitive_attr attr, java.util.function.Consumer<dnnl_post_ops> append) {
+        dnnl_post_ops po = new dnnl_post_ops();
+        check(dnnl_post_ops_create(po), "creating post-ops");
+        try {
+            append.accept(po);
+            check(dnnl_primitive_attr_set_post_ops(attr, po), "setting post-ops");
+        } finally {
+            dnnl_post_ops_destroy(po);
+        }
     }
 
     private static dnnl_primitive_desc softmaxDesc(long[] k, dnnl_primitive_attr attr) {
