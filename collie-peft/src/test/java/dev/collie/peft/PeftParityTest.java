@@ -6,6 +6,8 @@ import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.NumericalParity;
 import dev.collie.optim.AdamW;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -29,6 +31,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * peft's logits, three AdamW steps on the adapter give peft's losses and weights, and the trainable-parameter
  * counts are peft's. Fixtures: tools/reference/make_peft_fixtures.py.
  */
+@NumericalParity
 class PeftParityTest {
     private static SafeTensors ref;
 
@@ -80,6 +83,14 @@ class PeftParityTest {
         assertTrue(diff < 1e-5, method + ": logits differ from peft's by " + diff);
     }
 
+    /**
+     * Three AdamW steps of peft's run, each checked on its own so that every comparison is well-conditioned: at the
+     * weights peft's run holds before step k, collie's loss and adapter gradients are peft's; then collie's AdamW,
+     * given peft's gradients of step k (its moments fed the same gradients before), lands on peft's weights after
+     * step k. Compared end to end instead, three fp32 AdamW steps are not a function of the code: an element whose
+     * gradient is within summation-order noise of zero moves by up to lr either way (3.4e-5 apart on an AMD EPYC,
+     * and peft's own run moves by 1.1e-6 between that CPU and an Intel Xeon).
+     */
     @ParameterizedTest
     @ValueSource(strings = {"lora", "prefix", "prefix-projection", "prompt", "p-tuning"})
     void threeAdamWStepsOnTheAdapterMatchPeftAndTorch(String method) {
@@ -89,42 +100,35 @@ class PeftParityTest {
         CausalLmLoss loss = new CausalLmLoss();
         INDArray losses = ref.load(method + ".losses");
         for (int k = 0; k < 3; k++) {
+            if (k > 0) {
+                String before = method + ".after" + (k - 1) + ".";
+                trainable.forEach((n, p) -> p.setData(ref.load(before + n, p.dtype())));
+            }
             INDArray ids = ref.load("train.batch" + k);
             Tape tape = Tape.forTraining(2, 12);
             double l = loss.forward(tape, m.forward(tape, ids), m.labelsFor(ids));
-            assertEquals(losses.getDouble(k), l, 1e-5, method + ": loss of step " + k);
+            Agreement.within(method + ": loss of step " + k, Math.abs(l - losses.getDouble(k)), 1e-5);
             m.backward(tape, loss.backward(tape, 1.0));
-            if (k == 0) {
-                for (Map.Entry<String, Parameter> e : trainable.entrySet()) {
-                    INDArray expect = ref.load(method + ".grad0." + e.getKey(), DataType.DOUBLE);
-                    INDArray got = e.getValue().grad().castTo(DataType.DOUBLE);
-                    double rel = got.sub(expect).norm2Number().doubleValue() / expect.norm2Number().doubleValue();
-                    assertTrue(rel < 1e-5, method + " " + e.getKey() + ": gradient relative error " + rel);
-                }
+            double worstGrad = 0;
+            for (Map.Entry<String, Parameter> e : trainable.entrySet()) {
+                INDArray expect = ref.load(method + ".grad" + k + "." + e.getKey(), DataType.DOUBLE);
+                INDArray got = e.getValue().grad().castTo(DataType.DOUBLE);
+                worstGrad = Math.max(worstGrad,
+                        got.sub(expect).norm2Number().doubleValue() / expect.norm2Number().doubleValue());
+                e.getValue().setGrad(expect.castTo(e.getValue().dtype()));
             }
+            Agreement.within(method + ": gradients of step " + k + " (relative, worst tensor)", worstGrad, 1e-5);
             opt.step(1e-2);
+            Map<String, INDArray> after = new java.util.HashMap<>();
+            Map<String, INDArray> expect = new java.util.HashMap<>();
+            String afterStep = method + ".after" + k + ".";
+            trainable.forEach((n, p) -> {
+                after.put(n, p.data());
+                expect.put(n, ref.load(afterStep + n));
+            });
+            Agreement.within(method + ": AdamW step " + k + " on peft's gradients", Agreement.maxAbsDiff(after, expect),
+                    1e-6);
         }
-        // Every weight within 1e-5 of PyTorch's, except entries whose first gradient is non-zero but below Adam's eps (1e-8):
-        // there m / (sqrt(v) + eps) turns float rounding of a ~1e-9 gradient into a visible step (one entry of
-        // prefix-projection's transform.2.weight, gradient 2.5e-9: 1.2e-5 apart after 3 steps); 1e-4 for those.
-        double worst = 0;
-        int illConditioned = 0;
-        for (Map.Entry<String, Parameter> e : trainable.entrySet()) {
-            double[] got = e.getValue().data().castTo(DataType.DOUBLE).reshape(-1).toDoubleVector();
-            double[] expect = ref.load(method + ".final." + e.getKey(), DataType.DOUBLE).reshape(-1).toDoubleVector();
-            double[] g0 = ref.load(method + ".grad0." + e.getKey(), DataType.DOUBLE).reshape(-1).toDoubleVector();
-            for (int i = 0; i < got.length; i++) {
-                double d = Math.abs(got[i] - expect[i]);
-                if (g0[i] != 0 && Math.abs(g0[i]) < 1e-8) {
-                    illConditioned++;
-                    assertTrue(d < 1e-4, method + " " + e.getKey() + "[" + i + "] differs by " + d);
-                } else {
-                    worst = Math.max(worst, d);
-                }
-            }
-        }
-        assertTrue(worst < 1e-5, method + ": adapter after 3 AdamW steps differs from peft's by " + worst);
-        assertTrue(illConditioned <= 1, method + ": " + illConditioned + " entries with a vanishing gradient");
         for (Parameter p : m.base().module().parameters()) {
             if (!trainable.containsValue(p)) {
                 assertEquals(0, p.gradientBufferBytes(), "a frozen base parameter got a gradient buffer");

@@ -71,9 +71,9 @@ public final class Backends {
      */
     public static void setMatmulPrecision(MatmulPrecision precision) {
         if (precision == MatmulPrecision.BF16 && !dnnlAvailable()) {
-            String why;
+            String why = DnnlLoad.SWITCHED_OFF;
             try {
-                why = Dnnl.unavailableReason();
+                why = why != null ? why : Dnnl.unavailableReason();
             } catch (LinkageError e) {
                 why = e.toString();
             }
@@ -88,8 +88,13 @@ public final class Backends {
         return matmulPrecision;
     }
 
+    /** The switch that keeps oneDNN 3.3 unused (ND4J's own kernels everywhere, no bf16): a property or the environment. */
+    public static final String ONEDNN3_SWITCH = "collie.onednn3";
+    static final String ONEDNN3_ENV = "COLLIE_ONEDNN3";
+
     private static final class DnnlLoad {
-        static final boolean AVAILABLE = loads();
+        static final String SWITCHED_OFF = switchedOff();
+        static final boolean AVAILABLE = SWITCHED_OFF == null && loads();
 
         private static boolean loads() {
             try {
@@ -98,9 +103,21 @@ public final class Backends {
                 return false;
             }
         }
+
+        private static String switchedOff() {
+            String p = System.getProperty(ONEDNN3_SWITCH);
+            if ("off".equalsIgnoreCase(p)) {
+                return "switched off by -D" + ONEDNN3_SWITCH + "=off";
+            }
+            String e = System.getenv(ONEDNN3_ENV);
+            return p == null && "off".equalsIgnoreCase(e) ? "switched off by " + ONEDNN3_ENV + "=off" : null;
+        }
     }
 
-    /** Whether oneDNN 3.3 ({@code org.bytedeco:dnnl}) loaded here. */
+    /**
+     * Whether oneDNN 3.3 ({@code org.bytedeco:dnnl}) loaded here and is not switched off
+     * ({@code -Dcollie.onednn3=off} or {@code COLLIE_ONEDNN3=off}, read once).
+     */
     static boolean dnnlAvailable() {
         return DnnlLoad.AVAILABLE;
     }

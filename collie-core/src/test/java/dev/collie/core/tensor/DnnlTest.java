@@ -1,6 +1,9 @@
 package dev.collie.core.tensor;
 
+import dev.collie.core.testing.NumericalParity;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -14,11 +17,21 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 
 /** bf16 matmuls through oneDNN 3.3 against ND4J's fp32 products, for every transpose and for views. */
+@NumericalParity
 class DnnlTest {
+    /** With oneDNN 3.3 switched off ({@code COLLIE_ONEDNN3=off}) only the check of the switch itself runs. */
+    @BeforeEach
+    void onednn3(TestInfo test) {
+        assumeTrue(Backends.dnnlAvailable()
+                || test.getTestMethod().orElseThrow().getName().equals("reportsItsEngineAndRefusesBadInput"),
+                "oneDNN 3.3 switched off");
+    }
+
     @AfterEach
     void fp32Again() {
         Backends.setMatmulPrecision(MatmulPrecision.FP32);
@@ -191,7 +204,15 @@ class DnnlTest {
 
     @Test
     void reportsItsEngineAndRefusesBadInput() {
-        assertNotNull(Backends.bf16MatmulEngine());
+        if (Backends.dnnlAvailable()) {
+            assertNotNull(Backends.bf16MatmulEngine());
+        } else {
+            // switched off (COLLIE_ONEDNN3=off): no engine, and bf16 is refused naming the switch
+            assertEquals(null, Backends.bf16MatmulEngine());
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> Backends.setMatmulPrecision(MatmulPrecision.BF16));
+            assertTrue(e.getMessage().contains("switched off by"), e.getMessage());
+        }
         assertThrows(IllegalArgumentException.class, () -> MatmulPrecision.parse("fp16"));
         assertEquals(MatmulPrecision.BF16, MatmulPrecision.parse(" BF16 "));
     }

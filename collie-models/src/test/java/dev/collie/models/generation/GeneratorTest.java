@@ -2,6 +2,7 @@ package dev.collie.models.generation;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.testing.NumericalParity;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaForCausalLM;
 import org.junit.jupiter.api.BeforeAll;
@@ -22,6 +23,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+@NumericalParity
 class GeneratorTest {
     static final Path TINY = Path.of("src/test/resources/fixtures/tiny-llama");
     static LlamaForCausalLM model;

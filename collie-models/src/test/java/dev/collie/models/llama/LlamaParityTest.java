@@ -4,6 +4,8 @@ import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.NumericalParity;
 import dev.collie.optim.AdamW;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -20,6 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * tools/reference/make_llama_fixtures.py (GQA, rope_theta 50000): logits, loss, every parameter
  * gradient, and three AdamW steps against torch.optim.AdamW.
  */
+@NumericalParity
 class LlamaParityTest {
     static final Path FIXTURES = Path.of("src/test/resources/fixtures");
 
@@ -75,7 +78,9 @@ class LlamaParityTest {
     @Test
     void threeAdamWStepsMatchTorchAdamW() {
         LlamaForCausalLM model = LlamaCheckpoint.load(FIXTURES.resolve("tiny-llama"), DataType.FLOAT);
-        AdamW opt = new AdamW(model.namedParameters(), 0.9, 0.999, 1e-8, 0.01);
+        // eps above the gradients' summation-order noise, as the reference ran (make_llama_fixtures.py): with 1e-8,
+        // 3 fp32 steps compared end to end are not a function of the code (docs/design-notes.md)
+        AdamW opt = new AdamW(model.namedParameters(), 0.9, 0.999, Agreement.ADAM_EPS_ABOVE_NOISE, 0.01);
         CausalLmLoss loss = new CausalLmLoss();
         try (SafeTensors ref = SafeTensors.open(FIXTURES.resolve("tiny-llama/adamw_reference.safetensors"))) {
             INDArray losses = ref.load("adamw/losses");
@@ -91,7 +96,7 @@ class LlamaParityTest {
             for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
                 worst = Math.max(worst, maxAbsDiff(e.getValue().data(), ref.load("adamw/final." + e.getKey())));
             }
-            assertTrue(worst < 1e-5, "weights after 3 AdamW steps differ by " + worst);
+            Agreement.within("weights after 3 AdamW steps vs torch's", worst, 1e-5);
         }
     }
 

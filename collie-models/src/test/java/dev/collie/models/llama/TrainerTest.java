@@ -4,6 +4,8 @@ import dev.collie.core.data.Dataset;
 import dev.collie.core.data.JsonlDataset;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.Callback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.StepStats;
@@ -21,13 +23,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The Trainer on the tiny fixture model: parity with PyTorch, accumulation, events, evaluation. */
+@NumericalParity
 class TrainerTest {
     private static final Path TINY = LlamaParityTest.FIXTURES.resolve("tiny-llama");
     private static final Dataset ROWS = JsonlDataset.load(TINY.resolve("adamw_rows.jsonl"), null, 0, 96);
 
     private static LlamaForCausalLM train(CollieConfig config, Callback... callbacks) {
         LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
-        Trainer.builder().model(model).optimizer(new AdamW(model.namedParameters(), 0.9, 0.999, 1e-8, 0.01))
+        Trainer.builder().model(model).optimizer(new AdamW(model.namedParameters(), 0.9, 0.999, Agreement.ADAM_EPS_ABOVE_NOISE, 0.01))
                 .config(config).trainData(ROWS).callbacks(callbacks).build().train();
         return model;
     }
@@ -36,10 +39,11 @@ class TrainerTest {
     void threeStepsInFileOrderMatchTorchAdamW() {
         LlamaForCausalLM model = train(CollieConfig.builder().trainMicroBatchSize(2).shuffle(false).lr(1e-2).build());
         try (SafeTensors ref = SafeTensors.open(TINY.resolve("adamw_reference.safetensors"))) {
+            double worst = 0;
             for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
-                double d = LlamaParityTest.maxAbsDiff(e.getValue().data(), ref.load("adamw/final." + e.getKey()));
-                assertTrue(d < 1e-5, e.getKey() + " differs by " + d);
+                worst = Math.max(worst, LlamaParityTest.maxAbsDiff(e.getValue().data(), ref.load("adamw/final." + e.getKey())));
             }
+            Agreement.within("weights after 3 AdamW steps vs torch's", worst, 1e-5);
         }
     }
 
@@ -48,10 +52,12 @@ class TrainerTest {
         CollieConfig base = CollieConfig.builder().shuffle(false).lr(1e-2).build();
         LlamaForCausalLM whole = train(base.toBuilder().trainMicroBatchSize(2).build());
         LlamaForCausalLM accumulated = train(base.toBuilder().trainMicroBatchSize(1).gradientAccumulationSteps(2).build());
-        whole.namedParameters().forEach((n, p) -> {
-            double d = LlamaParityTest.maxAbsDiff(p.data(), accumulated.namedParameters().get(n).data());
-            assertTrue(d < 1e-5, n + " differs by " + d); // fp32 summation order, amplified by Adam on tiny gradients
-        });
+        double worst = 0;
+        for (Map.Entry<String, Parameter> e : whole.namedParameters().entrySet()) {
+            worst = Math.max(worst, LlamaParityTest.maxAbsDiff(e.getValue().data(),
+                    accumulated.namedParameters().get(e.getKey()).data()));
+        }
+        Agreement.within("accumulated vs whole batch: weights after 3 AdamW steps", worst, 1e-5);
     }
 
     @Test

@@ -3,8 +3,8 @@ package dev.collie.parallel.dp;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
+import dev.collie.core.testing.NumericalParity;
 import dev.collie.models.llama.LlamaForCausalLM;
-import dev.collie.optim.AdamW;
 import dev.collie.optim.Lomo;
 import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
@@ -29,8 +29,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** ZeRO-2 under the Trainer: n rank threads reproduce one rank's losses and weights; gradients live on owners only. */
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
+@NumericalParity
 class Zero2Test {
-    private static final Function<Map<String, Parameter>, Optimizer> ADAMW = p -> new AdamW(p, 0.9, 0.999, 1e-8, 0.01);
+    private static final Function<Map<String, Parameter>, Optimizer> ADAMW = ZeroHarnessTest.ADAMW;
 
     @AfterAll
     static void restoreOpThreads() {
@@ -90,11 +91,11 @@ class Zero2Test {
     void lomoOnTwoRanksEqualsOneRank() throws Exception {
         // the owners update inside backward (the Trainer's hook on the optimizer's = owned parameters), the
         // other parameters are reduced from ZeRO-2's own hook in the same order, then broadcast at the step's end
-        Function<Map<String, Parameter>, Optimizer> lomo = p -> new Lomo(p, 0, 0, 0.01, null);
-        ZeroHarnessTest.Setup s = new ZeroHarnessTest.Setup(2, 5, 1, 4096, DataType.FLOAT, true, 0.5);
-        ZeroHarnessTest.Run one = single(s, lomo);
-        ZeroHarnessTest.Run two = ranks(s, ZERO2, lomo);
-        assertSameAsOneRank(one, two, 1e-5);
+        ZeroHarnessTest.Setup s = new ZeroHarnessTest.Setup(2, 5, 1, 4096, DataType.FLOAT, true, ZeroHarnessTest.LOMO_LR);
+        ZeroHarnessTest.Run one = single(s, ZeroHarnessTest.LOMO);
+        ZeroHarnessTest.Run two = ranks(s, ZERO2, ZeroHarnessTest.LOMO);
+        ZeroHarnessTest.assertStable(one);
+        assertSameAsOneRank(one, two, 1e-6);
         for (RankMemory m : two.memory()) {
             assertEquals(0, m.gradientBytes(), "LOMO frees every gradient");
         }
@@ -102,7 +103,7 @@ class Zero2Test {
 
     @Test
     void adaLomoOnTwoRanksEqualsOneRank() throws Exception {
-        Function<Map<String, Parameter>, Optimizer> ada = p -> new dev.collie.optim.AdaLomo(p);
+        Function<Map<String, Parameter>, Optimizer> ada = ZeroHarnessTest.ADALOMO;
         ZeroHarnessTest.Setup s = new ZeroHarnessTest.Setup(2, 4, 1, 4096, DataType.FLOAT, false, 1e-2);
         assertSameAsOneRank(single(s, ada), ranks(s, ZERO2, ada), 1e-5);
     }

@@ -4,6 +4,7 @@ import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.optim.Sgd;
+import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
@@ -45,6 +46,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Timeout(value = 20, unit = TimeUnit.SECONDS)
 @ExtendWith(OneOpThread.class)
+@NumericalParity
 class PipelineScheduleTest {
     private static final long SEED = 1234;
     private static final int ROWS = 2;

@@ -9,6 +9,7 @@ import dev.collie.core.nn.LayerWrapper;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Sgd;
+import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaConfig;
@@ -44,6 +45,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 @Timeout(value = 15, unit = TimeUnit.SECONDS)
 @ExtendWith(OneOpThread.class)
+@NumericalParity
 class TensorParallelModelTest {
     private static final int HIDDEN = 32;
     private static final int LAYERS = 2;

@@ -3,6 +3,8 @@ package dev.collie.examples.cli;
 import dev.collie.core.io.HfCheckpoint;
 import dev.collie.core.io.HfWeights;
 import dev.collie.core.io.SafeTensors;
+import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.NumericalParity;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -12,7 +14,9 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -20,10 +24,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * {@code collie train --optimizer X --no-shuffle} from the tiny Hugging Face directory saves the weights
  * of the independent PyTorch implementation (fixtures/optimizers, tools/reference/make_optimizer_fixtures.py):
- * three steps of two rows, file order, the fixture's hyper-parameters given as flags. Tolerances are those of
- * OptimizerParityTest (relative to the largest weight; see its comment for why Adan's is 2e-5). SophiaG is
+ * three steps of two rows, file order, the fixture's hyper-parameters given as flags. Bounds are those of
+ * OptimizerParityTest (there relative to a tensor's largest weight, ~1 here; see its comment for why Adan's is 2e-5). SophiaG is
  * covered there only: the CLI samples its Hessian labels, the fixture stores them.
  */
+@NumericalParity
 class CliOptimizerParityTest {
     private static final Path FIXTURES = CliTest.TINY.getParent().resolve("optimizers");
 
@@ -42,15 +47,22 @@ class CliOptimizerParityTest {
         args.addAll(Arrays.asList(flags.split(" ")));
         CliTest.Result r = CliTest.run(args.toArray(String[]::new));
         assertEquals(0, r.code(), r.err());
-        double worst = 0;
+        Map<String, INDArray> got = new HashMap<>();
+        Map<String, INDArray> want = new HashMap<>();
         try (HfWeights saved = HfCheckpoint.open(tmp.resolve("out"));
              SafeTensors ref = SafeTensors.open(FIXTURES.resolve(fixture + ".safetensors"))) {
             for (String name : saved.names()) {
-                INDArray got = saved.load(name, DataType.DOUBLE);
-                INDArray want = ref.load("final." + name, DataType.DOUBLE);
-                worst = Math.max(worst, CliTest.maxAbsDiff(got, want) / want.amaxNumber().doubleValue());
+                got.put(name, saved.load(name, DataType.DOUBLE));
+                want.put(name, ref.load("final." + name, DataType.DOUBLE));
             }
         }
-        assertTrue(worst < tolerance, fixture + ": saved weights differ by " + worst + " (relative)");
+        // the largest weight is ~1 (the norms'): the bound is absolute; Lion and Adan leave out near-zero-momentum
+        // elements (counted, at most 1e-3 of them), as OptimizerParityTest does
+        String what = fixture + ": saved weights vs torch's after 3 steps";
+        if (fixture.equals("lion") || fixture.equals("adan")) {
+            Agreement.withinLeavingOut(what, got, want, tolerance, 1e-3);
+        } else {
+            Agreement.within(what, Agreement.maxAbsDiff(got, want), tolerance);
+        }
     }
 }

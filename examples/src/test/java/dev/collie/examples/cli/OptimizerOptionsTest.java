@@ -5,6 +5,8 @@ import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.optim.Sgd;
+import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.NumericalParity;
 import dev.collie.examples.SgdMomentum;
 import dev.collie.optim.AdaLomo;
 import dev.collie.optim.AdamW;
@@ -146,6 +148,7 @@ class OptimizerOptionsTest {
     }
 
     @Test
+    @NumericalParity
     void trainWithLionMatchesTheTorchReference(@TempDir Path tmp) {
         Path save = tmp.resolve("out");
         CliTest.Result r = CliTest.run("train", "--model", CliTest.TINY.toString(), "--data",
@@ -153,13 +156,16 @@ class OptimizerOptionsTest {
                 "--optimizer", "lion", "--lr", "1e-3", "--weight-decay", "0.1", "--save", save.toString());
         assertEquals(0, r.code(), r.err());
         Path ref = CliTest.TINY.resolveSibling("optimizers").resolve("lion.safetensors");
+        Map<String, INDArray> have = new java.util.HashMap<>();
+        Map<String, INDArray> expect = new java.util.HashMap<>();
         try (SafeTensors want = SafeTensors.open(ref); SafeTensors got = SafeTensors.open(save.resolve("model.safetensors"))) {
             for (String n : got.names()) {
-                INDArray w = want.load("final." + n);
-                double rel = CliTest.maxAbsDiff(got.load(n), w) / w.amaxNumber().doubleValue();
-                assertTrue(rel < 1e-6, n + " differs by " + rel);
+                have.put(n, got.load(n));
+                expect.put(n, want.load("final." + n));
             }
         }
+        // Lion steps by a sign: elements with a near-zero momentum are counted and left out (CliOptimizerParityTest)
+        Agreement.withinLeavingOut("lion with CoLLiE's default betas: weights vs torch's", have, expect, 1e-6, 1e-3);
     }
 
     @Test

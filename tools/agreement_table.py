@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Markdown table of the figures the numerical tests record (dev.collie.core.testing.Agreement), one column a setting.
+
+Run the suite once per setting with COLLIE_AGREEMENT_LOG=<dir>/<setting>.tsv (each line: test, what, measured,
+bound), then:
+
+    python3 tools/agreement_table.py <dir>/default.tsv <dir>/avx2.tsv ...
+
+Rows are test methods and the kind of figure (the text after the last ':' of 'what', or all of it); each cell is the
+worst figure of that row under that setting, and the last column its bound. Parameterised cases of one method are
+folded into one row (their worst), so the table stays one screen per module.
+"""
+import os
+import sys
+from collections import OrderedDict
+
+
+def kind(what):
+    return what.rsplit(": ", 1)[-1] if ": " in what else what
+
+
+def main(paths):
+    settings = [os.path.splitext(os.path.basename(p))[0] for p in paths]
+    rows = OrderedDict()
+    for s, path in zip(settings, paths):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) != 4:
+                    continue
+                test, what, measured, bound = parts[0], parts[1], float(parts[2]), float(parts[3])
+                key = (test, kind(what))
+                row = rows.setdefault(key, {"bound": bound, "cells": {}})
+                row["bound"] = max(row["bound"], bound)
+                row["cells"][s] = max(row["cells"].get(s, 0.0), measured)
+    print("| test | figure | " + " | ".join(settings) + " | bound |")
+    print("|---|---|" + "---|" * len(settings) + "---|")
+    for (test, k), row in sorted(rows.items()):
+        cells = [fmt(row["cells"].get(s)) for s in settings]
+        print(f"| {test} | {k} | " + " | ".join(cells) + f" | {fmt(row['bound'])} |")
+
+
+def fmt(x):
+    if x is None:
+        return "–"
+    if x == 0:
+        return "0"
+    if x == int(x) and abs(x) < 1e6:
+        return str(int(x))
+    return f"{x:.2g}"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2:
+        sys.exit(__doc__)
+    main(sys.argv[1:])
