@@ -88,16 +88,19 @@ class TrainerTest {
         } finally {
             dev.collie.core.tensor.Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
         }
+        double worstLoss = 0;
+        double worst = 0;
         for (int k = 1; k < models.size(); k++) {
             for (int s = 0; s < 3; s++) {
-                assertEquals(stats.get(0).get(s).loss(), stats.get(k).get(s).loss(), 1e-5, "loss of step " + s);
+                worstLoss = Math.max(worstLoss, Math.abs(stats.get(0).get(s).loss() - stats.get(k).get(s).loss()));
             }
-            LlamaForCausalLM other = models.get(k);
-            models.get(0).namedParameters().forEach((n, p) -> {
-                double d = LlamaParityTest.maxAbsDiff(p.data(), other.namedParameters().get(n).data());
-                assertTrue(d < 1e-6, n + " differs by " + d);
-            });
+            for (Map.Entry<String, Parameter> e : models.get(0).namedParameters().entrySet()) {
+                worst = Math.max(worst, LlamaParityTest.maxAbsDiff(e.getValue().data(),
+                        models.get(k).namedParameters().get(e.getKey()).data()));
+            }
         }
+        Agreement.within("2 and 3 worker threads vs 1: losses", worstLoss, 1e-5);
+        Agreement.within("2 and 3 worker threads vs 1: weights after 3 SGD steps", worst, 1e-6);
     }
 
     @Test

@@ -9,6 +9,7 @@ import dev.collie.core.nn.LayerWrapper;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Sgd;
+import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
@@ -258,12 +259,10 @@ class TensorParallelModelTest {
                 worstWeight = Math.max(worstWeight, maxAbsDiff(e.getValue().data(), w.get(e.getKey())));
             }
         }
-        System.out.printf("float32, tp=2, %d SGD steps: losses %s vs %s; max |loss diff| %.3g, weights max |diff| %.3g%n",
-                steps, java.util.Arrays.toString((double[]) runs.get(0)[0]), java.util.Arrays.toString(refLoss),
-                worstLoss, worstWeight);
-        assertTrue(refLoss[steps - 1] < refLoss[0] - 0.05, "the loss went down");
-        assertTrue(worstLoss <= 1e-5, "losses differ by " + worstLoss);
-        assertTrue(worstWeight <= 1e-5, "weights differ by " + worstWeight);
+        // a falling loss: SGD on a diverging run would grow rounding differences step by step
+        assertTrue(refLoss[steps - 1] < refLoss[0] - 0.05, "the loss went down: " + java.util.Arrays.toString(refLoss));
+        Agreement.within("fp32 tp=2 SGD: losses vs one rank", worstLoss, 1e-5);
+        Agreement.within("fp32 tp=2 SGD: weights vs one rank's", worstWeight, 1e-5);
     }
 
     @Test
