@@ -6,17 +6,21 @@ bound), then:
 
     python3 tools/agreement_table.py <dir>/default.tsv <dir>/avx2.tsv ...
 
-Rows are test methods and the kind of figure (the text after the last ':' of 'what', or all of it); each cell is the
-worst figure of that row under that setting, and the last column its bound. Parameterised cases of one method are
-folded into one row (their worst), so the table stays one screen per module.
+Rows are test methods, the figure (its description without the parallel layout) and its bound; each cell is the
+worst figure of that row under that setting. The layouts of one method are folded into one row (their worst).
 """
 import os
+import re
 import sys
 from collections import OrderedDict
 
 
+LAYOUT = re.compile(r"\b(dp \d+|tp=?\s?\d+|pp \d+|zero \d+|tied (true|false)|tied|untied|× pp \d+)\b")
+
+
 def kind(what):
-    return what.rsplit(": ", 1)[-1] if ": " in what else what
+    """The figure without the layout it was measured on: the cases of one method fold into one row per figure."""
+    return re.sub(r"\s+", " ", LAYOUT.sub("", what).replace(" ×", "")).replace(" :", ":").strip()
 
 
 def main(paths):
@@ -29,13 +33,12 @@ def main(paths):
                 if len(parts) != 4:
                     continue
                 test, what, measured, bound = parts[0], parts[1], float(parts[2]), float(parts[3])
-                key = (test, kind(what))
+                key = (test, kind(what), bound)
                 row = rows.setdefault(key, {"bound": bound, "cells": {}})
-                row["bound"] = max(row["bound"], bound)
                 row["cells"][s] = max(row["cells"].get(s, 0.0), measured)
     print("| test | figure | " + " | ".join(settings) + " | bound |")
     print("|---|---|" + "---|" * len(settings) + "---|")
-    for (test, k), row in sorted(rows.items()):
+    for (test, k, _), row in sorted(rows.items()):
         cells = [fmt(row["cells"].get(s)) for s in settings]
         print(f"| {test} | {k} | " + " | ".join(cells) + f" | {fmt(row['bound'])} |")
 

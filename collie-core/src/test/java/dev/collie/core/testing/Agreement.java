@@ -4,6 +4,8 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.io.IOException;
+import java.lang.annotation.Annotation;
+import java.lang.reflect.Method;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -112,11 +114,25 @@ public final class Agreement {
         }
     }
 
-    /** The test class and method that asked (the nearest frame of a class named *Test). */
+    /** The test method that asked: the nearest frame whose method carries a JUnit test annotation. */
     private static String caller() {
-        return StackWalker.getInstance().walk(s -> s
-                .filter(f -> f.getClassName().endsWith("Test"))
-                .map(f -> f.getClassName().substring(f.getClassName().lastIndexOf('.') + 1) + "." + f.getMethodName())
+        return StackWalker.getInstance(StackWalker.Option.RETAIN_CLASS_REFERENCE).walk(s -> s
+                .filter(Agreement::isTestMethod)
+                .map(f -> f.getDeclaringClass().getSimpleName() + "." + f.getMethodName())
                 .findFirst().orElse("?"));
+    }
+
+    private static boolean isTestMethod(StackWalker.StackFrame f) {
+        for (Method m : f.getDeclaringClass().getDeclaredMethods()) {
+            if (m.getName().equals(f.getMethodName())) {
+                for (Annotation a : m.getAnnotations()) {
+                    String name = a.annotationType().getName();
+                    if (name.startsWith("org.junit.jupiter") && name.endsWith("Test")) {
+                        return true;
+                    }
+                }
+            }
+        }
+        return false;
     }
 }

@@ -218,7 +218,7 @@ class CliTest {
                 worst = Math.max(worst, maxAbsDiff(a.load(n), b.load(n)));
             }
         }
-        Agreement.within("LoRA adapter, tp 2 × pp 2 vs one rank", worst, 1e-5);
+        Agreement.within("LoRA adapter trained on 4 ranks vs one rank's", worst, 1e-5);
     }
 
     /** The loss {@code collie train} printed for its last step. */
