@@ -81,6 +81,18 @@ final class Dnnl {
         if (isa == dnnl_cpu_isa_avx512_core_bf16) {
             return "avx512_core_bf16";
         }
+        if (isa == dnnl_cpu_isa_avx512_core_vnni) {
+            return "avx512_core_vnni";
+        }
+        if (isa == dnnl_cpu_isa_avx512_core) {
+            return "avx512_core";
+        }
+        if (isa == dnnl_cpu_isa_avx2_vnni || isa == dnnl_cpu_isa_avx2_vnni_2) {
+            return "avx2_vnni";
+        }
+        if (isa == dnnl_cpu_isa_avx2) {
+            return "avx2";
+        }
         return "isa 0x" + Integer.toHexString(isa);
     }
 
