@@ -18,6 +18,8 @@ import java.nio.file.Path;
  * Training settings, immutable, with CoLLiE's field names in JSON/YAML ({@code train_micro_batch_size},
  * {@code gradient_accumulation_steps}, ...). {@link #validate()} runs before any work and names the
  * offending field. Build in code with {@link #builder()}, or read a file with {@link #load(Path)}.
+ * {@code dp_size}, {@code tp_size} and {@code pp_size} are the parallel layout asked for: {@code collie train} runs
+ * it (its --dp/--tp/--pp override them), and a Trainer given another layout refuses to start.
  */
 public record CollieConfig(
         @JsonProperty("seed") long seed,

@@ -63,6 +63,7 @@ public final class Trainer {
         this.padId = b.padId;
         this.sync = b.sync != null && b.sync.size() > 1 ? b.sync : null;
         this.modelParallel = b.modelParallel;
+        checkLayout(config, sync == null ? 1 : sync.size(), modelParallel == null ? 1 : modelParallel.modelRanks());
         int cores = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, b.localRanks));
         // fused-backward updates under data parallel reduce each gradient in hook order, which must be the
         // same on every replica: one backward stream per replica
@@ -412,6 +413,24 @@ public final class Trainer {
     }
 
     /** Builder of a {@link Trainer}. */
+    /**
+     * A config that asks for a parallel layout ({@code dp_size}, {@code tp_size}, {@code pp_size} above 1) gets that
+     * layout or an error, never a silent single-rank run: the data-parallel replicas must be {@code dp_size} and the
+     * ranks the model is split over {@code tp_size × pp_size}. A config that asks for none (all 1) takes the layout
+     * the Trainer is given.
+     */
+    static void checkLayout(CollieConfig c, int replicas, int modelRanks) {
+        boolean asks = c.dpSize() > 1 || c.tpSize() > 1 || c.ppSize() > 1;
+        if (asks && (replicas != c.dpSize() || modelRanks != c.tpSize() * c.ppSize())) {
+            throw new CollieException("the config asks for dp_size " + c.dpSize() + " × tp_size " + c.tpSize()
+                    + " × pp_size " + c.ppSize() + ", but this Trainer has " + replicas + " data-parallel replica"
+                    + (replicas == 1 ? "" : "s") + " and its model on " + modelRanks + " rank"
+                    + (modelRanks == 1 ? "" : "s") + ": build that layout with Parallelism.builder().dp("
+                    + c.dpSize() + ").tp(" + c.tpSize() + ").pp(" + c.ppSize() + ") and par.configure(Trainer.builder()),"
+                    + " or set the sizes to 1");
+        }
+    }
+
     public static final class Builder {
         private LanguageModel model;
         private Optimizer optimizer;

@@ -1,5 +1,6 @@
 package dev.collie.models.llama;
 
+import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.JsonlDataset;
 import dev.collie.core.io.SafeTensors;
@@ -20,6 +21,7 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The Trainer on the tiny fixture model: parity with PyTorch, accumulation, events, evaluation. */
@@ -45,6 +47,16 @@ class TrainerTest {
             }
             Agreement.within("weights after 3 AdamW steps vs torch's", worst, 1e-5);
         }
+    }
+
+    @Test
+    void aConfigAskingForTensorParallelIsRefusedWithoutThatLayout() {
+        LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        CollieConfig tp2 = CollieConfig.builder().tpSize(2).build();
+        CollieException e = assertThrows(CollieException.class, () -> Trainer.builder().model(model)
+                .optimizer(new AdamW(model.namedParameters())).config(tp2).trainData(ROWS).build());
+        assertTrue(e.getMessage().startsWith("the config asks for dp_size 1 × tp_size 2 × pp_size 1, but this Trainer"
+                + " has 1 data-parallel replica and its model on 1 rank"), e.getMessage());
     }
 
     @Test

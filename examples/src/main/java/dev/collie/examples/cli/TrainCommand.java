@@ -108,17 +108,24 @@ final class TrainCommand implements Callable<Integer> {
     Double clipGradNorm;
     @Option(names = "--checkpointing", description = "recompute each block in backward (less memory)")
     boolean checkpointing;
-    @Option(names = "--dp", paramLabel = "N", defaultValue = "1",
-            description = "data-parallel ranks; each takes its share of every global batch of micro-batch x grad-accum x N rows (default 1)")
-    int dp;
+    @Option(names = "--dp", paramLabel = "N",
+            description = "data-parallel ranks; each takes its share of every global batch of micro-batch x grad-accum x N rows"
+                    + " (default: dp_size of --config, else 1)")
+    Integer dpOption;
+    /** The layout this run takes: the options, else the config file's sizes, else 1 (resolved in {@link #call()}). */
+    private int dp;
+    private int tp;
+    private int pp;
     /** Ranks of this job running on this machine (threads or processes); set for tcp from LOCAL_WORLD_SIZE. */
     private int localRanks;
-    @Option(names = "--tp", paramLabel = "N", defaultValue = "1",
-            description = "tensor-parallel ranks: each holds 1/N of every attention and MLP layer and of the vocabulary (default 1)")
-    int tp;
-    @Option(names = "--pp", paramLabel = "N", defaultValue = "1",
-            description = "pipeline stages, run with the 1F1B schedule over the --grad-accum micro-batches (default 1)")
-    int pp;
+    @Option(names = "--tp", paramLabel = "N",
+            description = "tensor-parallel ranks: each holds 1/N of every attention and MLP layer and of the vocabulary"
+                    + " (default: tp_size of --config, else 1)")
+    Integer tpOption;
+    @Option(names = "--pp", paramLabel = "N",
+            description = "pipeline stages, run with the 1F1B schedule over the --grad-accum micro-batches"
+                    + " (default: pp_size of --config, else 1)")
+    Integer ppOption;
     @Option(names = "--pp-partition", paramLabel = "METHOD", defaultValue = "parameters",
             description = "how layers are cut into stages: parameters (balanced counts), uniform, or type:REGEX (default ${DEFAULT-VALUE})")
     String ppPartition;
@@ -154,8 +161,11 @@ final class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        checkOptions();
         CollieConfig config = config();
+        dp = config.dpSize();
+        tp = config.tpSize();
+        pp = config.ppSize();
+        checkOptions();
         config.validate();
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
         try (MatmulOption.Scope ignored = matmul.apply()) {
@@ -187,13 +197,14 @@ final class TrainCommand implements Callable<Integer> {
     /**
      * This process is one rank of the job over TCP; the environment says which ({@code RANK},
      * {@code WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}, as torchrun and Slurm set it). Without
-     * {@code --dp}, the data-parallel size is what WORLD_SIZE leaves after {@code --tp} and {@code --pp}.
+     * {@code --dp} (or a {@code dp_size} in the config), the data-parallel size is what WORLD_SIZE leaves after the
+     * tensor- and pipeline-parallel sizes.
      */
     private void processRank(CollieConfig config, HfTokenizer tok) {
         LaunchEnv env = LaunchEnv.fromSystem();
-        boolean dpGiven = spec.commandLine().getParseResult().hasMatchedOption("--dp");
-        if (!dpGiven && env.worldSize() % (tp * pp) == 0) {
+        if (dpOption == null && dp == 1 && env.worldSize() % (tp * pp) == 0) {
             dp = env.worldSize() / (tp * pp);
+            config = config.toBuilder().dpSize(dp).build();
         }
         if (world() != env.worldSize()) {
             throw new CollieException("--dp " + dp + " × --tp " + tp + " × --pp " + pp + " = " + world()
@@ -457,6 +468,15 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (workers != null) {
             b.workerThreads(workers);
+        }
+        if (dpOption != null) {
+            b.dpSize(dpOption);
+        }
+        if (tpOption != null) {
+            b.tpSize(tpOption);
+        }
+        if (ppOption != null) {
+            b.ppSize(ppOption);
         }
         return b.build();
     }

@@ -375,6 +375,27 @@ class CliTest {
                 "--config", cfg.toString(), "--save", tmp.resolve("out").toString()), "learning_rate_typo");
     }
 
+    /**
+     * A CoLLiE config's {@code tp_size} and {@code pp_size} are honoured (tp 2 × pp 2 as threads, the model torch
+     * trained), and the command line overrides them ({@code --tp 1 --pp 1}: one rank).
+     */
+    @Test
+    @NumericalParity
+    void configSizesRunThatLayoutAndOptionsOverrideThem(@TempDir Path tmp) throws IOException {
+        Path cfg = tmp.resolve("train.yaml");
+        Files.writeString(cfg, "tp_size: 2\npp_size: 2\nlr: 0.01\ntrain_micro_batch_size: 2\nshuffle: false\n");
+        String[] common = {"train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+            "--config", cfg.toString(), "--steps", "3", "--weight-decay", "0.01", "--eps", EPS};
+        Result r = run(concat(common, "--save", tmp.resolve("split").toString()));
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("dp 1 × tp 2 × pp 2 ranks"), r.out());
+        assertSavedEqualsTorchAdamW(tmp.resolve("split"));
+        Result one = run(concat(common, "--tp", "1", "--pp", "1", "--save", tmp.resolve("one").toString()));
+        assertEquals(0, one.code(), one.err());
+        assertFalse(one.out().contains(" ranks"), one.out());
+        assertSavedEqualsTorchAdamW(tmp.resolve("one"));
+    }
+
     @Test
     void generateWithoutATokenizerIsOneErrorLine() {
         assertUserError(run("generate", "--model", TINY.toString(), "--prompt", "hi"), "tokenizer");
