@@ -3,16 +3,14 @@ package dev.collie.peft;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.core.CollieException;
+import dev.collie.core.io.AtomicFiles;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Parameter;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Map;
@@ -92,16 +90,7 @@ final class AdapterFiles {
 
     /** Writes {@code adapter_config.json} for {@code config} and {@code shape}, and the tensors (peft's keys). */
     static void write(Path dir, PeftConfig config, ModelShape shape, Map<String, INDArray> tensors) {
-        try {
-            Files.createDirectories(dir);
-            ObjectNode json = config.toJson(shape);
-            Path tmp = dir.resolve(PeftConfig.FILE + ".tmp");
-            Files.writeString(tmp, AdapterJson.pythonStyle(json), StandardCharsets.UTF_8);
-            Files.move(tmp, dir.resolve(PeftConfig.FILE), StandardCopyOption.REPLACE_EXISTING,
-                    StandardCopyOption.ATOMIC_MOVE);
-        } catch (IOException e) {
-            throw new CollieException(dir + ": cannot write the adapter: " + e.getMessage(), e);
-        }
+        AtomicFiles.writeString(dir.resolve(PeftConfig.FILE), AdapterJson.pythonStyle(config.toJson(shape)));
         SafeTensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
     }
 

@@ -9,12 +9,8 @@ import dev.collie.core.CollieException;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.io.IOException;
-import java.nio.channels.FileChannel;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -124,7 +120,7 @@ public final class HfCheckpoint {
         }
         // weight_map sorted by name, as transformers writes it (shards are filled in name order already)
         try {
-            writeAtomically(index, mapper.writer(pythonStyle()).writeValueAsString(root) + "\n");
+            AtomicFiles.writeString(index, mapper.writer(pythonStyle()).writeValueAsString(root) + "\n");
         } catch (IOException e) {
             throw new CollieException(index + ": cannot write: " + e, e);
         }
@@ -163,22 +159,6 @@ public final class HfCheckpoint {
             }
         } catch (IOException ignored) {
             // stale shards are harmless once the index no longer names them
-        }
-    }
-
-    private static void writeAtomically(Path file, String text) throws IOException {
-        Path tmp = Files.createTempFile(file.toAbsolutePath().getParent(), "." + file.getFileName() + ".", ".tmp");
-        try {
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
-                var buf = java.nio.ByteBuffer.wrap(text.getBytes(StandardCharsets.UTF_8));
-                while (buf.hasRemaining()) {
-                    ch.write(buf);
-                }
-                ch.force(true);
-            }
-            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-        } finally {
-            Files.deleteIfExists(tmp);
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.collie.core.train;
 
 import dev.collie.core.CollieException;
+import dev.collie.core.io.AtomicFiles;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -54,7 +55,7 @@ public final class CheckpointCallback implements Callback {
 
     private static void delete(Path dir) {
         try {
-            TrainingCheckpoint.deleteTree(dir);
+            AtomicFiles.deleteTree(dir);
         } catch (IOException e) {
             throw new CollieException(dir + ": cannot delete an old checkpoint: " + e.getMessage(), e);
         }

@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.core.CollieException;
+import dev.collie.core.io.AtomicFiles;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
@@ -11,10 +12,8 @@ import dev.collie.core.optim.Optimizer;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.io.IOException;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -22,7 +21,6 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
-import java.util.stream.Stream;
 
 /**
  * A training checkpoint for exact resume: every parameter ({@code model.safetensors}, all of them,
@@ -92,7 +90,7 @@ public final class TrainingCheckpoint {
                 if (lead) {
                     Files.createDirectories(parent);
                     if (Files.exists(tmp)) {
-                        deleteTree(tmp);
+                        AtomicFiles.deleteTree(tmp);
                     }
                     Files.createDirectories(tmp);
                 }
@@ -117,8 +115,8 @@ public final class TrainingCheckpoint {
                 m.put("optimizer_shards", shards == null ? 1 : shards.count());
                 m.put("model_parts", shards == null ? 1 : shards.modelParts());
                 m.set("config", JSON.valueToTree(config));
-                Files.writeString(tmp.resolve(MANIFEST), JSON.writeValueAsString(m));
-                replace(tmp, abs);
+                AtomicFiles.writeString(tmp.resolve(MANIFEST), JSON.writeValueAsString(m));
+                AtomicFiles.replaceDirectory(tmp, abs);
             }
             if (shards != null) {
                 shards.barrier().run();
@@ -224,31 +222,5 @@ public final class TrainingCheckpoint {
             }
         });
         return out;
-    }
-
-    /** Moves {@code tmp} into {@code target}; an existing target is moved aside first, then deleted. */
-    private static void replace(Path tmp, Path target) throws IOException {
-        Path old = null;
-        if (Files.exists(target)) {
-            old = target.resolveSibling(target.getFileName() + ".old-" + System.nanoTime());
-            Files.move(target, old);
-        }
-        try {
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
-        } catch (AtomicMoveNotSupportedException e) {
-            Files.move(tmp, target);
-        }
-        if (old != null) {
-            deleteTree(old);
-        }
-    }
-
-    /** Deletes {@code dir} and everything under it. */
-    static void deleteTree(Path dir) throws IOException {
-        try (Stream<Path> s = Files.walk(dir)) {
-            for (Path p : s.sorted(java.util.Comparator.reverseOrder()).toList()) {
-                Files.deleteIfExists(p);
-            }
-        }
     }
 }
