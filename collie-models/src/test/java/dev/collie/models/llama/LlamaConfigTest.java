@@ -1,5 +1,6 @@
 package dev.collie.models.llama;
 
+import dev.collie.core.nn.RopeScaling;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.CollieException;
@@ -71,7 +72,7 @@ class LlamaConfigTest {
         assertEquals(128001, c.eosTokenId().getAsInt());
         assertTrue(c.padTokenId().isEmpty());
         assertEquals("bfloat16", c.dtype().orElseThrow());
-        assertEquals(LlamaConfig.Rope.llama3(500000.0, 8.0, 1.0, 4.0, 8192), c.rope());
+        assertEquals(RopeScaling.llama3(500000.0, 8.0, 1.0, 4.0, 8192), c.rope());
         assertEquals(500000.0, c.ropeTheta());
     }
 
@@ -79,7 +80,7 @@ class LlamaConfigTest {
     void readsTransformers5LayoutAsTheSameModel() {
         LlamaConfig v4 = LlamaConfig.load(fixture("config-layouts/config-v4.json"));
         LlamaConfig v5 = LlamaConfig.load(fixture("config-layouts/config-v5.json"));
-        assertEquals(LlamaConfig.Rope.llama3(500000.0, 8.0, 1.0, 4.0, 8192), v5.rope());
+        assertEquals(RopeScaling.llama3(500000.0, 8.0, 1.0, 4.0, 8192), v5.rope());
         assertEquals("bfloat16", v5.dtype().orElseThrow());
         assertEquals(v4, v5);
     }
@@ -90,7 +91,7 @@ class LlamaConfigTest {
         assertEquals(96, c.vocabSize());
         assertEquals(8, c.headDim());
         assertEquals(2, c.numKeyValueHeads());
-        assertEquals(LlamaConfig.Rope.standard(50000.0), c.rope());
+        assertEquals(RopeScaling.standard(50000.0), c.rope());
         assertEquals(64, c.maxPositionEmbeddings());
         assertEquals("float32", c.dtype().orElseThrow());
     }
@@ -101,24 +102,24 @@ class LlamaConfigTest {
                 + " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"rope_theta\": 20000.0,"
                 + " \"rope_scaling\": {\"type\": \"linear\", \"factor\": 2.0}}";
         LlamaConfig c = LlamaConfig.fromJson(v4linear, "old.json");
-        assertEquals(LlamaConfig.Rope.linear(20000.0, 2.0), c.rope());
+        assertEquals(RopeScaling.linear(20000.0, 2.0), c.rope());
         // llama3 without original_max_position_embeddings: transformers falls back to max_position_embeddings
         String v5 = "{\"vocab_size\": 100, \"hidden_size\": 64, \"intermediate_size\": 128,"
                 + " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"max_position_embeddings\": 4096,"
                 + " \"rope_parameters\": {\"rope_type\": \"llama3\", \"factor\": 8, \"low_freq_factor\": 1,"
                 + " \"high_freq_factor\": 4}, \"rope_theta\": 500000}";
         LlamaConfig d = LlamaConfig.fromJson(v5, "new.json");
-        assertEquals(LlamaConfig.Rope.llama3(500000.0, 8.0, 1.0, 4.0, 4096), d.rope());
+        assertEquals(RopeScaling.llama3(500000.0, 8.0, 1.0, 4.0, 4096), d.rope());
         // eos as a list, ids of -1 meaning "none", head_dim null
         String lists = "{\"vocab_size\": 200, \"hidden_size\": 64, \"intermediate_size\": 128,"
                 + " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"eos_token_id\": [101, 108, 109],"
                 + " \"pad_token_id\": -1, \"head_dim\": null, \"rope_scaling\": null, \"model_type\": \"llama\"}";
         LlamaConfig e = LlamaConfig.fromJson(lists, "lists.json");
-        assertArrayEquals(new int[] {101, 108, 109}, e.eosTokenIds());
+        assertEquals(java.util.List.of(101, 108, 109), e.eosTokenIds());
         assertEquals(101, e.eosTokenId().getAsInt());
         assertTrue(e.padTokenId().isEmpty());
         assertEquals(16, e.headDim());
-        assertEquals(LlamaConfig.Rope.standard(10000.0), e.rope());
+        assertEquals(RopeScaling.standard(10000.0), e.rope());
     }
 
     @Test
@@ -186,7 +187,7 @@ class LlamaConfigTest {
 
     @Test
     void savesConfigJson() {
-        LlamaConfig c = small().numKeyValueHeads(2).rope(LlamaConfig.Rope.linear(10000.0, 4.0)).dtype("float32").build();
+        LlamaConfig c = small().numKeyValueHeads(2).rope(RopeScaling.linear(10000.0, 4.0)).dtype("float32").build();
         Path dir = tmp.resolve("out");
         c.save(dir);
         assertTrue(Files.isRegularFile(dir.resolve("config.json")));
@@ -206,7 +207,7 @@ class LlamaConfigTest {
             assertClose(llama3, v4.ropeInvFreq(), 1e-6, "llama3 (v4 layout)");
             assertClose(llama3, v5.ropeInvFreq(), 1e-6, "llama3 (v5 layout)");
             double[] plain = st.load("default_theta500000_hd64.inv_freq", DataType.DOUBLE).data().asDouble();
-            assertClose(plain, v4.toBuilder().rope(LlamaConfig.Rope.standard(500000.0)).build().ropeInvFreq(), 1e-6,
+            assertClose(plain, v4.toBuilder().rope(RopeScaling.standard(500000.0)).build().ropeInvFreq(), 1e-6,
                     "default theta 500000");
             double[] tiny = st.load("default_theta50000_hd8.inv_freq", DataType.DOUBLE).data().asDouble();
             assertClose(tiny, LlamaConfig.load(fixture("tiny-llama/config.json")).ropeInvFreq(), 1e-6, "tiny");
@@ -220,11 +221,11 @@ class LlamaConfigTest {
         // Expected values: transformers 5.18 LlamaRotaryEmbedding(...).inv_freq[[0, 1, 4, 7]] (float32), printed by
         // tools/reference/make_io_fixtures.py (rope_numbers) for hidden 64, 4 heads (head_dim 16), theta 10000,
         // max_position_embeddings 256.
-        LlamaConfig linear = small().maxPositionEmbeddings(256).rope(LlamaConfig.Rope.linear(10000.0, 4.0)).build();
+        LlamaConfig linear = small().maxPositionEmbeddings(256).rope(RopeScaling.linear(10000.0, 4.0)).build();
         double[] l = linear.ropeInvFreq();
         assertClose(new double[] {0.25, 0.07905694097280502, 0.0024999999441206455, 7.905694656074047e-05},
                 new double[] {l[0], l[1], l[4], l[7]}, 1e-6, "linear");
-        LlamaConfig dynamic = small().maxPositionEmbeddings(256).rope(LlamaConfig.Rope.dynamic(10000.0, 2.0)).build();
+        LlamaConfig dynamic = small().maxPositionEmbeddings(256).rope(RopeScaling.dynamic(10000.0, 2.0)).build();
         double[] d = dynamic.ropeInvFreq();
         assertClose(new double[] {1.0, 0.3162277638912201, 0.009999999776482582, 0.0003162277862429619},
                 new double[] {d[0], d[1], d[4], d[7]}, 1e-6, "dynamic at init");

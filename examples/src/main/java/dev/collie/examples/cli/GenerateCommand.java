@@ -49,7 +49,7 @@ final class GenerateCommand implements Callable<Integer> {
         }
         try {
             int[] ids = tok.encode(prompt, true);
-            int[] eos = IntStream.concat(Arrays.stream(net.config().eosTokenIds()),
+            int[] eos = IntStream.concat(net.config().eosTokenIds().stream().mapToInt(Integer::intValue),
                     tok.eosId().isPresent() ? IntStream.of(tok.eosId().getAsInt()) : IntStream.empty())
                     .distinct().toArray();
             options = Generator.Options.builder().maxNewTokens(maxNewTokens).temperature(temperature).topP(topP)
