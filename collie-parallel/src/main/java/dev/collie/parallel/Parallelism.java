@@ -1,5 +1,6 @@
 package dev.collie.parallel;
 
+import dev.collie.core.Scope;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.GradientSync;
@@ -292,12 +293,8 @@ public final class Parallelism implements AutoCloseable {
      */
     public void loadWeights(dev.collie.core.io.HfWeights weights) {
         // ZeRO-3: every value present while it is written; the owners keep theirs afterwards (a collective)
-        try (AutoCloseable whole = zero3 != null ? zero3.gathered() : () -> { }) {
+        try (Scope whole = zero3 != null ? zero3.gathered() : Scope.NONE) {
             loadHeld(weights);
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
         }
     }
 
@@ -344,7 +341,7 @@ public final class Parallelism implements AutoCloseable {
      * are gathered from their owners. A collective: every rank of the world must call it.
      */
     public Map<String, INDArray> gatherFullWeights() {
-        try (AutoCloseable whole = zero3 != null ? zero3.gathered() : () -> { }) {
+        try (Scope whole = zero3 != null ? zero3.gathered() : Scope.NONE) {
             Map<String, INDArray> mine = topology.tp() > 1 ? TensorParallel.gatherFullWeights(model, tpComm,
                     stage == null ? name -> true : stage.parameters()::containsKey)
                     : fullCopy(stage == null ? model.module().namedParameters() : stage.parameters(), zero3 != null);
@@ -352,10 +349,6 @@ public final class Parallelism implements AutoCloseable {
                 return rank == 0 ? mine : null;
             }
             return gatherStages(mine);
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
         }
     }
 

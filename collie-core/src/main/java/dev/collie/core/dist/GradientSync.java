@@ -1,5 +1,7 @@
 package dev.collie.core.dist;
 
+import dev.collie.core.Scope;
+
 /**
  * What the Trainer needs from data parallelism: this rank's place among the replicas (for its share of
  * the data), a wait for the gradient reductions launched from the gradient hooks, and the average of a
@@ -59,7 +61,7 @@ public interface GradientSync {
      * Makes every parameter's whole value present on this replica until the returned scope closes (ZeRO-3
      * gathers them from their owners; a collective on every replica); nothing to do elsewhere.
      */
-    default AutoCloseable gatherParameters() {
-        return () -> { };
+    default Scope gatherParameters() {
+        return Scope.NONE;
     }
 }

@@ -1,5 +1,6 @@
 package dev.collie.core.train;
 
+import dev.collie.core.Scope;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.dist.GradientSync;
@@ -165,23 +166,19 @@ public final class Trainer {
      * which every replica writes into the same checkpoint.
      */
     public void save(Path dir) {
-        try (AutoCloseable whole = gatherParameters()) {
+        try (Scope whole = gatherParameters()) {
             if (splitState()) {
                 TrainingCheckpoint.save(dir, heldParameters(), optimizer, config, globalStep, epoch, shards());
             } else if (isLeadRank()) {
                 TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
             }
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
         }
         callbacks.forEach(c -> c.onSave(this, dir));
     }
 
     /** ZeRO-3: every parameter present on this replica until the scope closes (a collective). */
-    private AutoCloseable gatherParameters() {
-        return sync != null ? sync.gatherParameters() : () -> { };
+    private Scope gatherParameters() {
+        return sync != null ? sync.gatherParameters() : Scope.NONE;
     }
 
     /**
@@ -227,13 +224,9 @@ public final class Trainer {
     /** Restores a checkpoint written by {@link #save}; {@link #train} then continues with the next step. */
     public void resume(Path dir) {
         TrainingCheckpoint.Position pos;
-        try (AutoCloseable whole = gatherParameters()) {
+        try (Scope whole = gatherParameters()) {
             pos = splitState() ? TrainingCheckpoint.load(dir, heldParameters(), optimizer, shards())
                     : TrainingCheckpoint.load(dir, model.module(), optimizer);
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (Exception e) {
-            throw new IllegalStateException(e);
         }
         if (pos.globalStep() > totalSteps) {
             throw new CollieException(dir + ": the checkpoint is at step " + pos.globalStep()

@@ -1,5 +1,6 @@
 package dev.collie.parallel.dp;
 
+import dev.collie.core.Scope;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Checkpointed;
@@ -303,27 +304,6 @@ public final class Zero3 extends ShardedSync {
 
     // ------------------------------------------------------------------ gathering
 
-    /** Parameters gathered until {@link #close()}; closing twice releases once. */
-    public interface Scope extends AutoCloseable {
-        @Override
-        void close();
-
-        /** A scope that runs {@code release} at its first close only. */
-        private static Scope once(Runnable release) {
-            return new Scope() {
-                private boolean open = true;
-
-                @Override
-                public void close() {
-                    if (open) {
-                        open = false;
-                        release.run();
-                    }
-                }
-            };
-        }
-    }
-
     private synchronized void enter() {
         Thread t = Thread.currentThread();
         if (poisoned == null && boundThread != null && boundThread != t) {
@@ -482,7 +462,7 @@ public final class Zero3 extends ShardedSync {
     }
 
     @Override
-    public AutoCloseable gatherParameters() {
+    public Scope gatherParameters() {
         return gathered();
     }
 

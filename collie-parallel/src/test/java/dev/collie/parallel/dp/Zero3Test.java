@@ -1,5 +1,6 @@
 package dev.collie.parallel.dp;
 
+import dev.collie.core.Scope;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.TiedEmbedding;
@@ -157,7 +158,7 @@ class Zero3Test {
                 }
             }
             // a gathered model is whole on every rank; close() of the scope drops what is not owned
-            try (Zero3.Scope all = z.gathered()) {
+            try (Scope all = z.gathered()) {
                 m.namedParameters().values().forEach(p -> assertTrue(p.isResident()));
             }
             m.namedParameters().forEach((n, p) -> assertEquals(z.owner(p) == c.rank(), p.isResident(), n));

@@ -1,5 +1,6 @@
 package dev.collie.parallel.dp;
 
+import dev.collie.core.Scope;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.GradientSync;
@@ -178,14 +179,14 @@ class ZeroHarnessTest {
     static void assertZero3CheckpointResumesExactly(Path dir, TwoZero3Ranks ranks) throws Exception {
         List<Map<String, INDArray>> straight = ranks.run((m, z) -> {
             zero3Trainer(m, z, 3).train();
-            try (Zero3.Scope all = z.gathered()) {
+            try (Scope all = z.gathered()) {
                 return copy(m);
             }
         });
         ranks.run((m, z) -> {
             Trainer t = zero3Trainer(m, z, 2);
             t.train();
-            try (Zero3.Scope all = z.gathered()) {      // the Trainer reads every value when it saves
+            try (Scope all = z.gathered()) {      // the Trainer reads every value when it saves
                 t.save(dir);
             }
             return null;
@@ -193,11 +194,11 @@ class ZeroHarnessTest {
         List<Map<String, INDArray>> resumed = ranks.run((m, z) -> {
             Trainer t = zero3Trainer(m, z, 3);
             // the Trainer writes every value when it resumes; a split parameter's go back into its row blocks on release
-            try (Zero3.Scope all = z.gathered()) {
+            try (Scope all = z.gathered()) {
                 t.resume(dir);
             }
             assertEquals(1, t.train().size());
-            try (Zero3.Scope all = z.gathered()) {
+            try (Scope all = z.gathered()) {
                 return copy(m);
             }
         });
@@ -295,7 +296,7 @@ class ZeroHarnessTest {
             Map<String, INDArray> weights;
             if (sync instanceof Zero3 z) {
                 peak = z.peakGatheredBytes();
-                try (Zero3.Scope all = z.gathered()) {
+                try (Scope all = z.gathered()) {
                     weights = copy(model);
                 }
                 for (Parameter p : model.module().trainableParameters()) {

@@ -1,5 +1,6 @@
 package dev.collie.parallel.dp;
 
+import dev.collie.core.Scope;
 import dev.collie.core.data.Collator;
 import dev.collie.core.data.DataLoader;
 import dev.collie.core.nn.Parameter;
@@ -355,7 +356,7 @@ class ZeroSplitTest {
                 assertNull(p.grad());
                 assertTrue(z.ownedParameters().get(name).isResident());
             }
-            try (Zero3.Scope all = z.gathered()) {
+            try (Scope all = z.gathered()) {
                 m.namedParameters().values().forEach(p -> assertTrue(p.isResident()));
             }
             for (String name : z.splitParameters()) {
