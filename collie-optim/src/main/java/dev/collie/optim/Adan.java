@@ -7,8 +7,11 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Adan (Xie et al. 2022, "Adaptive Nesterov Momentum"), as CoLLiE's port of sail-sg/Adan. The betas are
@@ -70,7 +73,7 @@ public final class Adan extends PerParameterOptimizer {
             lastGradNorm = GradClip.globalNorm(params);
             double coef = maxGradNorm / (lastGradNorm + eps);
             if (coef < 1.0) {
-                java.util.Set<Parameter> seen = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+                Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
                 for (Parameter p : params) {
                     if (seen.add(p) && p.grad() != null) {
                         p.grad().muli(coef);

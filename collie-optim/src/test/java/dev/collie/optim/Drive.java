@@ -3,6 +3,7 @@ package dev.collie.optim;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.FusedBackwardOptimizer;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.List;
@@ -35,7 +36,7 @@ final class Drive {
 
     /** The array's elements as doubles (row-major). */
     static double[] values(INDArray a) {
-        return a.castTo(org.nd4j.linalg.api.buffer.DataType.DOUBLE).reshape(a.length()).toDoubleVector();
+        return a.castTo(DataType.DOUBLE).reshape(a.length()).toDoubleVector();
     }
 
     /** Largest absolute element-wise difference. */

@@ -5,7 +5,9 @@ import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.GradientSync;
 import dev.collie.core.dist.ModelParallel;
+import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.dist.ReduceOp;
+import dev.collie.core.io.HfWeights;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.FusedBackwardOptimizer;
 import dev.collie.core.optim.Optimizer;
@@ -14,6 +16,7 @@ import dev.collie.core.train.MicroBatchRunner;
 import dev.collie.core.train.StepRunner;
 import dev.collie.core.train.Trainer;
 import dev.collie.parallel.dp.DataParallel;
+import dev.collie.parallel.dp.RankMemory;
 import dev.collie.parallel.dp.Zero1;
 import dev.collie.parallel.dp.Zero2;
 import dev.collie.parallel.dp.Zero3;
@@ -25,9 +28,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
+import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -272,7 +278,7 @@ public final class Parallelism implements AutoCloseable {
      * gradient buffers (ZeRO-2/3: only the owned ones between steps) and communication buffers. The optimizer's
      * state is {@code optimizer.stateBytes()}.
      */
-    public dev.collie.parallel.dp.RankMemory memory() {
+    public RankMemory memory() {
         if (sync instanceof DataParallel d) {
             return d.memory();
         } else if (sync instanceof Zero1 z) {
@@ -282,7 +288,7 @@ public final class Parallelism implements AutoCloseable {
         } else if (sync instanceof Zero3 z) {
             return z.memory();
         }
-        return dev.collie.parallel.dp.RankMemory.of(trainable.values(), 0);
+        return RankMemory.of(trainable.values(), 0);
     }
 
     /**
@@ -291,14 +297,14 @@ public final class Parallelism implements AutoCloseable {
      *
      * @throws CollieException naming the file when a tensor is missing or its shape does not fit
      */
-    public void loadWeights(dev.collie.core.io.HfWeights weights) {
+    public void loadWeights(HfWeights weights) {
         // ZeRO-3: every value present while it is written; the owners keep theirs afterwards (a collective)
         try (Scope whole = zero3 != null ? zero3.gathered() : Scope.NONE) {
             loadHeld(weights);
         }
     }
 
-    private void loadHeld(dev.collie.core.io.HfWeights weights) {
+    private void loadHeld(HfWeights weights) {
         Map<String, Parameter> held = stage != null ? stage.parameters() : model.module().namedParameters();
         int tpRank = topology.tpRank(rank);
         for (Map.Entry<String, Parameter> e : held.entrySet()) {
@@ -308,13 +314,13 @@ public final class Parallelism implements AutoCloseable {
                 throw new CollieException(weights.location() + ": tensor " + name + " is missing");
             }
             INDArray full = weights.load(name, p.dtype());
-            dev.collie.core.dist.ParallelStyle style = TensorParallel.styleOf(p);
-            INDArray mine = style == dev.collie.core.dist.ParallelStyle.REPLICATE ? full
+            ParallelStyle style = TensorParallel.styleOf(p);
+            INDArray mine = style == ParallelStyle.REPLICATE ? full
                     : TensorParallel.shardOf(full, style, tpRank, topology.tp());
-            if (!java.util.Arrays.equals(mine.shape(), p.shape())) {
+            if (!Arrays.equals(mine.shape(), p.shape())) {
                 throw new CollieException(weights.fileOf(name) + ": tensor " + name + " has shape "
-                        + java.util.Arrays.toString(full.shape()) + ", which does not fit this model's "
-                        + java.util.Arrays.toString(p.shape()) + (style == dev.collie.core.dist.ParallelStyle.REPLICATE
+                        + Arrays.toString(full.shape()) + ", which does not fit this model's "
+                        + Arrays.toString(p.shape()) + (style == ParallelStyle.REPLICATE
                         ? "" : " (its tensor-parallel share of " + topology.tp() + ")"));
             }
             p.data().assign(mine);
@@ -403,9 +409,9 @@ public final class Parallelism implements AutoCloseable {
     private synchronized Set<String> firstHeld(int s) {
         if (firstHeld == null) {
             List<Set<String>> all = new ArrayList<>();
-            Set<String> seen = new java.util.HashSet<>();
+            Set<String> seen = new HashSet<>();
             for (int k = 0; k < topology.pp(); k++) {
-                Set<String> mine = new java.util.LinkedHashSet<>();
+                Set<String> mine = new LinkedHashSet<>();
                 for (String n : stage.parametersOf(k).keySet()) {
                     if (seen.add(n)) {
                         mine.add(n);

@@ -11,6 +11,7 @@ import dev.collie.optim.AdamW;
 import dev.collie.parallel.testing.Fixtures;
 import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -93,7 +94,7 @@ class ParallelCheckpointTest {
     void resumingWithAnotherLayoutIsRefused(@TempDir Path tmp) throws Exception {
         Path ckpt = tmp.resolve("step1");
         run(1, 2, 2, 0, 1, null, ckpt);
-        Exception e = org.junit.jupiter.api.Assertions.assertThrows(CollieException.class,
+        Exception e = Assertions.assertThrows(CollieException.class,
                 () -> run(1, 2, 1, 0, 2, ckpt, null));
         assertTrue(e.getMessage().contains("saved in 4 part(s)") && e.getMessage().contains("this run has 2"),
                 e.getMessage());

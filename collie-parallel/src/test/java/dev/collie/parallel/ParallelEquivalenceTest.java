@@ -1,5 +1,6 @@
 package dev.collie.parallel;
 
+import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
@@ -17,6 +18,7 @@ import dev.collie.optim.AdamW;
 import dev.collie.parallel.testing.Fixtures;
 import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -135,7 +137,7 @@ class ParallelEquivalenceTest {
     }
 
     /** The fp32 floor: the same single-rank run with its rows on 2 worker threads instead of 1. */
-    @org.junit.jupiter.api.Test
+    @Test
     void noiseFloorOfOneRank() {
         Reference one = train(2, true, DataType.FLOAT, 1, "adamw");
         Reference two = train(2, true, DataType.FLOAT, 2, "adamw");
@@ -145,13 +147,13 @@ class ParallelEquivalenceTest {
                 one.weights()), WEIGHT_TOL_FP32);
     }
 
-    @org.junit.jupiter.api.Test
+    @Test
     void zero2WithStagesRefusesATiedEmbedding() throws Exception {
         List<String> messages = Ranks.local(4, Duration.ofSeconds(10), 30, c -> {
             try (c) {
                 Parallelism.builder().dp(2).pp(2).zero(2).build(c, model(true, DataType.FLOAT));
                 return "built";
-            } catch (dev.collie.core.CollieException e) {
+            } catch (CollieException e) {
                 return e.getMessage();
             }
         });

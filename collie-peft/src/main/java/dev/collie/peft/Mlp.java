@@ -4,6 +4,7 @@ import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -11,6 +12,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 
 /**
  * PyTorch's {@code nn.Sequential(Linear, act, Linear, ...)} as peft builds its prompt encoders: the linear
@@ -54,10 +56,10 @@ final class Mlp extends Module implements Layer {
     }
 
     /** The forward without a tape, with the weights {@code params} gives by this module's names ({@code 0.weight}, ...). */
-    INDArray forwardWith(java.util.Map<String, INDArray> params, INDArray x) {
+    INDArray forwardWith(Map<String, INDArray> params, INDArray x) {
         INDArray h = x;
         for (int i = 0; i < linears.size(); i++) {
-            h = dev.collie.core.tensor.Kernels.get().matmul(h, params.get(2 * i + ".weight"), false, true)
+            h = Kernels.get().matmul(h, params.get(2 * i + ".weight"), false, true)
                     .addiRowVector(params.get(2 * i + ".bias"));
             if (i + 1 < linears.size()) {
                 h = act == Activation.TANH ? Transforms.tanh(h, true) : Transforms.relu(h, true);

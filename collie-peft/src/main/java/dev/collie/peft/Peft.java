@@ -17,6 +17,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.Supplier;
 
 /**
  * The PEFT entry point, in the manner of Hugging Face peft's {@code get_peft_model}:
@@ -123,7 +124,7 @@ public final class Peft {
     }
 
     /** The model's layer list, read afresh on each use; null when the model exposes none. */
-    static java.util.function.Supplier<List<Layer>> pipelineOf(LanguageModel model) {
+    static Supplier<List<Layer>> pipelineOf(LanguageModel model) {
         try {
             model.pipelineLayers();
         } catch (CollieException e) {

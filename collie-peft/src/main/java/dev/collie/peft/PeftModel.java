@@ -1,7 +1,9 @@
 package dev.collie.peft;
 
 import dev.collie.core.CollieException;
+import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.Attention;
+import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Embedding;
 import dev.collie.core.nn.KvCache;
 import dev.collie.core.nn.Layer;
@@ -17,13 +19,16 @@ import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.INDArrayIndex;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Supplier;
 
 import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
@@ -45,7 +50,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
     private final PeftConfig config;
     private final ModelShape shape;
     /** The base model's layers, read afresh on each use (null: the base exposes none). */
-    private final java.util.function.Supplier<List<Layer>> pipeline;
+    private final Supplier<List<Layer>> pipeline;
     /** LoRA: the dotted names of the wrapped linear layers (the modules are read from the live tree). */
     private final List<String> loraNames = new ArrayList<>();
     private final VirtualTokenEncoder encoder;
@@ -61,7 +66,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
     /** Marks a forward that passed straight through to the base model (virtual tokens already in the KV cache). */
     private static final Object PASS_THROUGH = new Object();
 
-    PeftModel(LanguageModel base, java.util.function.Supplier<List<Layer>> pipeline, PeftConfig config, boolean flat) {
+    PeftModel(LanguageModel base, Supplier<List<Layer>> pipeline, PeftConfig config, boolean flat) {
         super(treeOf(base, config));
         this.base = base;
         this.config = config;
@@ -237,7 +242,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
                 out.put(name, l);
             }
         }
-        return java.util.Collections.unmodifiableMap(out);
+        return Collections.unmodifiableMap(out);
     }
 
     /** The prompt encoder of prefix tuning, prompt tuning and P-tuning, or null for LoRA. */
@@ -273,7 +278,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
     }
 
     @Override
-    public dev.collie.core.nn.CausalLmLoss loss() {
+    public CausalLmLoss loss() {
         return base.loss();
     }
 
@@ -293,7 +298,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
         }
         List<Layer> out = new ArrayList<>(layers);
         out.set(0, promptLayer(layers.get(0)));
-        return java.util.Collections.unmodifiableList(out);
+        return Collections.unmodifiableList(out);
     }
 
     /** The base model's layers, read afresh (given to {@link Peft#wrap}, or the base model's own). */
@@ -356,7 +361,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
     }
 
     @Override
-    public Map<String, dev.collie.core.dist.ParallelStyle> tensorParallelPlan() {
+    public Map<String, ParallelStyle> tensorParallelPlan() {
         return base.tensorParallelPlan();
     }
 
@@ -508,7 +513,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
      * The encoder output's columns holding layer {@code l}'s keys ({@code j = 0}) or values ({@code j = 1}) for this
      * rank's key/value heads (all heads when the model is not split).
      */
-    private org.nd4j.linalg.indexing.INDArrayIndex prefixColumns(int l, int j) {
+    private INDArrayIndex prefixColumns(int l, int j) {
         long from = (long) (2 * l + j) * shape.kvWidth() + (long) firstKvHead() * shape.headDim();
         return interval(from, from + (long) localKvHeads() * shape.headDim());
     }

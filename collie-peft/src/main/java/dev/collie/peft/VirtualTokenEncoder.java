@@ -8,6 +8,9 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.HashMap;
+import java.util.Map;
+
 /**
  * peft's prompt encoders ({@code PromptEmbedding}, {@code PrefixEncoder}, {@code PromptEncoder}): a table
  * {@code embedding.weight} of one row per virtual token (normal(0, 1) at first, as {@code nn.Embedding}),
@@ -87,12 +90,12 @@ public final class VirtualTokenEncoder extends Module {
      * The output this encoder would give with the weights {@code params} (by this module's parameter names, e.g.
      * gathered from the lead rank), computed without touching this encoder's own.
      */
-    INDArray outputWith(java.util.Map<String, INDArray> params) {
+    INDArray outputWith(Map<String, INDArray> params) {
         INDArray table = params.get("embedding.weight");
         if (head == null) {
             return table.dup();
         }
-        java.util.Map<String, INDArray> mine = new java.util.HashMap<>();
+        Map<String, INDArray> mine = new HashMap<>();
         String prefix = headName + ".";
         params.forEach((n, v) -> {
             if (n.startsWith(prefix)) {

@@ -4,6 +4,7 @@ import dev.collie.core.CollieException;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
+import dev.collie.core.nn.Tape;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -11,6 +12,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -57,8 +59,8 @@ class AdapterFromWeightsTest {
         Map<String, INDArray> full = new HashMap<>();
         m.namedParameters().forEach((n, p) -> full.put(n, p.data()));
         String a = "model.layers.0.self_attn.q_proj.lora_A.weight";
-        INDArray shard = full.get(a).get(org.nd4j.linalg.indexing.NDArrayIndex.all(),
-                org.nd4j.linalg.indexing.NDArrayIndex.interval(0, 16));
+        INDArray shard = full.get(a).get(NDArrayIndex.all(),
+                NDArrayIndex.interval(0, 16));
         full.put(a, shard);
         CollieException e = assertThrows(CollieException.class, () -> m.saveAdapter(tmp.resolve("x"), full));
         assertTrue(e.getMessage().contains(a) && e.getMessage().contains("[4, 32]"), e.getMessage());
@@ -79,7 +81,7 @@ class AdapterFromWeightsTest {
         PeftModel prompt = Peft.wrap(base2, Fixtures.config("prompt"));
         Module head2 = new Linear(32, 96, false, DataType.FLOAT, 0.02);
         prompt.replaceModule("lm_head", head2);
-        prompt.forward(dev.collie.core.nn.Tape.forInference(1, 3), Nd4j.createFromArray(new long[][] {{1, 2, 3}}));
+        prompt.forward(Tape.forInference(1, 3), Nd4j.createFromArray(new long[][] {{1, 2, 3}}));
         assertSame(head2, base2.children().get("lm_head"), "the base model runs the replaced head");
         assertTrue(!base2.children().containsKey("prompt_encoder"), "the prompt encoder stays out of the base model");
     }

@@ -23,9 +23,12 @@ import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -151,7 +154,7 @@ class PeftModelTest {
              SafeTensors b = SafeTensors.open(Fixtures.PEFT.resolve(method).resolve("adapter_model.safetensors"))) {
             assertEquals(b.names(), a.names());
             for (String n : a.names()) {
-                assertTrue(java.util.Arrays.equals(b.info(n).shape(), a.info(n).shape()), n);
+                assertTrue(Arrays.equals(b.info(n).shape(), a.info(n).shape()), n);
             }
             assertEquals(Map.of("format", "pt"), a.metadata());
         }
@@ -165,8 +168,8 @@ class PeftModelTest {
         PeftModel m = Peft.wrap(Fixtures.tiny(DataType.FLOAT), PrefixTuningConfig.of(2));
         m.saveAdapter(tmp);
         Path cfg = tmp.resolve("adapter_config.json");
-        String text = java.nio.file.Files.readString(cfg).replace("\"num_layers\": 2", "\"num_layers\": 3");
-        java.nio.file.Files.writeString(cfg, text);
+        String text = Files.readString(cfg).replace("\"num_layers\": 2", "\"num_layers\": 3");
+        Files.writeString(cfg, text);
         assertThrows(CollieException.class, () -> Peft.loadAdapter(Fixtures.tiny(DataType.FLOAT), tmp));
     }
 
@@ -180,14 +183,14 @@ class PeftModelTest {
         INDArray full = m.forward(Tape.forInference(1, 6), row);
         KvCache cache = new KvCache();
         INDArray prefill = m.forward(Tape.forInference(1, 4).setKvCache(cache), row.get(
-                org.nd4j.linalg.indexing.NDArrayIndex.all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(0, 4)));
+                NDArrayIndex.all(), NDArrayIndex.interval(0, 4)));
         cache.advance(4);
         int v = m.virtualTokens();
         assertTrue(prefill.getRow(v + 3).equalsWithEps(full.getRow(v + 3), 1e-10), "prefill");
         INDArray last = null;
         for (int i = 4; i < 6; i++) {
             last = m.forward(Tape.forInference(1, 1).setKvCache(cache), row.get(
-                    org.nd4j.linalg.indexing.NDArrayIndex.all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(i, i + 1)));
+                    NDArrayIndex.all(), NDArrayIndex.interval(i, i + 1)));
             cache.advance(1);
         }
         assertTrue(last.getRow(0).equalsWithEps(full.getRow(v + 5), 1e-10), method + ": cached decoding differs");

@@ -20,6 +20,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeSet;
 
@@ -119,8 +120,8 @@ class PeftParityTest {
             }
             Agreement.within(method + ": gradients of step " + k + " (relative, worst tensor)", worstGrad, 1e-5);
             opt.step(1e-2);
-            Map<String, INDArray> after = new java.util.HashMap<>();
-            Map<String, INDArray> expect = new java.util.HashMap<>();
+            Map<String, INDArray> after = new HashMap<>();
+            Map<String, INDArray> expect = new HashMap<>();
             String afterStep = method + ".after" + k + ".";
             trainable.forEach((n, p) -> {
                 after.put(n, p.data());

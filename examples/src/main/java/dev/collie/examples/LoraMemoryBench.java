@@ -16,9 +16,11 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Random;
 
 /**
  * Peak memory of training a 134M-parameter LLaMA (hidden 768, 12 layers, 12 heads, intermediate 2048, vocab 32000,
@@ -62,7 +64,7 @@ public final class LoraMemoryBench {
         System.out.println(mode + ": " + Peft.parameterReport(model.module()));
         double loss = Double.NaN;
         double[] times = new double[steps];
-        java.util.Random rnd = new java.util.Random(7);
+        Random rnd = new Random(7);
         try (StepRunner runner = new StepRunner(model, 1)) {
             for (int s = 0; s < steps; s++) {
                 long[][] rows = new long[1][128];
@@ -81,7 +83,7 @@ public final class LoraMemoryBench {
             }
         }
         double[] sorted = times.clone();
-        java.util.Arrays.sort(sorted);
+        Arrays.sort(sorted);
         double sec = sorted[steps / 2];
         long paramBytes = 0;
         long gradBytes = 0;

@@ -6,6 +6,8 @@ import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.XYSeries;
+import org.knowm.xchart.style.Styler;
+import org.knowm.xchart.style.lines.SeriesLines;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
 import java.awt.Color;
@@ -35,7 +37,7 @@ public final class LossCurve {
         }
         XYChart chart = new XYChartBuilder().width(900).height(540).title(title).xAxisTitle("step")
                 .yAxisTitle("loss").build();
-        chart.getStyler().setLegendPosition(org.knowm.xchart.style.Styler.LegendPosition.InsideNE);
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
         chart.getStyler().setXAxisMin(0.0);
         chart.getStyler().setXAxisDecimalPattern("#");
@@ -77,7 +79,7 @@ public final class LossCurve {
             ev.setMarker(SeriesMarkers.CIRCLE);
             ev.setMarkerColor(new Color(210, 60, 40));
             ev.setLineColor(new Color(210, 60, 40));
-            ev.setLineStyle(org.knowm.xchart.style.lines.SeriesLines.DASH_DASH);
+            ev.setLineStyle(SeriesLines.DASH_DASH);
         }
         try {
             Path dir = png.toAbsolutePath().getParent();

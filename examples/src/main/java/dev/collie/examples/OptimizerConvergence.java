@@ -21,6 +21,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.awt.Color;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -124,7 +125,7 @@ public final class OptimizerConvergence {
         return perLayer * c.numHiddenLayers() + 2L * c.vocabSize() * h + h;
     }
 
-    private static void plot(List<double[][]> curves, Path png) throws java.io.IOException {
+    private static void plot(List<double[][]> curves, Path png) throws IOException {
         if (System.getProperty("java.awt.headless") == null) {
             System.setProperty("java.awt.headless", "true");
         }

@@ -8,8 +8,10 @@ import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Workspaces;
+import dev.collie.core.train.Callback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.Memory;
+import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
@@ -173,9 +175,9 @@ public final class OptimizerMemoryBench {
         Trainer trainer = Trainer.builder().model(model).optimizer(opt)
                 .config(CollieConfig.builder().trainMicroBatchSize(1).shuffle(false).maxSteps(STEPS)
                         .lr(defaultLr(name)).build())
-                .trainData(data).callbacks(new dev.collie.core.train.Callback() {
+                .trainData(data).callbacks(new Callback() {
                     @Override
-                    public void onBatchEnd(Trainer t, dev.collie.core.train.StepStats st) {
+                    public void onBatchEnd(Trainer t, StepStats st) {
                         System.err.printf(Locale.ROOT, "%s: step %d RSS %.0f MiB, peak %.0f MiB, heap %.0f MiB%n", name,
                                 st.step(), mib(st.residentBytes()), mib(st.peakResidentBytes()),
                                 mib(Runtime.getRuntime().totalMemory()));

@@ -1,6 +1,7 @@
 package dev.collie.core.dist;
 
 import dev.collie.core.Scope;
+import dev.collie.core.nn.Parameter;
 
 /**
  * What the Trainer needs from data parallelism: this rank's place among the replicas (for its share of
@@ -25,7 +26,7 @@ public interface GradientSync {
      * that consume each gradient inside backward (LOMO, AdaLomo). Every replica must call it for the same
      * parameters in the same order (one stream of backward per replica).
      */
-    void reduce(dev.collie.core.nn.Parameter p);
+    void reduce(Parameter p);
 
     /** Whether each replica's optimizer holds a different shard of the state (ZeRO): checkpoints then keep all. */
     default boolean shardsOptimizerState() {

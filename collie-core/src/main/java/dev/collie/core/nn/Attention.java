@@ -6,6 +6,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.List;
+
 import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 
@@ -181,10 +183,10 @@ public final class Attention extends Module implements Layer {
         INDArray mask = tape.attentionMask();
         DataType dt = scores.dataType();
         if (mask == null) {
-            INDArray causal = CAUSAL.get(java.util.List.of(t, tk, dt), () -> causalMask(t, tk, dt));
+            INDArray causal = CAUSAL.get(List.of(t, tk, dt), () -> causalMask(t, tk, dt));
             Nd4j.exec(new BroadcastAddOp(scores, causal, scores, 2, 3));
         } else {
-            INDArray full = tape.cached(java.util.List.of("padded-mask", t, tk, dt), () -> paddedMask(mask, t, tk, dt));
+            INDArray full = tape.cached(List.of("padded-mask", t, tk, dt), () -> paddedMask(mask, t, tk, dt));
             Nd4j.exec(new BroadcastAddOp(scores, full, scores, 0, 2, 3));
         }
     }

@@ -8,6 +8,8 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
+import java.util.Arrays;
+
 /**
  * Next-token cross-entropy: logits of position t predict the label at t+1; labels equal to
  * {@link #IGNORE_INDEX} (-100) are not counted; the mean is over counted tokens. This is CoLLiE's
@@ -34,7 +36,7 @@ public class CausalLmLoss {
 
     /** Number of tokens that count towards the loss for {@code labels}. */
     public static long countedTokens(INDArray labels) {
-        return shiftedTargets(labels).neq(IGNORE_INDEX).castTo(org.nd4j.linalg.api.buffer.DataType.INT64).sumNumber().longValue();
+        return shiftedTargets(labels).neq(IGNORE_INDEX).castTo(DataType.INT64).sumNumber().longValue();
     }
 
     /**
@@ -125,8 +127,8 @@ public class CausalLmLoss {
         int t = (int) mask.size(1);
         long width = logits.size(1);
         if (logits.size(0) != (long) b * t || seeds.length != b || from + width > vocab) {
-            throw new IllegalArgumentException("logits " + java.util.Arrays.toString(logits.shape()) + " (columns from "
-                    + from + " of " + vocab + ") for a mask " + java.util.Arrays.toString(mask.shape()) + " and "
+            throw new IllegalArgumentException("logits " + Arrays.toString(logits.shape()) + " (columns from "
+                    + from + " of " + vocab + ") for a mask " + Arrays.toString(mask.shape()) + " and "
                     + seeds.length + " seeds");
         }
         INDArray noisy = logits.dup('c');

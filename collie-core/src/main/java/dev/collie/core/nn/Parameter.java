@@ -7,6 +7,12 @@ import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.UnaryOperator;
+
 /**
  * A trainable (or frozen) tensor of a {@link Module}. Its gradient arrives through one door,
  * {@link #accumulateGrad}, and when it is complete for the step the parameter's {@link GradientHook} fires.
@@ -45,7 +51,7 @@ public final class Parameter {
     public INDArray data() {
         INDArray d = data;
         if (d == null) {
-            throw new IllegalStateException("parameter " + java.util.Arrays.toString(shape) + " " + dtype
+            throw new IllegalStateException("parameter " + Arrays.toString(shape) + " " + dtype
                     + " is offloaded: its value lives on another rank (ZeRO-3 keeps each parameter on its owner"
                     + " between uses; a pipeline stage keeps only its own layers); gather it before reading it");
         }
@@ -55,9 +61,9 @@ public final class Parameter {
     /** Replaces the value (same shape), e.g. when loading a checkpoint. */
     public void setData(INDArray value) {
         INDArray d = data();
-        if (!java.util.Arrays.equals(value.shape(), shape)) {
-            throw new IllegalArgumentException("shape " + java.util.Arrays.toString(value.shape())
-                    + " does not match parameter shape " + java.util.Arrays.toString(shape));
+        if (!Arrays.equals(value.shape(), shape)) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(value.shape())
+                    + " does not match parameter shape " + Arrays.toString(shape));
         }
         d.assign(value);
     }
@@ -84,9 +90,9 @@ public final class Parameter {
      */
     public Parameter setSharding(int dim, Communicator group) {
         if (dim < 0 || dim >= shape.length) {
-            throw new IllegalArgumentException("split dimension " + dim + " of parameter " + java.util.Arrays.toString(shape));
+            throw new IllegalArgumentException("split dimension " + dim + " of parameter " + Arrays.toString(shape));
         }
-        this.shardGroup = java.util.Objects.requireNonNull(group, "group");
+        this.shardGroup = Objects.requireNonNull(group, "group");
         this.shardDim = dim;
         return this;
     }
@@ -137,12 +143,12 @@ public final class Parameter {
      */
     public void restore(INDArray value) {
         if (data != null) {
-            throw new IllegalStateException("parameter " + java.util.Arrays.toString(shape) + " is resident; offload it"
+            throw new IllegalStateException("parameter " + Arrays.toString(shape) + " is resident; offload it"
                     + " before restoring a value");
         }
-        if (!java.util.Arrays.equals(value.shape(), shape) || value.dataType() != dtype) {
-            throw new IllegalArgumentException("value " + java.util.Arrays.toString(value.shape()) + " "
-                    + value.dataType() + " does not match parameter " + java.util.Arrays.toString(shape) + " " + dtype);
+        if (!Arrays.equals(value.shape(), shape) || value.dataType() != dtype) {
+            throw new IllegalArgumentException("value " + Arrays.toString(value.shape()) + " "
+                    + value.dataType() + " does not match parameter " + Arrays.toString(shape) + " " + dtype);
         }
         if (value.isAttached()) {
             throw new IllegalArgumentException("a restored value must live outside workspaces");
@@ -192,7 +198,7 @@ public final class Parameter {
     public synchronized void setGrad(INDArray g) {
         if (g.length() != numel) {
             throw new IllegalArgumentException("gradient of " + g.length() + " elements for parameter "
-                    + java.util.Arrays.toString(shape) + " of " + numel);
+                    + Arrays.toString(shape) + " of " + numel);
         }
         lent = null;
         if (grad == null) {
@@ -259,7 +265,7 @@ public final class Parameter {
      * and that goes through {@link #accumulateGrad}. Contributions of other threads wait while one is
      * written in place; the computation itself runs outside this parameter's lock.
      */
-    public void accumulateGradInto(Tape tape, java.util.function.UnaryOperator<INDArray> contribution) {
+    public void accumulateGradInto(Tape tape, UnaryOperator<INDArray> contribution) {
         INDArray target = claimBuffer();
         if (target == null) {
             accumulateGrad(tape, contribution.apply(null));
@@ -286,11 +292,11 @@ public final class Parameter {
         requireTrainable();
         if (shape.length != 2 || ids.length() > 0 && (rows.rank() != 2 || rows.size(0) != ids.length()
                 || rows.size(1) != shape[1])) {
-            throw new IllegalArgumentException("rows " + java.util.Arrays.toString(rows.shape()) + " at " + ids.length()
-                    + " ids for a gradient of shape " + java.util.Arrays.toString(shape));
+            throw new IllegalArgumentException("rows " + Arrays.toString(rows.shape()) + " at " + ids.length()
+                    + " ids for a gradient of shape " + Arrays.toString(shape));
         }
         long[] all = ids.reshape(ids.length()).toLongVector();
-        java.util.Map<Long, Integer> slot = new java.util.LinkedHashMap<>();
+        Map<Long, Integer> slot = new LinkedHashMap<>();
         long[] at = new long[all.length];
         for (int i = 0; i < all.length; i++) {
             at[i] = slot.computeIfAbsent(all[i], k -> slot.size());
@@ -395,7 +401,7 @@ public final class Parameter {
 
     @Override
     public String toString() {
-        return "Parameter" + java.util.Arrays.toString(shape) + (trainable ? "" : " (frozen)")
+        return "Parameter" + Arrays.toString(shape) + (trainable ? "" : " (frozen)")
                 + (data == null ? " (offloaded)" : "");
     }
 }

@@ -5,6 +5,8 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.List;
+
 /**
  * Rotary position embedding in Hugging Face's "rotate half" layout: within each head of size d,
  * {@code x' = x·cos + rotate_half(x)·sin}, {@code rotate_half(x) = [-x[d/2:], x[:d/2]]}, with angle
@@ -33,10 +35,10 @@ public final class RotaryEmbedding {
     public INDArray[] tables(Tape tape, int heads, DataType dtype) {
         if (tape.attentionMask() == null) {
             // positions past .. past + t − 1 on every row: the same tables whenever the layout repeats
-            return unpadded.get(java.util.List.of(tape.batchSize(), tape.seqLen(), tape.pastLength(), heads, dtype),
+            return unpadded.get(List.of(tape.batchSize(), tape.seqLen(), tape.pastLength(), heads, dtype),
                     () -> build(tape, heads, dtype));
         }
-        return tape.cached(java.util.List.of(this, heads, dtype), () -> build(tape, heads, dtype));
+        return tape.cached(List.of(this, heads, dtype), () -> build(tape, heads, dtype));
     }
 
     private INDArray[] build(Tape tape, int heads, DataType dtype) {

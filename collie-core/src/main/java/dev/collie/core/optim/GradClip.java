@@ -3,7 +3,12 @@ package dev.collie.core.optim;
 import dev.collie.core.nn.Parameter;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
+import java.util.ArrayList;
 import java.util.Collection;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Set;
 
 /** Global-norm gradient clipping with PyTorch's {@code clip_grad_norm_} semantics. */
 public final class GradClip {
@@ -46,8 +51,8 @@ public final class GradClip {
     }
 
     private static Collection<Parameter> distinct(Collection<Parameter> params) {
-        java.util.Set<Parameter> s = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-        java.util.List<Parameter> out = new java.util.ArrayList<>();
+        Set<Parameter> s = Collections.newSetFromMap(new IdentityHashMap<>());
+        List<Parameter> out = new ArrayList<>();
         for (Parameter p : params) {
             if (s.add(p)) {
                 out.add(p);

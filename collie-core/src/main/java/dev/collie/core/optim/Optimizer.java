@@ -3,6 +3,7 @@ package dev.collie.core.optim;
 import dev.collie.core.nn.Parameter;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
+import java.util.Collection;
 import java.util.Map;
 
 /**
@@ -33,7 +34,7 @@ public interface Optimizer {
     long stateBytes();
 
     /** Bytes held by per-parameter state tensors, for {@link #stateBytes()} implementations. */
-    static long bytesOf(java.util.Collection<INDArray[]> states) {
+    static long bytesOf(Collection<INDArray[]> states) {
         long n = 0;
         for (INDArray[] s : states) {
             for (INDArray a : s) {

@@ -13,9 +13,13 @@ import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ForkJoinPool;
 
 /**
  * The optimizer SPI: a step-style optimizer written as one small class, a list of per-parameter state
@@ -31,8 +35,8 @@ public abstract class PerParameterOptimizer implements Optimizer {
             .initialSize(0).policyAllocation(AllocationPolicy.STRICT).policyLearning(LearningPolicy.FIRST_LOOP)
             .policyReset(ResetPolicy.BLOCK_LEFT).build();
 
-    private static final java.util.concurrent.ForkJoinPool POOL =
-            new java.util.concurrent.ForkJoinPool(Runtime.getRuntime().availableProcessors());
+    private static final ForkJoinPool POOL =
+            new ForkJoinPool(Runtime.getRuntime().availableProcessors());
 
     private final Map<String, Parameter> params;
     private final Map<Parameter, INDArray[]> state = new LinkedHashMap<>();
@@ -81,7 +85,7 @@ public abstract class PerParameterOptimizer implements Optimizer {
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 throw new IllegalStateException(e);
-            } catch (java.util.concurrent.ExecutionException e) {
+            } catch (ExecutionException e) {
                 throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
             }
         }
@@ -95,8 +99,8 @@ public abstract class PerParameterOptimizer implements Optimizer {
     }
 
     private Iterable<Parameter> distinct() {
-        java.util.Set<Parameter> seen = Collections.newSetFromMap(new java.util.IdentityHashMap<>());
-        java.util.List<Parameter> out = new java.util.ArrayList<>();
+        Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
+        List<Parameter> out = new ArrayList<>();
         for (Parameter p : params.values()) {
             if (seen.add(p)) {
                 out.add(p);

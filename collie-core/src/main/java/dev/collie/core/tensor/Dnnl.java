@@ -18,6 +18,7 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.function.Consumer;
 import java.util.function.Function;
 
 import static org.bytedeco.dnnl.global.dnnl.*;
@@ -284,7 +285,7 @@ final class Dnnl {
     }
 
     /** Sets on {@code attr} the post-ops that {@code append} adds to a fresh list (the attributes keep a copy). */
-    private static void postOps(dnnl_primitive_attr attr, java.util.function.Consumer<dnnl_post_ops> append) {
+    private static void postOps(dnnl_primitive_attr attr, Consumer<dnnl_post_ops> append) {
         dnnl_post_ops po = new dnnl_post_ops();
         check(dnnl_post_ops_create(po), "creating post-ops");
         try {

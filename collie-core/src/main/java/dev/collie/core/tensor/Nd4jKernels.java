@@ -9,6 +9,10 @@ import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
+import java.util.Arrays;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+
 import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 
@@ -56,9 +60,9 @@ final class Nd4jKernels implements Kernels {
     }
 
     private static INDArray checkedOut(INDArray out, long[] shape, DataType dt) {
-        if (!java.util.Arrays.equals(out.shape(), shape) || out.dataType() != dt) {
-            throw new IllegalArgumentException("product output " + java.util.Arrays.toString(out.shape()) + " "
-                    + out.dataType() + ", expected " + java.util.Arrays.toString(shape) + " " + dt);
+        if (!Arrays.equals(out.shape(), shape) || out.dataType() != dt) {
+            throw new IllegalArgumentException("product output " + Arrays.toString(out.shape()) + " "
+                    + out.dataType() + ", expected " + Arrays.toString(shape) + " " + dt);
         }
         return out;
     }
@@ -72,10 +76,10 @@ final class Nd4jKernels implements Kernels {
     public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, boolean inverse) {
         long n = x.size(0);
         long width = x.size(1);
-        if (width % (2L * heads) != 0 || !java.util.Arrays.equals(cos.shape(), x.shape())
-                || !java.util.Arrays.equals(sin.shape(), x.shape())) {
-            throw new IllegalArgumentException("rotary of " + java.util.Arrays.toString(x.shape()) + " as " + heads
-                    + " heads with tables " + java.util.Arrays.toString(cos.shape()));
+        if (width % (2L * heads) != 0 || !Arrays.equals(cos.shape(), x.shape())
+                || !Arrays.equals(sin.shape(), x.shape())) {
+            throw new IllegalArgumentException("rotary of " + Arrays.toString(x.shape()) + " as " + heads
+                    + " heads with tables " + Arrays.toString(cos.shape()));
         }
         long d = width / heads;
         INDArray rows = isDense(x) ? x : x.dup('c');
@@ -101,7 +105,7 @@ final class Nd4jKernels implements Kernels {
         return out;
     }
 
-    private static final java.util.Map<Long, INDArray> SWAPS = new java.util.concurrent.ConcurrentHashMap<>();
+    private static final Map<Long, INDArray> SWAPS = new ConcurrentHashMap<>();
 
     /** {@code [d, d]} fp32: row·P = {@code [−x2, x1]} (or {@code [x2, −x1]} for the inverse) for a row {@code [x1, x2]}. */
     private static INDArray swapMatrix(long d, boolean inverse) {
@@ -122,7 +126,7 @@ final class Nd4jKernels implements Kernels {
 
     @Override
     public void scaleSubtract(INDArray x, double c, INDArray y) {
-        if (onDnnl(x) && onDnnl(y) && java.util.Arrays.equals(x.shape(), y.shape()) && c != 1) {
+        if (onDnnl(x) && onDnnl(y) && Arrays.equals(x.shape(), y.shape()) && c != 1) {
             Dnnl.scaledSubtract(x, (float) c, y, x);
         } else {
             if (c != 1) {

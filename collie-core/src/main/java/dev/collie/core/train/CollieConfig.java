@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.Set;
 
 /**
  * Training settings, immutable, with CoLLiE's field names in JSON/YAML ({@code train_micro_batch_size},
@@ -90,7 +91,7 @@ public record CollieConfig(
         if (clipGradNorm < 0 || Double.isNaN(clipGradNorm)) {
             throw bad("clip_grad_norm", clipGradNorm, "must be >= 0 (0 turns clipping off)");
         }
-        if (lrSchedule == null || !java.util.Set.of("constant", "linear", "cosine").contains(lrSchedule)) {
+        if (lrSchedule == null || !Set.of("constant", "linear", "cosine").contains(lrSchedule)) {
             throw bad("lr_schedule", lrSchedule, "must be one of constant, linear, cosine");
         }
         return this;

@@ -22,6 +22,7 @@ import org.slf4j.LoggerFactory;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -243,7 +244,7 @@ public final class Trainer {
         boolean split = modelParallel != null && modelParallel.splitsModel();
         long trainable = 0;
         long all = 0;
-        for (Parameter p : new java.util.LinkedHashSet<>(heldParameters().values())) {
+        for (Parameter p : new LinkedHashSet<>(heldParameters().values())) {
             all += p.numel();
             trainable += p.requiresGrad() ? p.numel() : 0;
         }

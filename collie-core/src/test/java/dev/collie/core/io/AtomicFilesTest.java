@@ -5,6 +5,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -36,7 +37,7 @@ class AtomicFilesTest {
         Path file = tmp.resolve("model.safetensors");
         AtomicFiles.writeString(file, "old");
         CollieException e = assertThrows(CollieException.class, () -> AtomicFiles.write(file, ch -> {
-            AtomicFiles.writeFully(ch, java.nio.ByteBuffer.wrap("half".getBytes()));
+            AtomicFiles.writeFully(ch, ByteBuffer.wrap("half".getBytes()));
             throw new IOException("disk full");
         }));
         assertTrue(e.getMessage().contains("model.safetensors") && e.getMessage().contains("disk full"), e.getMessage());

@@ -6,6 +6,7 @@ import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Map;
 import java.util.Random;
+import java.util.function.BiFunction;
 import java.util.function.Function;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -33,7 +34,7 @@ public final class GradCheck {
     }
 
     /** Generic form: {@code fwd} reads {@code x} (which the check perturbs in place), {@code bwd} returns dx or null. */
-    public static void check(Function<Tape, INDArray> fwd, java.util.function.BiFunction<Tape, INDArray, INDArray> bwd,
+    public static void check(Function<Tape, INDArray> fwd, BiFunction<Tape, INDArray, INDArray> bwd,
                              Map<String, Parameter> params, INDArray x, TapeFactory tapes, long seed) {
         for (Parameter p : params.values()) {
             p.zeroGrad();

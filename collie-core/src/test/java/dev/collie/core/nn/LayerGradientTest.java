@@ -1,5 +1,6 @@
 package dev.collie.core.nn;
 
+import dev.collie.core.CollieException;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -141,7 +142,7 @@ class LayerGradientTest {
     @Test
     void outOfVocabularyIdIsAClearError() {
         Embedding e = new Embedding(7, 4, D, 0.5);
-        var ex = assertThrows(dev.collie.core.CollieException.class,
+        var ex = assertThrows(CollieException.class,
                 () -> e.forward(Tape.forInference(1, 2), Nd4j.createFromArray(new long[][] {{1, 9}})));
         assertEquals("token id 9 is outside the vocabulary [0, 7)", ex.getMessage());
     }

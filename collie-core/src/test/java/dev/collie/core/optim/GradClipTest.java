@@ -3,6 +3,7 @@ package dev.collie.core.optim;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.List;
@@ -11,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 class GradClipTest {
     private static Parameter withGrad(double... g) {
-        Parameter p = new Parameter(Nd4j.zeros(org.nd4j.linalg.api.buffer.DataType.DOUBLE, g.length));
+        Parameter p = new Parameter(Nd4j.zeros(DataType.DOUBLE, g.length));
         Tape t = Tape.forTraining(1, 1);
         t.use(p);
         p.accumulateGrad(t, Nd4j.createFromArray(g));

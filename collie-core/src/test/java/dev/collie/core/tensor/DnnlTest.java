@@ -5,9 +5,13 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.TestInfo;
 import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
+import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -81,8 +85,8 @@ class DnnlTest {
         for (INDArray[] c : new INDArray[][] {{q, k}, {p, k}}) {
             boolean tb = c[1] == k && c[0] == q;
             INDArray nd4j = Nd4j.createUninitialized(DataType.FLOAT, 2, 3, 20, tb ? 12 : 8);
-            Nd4j.exec(new org.nd4j.linalg.api.ops.impl.reduce.Mmul(c[0], c[1], nd4j,
-                    org.nd4j.linalg.api.blas.params.MMulTranspose.builder().transposeB(tb).build()));
+            Nd4j.exec(new Mmul(c[0], c[1], nd4j,
+                    MMulTranspose.builder().transposeB(tb).build()));
             INDArray got = Kernels.get().matmul(c[0], c[1], false, tb);
             assertTrue(got.sub(nd4j).amaxNumber().doubleValue() < 1e-5, "batched fp32 product differs");
         }
@@ -95,7 +99,7 @@ class DnnlTest {
         Nd4j.getRandom().setSeed(6);
         INDArray x = Nd4j.randn(DataType.FLOAT, 2, 3, 5, 33).muli(4);
         INDArray p = Kernels.get().softmax(x);
-        INDArray want = Nd4j.exec(new org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax(x, x.ulike(), 3))[0];
+        INDArray want = Nd4j.exec(new SoftMax(x, x.ulike(), 3))[0];
         assertTrue(p.sub(want).amaxNumber().doubleValue() < 1e-6, "softmax");
         INDArray dp = Nd4j.randn(DataType.FLOAT, 2, 3, 5, 33);
         INDArray dx = Kernels.get().softmaxBackward(p, dp);
@@ -103,10 +107,10 @@ class DnnlTest {
         assertTrue(dx.sub(ref).amaxNumber().doubleValue() < 1e-6, "softmax backward");
         INDArray lsm = x.ulike();
         Dnnl.logSoftmax(x, lsm);
-        assertTrue(lsm.sub(org.nd4j.linalg.ops.transforms.Transforms.log(want, true)).amaxNumber().doubleValue() < 1e-5);
+        assertTrue(lsm.sub(Transforms.log(want, true)).amaxNumber().doubleValue() < 1e-5);
         INDArray e = x.ulike();
         Dnnl.exp(x, e);
-        INDArray wantExp = org.nd4j.linalg.ops.transforms.Transforms.exp(x, true);
+        INDArray wantExp = Transforms.exp(x, true);
         assertTrue(e.sub(wantExp).div(e).amaxNumber().doubleValue() < 1e-6);
     }
 
@@ -227,8 +231,8 @@ class DnnlTest {
         INDArray wide = Nd4j.randn(DataType.FLOAT, n, width + 5);
         INDArray x = wide.get(all(), interval(2, 2 + width));   // a view: copied to rows first
         INDArray angles = Nd4j.rand(DataType.FLOAT, n, half).muli(6.0);
-        INDArray c = org.nd4j.linalg.ops.transforms.Transforms.cos(angles, true);
-        INDArray s = org.nd4j.linalg.ops.transforms.Transforms.sin(angles, true);
+        INDArray c = Transforms.cos(angles, true);
+        INDArray s = Transforms.sin(angles, true);
         INDArray cos = Nd4j.concat(1, c, c, c, c, c, c);          // both halves of every head
         INDArray sin = Nd4j.concat(1, s, s, s, s, s, s);
         for (boolean inverse : new boolean[] {false, true}) {

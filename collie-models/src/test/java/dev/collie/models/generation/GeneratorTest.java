@@ -1,6 +1,7 @@
 package dev.collie.models.generation;
 
 import dev.collie.core.CollieException;
+import dev.collie.core.nn.KvCache;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.models.llama.LlamaCheckpoint;
@@ -10,6 +11,7 @@ import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -64,12 +66,12 @@ class GeneratorTest {
     void cachedLogitsEqualFullForwardLogits() {
         long[] ids = {1, 73, 50, 52, 54, 45, 32, 77};
         INDArray full = model.forward(Tape.forInference(1, ids.length), Nd4j.createFromArray(new long[][] {ids}));
-        dev.collie.core.nn.KvCache cache = new dev.collie.core.nn.KvCache();
+        KvCache cache = new KvCache();
         INDArray prefill = model.forward(Tape.forInference(1, 5).setKvCache(cache),
                 Nd4j.createFromArray(new long[][] {Arrays.copyOf(ids, 5)}));
         cache.advance(5);
-        double worst = prefill.sub(full.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(0, 5),
-                org.nd4j.linalg.indexing.NDArrayIndex.all())).amaxNumber().doubleValue();
+        double worst = prefill.sub(full.get(NDArrayIndex.interval(0, 5),
+                NDArrayIndex.all())).amaxNumber().doubleValue();
         for (int i = 5; i < ids.length; i++) {
             INDArray one = model.forward(Tape.forInference(1, 1).setKvCache(cache),
                     Nd4j.createFromArray(new long[][] {{ids[i]}}));

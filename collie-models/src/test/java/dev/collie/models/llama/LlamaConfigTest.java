@@ -1,5 +1,6 @@
 package dev.collie.models.llama;
 
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.core.nn.RopeScaling;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -14,6 +15,7 @@ import java.net.URISyntaxException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.Paths;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -115,7 +117,7 @@ class LlamaConfigTest {
                 + " \"num_hidden_layers\": 2, \"num_attention_heads\": 4, \"eos_token_id\": [101, 108, 109],"
                 + " \"pad_token_id\": -1, \"head_dim\": null, \"rope_scaling\": null, \"model_type\": \"llama\"}";
         LlamaConfig e = LlamaConfig.fromJson(lists, "lists.json");
-        assertEquals(java.util.List.of(101, 108, 109), e.eosTokenIds());
+        assertEquals(List.of(101, 108, 109), e.eosTokenIds());
         assertEquals(101, e.eosTokenId().getAsInt());
         assertTrue(e.padTokenId().isEmpty());
         assertEquals(16, e.headDim());
@@ -174,7 +176,7 @@ class LlamaConfigTest {
         assertTrue(json.contains("\"vocab_size\": 128256"), "Python-style separators");
 
         // the v4 reader path: drop rope_parameters, keep the top-level fields
-        ((com.fasterxml.jackson.databind.node.ObjectNode) n).remove("rope_parameters");
+        ((ObjectNode) n).remove("rope_parameters");
         assertEquals(c, LlamaConfig.fromJson(n.toString(), "as-v4"));
 
         LlamaConfig plain = small().eosTokenIds(1, 2).bosTokenId(0).build();

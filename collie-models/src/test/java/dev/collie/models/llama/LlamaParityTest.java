@@ -8,6 +8,7 @@ import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.optim.AdamW;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -101,7 +102,7 @@ class LlamaParityTest {
     }
 
     @Test
-    void savedCheckpointRoundTripsBitExactly(@org.junit.jupiter.api.io.TempDir Path tmp) {
+    void savedCheckpointRoundTripsBitExactly(@TempDir Path tmp) {
         LlamaForCausalLM a = LlamaCheckpoint.load(FIXTURES.resolve("tiny-llama-tied"), DataType.FLOAT);
         LlamaCheckpoint.save(a, tmp);
         LlamaForCausalLM b = LlamaCheckpoint.load(tmp, DataType.FLOAT);

@@ -8,6 +8,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.net.URISyntaxException;
 import java.nio.file.Path;
@@ -79,10 +80,10 @@ class SafeTensorsHfFixturesTest {
             for (int rank = 0; rank < 2; rank++) {
                 INDArray qs = w.loadSlice(q, DataType.FLOAT, 0, rank * rows / 2, rows / 2);
                 INDArray os = w.loadSlice(o, DataType.FLOAT, 1, rank * cols / 2, cols / 2);
-                assertEquals(qFull.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(rank * rows / 2, (rank + 1) * rows / 2),
-                        org.nd4j.linalg.indexing.NDArrayIndex.all()), qs);
-                assertEquals(oFull.get(org.nd4j.linalg.indexing.NDArrayIndex.all(),
-                        org.nd4j.linalg.indexing.NDArrayIndex.interval(rank * cols / 2, (rank + 1) * cols / 2)), os);
+                assertEquals(qFull.get(NDArrayIndex.interval(rank * rows / 2, (rank + 1) * rows / 2),
+                        NDArrayIndex.all()), qs);
+                assertEquals(oFull.get(NDArrayIndex.all(),
+                        NDArrayIndex.interval(rank * cols / 2, (rank + 1) * cols / 2)), os);
             }
         }
     }

@@ -2,9 +2,13 @@ package dev.collie.models.llama;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
+import dev.collie.core.data.Datasets;
 import dev.collie.core.data.JsonlDataset;
+import dev.collie.core.data.Sample;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.Sgd;
+import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.Callback;
@@ -19,6 +23,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -75,16 +80,16 @@ class TrainerTest {
     @Test
     void workerThreadsSplittingUnevenRowsGiveTheSameStepsAsOneThread() {
         // rows of different lengths (so padding, and a different count of trained tokens per part)
-        java.util.Random r = new java.util.Random(5);
-        List<dev.collie.core.data.Sample> samples = new ArrayList<>();
+        Random r = new Random(5);
+        List<Sample> samples = new ArrayList<>();
         for (int i = 0; i < 9; i++) {
             int[] ids = new int[4 + r.nextInt(9)];
             for (int j = 0; j < ids.length; j++) {
                 ids[j] = r.nextInt(96);
             }
-            samples.add(dev.collie.core.data.Sample.causal(ids));
+            samples.add(Sample.causal(ids));
         }
-        Dataset data = dev.collie.core.data.Datasets.of(samples);
+        Dataset data = Datasets.of(samples);
         // plain SGD, so a weight difference is the gradient difference (Adam would magnify fp32 noise)
         CollieConfig base = CollieConfig.builder().trainMicroBatchSize(3).gradientAccumulationSteps(1).shuffle(false)
                 .lr(0.5).build();
@@ -93,12 +98,12 @@ class TrainerTest {
         try {
             for (int workers : new int[] {1, 2, 3}) {
                 LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
-                stats.add(Trainer.builder().model(model).optimizer(new dev.collie.core.optim.Sgd(model.namedParameters()))
+                stats.add(Trainer.builder().model(model).optimizer(new Sgd(model.namedParameters()))
                         .config(base.toBuilder().workerThreads(workers).build()).trainData(data).build().train());
                 models.add(model);
             }
         } finally {
-            dev.collie.core.tensor.Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
+            Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
         }
         double worstLoss = 0;
         double worst = 0;

@@ -7,6 +7,7 @@ import java.nio.DoubleBuffer;
 import java.nio.FloatBuffer;
 import java.nio.IntBuffer;
 import java.nio.LongBuffer;
+import java.util.Arrays;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.shape.Shape;
@@ -19,8 +20,8 @@ final class Elements {
     static ByteBuffer view(INDArray a, String op) {
         if (a.length() > 0 && (a.ordering() != 'c' || !Shape.hasDefaultStridesForShape(a))) {
             throw new IllegalArgumentException(op + ": the array must be contiguous c-order, got ordering "
-                    + a.ordering() + " shape " + java.util.Arrays.toString(a.shape())
-                    + " stride " + java.util.Arrays.toString(a.stride()));
+                    + a.ordering() + " shape " + Arrays.toString(a.shape())
+                    + " stride " + Arrays.toString(a.stride()));
         }
         long width = a.dataType().width();
         long bytes = a.length() * width;

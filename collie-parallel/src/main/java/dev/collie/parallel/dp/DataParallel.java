@@ -1,5 +1,6 @@
 package dev.collie.parallel.dp;
 
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -15,6 +16,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -120,7 +122,7 @@ public final class DataParallel implements GradientSync, AutoCloseable {
 
     private void buildBuckets(long bucketBytes) {
         List<Map.Entry<String, Parameter>> order = new ArrayList<>(params.entrySet());
-        java.util.Collections.reverse(order);
+        Collections.reverse(order);
         Bucket current = null;
         for (Map.Entry<String, Parameter> e : order) {
             Parameter p = e.getValue();
@@ -165,7 +167,7 @@ public final class DataParallel implements GradientSync, AutoCloseable {
         Bucket b = s.bucket();
         INDArray g = p.grad();
         // copy into the flat buffer now: the gradient may be a lent array that is gone after this call
-        b.flat.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(s.offset(), s.offset() + p.numel()))
+        b.flat.get(NDArrayIndex.interval(s.offset(), s.offset() + p.numel()))
                 .assign(g.reshape(p.numel()));
         synchronized (launchLock) {
             int i = b.slots.indexOf(s);
@@ -218,7 +220,7 @@ public final class DataParallel implements GradientSync, AutoCloseable {
             }
             for (Bucket b : buckets) {
                 for (Slot s : b.slots) {
-                    INDArray part = b.flat.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(s.offset(),
+                    INDArray part = b.flat.get(NDArrayIndex.interval(s.offset(),
                             s.offset() + s.p().numel()));
                     s.p().grad().assign(part.reshape(s.p().shape()));
                 }

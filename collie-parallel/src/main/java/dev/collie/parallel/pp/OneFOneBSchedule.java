@@ -18,6 +18,7 @@ import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -354,7 +355,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
                 INDArray grad = p.grad();
                 if (grad == null) {
                     throw new CollieException("pipeline stage " + index + " has no gradient for " + name
-                            + ", which it shares with stages " + java.util.Arrays.toString(g.stages())
+                            + ", which it shares with stages " + Arrays.toString(g.stages())
                             + "; call syncTiedGradients() after forwardBackward()");
                 }
                 g.comm().allReduce(grad, ReduceOp.SUM);
@@ -404,7 +405,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
     private void sendActivation(INDArray y, int tag) {
         if (y.rank() != 2) {
             throw new IllegalStateException("stage " + index + " output must be [rows·seq, hidden], got "
-                    + java.util.Arrays.toString(y.shape()));
+                    + Arrays.toString(y.shape()));
         }
         if (outWidth < 0) {
             INDArray header = Nd4j.createFromArray(new long[] {y.size(1), y.dataType().ordinal()});
@@ -413,7 +414,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
             outType = y.dataType();
         } else if (y.size(1) != outWidth || y.dataType() != outType) {
             throw new IllegalStateException("stage " + index + " output changed from [*, " + outWidth + "] "
-                    + outType + " to " + java.util.Arrays.toString(y.shape()) + " " + y.dataType());
+                    + outType + " to " + Arrays.toString(y.shape()) + " " + y.dataType());
         }
         send(contiguous(y), index + 1, tag, "forward (tag " + tag + ")");
     }

@@ -7,6 +7,7 @@ import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.regex.Pattern;
@@ -157,7 +158,7 @@ public final class PipelinePartition {
         long[][] sizes = new long[parts + 1][n + 1];
         int[][] from = new int[parts + 1][n + 1];
         for (double[] row : sq) {
-            java.util.Arrays.fill(row, Double.POSITIVE_INFINITY);
+            Arrays.fill(row, Double.POSITIVE_INFINITY);
         }
         sq[0][0] = 0;
         for (int j = 1; j <= parts; j++) {

@@ -10,6 +10,7 @@ import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -37,11 +38,11 @@ public final class PipelineStage {
     public PipelineStage(LanguageModel model, int[] bounds, int index) {
         if (bounds.length < 2 || bounds[0] != 0) {
             throw new IllegalArgumentException("bounds must start at 0 and have at least two entries: "
-                    + java.util.Arrays.toString(bounds));
+                    + Arrays.toString(bounds));
         }
         for (int s = 0; s + 1 < bounds.length; s++) {
             if (bounds[s + 1] <= bounds[s]) {
-                throw new IllegalArgumentException("stage " + s + " of bounds " + java.util.Arrays.toString(bounds)
+                throw new IllegalArgumentException("stage " + s + " of bounds " + Arrays.toString(bounds)
                         + " has no layer");
             }
         }
@@ -95,7 +96,7 @@ public final class PipelineStage {
         List<Layer> all = model.pipelineLayers();
         if (all.size() != bounds[bounds.length - 1]) {
             throw new CollieException("the model has " + all.size() + " pipeline layers but the partition "
-                    + java.util.Arrays.toString(bounds) + " was made for " + bounds[bounds.length - 1]);
+                    + Arrays.toString(bounds) + " was made for " + bounds[bounds.length - 1]);
         }
         return all.subList(bounds[s], bounds[s + 1]);
     }

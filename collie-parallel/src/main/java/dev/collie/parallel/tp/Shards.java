@@ -12,6 +12,8 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
+import java.util.Arrays;
+
 /** Slicing of full tensors into tensor-parallel shards, and the in-place all-reduce the layers share. */
 final class Shards {
     private Shards() {
@@ -38,11 +40,11 @@ final class Shards {
             }
             if (dim >= full.rank()) {
                 throw new IllegalArgumentException(style + " splits dimension " + dim + ", but the array has shape "
-                        + java.util.Arrays.toString(full.shape()) + " (a row-parallel layer's bias is REPLICATE)");
+                        + Arrays.toString(full.shape()) + " (a row-parallel layer's bias is REPLICATE)");
             }
             long len = full.size(dim);
             if (len % n != 0) {
-                throw new IllegalArgumentException("dimension " + dim + " of shape " + java.util.Arrays.toString(full.shape())
+                throw new IllegalArgumentException("dimension " + dim + " of shape " + Arrays.toString(full.shape())
                         + " (" + len + ") is not divisible by " + n + " tensor-parallel ranks");
             }
             long per = len / n;

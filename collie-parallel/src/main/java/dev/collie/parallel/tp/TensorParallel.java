@@ -28,6 +28,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.WeakHashMap;
+import java.util.function.Predicate;
 import java.util.regex.Pattern;
 
 /**
@@ -265,7 +266,7 @@ public final class TensorParallel {
      * ({@code lora_B} of a column-parallel base by rows, {@code lora_A} of a row-parallel base by columns).
      */
     public static Map<String, INDArray> gatherFullWeights(LanguageModel tpModel, Communicator tp,
-                                                          java.util.function.Predicate<String> which) {
+                                                          Predicate<String> which) {
         Sharding sharding = sharding(tpModel);
         Map<String, INDArray> out = new LinkedHashMap<>();
         IdentityHashMap<Parameter, INDArray> done = new IdentityHashMap<>();

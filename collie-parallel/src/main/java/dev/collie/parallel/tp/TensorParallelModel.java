@@ -5,6 +5,7 @@ import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Module;
+import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -96,7 +97,7 @@ public final class TensorParallelModel implements LanguageModel {
     }
 
     @Override
-    public List<dev.collie.core.nn.Parameter> parametersAroundLayers() {
+    public List<Parameter> parametersAroundLayers() {
         return base.parametersAroundLayers();
     }
 

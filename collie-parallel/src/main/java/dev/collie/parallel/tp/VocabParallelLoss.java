@@ -7,6 +7,7 @@ import dev.collie.core.nn.CausalLmLoss;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
+import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -82,7 +83,7 @@ public final class VocabParallelLoss extends CausalLmLoss {
         DataType dt = logits.dataType();
         // x becomes exp(x - max), then the gradient: the caller's array itself where the gradient is wanted
         boolean inPlace = withGradient && logits.ordering() == 'c'
-                && org.nd4j.linalg.api.shape.Shape.hasDefaultStridesForShape(logits);
+                && Shape.hasDefaultStridesForShape(logits);
         INDArray x = inPlace ? logits : logits.dup('c');
         INDArray flat = x.reshape(n * local);
 

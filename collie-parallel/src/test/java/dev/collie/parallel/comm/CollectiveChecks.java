@@ -8,8 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.parallel.testing.Ranks;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
+import java.util.stream.IntStream;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -104,7 +106,7 @@ final class CollectiveChecks {
             c.recv(a, left, 7);
             assertArrayEquals(new float[] {left, 1}, a.toFloatVector());
             // even ranks form a group; odd ranks get null
-            int[] evens = java.util.stream.IntStream.range(0, n).filter(r -> r % 2 == 0).toArray();
+            int[] evens = IntStream.range(0, n).filter(r -> r % 2 == 0).toArray();
             Communicator g = c.subGroup(evens);
             if (c.rank() % 2 == 1) {
                 assertNull(g);
@@ -112,7 +114,7 @@ final class CollectiveChecks {
                 assertEquals(c.rank() / 2, g.rank());
                 INDArray x = Nd4j.createFromArray(new double[] {c.rank()});
                 g.allReduce(x, ReduceOp.SUM);
-                assertEquals(java.util.Arrays.stream(evens).sum(), x.getDouble(0), 0);
+                assertEquals(Arrays.stream(evens).sum(), x.getDouble(0), 0);
             }
             c.barrier();
             return null;

@@ -13,7 +13,9 @@ import java.io.IOException;
 import java.net.ServerSocket;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -43,7 +45,7 @@ class TcpCommunicatorTest {
             List<Future<Communicator>> fs = new ArrayList<>();
             for (int r = 0; r < n; r++) {
                 int rank = r;
-                if (java.util.Arrays.stream(absent).anyMatch(a -> a == rank)) {
+                if (Arrays.stream(absent).anyMatch(a -> a == rank)) {
                     continue;
                 }
                 fs.add(pool.submit(() -> TcpCommunicator.connect(rank, n, "127.0.0.1", port, timeout)));
@@ -52,7 +54,7 @@ class TcpCommunicatorTest {
             for (Future<Communicator> f : fs) {
                 try {
                     out.add(f.get(timeout.toMillis() + 5000, TimeUnit.MILLISECONDS));
-                } catch (java.util.concurrent.ExecutionException e) {
+                } catch (ExecutionException e) {
                     out.add(e.getCause());
                 }
             }

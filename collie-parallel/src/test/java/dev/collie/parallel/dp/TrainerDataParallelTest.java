@@ -21,8 +21,10 @@ import dev.collie.parallel.comm.LocalCommunicators;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -162,12 +164,12 @@ class TrainerDataParallelTest {
     }
 
     @Test
-    void zero1CheckpointHoldsEveryShardAndResumesExactly(@org.junit.jupiter.api.io.TempDir Path tmp) throws Exception {
+    void zero1CheckpointHoldsEveryShardAndResumesExactly(@TempDir Path tmp) throws Exception {
         Function<Map<String, Parameter>, Optimizer> adamw = ADAMW;
         List<Run> straight = twoRanks(adamw, true, 3, null, null);
         twoRanks(adamw, true, 2, tmp.resolve("ckpt"), null);
-        assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("ckpt/optimizer-rank0-of-2.safetensors")));
-        assertTrue(java.nio.file.Files.isRegularFile(tmp.resolve("ckpt/optimizer-rank1-of-2.safetensors")));
+        assertTrue(Files.isRegularFile(tmp.resolve("ckpt/optimizer-rank0-of-2.safetensors")));
+        assertTrue(Files.isRegularFile(tmp.resolve("ckpt/optimizer-rank1-of-2.safetensors")));
         List<Run> resumed = twoRanks(adamw, true, 3, null, tmp.resolve("ckpt"));
         assertEquals(1, resumed.get(0).stats().size());
         assertEquals(straight.get(0).stats().get(2).loss(), resumed.get(0).stats().get(0).loss(), 0.0);

@@ -1,9 +1,12 @@
 package dev.collie.parallel.dp;
 
+import dev.collie.core.data.Collator;
+import dev.collie.core.data.DataLoader;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.NumericalParity;
+import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.optim.Lomo;
 import dev.collie.parallel.testing.Ranks;
@@ -122,9 +125,9 @@ class Zero2Test {
         List<double[]> got = Ranks.local(2, Duration.ofSeconds(10), 15, c -> {
             LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
             try (Zero2 z = new Zero2(m.namedParameters(), c, 4096);
-                 dev.collie.core.train.StepRunner runner = new dev.collie.core.train.StepRunner(m, 1, 1)) {
-                var loader = dev.collie.core.data.DataLoader.builder(ZeroHarnessTest.ROWS,
-                        new dev.collie.core.data.Collator(0, false)).microBatchSize(1).shuffle(false)
+                 StepRunner runner = new StepRunner(m, 1, 1)) {
+                var loader = DataLoader.builder(ZeroHarnessTest.ROWS,
+                        new Collator(0, false)).microBatchSize(1).shuffle(false)
                         .numReplicas(2).rank(c.rank()).build();
                 runner.forwardBackward(loader.step(0, 0));
                 z.finish();

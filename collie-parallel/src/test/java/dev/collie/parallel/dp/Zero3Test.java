@@ -14,10 +14,13 @@ import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
 
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -152,7 +155,7 @@ class Zero3Test {
                 assertEquals(owner, p.isResident(), e.getKey());
                 if (!owner) {
                     IllegalStateException x = assertThrows(IllegalStateException.class, p::data);
-                    assertTrue(x.getMessage().contains(java.util.Arrays.toString(p.shape())), x.getMessage());
+                    assertTrue(x.getMessage().contains(Arrays.toString(p.shape())), x.getMessage());
                     assertTrue(x.getMessage().contains("offloaded"), x.getMessage());
                     assertTrue(p.numel() > 0 && p.shape().length > 0 && p.dtype() == DataType.FLOAT);
                 }
@@ -190,8 +193,8 @@ class Zero3Test {
     }
 
     @Test
-    void checkpointSavedAndResumedInsideAGatheredScopeContinuesExactly(@org.junit.jupiter.api.io.TempDir
-                                                                       java.nio.file.Path tmp) throws Exception {
+    void checkpointSavedAndResumedInsideAGatheredScopeContinuesExactly(@TempDir
+                                                                       Path tmp) throws Exception {
         ZeroHarnessTest.assertZero3CheckpointResumesExactly(tmp.resolve("ckpt"),
                 body -> twoRanks(false, (m, z, c) -> body.run(m, z)));
     }

@@ -5,6 +5,7 @@ import dev.collie.core.data.Dataset;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.GradientSync;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.FusedBackwardOptimizer;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.tensor.Backends;
@@ -15,6 +16,7 @@ import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.optim.AdaLomo;
 import dev.collie.optim.AdamW;
+import dev.collie.optim.Lomo;
 import dev.collie.parallel.testing.Fixtures;
 import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
@@ -27,6 +29,7 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -58,7 +61,7 @@ class ZeroHarnessTest {
      * in 5 steps, and a diverging run multiplies rounding differences each step (1.5e-8 after one step, 1.4e-5 after
      * five, between two ranks and one); at 0.1 they stay at 1.1e-8.
      */
-    static final Function<Map<String, Parameter>, Optimizer> LOMO = p -> new dev.collie.optim.Lomo(p, 0, 0, 0.01, null);
+    static final Function<Map<String, Parameter>, Optimizer> LOMO = p -> new Lomo(p, 0, 0, 0.01, null);
     static final double LOMO_LR = 0.1;
 
     /** ZeRO stage of a run: 0 is plain data parallel. */
@@ -242,7 +245,7 @@ class ZeroHarnessTest {
         LlamaForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
         model.setGradientCheckpointing(s.recompute());
         // a fused-backward optimizer needs whole parameters: the caller says so (Parallelism: from the CLI)
-        boolean fused = opt.apply(Map.of()) instanceof dev.collie.core.optim.FusedBackwardOptimizer;
+        boolean fused = opt.apply(Map.of()) instanceof FusedBackwardOptimizer;
         SplitPolicy split = s.split() != null ? s.split() : fused ? SplitPolicy.OFF : SplitPolicy.DEFAULT;
         GradientSync sync;
         Map<String, Parameter> mine;
@@ -382,8 +385,8 @@ class ZeroHarnessTest {
         long[] load = new long[3];
         ps.forEach(p -> load[o.get(p)] += p.numel());
         assertTrue(load[0] > 0 && load[1] > 0 && load[2] > 0);
-        assertTrue(java.util.Arrays.stream(load).max().getAsLong() - java.util.Arrays.stream(load).min().getAsLong() <= 30,
-                java.util.Arrays.toString(load));
+        assertTrue(Arrays.stream(load).max().getAsLong() - Arrays.stream(load).min().getAsLong() <= 30,
+                Arrays.toString(load));
     }
 
     @Test

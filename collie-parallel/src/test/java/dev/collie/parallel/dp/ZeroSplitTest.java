@@ -25,6 +25,8 @@ import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.nio.file.Path;
 import java.time.Duration;
@@ -138,8 +140,8 @@ class ZeroSplitTest {
                 long r1 = 66L * (c.rank() + 1) / 4;
                 assertArrayEquals(new long[] {r1 - r0, 32}, block.shape());
                 // ZeRO-2: the block is a view of the value's rows
-                assertEquals(before.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(r0, r1),
-                        org.nd4j.linalg.indexing.NDArrayIndex.all()), block.data());
+                assertEquals(before.get(NDArrayIndex.interval(r0, r1),
+                        NDArrayIndex.all()), block.data());
                 block.data().assign(c.rank() + 1);
                 assertEquals(c.rank() + 1, embed.data().getDouble(r0, 0), 0.0, "writes reach the value");
                 z.afterStep();          // every rank's block into every rank's value
@@ -385,7 +387,7 @@ class ZeroSplitTest {
     @Test
     void theBytesOfASplitParameterFollowTheRingFormulas() {
         // 66 rows of 32 over 4 ranks: 16/17/16/17 rows; a rank sends every block but the next rank's
-        Parameter p = new Parameter(org.nd4j.linalg.factory.Nd4j.zeros(DataType.FLOAT, 66, 32));
+        Parameter p = new Parameter(Nd4j.zeros(DataType.FLOAT, 66, 32));
         RowBlocks rb = new RowBlocks("w", p, 4, 1, true);
         assertFalse(rb.equal());
         assertArrayEquals(new long[] {16 * 32, 17 * 32, 16 * 32, 17 * 32}, RowBlocks.blockElements(p.shape(), p.numel(), 4));

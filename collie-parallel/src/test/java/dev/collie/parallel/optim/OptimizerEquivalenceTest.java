@@ -11,6 +11,7 @@ import dev.collie.core.optim.Optimizer;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.NumericalParity;
+import dev.collie.core.train.Callback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
@@ -26,6 +27,7 @@ import dev.collie.parallel.Parallelism;
 import dev.collie.parallel.testing.Fixtures;
 import dev.collie.parallel.testing.Ranks;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -171,8 +173,8 @@ class OptimizerEquivalenceTest {
     }
 
     /** Records a fused optimizer's clipping norm after every step. */
-    private static dev.collie.core.train.Callback normRecorder(Optimizer opt, List<Double> into) {
-        return new dev.collie.core.train.Callback() {
+    private static Callback normRecorder(Optimizer opt, List<Double> into) {
+        return new Callback() {
             @Override
             public void onBatchEnd(Trainer t, StepStats s) {
                 if (opt instanceof Lomo l) {
@@ -280,7 +282,7 @@ class OptimizerEquivalenceTest {
      */
     @Test
     void zeroRefusesTwoPassClipping() {
-        Exception e = org.junit.jupiter.api.Assertions.assertThrows(Exception.class,
+        Exception e = Assertions.assertThrows(Exception.class,
                 () -> runRanks(Opt.LOMO_CLIP, 2, 2, 1, 2, false, DataType.FLOAT));
         assertTrue(String.valueOf(e.getMessage()).contains("which a ZeRO rank does not hold"), e.toString());
     }

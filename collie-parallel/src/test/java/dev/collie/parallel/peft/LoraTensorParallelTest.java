@@ -17,7 +17,9 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -41,8 +43,8 @@ class LoraTensorParallelTest {
     private static final double TOL = 1e-12;
 
     private static INDArray det(long seed, long... shape) {
-        java.util.Random rnd = new java.util.Random(seed);
-        double[] v = new double[(int) java.util.Arrays.stream(shape).reduce(1, (a, b) -> a * b)];
+        Random rnd = new Random(seed);
+        double[] v = new double[(int) Arrays.stream(shape).reduce(1, (a, b) -> a * b)];
         for (int i = 0; i < v.length; i++) {
             v[i] = rnd.nextGaussian() * 0.5;
         }

@@ -4,17 +4,21 @@ import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.CollieConfig;
+import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.optim.AdaLomo;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.Parallelism;
 import dev.collie.parallel.testing.Fixtures;
+import dev.collie.parallel.tp.TensorParallel;
 import dev.collie.peft.LoraConfig;
 import dev.collie.peft.Peft;
 import dev.collie.peft.PeftConfig;
@@ -33,8 +37,10 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -234,13 +240,13 @@ class PeftParallelEquivalenceTest {
              SafeTensors b = SafeTensors.open(dir.resolve("adapter_model.safetensors"))) {
             assertEquals(a.names(), b.names());
             for (String n : a.names()) {
-                assertEquals(java.util.Arrays.toString(a.info(n).shape()), java.util.Arrays.toString(b.info(n).shape()), n);
+                assertEquals(Arrays.toString(a.info(n).shape()), Arrays.toString(b.info(n).shape()), n);
                 worstFile = Math.max(worstFile, maxDiff(a.load(n, DataType.DOUBLE), b.load(n, DataType.DOUBLE)));
             }
         }
         Agreement.within(what + ": saved adapter file", worstFile, dtype == DataType.DOUBLE ? 1e-6 : tol);
-        assertEquals(java.nio.file.Files.readString(ref.dir().resolve("adapter_config.json")),
-                java.nio.file.Files.readString(dir.resolve("adapter_config.json")));
+        assertEquals(Files.readString(ref.dir().resolve("adapter_config.json")),
+                Files.readString(dir.resolve("adapter_config.json")));
     }
 
     /**
@@ -293,7 +299,7 @@ class PeftParallelEquivalenceTest {
 
     /** AdaLomo with CoLLiE's settings but eps1 above the noise ({@link Agreement#ADALOMO_EPS1_ABOVE_NOISE}). */
     private static Optimizer adaLomo(Map<String, Parameter> params) {
-        return new dev.collie.optim.AdaLomo(params, Agreement.ADALOMO_EPS1_ABOVE_NOISE, 1e-3, 1.0, -0.8, 0, 0, 0);
+        return new AdaLomo(params, Agreement.ADALOMO_EPS1_ABOVE_NOISE, 1e-3, 1.0, -0.8, 0, 0, 0);
     }
 
     static Stream<Arguments> adaLomoLayouts() {
@@ -310,7 +316,7 @@ class PeftParallelEquivalenceTest {
     }
 
     static double maxDiff(INDArray a, INDArray b) {
-        assertEquals(java.util.Arrays.toString(a.shape()), java.util.Arrays.toString(b.shape()));
+        assertEquals(Arrays.toString(a.shape()), Arrays.toString(b.shape()));
         return a.castTo(DataType.DOUBLE).sub(b.castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
     }
 
@@ -340,12 +346,12 @@ class PeftParallelEquivalenceTest {
     /** Bytes one rank sends for one training forward/backward of a [2, 12] micro-batch under tp 2. */
     private static long bytesPerMicroBatch(String method) throws Exception {
         List<Long> sent = Ranks.run(2, c -> {
-            dev.collie.core.train.LanguageModel m = method.equals("none") ? LlamaCheckpoint.load(TINY, DataType.FLOAT)
+            LanguageModel m = method.equals("none") ? LlamaCheckpoint.load(TINY, DataType.FLOAT)
                     : model(method, DataType.FLOAT);
-            var tpModel = dev.collie.parallel.tp.TensorParallel.apply(m, c);
+            var tpModel = TensorParallel.apply(m, c);
             INDArray ids = Nd4j.zeros(DataType.INT64, 2, 12);
             long before = c.bytesSent();
-            dev.collie.core.nn.Tape tape = dev.collie.core.nn.Tape.forTraining(2, 12);
+            Tape tape = Tape.forTraining(2, 12);
             INDArray logits = tpModel.forward(tape, ids);
             tpModel.backward(tape, Nd4j.rand(DataType.FLOAT, logits.shape()).subi(0.5));
             return c.bytesSent() - before;
@@ -378,10 +384,10 @@ class PeftParallelEquivalenceTest {
     /** Prompt tuning lengthens every sequence, so the base's own collectives grow: the same rows without an adapter. */
     private static long bytesPerMicroBatchOfAPromptOfLength(int n) throws Exception {
         List<Long> sent = Ranks.run(2, c -> {
-            var tpModel = dev.collie.parallel.tp.TensorParallel.apply(LlamaCheckpoint.load(TINY, DataType.FLOAT), c);
+            var tpModel = TensorParallel.apply(LlamaCheckpoint.load(TINY, DataType.FLOAT), c);
             INDArray ids = Nd4j.zeros(DataType.INT64, 2, 12 + n);
             long before = c.bytesSent();
-            dev.collie.core.nn.Tape tape = dev.collie.core.nn.Tape.forTraining(2, 12 + n);
+            Tape tape = Tape.forTraining(2, 12 + n);
             INDArray logits = tpModel.forward(tape, ids);
             tpModel.backward(tape, Nd4j.rand(DataType.FLOAT, logits.shape()).subi(0.5));
             return c.bytesSent() - before;
@@ -395,8 +401,8 @@ class PeftParallelEquivalenceTest {
         List<Map<String, INDArray>> got = Ranks.run(2, c -> {
             PeftModel m = model("lora", DataType.FLOAT);
             Map<String, Parameter> trainable = Peft.trainableNamedParameters(m);
-            var tpModel = dev.collie.parallel.tp.TensorParallel.apply(m, c);
-            Map<String, INDArray> adapter = dev.collie.parallel.tp.TensorParallel.gatherFullWeights(tpModel, c,
+            var tpModel = TensorParallel.apply(m, c);
+            Map<String, INDArray> adapter = TensorParallel.gatherFullWeights(tpModel, c,
                     trainable::containsKey);
             if (c.rank() == 0) {
                 m.saveAdapter(tmp.resolve("selection"), adapter);

@@ -25,6 +25,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
+import java.util.TreeSet;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -200,7 +201,7 @@ class PromptMethodsPipelineTest {
                 assertEquals(expected, run.pipeBytes().get(s), "bytes sent by stage " + r + " in step " + s);
             }
         }
-        assertEquals(new TreeMap<>(ref.grads()).keySet(), new java.util.TreeSet<>(seen),
+        assertEquals(new TreeMap<>(ref.grads()).keySet(), new TreeSet<>(seen),
                 "the stages together train the whole adapter");
         System.out.printf("%s pp %d tied %b: max |Δloss| %.2e, |Δgrad| %.2e, |Δweight| after %d SGD steps %.2e,"
                 + " |Δeval loss| %.2e%n", method, pp, tied, lossDiff, gradDiff, STEPS, weightDiff, evalDiff);

@@ -6,8 +6,10 @@ import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.LayerWrapper;
+import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
@@ -25,6 +27,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -260,7 +263,7 @@ class TensorParallelModelTest {
             }
         }
         // a falling loss: SGD on a diverging run would grow rounding differences step by step
-        assertTrue(refLoss[steps - 1] < refLoss[0] - 0.05, "the loss went down: " + java.util.Arrays.toString(refLoss));
+        assertTrue(refLoss[steps - 1] < refLoss[0] - 0.05, "the loss went down: " + Arrays.toString(refLoss));
         Agreement.within("fp32 tp=2 SGD: losses vs one rank", worstLoss, 1e-5);
         Agreement.within("fp32 tp=2 SGD: weights vs one rank's", worstWeight, 1e-5);
     }
@@ -295,8 +298,8 @@ class TensorParallelModelTest {
     private static LanguageModel withPlan(LlamaForCausalLM m, Map<String, ParallelStyle> plan) {
         return new LanguageModel() {
             @Override public Module module() { return m; }
-            @Override public INDArray forward(dev.collie.core.nn.Tape t, INDArray ids) { return m.forward(t, ids); }
-            @Override public void backward(dev.collie.core.nn.Tape t, INDArray d) { m.backward(t, d); }
+            @Override public INDArray forward(Tape t, INDArray ids) { return m.forward(t, ids); }
+            @Override public void backward(Tape t, INDArray d) { m.backward(t, d); }
             @Override public long vocabSize() { return m.vocabSize(); }
             @Override public List<Layer> pipelineLayers() { return m.pipelineLayers(); }
             @Override public Map<String, ParallelStyle> tensorParallelPlan() { return plan; }
@@ -315,7 +318,7 @@ class TensorParallelModelTest {
         String msg = assertThrows(CollieException.class, () -> TensorParallel.apply(withPlan(m, noHead), comms.get(0)))
                 .getMessage();
         assertTrue(msg.contains("does not split the output head over the vocabulary"), msg);
-        assertInstanceOf(dev.collie.core.nn.Linear.class, m.namedModules().get("lm_head"), "left unchanged");
+        assertInstanceOf(Linear.class, m.namedModules().get("lm_head"), "left unchanged");
         comms.forEach(c -> c.close());
     }
 

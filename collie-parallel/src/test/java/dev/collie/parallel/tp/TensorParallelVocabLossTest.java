@@ -11,6 +11,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 import java.util.concurrent.TimeUnit;
@@ -88,7 +89,7 @@ class TensorParallelVocabLossTest {
     void allTargetsIgnoredGiveNaNAndAZeroGradient() throws Exception {
         INDArray x = logits(12);
         long[] ignored = new long[ROWS];
-        java.util.Arrays.fill(ignored, I);
+        Arrays.fill(ignored, I);
         INDArray t = Nd4j.createFromArray(ignored);
         INDArray[] want = new CausalLmLoss().crossEntropy(x.dup(), t, true);
         assertTrue(Double.isNaN(want[0].getDouble(0)));

@@ -7,6 +7,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.List;
 
 /** Test helper: n in-JVM tensor-parallel ranks, one thread each, and comparisons of shards with full arrays. */
@@ -29,9 +30,9 @@ final class TpRanks {
     }
 
     static double maxAbsDiff(INDArray a, INDArray b) {
-        if (!java.util.Arrays.equals(a.shape(), b.shape())) {
-            throw new AssertionError("shapes differ: " + java.util.Arrays.toString(a.shape()) + " vs "
-                    + java.util.Arrays.toString(b.shape()));
+        if (!Arrays.equals(a.shape(), b.shape())) {
+            throw new AssertionError("shapes differ: " + Arrays.toString(a.shape()) + " vs "
+                    + Arrays.toString(b.shape()));
         }
         return a.castTo(DataType.DOUBLE).sub(b.castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
     }

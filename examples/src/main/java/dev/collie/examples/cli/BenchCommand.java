@@ -2,6 +2,7 @@ package dev.collie.examples.cli;
 
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.MatmulPrecision;
@@ -22,6 +23,7 @@ import picocli.CommandLine.Option;
 
 import java.util.Arrays;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.Callable;
 
 /** {@code collie bench}: trains a random LLaMA on random tokens and reports speed and memory. */
@@ -67,7 +69,7 @@ final class BenchCommand implements Callable<Integer> {
         LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
         model.setGradientCheckpointing(checkpointing);
         Optimizer optimizer = opt.create(model.namedParameters());
-        if (optimizer.fusedBackward() || optimizer instanceof dev.collie.core.optim.HessianEstimator) {
+        if (optimizer.fusedBackward() || optimizer instanceof HessianEstimator) {
             throw new CollieException("bench times step-style optimizers only; " + optimizer.getClass().getSimpleName()
                     + " needs the Trainer (gradient hooks or Hessian refreshes): time it with 'collie train'");
         }
@@ -169,7 +171,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private INDArray randomIds(long seed) {
-        java.util.Random r = new java.util.Random(seed);
+        Random r = new Random(seed);
         long[][] ids = new long[shape.batch()][shape.seq()];
         for (long[] row : ids) {
             for (int i = 0; i < row.length; i++) {

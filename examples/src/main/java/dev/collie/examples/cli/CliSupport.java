@@ -2,6 +2,7 @@ package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
 import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -44,7 +45,7 @@ final class CliSupport {
         if (dir == null || !Files.isDirectory(dir)) {
             return loadModel(dir);    // the same errors
         }
-        return new LlamaForCausalLM(dev.collie.models.llama.LlamaConfig.load(dir.resolve("config.json")), DataType.FLOAT);
+        return new LlamaForCausalLM(LlamaConfig.load(dir.resolve("config.json")), DataType.FLOAT);
     }
 
     /** The tokenizer given with --tokenizer, else the one in the model directory, else null. */

@@ -2,6 +2,7 @@ package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.optim.FusedBackwardOptimizer;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.optim.Sgd;
 import dev.collie.optim.AdaLomo;
@@ -108,7 +109,7 @@ final class OptimizerOptions {
             return true;
         }
         try {
-            return dev.collie.core.optim.FusedBackwardOptimizer.class.isAssignableFrom(Class.forName(name));
+            return FusedBackwardOptimizer.class.isAssignableFrom(Class.forName(name));
         } catch (ClassNotFoundException | LinkageError e) {
             return false;
         }

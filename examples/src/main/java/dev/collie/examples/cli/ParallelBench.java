@@ -1,6 +1,7 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
+import dev.collie.core.data.Dataset;
 import dev.collie.core.data.Datasets;
 import dev.collie.core.data.Sample;
 import dev.collie.core.dist.Communicator;
@@ -110,7 +111,7 @@ final class ParallelBench {
         }
     }
 
-    private dev.collie.core.data.Dataset randomRows(int n) {
+    private Dataset randomRows(int n) {
         Random r = new Random(100);
         List<Sample> rows = new ArrayList<>(n);
         for (int i = 0; i < n; i++) {

@@ -3,8 +3,10 @@ package dev.collie.examples.cli;
 import dev.collie.core.CollieException;
 import dev.collie.models.llama.LlamaConfig;
 
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * Named LLaMA shapes for training from scratch ({@code collie train --preset NAME}); the vocabulary size comes
@@ -26,8 +28,8 @@ public final class Presets {
     }
 
     /** The preset names, smallest first. */
-    public static java.util.Set<String> names() {
-        return java.util.Collections.unmodifiableSet(SHAPES.keySet());
+    public static Set<String> names() {
+        return Collections.unmodifiableSet(SHAPES.keySet());
     }
 
     /**

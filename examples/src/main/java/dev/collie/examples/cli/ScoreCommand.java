@@ -12,6 +12,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
+import picocli.CommandLine;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -32,7 +33,7 @@ final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "DIR",
             description = "tokenizer.json or its directory (default: the model directory)")
     Path tokenizerPath;
-    @picocli.CommandLine.Mixin PeftOptions peft;
+    @CommandLine.Mixin PeftOptions peft;
     @Option(names = "--dump-logits", paramLabel = "FILE.safetensors",
             description = "write the float32 logits [seq, vocab] as tensor 'logits'")
     Path dumpLogits;

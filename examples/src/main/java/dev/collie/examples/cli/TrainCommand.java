@@ -37,6 +37,7 @@ import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -323,7 +324,7 @@ final class TrainCommand implements Callable<Integer> {
         }
         boolean split = tp > 1 || pp > 1;
         Map<String, Double> lastEval = null;
-        Map<String, org.nd4j.linalg.api.ndarray.INDArray> gathered = null;
+        Map<String, INDArray> gathered = null;
         try {
             trainer.train();
             // evaluation under tensor or pipeline parallelism takes every rank of the model

@@ -1,12 +1,16 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.io.SafeTensors;
+import dev.collie.core.tensor.Backends;
+import dev.collie.core.tensor.MatmulPrecision;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -15,6 +19,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -103,7 +108,7 @@ class CliTest {
     @Test
     @NumericalParity
     void trainWithBf16MatmulsStaysCloseToTheFp32Steps(@TempDir Path tmp) {
-        org.junit.jupiter.api.Assumptions.assumeTrue(dev.collie.core.tensor.Backends.bf16MatmulEngine() != null,
+        Assumptions.assumeTrue(Backends.bf16MatmulEngine() != null,
                 "oneDNN 3.3 is switched off or missing");
         Path save = tmp.resolve("out");
         Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
@@ -111,7 +116,7 @@ class CliTest {
                 "--matmul-precision", "bf16", "--save", save.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("matmuls: bf16 matmuls (oneDNN 3.3"), r.out());
-        assertEquals(dev.collie.core.tensor.MatmulPrecision.FP32, dev.collie.core.tensor.Backends.matmulPrecision());
+        assertEquals(MatmulPrecision.FP32, Backends.matmulPrecision());
         assertEquals(4.619593620300293, finalLoss(r), 2e-2, "torch's fp32 loss of step 3");
         // AdamW moves every weight by ~lr whatever its gradient's size, so where a gradient is near zero bf16
         // rounding may flip its sign; compare the whole update instead: |Δ_bf16 − Δ_torch| / |Δ_torch| over
@@ -228,7 +233,7 @@ class CliTest {
     }
 
     private static String[] concat(String[] a, String... b) {
-        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        String[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
     }
@@ -272,7 +277,7 @@ class CliTest {
         INDArray refLogits;
         try (SafeTensors ref = SafeTensors.open(TINY.resolve("reference.safetensors"))) {
             ids = ref.load("input_ids").getRow(0);
-            refLogits = ref.load("logits").get(org.nd4j.linalg.indexing.NDArrayIndex.point(0)).dup();
+            refLogits = ref.load("logits").get(NDArrayIndex.point(0)).dup();
         }
         long[] row = ids.toLongVector();
         // model(ids, labels=ids).loss from the logits transformers computed for this row
@@ -303,7 +308,7 @@ class CliTest {
     @Test
     void presetModelTrainsOnTextAndGeneratesFromItsSavedDirectory(@TempDir Path tmp) throws IOException {
         Path text = tmp.resolve("tale.txt");
-        Files.writeString(text, String.join("\n\n", java.util.Collections.nCopies(6,
+        Files.writeString(text, String.join("\n\n", Collections.nCopies(6,
                 "Call me Ishmael. Some years ago, never mind how long precisely, having little or no money in my"
                         + " purse, I thought I would sail about a little and see the watery part of the world.")));
         Path save = tmp.resolve("model");

@@ -4,6 +4,7 @@ import dev.collie.core.CollieException;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.optim.PerParameterOptimizer;
 import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
@@ -25,6 +26,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.util.HashMap;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -42,7 +44,7 @@ class OptimizerOptionsTest {
     }
 
     /** An optimizer class without the (Map) constructor. */
-    public static final class NoMapConstructor extends dev.collie.core.optim.PerParameterOptimizer {
+    public static final class NoMapConstructor extends PerParameterOptimizer {
         public NoMapConstructor(Map<String, Parameter> params, double unused) {
             super(params);
         }
@@ -156,8 +158,8 @@ class OptimizerOptionsTest {
                 "--optimizer", "lion", "--lr", "1e-3", "--weight-decay", "0.1", "--save", save.toString());
         assertEquals(0, r.code(), r.err());
         Path ref = CliTest.TINY.resolveSibling("optimizers").resolve("lion.safetensors");
-        Map<String, INDArray> have = new java.util.HashMap<>();
-        Map<String, INDArray> expect = new java.util.HashMap<>();
+        Map<String, INDArray> have = new HashMap<>();
+        Map<String, INDArray> expect = new HashMap<>();
         try (SafeTensors want = SafeTensors.open(ref); SafeTensors got = SafeTensors.open(save.resolve("model.safetensors"))) {
             for (String n : got.names()) {
                 have.put(n, got.load(n));
