@@ -40,7 +40,7 @@ public final class AdaLomo extends FusedUpdate {
     private final double weightDecay;
     private final Map<Parameter, INDArray[]> state = new IdentityHashMap<>();
     /** Reused Java arrays for the update's element loops (one per hook running at a time). */
-    private final Ops.Pool scratch = new Ops.Pool();
+    private final InPlace.Pool scratch = new InPlace.Pool();
 
     /** AdaLomo with CoLLiE's defaults and no gradient clipping. */
     public AdaLomo(Map<String, Parameter> params) {
@@ -75,8 +75,8 @@ public final class AdaLomo extends FusedUpdate {
     /** Synchronized: hooks of sibling tapes may fire on other threads. */
     private synchronized INDArray[] stateOf(Parameter p) {
         return state.computeIfAbsent(p, q -> factored(q)
-                ? new INDArray[] {Ops.zerosOutside(q.dtype(), q.shape()[0]), Ops.zerosOutside(q.dtype(), q.shape()[1])}
-                : new INDArray[] {Ops.zerosOutside(q.dtype(), q.shape())});
+                ? new INDArray[] {InPlace.zerosOutside(q.dtype(), q.shape()[0]), InPlace.zerosOutside(q.dtype(), q.shape()[1])}
+                : new INDArray[] {InPlace.zerosOutside(q.dtype(), q.shape())});
     }
 
     /**
@@ -97,7 +97,7 @@ public final class AdaLomo extends FusedUpdate {
         if (g.length() != p.numel()) {
             throw new IllegalArgumentException("gradient of " + g.length() + " elements for " + p);
         }
-        if (g.dataType() != type || !Ops.hostContiguous(g)) {
+        if (g.dataType() != type || !InPlace.hostContiguous(g)) {
             g = g.castTo(type).dup('c');   // a strided view or another type (no model lends one): its elements in order
         }
         double beta2t = 1.0 - Math.pow(step, decayRate);
@@ -111,17 +111,17 @@ public final class AdaLomo extends FusedUpdate {
             numel *= d;
         }
         INDArray theta = p.data();
-        Ops.Scratch w = scratch.take();
+        InPlace.Scratch w = scratch.take();
         double uSq;
         double thetaSq;
         try {
             uSq = factored(p) ? factoredUpdate(p, g, s, beta2t, split, group, full, w) : fullUpdate(g, s[0], beta2t, w);
-            thetaSq = Ops.squaredSum(theta, w);
+            thetaSq = InPlace.squaredSum(theta, w);
         } finally {
             scratch.give(w);
         }
         if (split >= 0) {
-            double[] sq = Ops.sumOver(group, null, 0, uSq, thetaSq);
+            double[] sq = InPlace.sumOver(group, null, 0, uSq, thetaSq);
             uSq = sq[0];
             thetaSq = sq[1];
         }
@@ -131,9 +131,9 @@ public final class AdaLomo extends FusedUpdate {
         }
         double lrT = lr * Math.max(eps2, Math.sqrt(thetaSq / numel));
         if (weightDecay != 0) {
-            Ops.scal(1 - lrT * weightDecay, theta);
+            InPlace.scal(1 - lrT * weightDecay, theta);
         }
-        Ops.axpy(-lrT, g, theta);
+        InPlace.axpy(-lrT, g, theta);
     }
 
     /**
@@ -146,7 +146,7 @@ public final class AdaLomo extends FusedUpdate {
 
     /** R, C and u = g / √((R/mean(R)) ⊗ C) in g; returns Σu² over this block of the tensor. */
     private double factoredUpdate(Parameter p, INDArray g, INDArray[] s, double beta2t, int split, Communicator group,
-                                  long[] full, Ops.Scratch w) {
+                                  long[] full, InPlace.Scratch w) {
         boolean single = p.dtype() == DataType.FLOAT;
         int rows = Math.toIntExact(p.shape()[0]);
         int cols = Math.toIntExact(p.shape()[1]);
@@ -155,32 +155,32 @@ public final class AdaLomo extends FusedUpdate {
         double e1 = round(eps1, single);
         double[] rowSq = w.vector(0, rows);
         double[] colSq = w.vector(1, cols);
-        Ops.squaredSums(g, rows, cols, rowSq, colSq, w);
+        InPlace.squaredSums(g, rows, cols, rowSq, colSq, w);
         if (split == 1) {
             // split along columns: each rank holds part of every row, whose sums add up over the group
-            Ops.sumOver(group, rowSq, rows);
+            InPlace.sumOver(group, rowSq, rows);
         }
         // R ← β2t·R + (1−β2t)·(rowSq/cols + eps1), each operation rounded as ND4J's ops round it
         double[] r = w.vector(2, rows);
-        Ops.read(s[0], 0, r, rows, w);
+        InPlace.read(s[0], 0, r, rows, w);
         double sumR = 0;
         for (int i = 0; i < rows; i++) {
             double u = round(round(rowSq[i] / full[1], single) + e1, single);
             r[i] = round(round(beta * r[i], single) + round(alpha * u, single), single);
             sumR += r[i];
         }
-        Ops.write(s[0], 0, r, rows, w);
+        InPlace.write(s[0], 0, r, rows, w);
         if (split == 0) {
             // columns summed over every rank's rows, and mean(R) over every rank's rows: one message
-            sumR = Ops.sumOver(group, colSq, cols, sumR)[0];
+            sumR = InPlace.sumOver(group, colSq, cols, sumR)[0];
         }
         double[] c = w.vector(3, cols);
-        Ops.read(s[1], 0, c, cols, w);
+        InPlace.read(s[1], 0, c, cols, w);
         for (int j = 0; j < cols; j++) {
             double u = round(round(colSq[j] / full[0], single) + e1, single);
             c[j] = round(round(beta * c[j], single) + round(alpha * u, single), single);
         }
-        Ops.write(s[1], 0, c, cols, w);
+        InPlace.write(s[1], 0, c, cols, w);
         double meanR = round(sumR / (split == 0 ? full[0] : rows), single);
         // the scales 1/√(R/mean(R)) and 1/√C, in the places of rowSq and colSq
         for (int i = 0; i < rows; i++) {
@@ -189,7 +189,7 @@ public final class AdaLomo extends FusedUpdate {
         for (int j = 0; j < cols; j++) {
             colSq[j] = rsqrt(c[j], single);
         }
-        return Ops.scaleRowsAndColumns(g, rows, cols, rowSq, colSq, w);
+        return InPlace.scaleRowsAndColumns(g, rows, cols, rowSq, colSq, w);
     }
 
     private static double rsqrt(double x, boolean single) {
@@ -197,20 +197,20 @@ public final class AdaLomo extends FusedUpdate {
     }
 
     /** v ← β2t·v + (1−β2t)·(g² + eps1) and u = g/√v in g; returns Σu². */
-    private double fullUpdate(INDArray g, INDArray v, double beta2t, Ops.Scratch w) {
+    private double fullUpdate(INDArray g, INDArray v, double beta2t, InPlace.Scratch w) {
         boolean single = g.dataType() == DataType.FLOAT;
         double beta = round(beta2t, single);
         double alpha = round(1 - beta2t, single);
         double e1 = round(eps1, single);
         long n = g.length();
-        int block = (int) Math.min(n, Ops.BLOCK);
+        int block = (int) Math.min(n, InPlace.BLOCK);
         double[] gb = w.vector(0, block);
         double[] vb = w.vector(1, block);
         double sq = 0;
         for (long k0 = 0; k0 < n; k0 += block) {
             int len = (int) Math.min(block, n - k0);
-            Ops.read(g, k0, gb, len, w);
-            Ops.read(v, k0, vb, len, w);
+            InPlace.read(g, k0, gb, len, w);
+            InPlace.read(v, k0, vb, len, w);
             for (int k = 0; k < len; k++) {
                 double x = gb[k];
                 double add = round(alpha * round(round(x * x, single) + e1, single), single);
@@ -220,8 +220,8 @@ public final class AdaLomo extends FusedUpdate {
                 gb[k] = u;
                 sq += u * u;
             }
-            Ops.write(v, k0, vb, len, w);
-            Ops.write(g, k0, gb, len, w);
+            InPlace.write(v, k0, vb, len, w);
+            InPlace.write(g, k0, gb, len, w);
         }
         return sq;
     }

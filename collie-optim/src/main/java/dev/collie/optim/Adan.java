@@ -100,13 +100,13 @@ public final class Adan extends PerParameterOptimizer {
         }
         INDArray diff = negPre.addi(grad);          // the buffer now holds Δ = g − g_prev
         m.muli(beta1);
-        Ops.axpy(1 - beta1, grad, m);
+        InPlace.axpy(1 - beta1, grad, m);
         v.muli(beta2);
-        Ops.axpy(1 - beta2, diff, v);
+        InPlace.axpy(1 - beta2, diff, v);
         INDArray u = diff.muli(beta2).addi(grad);   // u = g + β2·Δ, in the same buffer
         u.muli(u);
         n.muli(beta3);
-        Ops.axpy(1 - beta3, u, n);
+        InPlace.axpy(1 - beta3, u, n);
         double bc1 = 1 - Math.pow(beta1, step);
         double bc2 = 1 - Math.pow(beta2, step);
         double bc3 = 1 - Math.pow(beta3, step);
@@ -115,9 +115,9 @@ public final class Adan extends PerParameterOptimizer {
             param.muli(1 - lr * weightDecay);
         }
         u.assign(m).divi(denom);
-        Ops.axpy(-lr / bc1, u, param);
+        InPlace.axpy(-lr / bc1, u, param);
         u.assign(v).divi(denom);
-        Ops.axpy(-lr * beta2 / bc2, u, param);
+        InPlace.axpy(-lr * beta2 / bc2, u, param);
         if (!noProx && weightDecay != 0) {
             param.divi(1 + lr * weightDecay);
         }

@@ -137,7 +137,7 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
             if (pass == 0 && passes() == 2) {
                 GradNormReducer r = normReducer;
                 if (r == null || r.counts(p)) {
-                    addNormSq(Ops.squaredNorm(g));
+                    addNormSq(InPlace.squaredNorm(g));
                 }
                 return;
             }
@@ -145,10 +145,10 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
                 return;
             }
             if (clipGradValue > 0) {
-                Ops.clampInPlace(g, clipGradValue);
+                InPlace.clampInPlace(g, clipGradValue);
             }
             if (coef < 1.0) {
-                Ops.scal(coef, g);
+                InPlace.scal(coef, g);
             }
             apply(p, g, lr, steps);
         } finally {

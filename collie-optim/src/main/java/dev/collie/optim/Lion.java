@@ -46,10 +46,10 @@ public final class Lion extends PerParameterOptimizer {
             param.muli(1 - lr * weightDecay);
         }
         INDArray c = m.mul(beta1);                  // scratch workspace
-        Ops.axpy(1 - beta1, grad, c);
+        InPlace.axpy(1 - beta1, grad, c);
         Transforms.sign(c, false);
-        Ops.axpy(-lr, c, param);
+        InPlace.axpy(-lr, c, param);
         m.muli(beta2);
-        Ops.axpy(1 - beta2, grad, m);
+        InPlace.axpy(1 - beta2, grad, m);
     }
 }

@@ -41,9 +41,9 @@ public final class Lomo extends FusedUpdate {
     void apply(Parameter p, INDArray g, double lr, long step) {
         INDArray theta = p.data();
         if (weightDecay != 0) {
-            Ops.scal(1 - lr * weightDecay, theta);
+            InPlace.scal(1 - lr * weightDecay, theta);
         }
-        Ops.axpy(-lr, g, theta);
+        InPlace.axpy(-lr, g, theta);
     }
 
     @Override

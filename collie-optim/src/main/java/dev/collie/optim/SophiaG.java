@@ -94,14 +94,14 @@ public final class SophiaG extends PerParameterOptimizer implements HessianEstim
             INDArray h = hessianOf(p);
             try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(SCRATCH, "collie-sophia")) {
                 h.muli(beta2);
-                Ops.axpy(1 - beta2, g.mul(g), h);
+                InPlace.axpy(1 - beta2, g.mul(g), h);
             }
         }
     }
 
     /** Synchronized: the base class may update several parameters side by side. */
     private synchronized INDArray hessianOf(Parameter p) {
-        return hessian.computeIfAbsent(p, q -> Ops.zerosOutside(q.dtype(), q.shape()));
+        return hessian.computeIfAbsent(p, q -> InPlace.zerosOutside(q.dtype(), q.shape()));
     }
 
     @Override
@@ -117,7 +117,7 @@ public final class SophiaG extends PerParameterOptimizer implements HessianEstim
             param.muli(1 - lr * weightDecay);
         }
         m.muli(beta1);
-        Ops.axpy(1 - beta1, grad, m);
+        InPlace.axpy(1 - beta1, grad, m);
         INDArray denom = h.mul(rho * bs).addi(1e-15);     // scratch workspace
         INDArray ratio = grad.assign(m);                   // the spent gradient buffer holds the ratio
         Transforms.abs(ratio, false);
@@ -125,7 +125,7 @@ public final class SophiaG extends PerParameterOptimizer implements HessianEstim
         Transforms.min(ratio, 1.0, false);
         Transforms.sign(denom.assign(m), false);
         ratio.muli(denom);
-        Ops.axpy(-lr, ratio, param);
+        InPlace.axpy(-lr, ratio, param);
     }
 
     @Override

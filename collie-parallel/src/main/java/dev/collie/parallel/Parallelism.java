@@ -68,7 +68,7 @@ public final class Parallelism implements AutoCloseable {
     private final Map<String, Parameter> optimizerParams;
     private final GradientSync sync;
     private final Zero3 zero3;
-    private final Split split;
+    private final ModelParallelView split;
 
     /** Sizes and options; {@link #build} applies them. */
     public static final class Builder {
@@ -207,7 +207,7 @@ public final class Parallelism implements AutoCloseable {
             this.optimizerParams = z3.ownedParameters();
         }
         this.zero3 = z3;
-        this.split = topology.tp() > 1 || topology.pp() > 1 ? new Split() : null;
+        this.split = topology.tp() > 1 || topology.pp() > 1 ? new ModelParallelView() : null;
         if (stage != null) {
             releaseOtherStages();
         }
@@ -436,7 +436,7 @@ public final class Parallelism implements AutoCloseable {
     }
 
     /** The Trainer's view of a model split over ranks (tensor / pipeline parallel, or ZeRO-2/3 gradients). */
-    private final class Split implements ModelParallel {
+    private final class ModelParallelView implements ModelParallel {
         private OneFOneBSchedule schedule;
         /** Whether a fused-backward optimizer trains the model (its tied weights' updates wait for the stages' sum). */
         private boolean fused;

@@ -89,7 +89,7 @@ final class AdapterFiles {
     }
 
     /** Writes {@code adapter_config.json} for {@code config} and {@code shape}, and the tensors (peft's keys). */
-    static void write(Path dir, PeftConfig config, ModelShape shape, Map<String, INDArray> tensors) {
+    static void write(Path dir, PeftConfig config, BaseModelShape shape, Map<String, INDArray> tensors) {
         AtomicFiles.writeString(dir.resolve(PeftConfig.FILE), AdapterJson.pythonStyle(config.toJson(shape)));
         SafeTensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
     }

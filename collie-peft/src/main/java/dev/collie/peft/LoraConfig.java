@@ -68,7 +68,7 @@ public record LoraConfig(int r, double alpha, double dropout, List<String> targe
     }
 
     @Override
-    public ObjectNode toJson(ModelShape shape) {
+    public ObjectNode toJson(BaseModelShape shape) {
         ObjectNode n = AdapterJson.template(PeftType.LORA);
         n.put("base_model_name_or_path", baseModelNameOrPath);
         n.put("r", r);

@@ -25,7 +25,7 @@ public sealed interface PeftConfig permits LoraConfig, PrefixTuningConfig, Promp
     PeftConfig withBaseModel(String nameOrPath);
 
     /** The fields peft writes for this configuration on a model of {@code shape} ({@code inference_mode} true). */
-    ObjectNode toJson(ModelShape shape);
+    ObjectNode toJson(BaseModelShape shape);
 
     /** Reads a configuration from peft's JSON; fails on options collie does not implement. */
     static PeftConfig fromJson(JsonNode json, String where) {

@@ -48,7 +48,7 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 public final class PeftModel extends Module implements LanguageModel, TensorParallelizable {
     private final LanguageModel base;
     private final PeftConfig config;
-    private final ModelShape shape;
+    private final BaseModelShape shape;
     /** The base model's layers, read afresh on each use (null: the base exposes none). */
     private final Supplier<List<Layer>> pipeline;
     /** LoRA: the dotted names of the wrapped linear layers (the modules are read from the live tree). */
@@ -90,7 +90,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
                     + attentions.size() + " attention layers" + (emb == null ? " and no such embedding" : ""));
         }
         Attention a0 = attentions.get(0);
-        this.shape = new ModelShape(attentions.size(), (int) emb.weight().shape()[1], a0.heads(), a0.kvHeads(),
+        this.shape = new BaseModelShape(attentions.size(), (int) emb.weight().shape()[1], a0.heads(), a0.kvHeads(),
                 a0.headDim(), base.vocabSize());
         this.dtype = emb.weight().dtype();
         for (Parameter p : root.parameters()) {
@@ -229,7 +229,7 @@ public final class PeftModel extends Module implements LanguageModel, TensorPara
     }
 
     /** Layers, widths and heads of the base model, as peft records them. */
-    public ModelShape shape() {
+    public BaseModelShape shape() {
         return shape;
     }
 

@@ -43,12 +43,12 @@ public record PrefixTuningConfig(int numVirtualTokens, boolean prefixProjection,
     }
 
     /** The MLP's hidden width on a model of {@code shape}. */
-    public int encoderHiddenSize(ModelShape shape) {
+    public int encoderHiddenSize(BaseModelShape shape) {
         return encoderHiddenSize != null ? encoderHiddenSize : shape.kvWidth();
     }
 
     @Override
-    public ObjectNode toJson(ModelShape shape) {
+    public ObjectNode toJson(BaseModelShape shape) {
         ObjectNode n = AdapterJson.template(PeftType.PREFIX_TUNING);
         PromptLearning.putCommon(n, numVirtualTokens, shape.kvWidth(), shape.kvHeads(), shape, baseModelNameOrPath);
         n.put("prefix_projection", prefixProjection);

@@ -36,12 +36,12 @@ public record PromptEncoderConfig(int numVirtualTokens, Integer encoderHiddenSiz
     }
 
     /** The MLP's hidden width on a model of {@code shape}. */
-    public int encoderHiddenSize(ModelShape shape) {
+    public int encoderHiddenSize(BaseModelShape shape) {
         return encoderHiddenSize != null ? encoderHiddenSize : shape.hidden();
     }
 
     @Override
-    public ObjectNode toJson(ModelShape shape) {
+    public ObjectNode toJson(BaseModelShape shape) {
         ObjectNode n = AdapterJson.template(PeftType.P_TUNING);
         PromptLearning.putCommon(n, numVirtualTokens, shape.hidden(), shape.heads(), shape, baseModelNameOrPath);
         n.put("encoder_hidden_size", encoderHiddenSize(shape));

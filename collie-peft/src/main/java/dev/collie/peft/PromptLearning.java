@@ -9,7 +9,7 @@ final class PromptLearning {
     private PromptLearning() {
     }
 
-    static void putCommon(ObjectNode n, int virtualTokens, int tokenDim, int heads, ModelShape shape, String base) {
+    static void putCommon(ObjectNode n, int virtualTokens, int tokenDim, int heads, BaseModelShape shape, String base) {
         n.put("num_virtual_tokens", virtualTokens);
         n.put("token_dim", tokenDim);
         n.put("num_attention_heads", heads);

@@ -50,7 +50,7 @@ public record PromptTuningConfig(int numVirtualTokens, Init init, String initTex
     }
 
     @Override
-    public ObjectNode toJson(ModelShape shape) {
+    public ObjectNode toJson(BaseModelShape shape) {
         ObjectNode n = AdapterJson.template(PeftType.PROMPT_TUNING);
         PromptLearning.putCommon(n, numVirtualTokens, shape.hidden(), shape.heads(), shape, baseModelNameOrPath);
         n.put("prompt_tuning_init", init.name());

@@ -3,7 +3,7 @@ package dev.collie.examples;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Kernels;
 import dev.collie.core.tensor.MatmulPrecision;
-import dev.collie.examples.cli.ModelShape;
+import dev.collie.examples.cli.BenchShape;
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -73,7 +73,7 @@ import java.util.concurrent.Future;
 @Command(name = "GemmFloor", mixinStandardHelpOptions = true,
         description = "Time only the GEMMs of one LLaMA training step (forward + backward) as collie runs them.")
 public final class GemmFloor implements Callable<Integer> {
-    @Mixin ModelShape shape;
+    @Mixin BenchShape shape;
     @Option(names = "--steps", defaultValue = "8", description = "timed passes per mode (median)") int steps;
     @Option(names = "--warmup", defaultValue = "2", description = "untimed passes per mode first") int warmup;
     @Option(names = "--dtype", defaultValue = "float", description = "float, bf16 or both") String dtype;

@@ -30,7 +30,7 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Time training steps of a random LLaMA; the last line is 'tokens/s: N'.")
 final class BenchCommand implements Callable<Integer> {
-    @Mixin ModelShape shape;
+    @Mixin BenchShape shape;
     @Option(names = "--steps", defaultValue = "10") int steps;
     @Option(names = "--warmup", defaultValue = "2", description = "untimed steps first") int warmup;
     @Option(names = "--tie-embeddings") boolean tie;

@@ -4,7 +4,7 @@ import dev.collie.models.llama.LlamaConfig;
 import picocli.CommandLine.Option;
 
 /** The random LLaMA and batch shape that {@code collie bench} trains and {@code GemmFloor} times. */
-public final class ModelShape {
+public final class BenchShape {
     @Option(names = "--hidden", defaultValue = "288") int hidden;
     @Option(names = "--layers", defaultValue = "6") int layers;
     @Option(names = "--heads", defaultValue = "6") int heads;

@@ -16,8 +16,8 @@ import java.util.Arrays;
 import java.util.concurrent.ConcurrentLinkedDeque;
 
 /** In-place helpers shared by the optimizers: they allocate nothing parameter-sized. */
-final class Ops {
-    private Ops() {
+final class InPlace {
+    private InPlace() {
     }
 
     /** {@code y += alpha·x} (BLAS axpy; same shape, contiguous). */

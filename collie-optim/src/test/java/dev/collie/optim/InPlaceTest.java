@@ -7,7 +7,7 @@ import org.nd4j.linalg.factory.Nd4j;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-class OpsTest {
+class InPlaceTest {
     @Test
     void columnSquaredSumsEqualTheDirectSumOverBlocksAndARemainder() {
         Nd4j.getRandom().setSeed(3);
@@ -20,7 +20,7 @@ class OpsTest {
                     want[j] += row[j] * row[j];
                 }
             }
-            assertTrue(Drive.maxDiff(Ops.columnSquaredSums(g), want) < 1e-12, rows + " rows");
+            assertTrue(Drive.maxDiff(InPlace.columnSquaredSums(g), want) < 1e-12, rows + " rows");
         }
     }
 }
