@@ -11,6 +11,7 @@ import dev.collie.core.nn.GradCheck;
 import dev.collie.core.nn.KvCache;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaCheckpoint;
@@ -224,7 +225,7 @@ class PeftModelTest {
         for (boolean ckpt : new boolean[] {false, true}) {
             Nd4j.getRandom().setSeed(6);
             LlamaForCausalLM base = Fixtures.tiny(DataType.DOUBLE);
-            base.setGradientCheckpointing(ckpt);
+            ActivationCheckpointing.apply(base, ckpt);
             PeftModel m = Peft.wrap(base, PrefixTuningConfig.withProjection(2, 8));
             perturb(m);
             Tape tape = Tape.forTraining(2, 6);

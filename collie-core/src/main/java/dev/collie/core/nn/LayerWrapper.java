@@ -27,17 +27,12 @@ public abstract class LayerWrapper extends Module implements Layer {
         return inner;
     }
 
-    /** The innermost layer below any number of wrappers (and {@link Checkpointed}). */
+    /** The innermost layer below any number of wrappers. */
     public static Layer unwrap(Layer layer) {
         Layer l = layer;
-        while (true) {
-            if (l instanceof LayerWrapper w) {
-                l = w.inner();
-            } else if (l instanceof Checkpointed c) {
-                l = c.inner();
-            } else {
-                return l;
-            }
+        while (l instanceof LayerWrapper w) {
+            l = w.inner();
         }
+        return l;
     }
 }

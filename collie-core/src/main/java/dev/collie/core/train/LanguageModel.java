@@ -84,6 +84,14 @@ public interface LanguageModel {
     }
 
     /**
+     * Which modules activation checkpointing wraps (the repeated blocks), as module-name patterns like the
+     * {@link #tensorParallelPlan()}'s; applied from outside by {@link ActivationCheckpointing}. None by default.
+     */
+    default List<String> recomputePlan() {
+        return List.of();
+    }
+
+    /**
      * How tensor parallelism may split this model: module-name patterns ({@code *} one name component,
      * {@code (a|b)} alternatives) to styles, applied from outside. Empty: the model cannot be split.
      */

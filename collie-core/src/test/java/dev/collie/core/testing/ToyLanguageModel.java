@@ -51,6 +51,12 @@ public final class ToyLanguageModel extends Module implements LanguageModel {
         return vocab;
     }
 
+    /** The head is what activation checkpointing recomputes here. */
+    @Override
+    public List<String> recomputePlan() {
+        return List.of("head");
+    }
+
     @Override
     public List<Layer> pipelineLayers() {
         return List.of(layer("embed"), layer("head"));

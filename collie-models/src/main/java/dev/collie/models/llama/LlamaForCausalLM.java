@@ -1,7 +1,6 @@
 package dev.collie.models.llama;
 
 import dev.collie.core.dist.ParallelStyle;
-import dev.collie.core.nn.Checkpointed;
 import dev.collie.core.nn.Embedding;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Linear;
@@ -18,7 +17,6 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,9 +32,6 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
     private final LlamaConfig config;
     private final Trunk trunk;
     private final ModuleList<LlamaDecoderLayer> blocks;
-    /** The recompute wrapper of each block object, kept so forward and backward see the same wrapper. */
-    private final Map<Layer, Checkpointed> checkpointed = new IdentityHashMap<>();
-    private volatile boolean checkpointing;
 
     /** The model's inner trunk, named {@code model} as in Hugging Face. */
     static final class Trunk extends Module {
@@ -83,22 +78,17 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
         Layer embed = trunk.part("embed_tokens");
         out.add(embed);
         for (int i = 0; i < blocks.size(); i++) {
-            Layer b = (Layer) blocks.current(i);
-            if (checkpointing) {
-                synchronized (checkpointed) {    // worker threads read the list concurrently
-                    b = checkpointed.computeIfAbsent(b, Checkpointed::new);
-                }
-            }
-            out.add(b);
+            out.add((Layer) blocks.current(i));
         }
         out.add(trunk.part("norm"));
         out.add(config.tieWordEmbeddings() ? ((TiedEmbedding) embed).outputHead() : layer("lm_head"));
         return Collections.unmodifiableList(out);
     }
 
-    /** Wraps (or unwraps) every decoder block in {@link Checkpointed}: activations are recomputed in backward. */
-    public void setGradientCheckpointing(boolean on) {
-        this.checkpointing = on;
+    /** The decoder blocks are what activation checkpointing recomputes ({@code ActivationCheckpointing.apply}). */
+    @Override
+    public List<String> recomputePlan() {
+        return List.of("model.layers.*");
     }
 
     /** How tensor parallelism may split this model, by module-name pattern (applied from outside). */

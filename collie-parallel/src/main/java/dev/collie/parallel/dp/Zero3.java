@@ -3,7 +3,6 @@ package dev.collie.parallel.dp;
 import dev.collie.core.Scope;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
-import dev.collie.core.nn.Checkpointed;
 import dev.collie.core.nn.Embedding;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.LayerWrapper;
@@ -138,8 +137,7 @@ public final class Zero3 extends ShardedSync {
         Module root = model.module();
         Set<Parameter> covered = Collections.newSetFromMap(new IdentityHashMap<>());
         Layer originalHead = null;
-        for (Layer l : model.pipelineLayers()) {
-            Layer target = l instanceof Checkpointed c ? c.inner() : l;
+        for (Layer target : model.pipelineLayers()) {
             if (target == originalHead) {
                 continue;       // the tied head: the wrapped embedding brings a gathering head
             }
@@ -184,7 +182,10 @@ public final class Zero3 extends ShardedSync {
             }
         }
         for (Layer l : model.pipelineLayers()) {
-            Layer target = l instanceof Checkpointed c ? c.inner() : l;
+            Layer target = l;
+            while (!ours.contains(target) && target instanceof LayerWrapper w) {
+                target = w.inner();     // activation checkpointing turned on after ZeRO-3 wraps a gathering block
+            }
             if (!ours.contains(target)) {
                 throw new CollieException("ZeRO-3: after wrapping, " + model.getClass().getSimpleName()
                         + " still runs " + target.getClass().getSimpleName() + " directly");

@@ -1,5 +1,6 @@
 package dev.collie.parallel.tp;
 
+import dev.collie.core.nn.ModuleNames;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ParallelStyle;
@@ -373,7 +374,7 @@ public final class TensorParallel {
      */
     static Map<String, ParallelStyle> match(Map<String, ParallelStyle> plan, Iterable<String> moduleNames) {
         List<Map.Entry<Pattern, ParallelStyle>> compiled = new ArrayList<>();
-        plan.forEach((p, s) -> compiled.add(Map.entry(compile(p), s)));
+        plan.forEach((p, s) -> compiled.add(Map.entry(ModuleNames.pattern(p), s)));
         Map<String, ParallelStyle> out = new LinkedHashMap<>();
         for (String name : moduleNames) {
             if (name.isEmpty()) {
@@ -389,26 +390,6 @@ public final class TensorParallel {
             }
         }
         return out;
-    }
-
-    /** A plan pattern as a regular expression over the whole dotted name. */
-    static Pattern compile(String pattern) {
-        StringBuilder re = new StringBuilder();
-        for (char ch : pattern.toCharArray()) {
-            switch (ch) {
-                case '*' -> re.append("[^.]+");
-                case '(' -> re.append("(?:");
-                case ')', '|' -> re.append(ch);
-                default -> {
-                    if (Character.isLetterOrDigit(ch) || ch == '_') {
-                        re.append(ch);
-                    } else {
-                        re.append('\\').append(ch);
-                    }
-                }
-            }
-        }
-        return Pattern.compile(re.toString());
     }
 
     private static void validate(String what, Map<String, Module> modules, Map<String, ParallelStyle> matched, int n) {

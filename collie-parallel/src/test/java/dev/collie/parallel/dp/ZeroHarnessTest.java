@@ -9,6 +9,7 @@ import dev.collie.core.optim.FusedBackwardOptimizer;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.tensor.Backends;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
@@ -144,7 +145,7 @@ class ZeroHarnessTest {
     /** One rank with micro-batches of all ranks' rows: the global batch of the data-parallel run. */
     static Run single(Setup s, Function<Map<String, Parameter>, Optimizer> opt) {
         LlamaForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
-        model.setGradientCheckpointing(s.recompute());
+        ActivationCheckpointing.apply(model, s.recompute());
         Optimizer o = opt.apply(model.namedParameters());
         List<StepStats> stats = Trainer.builder().model(model).optimizer(o).config(s.collie(s.ranks() * s.rowsPerRank()))
                 .trainData(ROWS).build().train();
@@ -243,7 +244,7 @@ class ZeroHarnessTest {
     private static RankResult rank(Setup s, Stage stage, Function<Map<String, Parameter>, Optimizer> opt,
                                    Communicator comm) throws Exception {
         LlamaForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
-        model.setGradientCheckpointing(s.recompute());
+        ActivationCheckpointing.apply(model, s.recompute());
         // a fused-backward optimizer needs whole parameters: the caller says so (Parallelism: from the CLI)
         boolean fused = opt.apply(Map.of()) instanceof FusedBackwardOptimizer;
         SplitPolicy split = s.split() != null ? s.split() : fused ? SplitPolicy.OFF : SplitPolicy.DEFAULT;

@@ -7,6 +7,7 @@ import dev.collie.core.nn.LayerWrapper;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import org.junit.jupiter.api.Test;
@@ -168,7 +169,7 @@ class PipelinePartitionTest {
                 assertArrayEquals(new int[] {0, 2, 3, 4, 7}, PipelinePartition.bounds(layers, 4, type));
             }
             // gradient checkpointing wraps the blocks: the same cuts
-            model.setGradientCheckpointing(true);
+            ActivationCheckpointing.apply(model, true);
             List<Layer> ck = model.pipelineLayers();
             assertTrue(ck.get(1) instanceof Checkpointed);
             assertArrayEquals(new int[] {0, 2, 3, 4, 7}, PipelinePartition.bounds(ck, 4, "type:decoder"));

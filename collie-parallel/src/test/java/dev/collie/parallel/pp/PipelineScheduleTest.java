@@ -5,6 +5,7 @@ import dev.collie.core.data.Batch;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.NumericalParity;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
@@ -105,7 +106,7 @@ class PipelineScheduleTest {
                                       boolean checkpointing) throws Exception {
         return onRanks(pp, comm -> {
             LlamaForCausalLM model = model(tied, dtype);
-            model.setGradientCheckpointing(checkpointing);
+            ActivationCheckpointing.apply(model, checkpointing);
             PipelineStage stage = PipelineStage.of(model, comm.rank(), pp, method);
             AtomicInteger hookCalls = new AtomicInteger();
             stage.trainableParameters().values().forEach(p -> p.setHook(q -> hookCalls.incrementAndGet()));

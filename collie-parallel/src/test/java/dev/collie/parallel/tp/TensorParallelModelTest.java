@@ -13,6 +13,7 @@ import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaConfig;
@@ -99,7 +100,7 @@ class TensorParallelModelTest {
     /** Splits the model on n ranks and runs the micro-batches; compares with one rank; returns the bytes per rank. */
     private static long compare(LlamaConfig c, int n, List<Batch> micro, boolean checkpointing) throws Exception {
         LlamaForCausalLM ref = model(c);
-        ref.setGradientCheckpointing(checkpointing);
+        ActivationCheckpointing.apply(ref, checkpointing);
         double refLoss;
         try (StepRunner r = new StepRunner(ref, 1, 1)) {
             refLoss = r.forwardBackward(micro);
@@ -108,7 +109,7 @@ class TensorParallelModelTest {
         List<LlamaForCausalLM> models = new ArrayList<>();
         for (int k = 0; k < n; k++) {
             LlamaForCausalLM m = model(c);
-            m.setGradientCheckpointing(checkpointing);
+            ActivationCheckpointing.apply(m, checkpointing);
             m.namedParameters().forEach((name, p) -> assertEquals(0.0, maxAbsDiff(ref.namedParameters().get(name).data(),
                     p.data()), "seeded construction differs at " + name));
             models.add(m);

@@ -9,6 +9,7 @@ import dev.collie.core.tensor.MatmulPrecision;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.Memory;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaConfig;
@@ -67,7 +68,7 @@ final class BenchCommand implements Callable<Integer> {
         }
         Nd4j.getRandom().setSeed(1);
         LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
-        model.setGradientCheckpointing(checkpointing);
+        ActivationCheckpointing.apply(model, checkpointing);
         Optimizer optimizer = opt.create(model.namedParameters());
         if (optimizer.fusedBackward() || optimizer instanceof HessianEstimator) {
             throw new CollieException("bench times step-style optimizers only; " + optimizer.getClass().getSimpleName()

@@ -6,6 +6,7 @@ import dev.collie.core.tensor.MatmulPrecision;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.parallel.comm.LocalCommunicators;
 import dev.collie.parallel.LaunchEnv;
 import dev.collie.parallel.comm.NcclCommunicator;
@@ -268,7 +269,7 @@ final class TrainCommand implements Callable<Integer> {
             train = split.train();
             eval = split.eval();
         }
-        net.setGradientCheckpointing(config.checkpointing());
+        ActivationCheckpointing.apply(net, config.checkpointing());
         LanguageModel lm = peft.apply(net, model, true);           // the model itself without PEFT flags
         LanguageModel peftModel = lm;
         Map<String, Parameter> trainable = peft.trainableParameters(lm);
