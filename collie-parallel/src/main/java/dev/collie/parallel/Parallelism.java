@@ -543,7 +543,7 @@ public final class Parallelism implements AutoCloseable {
 
         /** A parameter replicated over tensor-parallel ranks counts on rank 0 only; a tied copy on its first stage only. */
         private boolean countsHere(String name, Parameter p) {
-            if (topology.tp() > 1 && topology.tpRank(rank) != 0 && !TensorParallel.isSharded(model, p)) {
+            if (topology.tp() > 1 && topology.tpRank(rank) != 0 && !TensorParallel.isSharded(p)) {
                 return false;
             }
             return stage == null || firstHeld(topology.ppRank(rank)).contains(name);

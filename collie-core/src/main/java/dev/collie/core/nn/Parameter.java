@@ -1,6 +1,7 @@
 package dev.collie.core.nn;
 
 import dev.collie.core.dist.Communicator;
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
@@ -32,9 +33,8 @@ public final class Parameter {
     private INDArray lent;
     private boolean trainable = true;
     private GradientHook hook = GradientHook.KEEP;
-    /** The dimension split over {@link #shardGroup} (tensor parallelism), or -1 for a whole tensor. */
-    private volatile int shardDim = -1;
-    private volatile Communicator shardGroup;
+    /** How the tensor is split over tensor-parallel ranks (see {@link #setSharding}). */
+    private volatile Sharding sharding = Sharding.WHOLE;
 
     public Parameter(INDArray data) {
         this.data = data.isAttached() ? data.detach() : data;
@@ -81,30 +81,36 @@ public final class Parameter {
     }
 
     /**
-     * Marks this parameter as one rank's equal block of a larger tensor split along dimension {@code dim} over
-     * the ranks of {@code group} (tensor parallelism: a column-parallel weight is split along 0, a row-parallel
-     * one along 1), so that statistics of the whole tensor (an update's RMS, AdaLomo's row and column means)
-     * can be summed over the group. A replicated parameter keeps no tag. Set by the layer that creates the shard.
+     * Records how this parameter is split: one rank's equal block of a larger tensor (tensor parallelism: a
+     * column-parallel weight along dimension 0, a row-parallel one along 1), so that statistics of the whole tensor
+     * (an update's RMS, AdaLomo's row and column means) can be summed over the group, and a checkpoint gathers it
+     * along the right dimension. Set by whatever creates the shard; {@link Sharding#WHOLE} until then.
      *
-     * @throws IllegalArgumentException when {@code dim} is not a dimension of this parameter
+     * @throws IllegalArgumentException when the split dimension is not a dimension of this parameter
      */
-    public Parameter setSharding(int dim, Communicator group) {
-        if (dim < 0 || dim >= shape.length) {
-            throw new IllegalArgumentException("split dimension " + dim + " of parameter " + Arrays.toString(shape));
+    public Parameter setSharding(Sharding s) {
+        int d = Sharding.dimOf(s.style());
+        if (d >= shape.length) {
+            throw new IllegalArgumentException("split dimension " + d + " (" + s.style() + ") of parameter "
+                    + Arrays.toString(shape));
         }
-        this.shardGroup = Objects.requireNonNull(group, "group");
-        this.shardDim = dim;
+        this.sharding = s;
         return this;
+    }
+
+    /** How this parameter is split over tensor-parallel ranks ({@link Sharding#WHOLE} when it is not). */
+    public Sharding sharding() {
+        return sharding;
     }
 
     /** The dimension this shard's tensor is split along over {@link #shardGroup()}, or -1 when this parameter is whole. */
     public int shardDim() {
-        return shardGroup != null && shardGroup.size() > 1 ? shardDim : -1;
+        return sharding.dim();
     }
 
-    /** The ranks holding the other blocks of this parameter's tensor (see {@link #setSharding}), or null when whole. */
+    /** The ranks holding the other blocks of this parameter's tensor, or null when whole. */
     public Communicator shardGroup() {
-        return shardDim() >= 0 ? shardGroup : null;
+        return sharding.isSplit() ? sharding.group() : null;
     }
 
     /** The shape of the whole tensor this parameter is a block of: {@link #shape()} when it is whole. */
@@ -112,7 +118,7 @@ public final class Parameter {
         long[] s = shape.clone();
         int d = shardDim();
         if (d >= 0) {
-            s[d] *= shardGroup.size();
+            s[d] *= sharding.group().size();
         }
         return s;
     }

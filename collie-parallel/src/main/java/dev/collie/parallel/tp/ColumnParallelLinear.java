@@ -2,6 +2,7 @@ package dev.collie.parallel.tp;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
@@ -27,9 +28,9 @@ public final class ColumnParallelLinear extends Module implements Layer {
     public ColumnParallelLinear(Linear full, Communicator tp) {
         this(full, tp.rank(), tp.size());
         // whole-tensor statistics of the weight and bias (AdaLomo) sum over tp: split along dimension 0
-        weight.setSharding(0, tp);
+        weight.setSharding(new Sharding(ParallelStyle.COLUMN, tp));
         if (bias != null) {
-            bias.setSharding(0, tp);
+            bias.setSharding(new Sharding(ParallelStyle.COLUMN, tp));
         }
     }
 

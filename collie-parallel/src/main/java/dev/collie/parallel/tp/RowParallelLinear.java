@@ -2,6 +2,7 @@ package dev.collie.parallel.tp;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
@@ -26,7 +27,7 @@ public final class RowParallelLinear extends Module implements Layer {
         Shards.requireDivisible("in_features", full.inFeatures(), tp.size());
         this.tp = tp;
         this.weight = registerParameter("weight", Shards.shardParameter(full.weight(), ParallelStyle.ROW, tp.rank(), tp.size()));
-        weight.setSharding(1, tp);      // split along dimension 1; the bias is replicated (no tag)
+        weight.setSharding(new Sharding(ParallelStyle.ROW, tp));      // the bias is replicated (whole)
         this.bias = full.bias() == null ? null
                 : registerParameter("bias", Shards.shardParameter(full.bias(), ParallelStyle.REPLICATE, tp.rank(), tp.size()));
     }

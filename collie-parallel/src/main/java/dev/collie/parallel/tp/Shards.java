@@ -3,6 +3,7 @@ package dev.collie.parallel.tp;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.dist.ParallelStyle;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
@@ -19,21 +20,12 @@ final class Shards {
     private Shards() {
     }
 
-    /** The dimension {@code style} splits: 0 for column and vocabulary, 1 for row; -1 for replicated. */
-    static int splitDim(ParallelStyle style) {
-        return switch (style) {
-            case COLUMN, VOCAB -> 0;
-            case ROW -> 1;
-            case REPLICATE -> -1;
-        };
-    }
-
     /** See {@link TensorParallel#shardOf}. */
     static INDArray shardOf(INDArray full, ParallelStyle style, int rank, int n) {
         if (n < 1 || rank < 0 || rank >= n) {
             throw new IllegalArgumentException("rank " + rank + " of " + n + " tensor-parallel ranks");
         }
-        int dim = splitDim(style);
+        int dim = Sharding.dimOf(style);
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             if (dim < 0 || n == 1) {
                 return full.dup('c');

@@ -1,5 +1,6 @@
 package dev.collie.parallel.tp;
 
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.nn.ModuleNames;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
@@ -28,7 +29,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.WeakHashMap;
 import java.util.function.Predicate;
 import java.util.regex.Pattern;
 
@@ -51,61 +51,10 @@ import java.util.regex.Pattern;
  * {@code LanguageModel tpModel = TensorParallel.apply(model, tpComm)}; the optimizer takes
  * {@code tpModel.module().namedParameters()} (this rank's shards and the replicated parameters). To save a
  * Hugging Face checkpoint, every rank calls {@link #gatherFullWeights}; a loader slices full tensors with
- * {@link #shardOf} and the style {@link Sharding#styleOf(String)} gives for the parameter.
+ * {@link #shardOf} and the style the parameter carries ({@link Parameter#sharding()}).
  */
 public final class TensorParallel {
-    /** Split parameters of every model made by {@link #apply} in this JVM, for {@link #isSharded(Parameter)}. */
-    private static final Map<Parameter, ParallelStyle> SPLIT = Collections.synchronizedMap(new WeakHashMap<>());
-
     private TensorParallel() {
-    }
-
-    /**
-     * Which parameters of a tensor-parallel model are split, and how: {@link ParallelStyle#COLUMN} and
-     * {@link ParallelStyle#VOCAB} along dimension 0, {@link ParallelStyle#ROW} along dimension 1, and
-     * {@link ParallelStyle#REPLICATE} (the same on every rank: norms, a row-parallel layer's bias).
-     * For gradient norms, a replicated parameter counts once over the tensor-parallel group.
-     */
-    public static final class Sharding {
-        private final Map<String, ParallelStyle> byName;
-        private final IdentityHashMap<Parameter, ParallelStyle> byParameter;
-
-        Sharding(Map<String, ParallelStyle> byName, IdentityHashMap<Parameter, ParallelStyle> byParameter) {
-            this.byName = Collections.unmodifiableMap(byName);
-            this.byParameter = byParameter;
-        }
-
-        static Sharding none() {
-            return new Sharding(new LinkedHashMap<>(), new IdentityHashMap<>());
-        }
-
-        /** The style of parameter {@code name} (HF name); REPLICATE for one that is not split or not known. */
-        public ParallelStyle styleOf(String name) {
-            return byName.getOrDefault(name, ParallelStyle.REPLICATE);
-        }
-
-        /** The style of {@code p}; REPLICATE for one that is not split or not known. */
-        public ParallelStyle styleOf(Parameter p) {
-            return byParameter.getOrDefault(p, ParallelStyle.REPLICATE);
-        }
-
-        public boolean isSharded(Parameter p) {
-            return styleOf(p) != ParallelStyle.REPLICATE;
-        }
-
-        public boolean isSharded(String name) {
-            return styleOf(name) != ParallelStyle.REPLICATE;
-        }
-
-        /** The dimension the parameter is split along (0 or 1), or -1 when it is replicated. */
-        public int splitDim(String name) {
-            return Shards.splitDim(styleOf(name));
-        }
-
-        /** Every parameter name with its style, in the model's order. */
-        public Map<String, ParallelStyle> styles() {
-            return byName;
-        }
     }
 
     /**
@@ -145,9 +94,8 @@ public final class TensorParallel {
         validate(what, modules, matched, n);
         checkHeadIsSplit(what, model, modules, matched);
 
-        // replace the planned modules, remembering how each new parameter is split
-        IdentityHashMap<Parameter, ParallelStyle> styles = new IdentityHashMap<>();
-        ApplyContext ctx = new ApplyContext(tp, styles);
+        // replace the planned modules; each new parameter carries how it is split (Parameter.sharding)
+        ApplyContext ctx = new ApplyContext(tp);
         Set<String> regions = new LinkedHashSet<>();
         for (Map.Entry<String, ParallelStyle> e : matched.entrySet()) {
             String name = e.getKey();
@@ -168,9 +116,6 @@ public final class TensorParallel {
                             : new VocabParallelHead((Linear) old, tp);
                     case REPLICATE -> throw new IllegalStateException("unreachable");
                 };
-                if (style == ParallelStyle.VOCAB) {
-                    replacement.namedParameters().forEach((pn, p) -> styles.put(p, ParallelStyle.VOCAB));
-                }
             }
             modules.get(parentOf(name)).replaceModule(lastOf(name), replacement);
             if (style == ParallelStyle.COLUMN) {
@@ -182,16 +127,6 @@ public final class TensorParallel {
             Module owner = modules.get(r);
             modules.get(parentOf(r)).replaceModule(lastOf(r), new TensorParallelRegion((Layer) owner, tp));
         }
-        Map<String, ParallelStyle> byName = new LinkedHashMap<>();
-        IdentityHashMap<Parameter, ParallelStyle> byParameter = new IdentityHashMap<>();
-        model.module().namedParameters().forEach((name, p) -> {
-            ParallelStyle s = styles.getOrDefault(p, ParallelStyle.REPLICATE);
-            byName.put(name, s);
-            byParameter.put(p, s);
-            if (s != ParallelStyle.REPLICATE) {
-                SPLIT.put(p, s);
-            }
-        });
         // modules that act across the model (prefix tuning's keys and values) learn the rank's share
         Set<Module> told = Collections.newSetFromMap(new IdentityHashMap<>());
         for (Module m : model.module().namedModules().values()) {
@@ -199,45 +134,32 @@ public final class TensorParallel {
                 t.tensorParallelApplied(ctx);
             }
         }
-        return new TensorParallelModel(model, tp, new Sharding(byName, byParameter));
+        return new TensorParallelModel(model, tp);
     }
 
     /**
      * A context for splitting single modules by hand ({@link TensorParallelizable#shardForTensorParallel}) outside
-     * {@link #apply}, e.g. in a layer test: the parameters it splits are recorded for {@link #styleOf(Parameter)}
-     * but belong to no model's {@link Sharding}.
+     * {@link #apply}, e.g. in a layer test; the parameters it splits carry their {@link Parameter#sharding()}.
      */
     public static TensorParallelContext context(Communicator tp) {
-        return new ApplyContext(tp, new IdentityHashMap<>()) {
-            @Override
-            public Parameter shardParameter(Parameter full, ParallelStyle style) {
-                Parameter p = super.shardParameter(full, style);
-                if (style != ParallelStyle.REPLICATE) {
-                    SPLIT.put(p, style);
-                }
-                return p;
-            }
-        };
+        return new ApplyContext(tp);
     }
 
-    /** Whether {@code p} is split over tensor-parallel ranks (by any {@link #apply} in this JVM). */
+    /** Whether {@code p} is split over tensor-parallel ranks. */
     public static boolean isSharded(Parameter p) {
-        return styleOf(p) != ParallelStyle.REPLICATE;
+        return p.sharding().style() != ParallelStyle.REPLICATE;
     }
 
-    /** Whether {@code p} of {@code model} is split over its tensor-parallel ranks; false for a model not split. */
-    public static boolean isSharded(LanguageModel model, Parameter p) {
-        return sharding(model).isSharded(p);
-    }
-
-    /** How {@code p} is split (by any {@link #apply} in this JVM); REPLICATE when it is not. */
+    /** How {@code p} is split; REPLICATE when it is whole. */
     public static ParallelStyle styleOf(Parameter p) {
-        return SPLIT.getOrDefault(p, ParallelStyle.REPLICATE);
+        return p.sharding().style();
     }
 
-    /** The split of {@code model}'s parameters; every parameter REPLICATE for a model {@link #apply} did not split. */
-    public static Sharding sharding(LanguageModel model) {
-        return model instanceof TensorParallelModel m ? m.sharding() : Sharding.none();
+    /** Every parameter name of {@code model} with how it is split, in the model's order. */
+    public static Map<String, ParallelStyle> styles(LanguageModel model) {
+        Map<String, ParallelStyle> out = new LinkedHashMap<>();
+        model.module().namedParameters().forEach((n, p) -> out.put(n, styleOf(p)));
+        return out;
     }
 
     /**
@@ -268,7 +190,6 @@ public final class TensorParallel {
      */
     public static Map<String, INDArray> gatherFullWeights(LanguageModel tpModel, Communicator tp,
                                                           Predicate<String> which) {
-        Sharding sharding = sharding(tpModel);
         Map<String, INDArray> out = new LinkedHashMap<>();
         IdentityHashMap<Parameter, INDArray> done = new IdentityHashMap<>();
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
@@ -279,7 +200,7 @@ public final class TensorParallel {
                 Parameter p = e.getValue();
                 INDArray full = done.get(p);
                 if (full == null) {
-                    full = gather(p.data(), sharding.styleOf(p), tp);
+                    full = gather(p.data(), styleOf(p), tp);
                     done.put(p, full);
                 }
                 out.put(e.getKey(), full);
@@ -290,7 +211,7 @@ public final class TensorParallel {
 
     private static INDArray gather(INDArray shard, ParallelStyle style, Communicator tp) {
         int n = tp.size();
-        int dim = Shards.splitDim(style);
+        int dim = Sharding.dimOf(style);
         INDArray local = Shards.contiguous(shard);
         if (dim < 0 || n == 1) {
             return local.dup('c');
@@ -311,15 +232,13 @@ public final class TensorParallel {
 
     /**
      * The context {@link #apply} hands {@link TensorParallelizable} modules: the group, the standard split of a
-     * linear, and the registry of how each new parameter is split ({@code styles}, read into the {@link Sharding}).
+     * linear, and the shards of other parameters, each tagged with its {@link Parameter#sharding()}.
      */
     private static class ApplyContext implements TensorParallelContext {
         private final Communicator tp;
-        private final IdentityHashMap<Parameter, ParallelStyle> styles;
 
-        ApplyContext(Communicator tp, IdentityHashMap<Parameter, ParallelStyle> styles) {
+        ApplyContext(Communicator tp) {
             this.tp = tp;
-            this.styles = styles;
         }
 
         @Override
@@ -334,10 +253,7 @@ public final class TensorParallel {
                 case ROW -> new RowParallelLinear(full, tp);
                 default -> throw new IllegalArgumentException("a linear layer is split COLUMN or ROW, not " + style);
             };
-            // a row-parallel layer's bias is whole on every rank
-            m.namedParameters().forEach((pn, p) -> styles.put(p,
-                    style == ParallelStyle.ROW && !pn.equals("weight") ? ParallelStyle.REPLICATE : style));
-            return m;
+            return m;         // its parameters are tagged by the layer (a row-parallel bias stays whole)
         }
 
         @Override
@@ -348,14 +264,10 @@ public final class TensorParallel {
         @Override
         public Parameter shardParameter(Parameter full, ParallelStyle style) {
             if (style == ParallelStyle.REPLICATE) {
-                styles.put(full, ParallelStyle.REPLICATE);
                 return full;
             }
-            Parameter p = Shards.shardParameter(full, style, tp.rank(), tp.size());
             // tagged as the standard layers tag their shards: whole-tensor statistics (AdaLomo) sum over tp
-            p.setSharding(Shards.splitDim(style), tp);
-            styles.put(p, style);
-            return p;
+            return Shards.shardParameter(full, style, tp.rank(), tp.size()).setSharding(new Sharding(style, tp));
         }
 
         @Override

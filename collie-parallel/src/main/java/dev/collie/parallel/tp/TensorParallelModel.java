@@ -22,13 +22,11 @@ import java.util.Map;
 public final class TensorParallelModel implements LanguageModel {
     private final LanguageModel base;
     private final Communicator tp;
-    private final TensorParallel.Sharding sharding;
     private final VocabParallelLoss loss;
 
-    TensorParallelModel(LanguageModel base, Communicator tp, TensorParallel.Sharding sharding) {
+    TensorParallelModel(LanguageModel base, Communicator tp) {
         this.base = base;
         this.tp = tp;
-        this.sharding = sharding;
         this.loss = new VocabParallelLoss(tp, base.vocabSize());
     }
 
@@ -40,11 +38,6 @@ public final class TensorParallelModel implements LanguageModel {
     /** The tensor-parallel group. */
     public Communicator communicator() {
         return tp;
-    }
-
-    /** Which parameters are split, and along which dimension. */
-    public TensorParallel.Sharding sharding() {
-        return sharding;
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.collie.parallel.tp;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.nn.Embedding;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Module;
@@ -36,7 +37,7 @@ public final class VocabParallelEmbedding extends Module implements TiedEmbeddin
         this.tp = tp;
         this.vocabSize = full.vocabSize();
         this.weight = registerParameter("weight", Shards.shardParameter(full.weight(), ParallelStyle.VOCAB, tp.rank(), tp.size()));
-        weight.setSharding(0, tp);      // rows of the vocabulary
+        weight.setSharding(new Sharding(ParallelStyle.VOCAB, tp));      // rows of the vocabulary
         this.start = tp.rank() * weight.shape()[0];
         this.head = new VocabParallelHead(weight, vocabSize, tp);
     }

@@ -2,6 +2,7 @@ package dev.collie.parallel.tp;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
@@ -31,9 +32,9 @@ public final class VocabParallelHead extends Module implements Layer {
         this.weight = registerParameter("weight", Shards.shardParameter(full.weight(), ParallelStyle.VOCAB, tp.rank(), tp.size()));
         this.bias = full.bias() == null ? null
                 : registerParameter("bias", Shards.shardParameter(full.bias(), ParallelStyle.VOCAB, tp.rank(), tp.size()));
-        weight.setSharding(0, tp);      // rows of the vocabulary, as the bias
+        weight.setSharding(new Sharding(ParallelStyle.VOCAB, tp));      // rows of the vocabulary, as the bias
         if (bias != null) {
-            bias.setSharding(0, tp);
+            bias.setSharding(new Sharding(ParallelStyle.VOCAB, tp));
         }
     }
 

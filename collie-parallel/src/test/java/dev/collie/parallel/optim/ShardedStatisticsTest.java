@@ -1,5 +1,8 @@
 package dev.collie.parallel.optim;
 
+import dev.collie.core.dist.SingleProcessCommunicator;
+import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Parameter;
@@ -80,7 +83,7 @@ class ShardedStatisticsTest {
             int dim = dimOf(name);
             Parameter p = new Parameter(c == null || dim < 0 ? full.dup() : block(full, dim, c.rank(), n));
             if (c != null && dim >= 0) {
-                p.setSharding(dim, c);
+                p.setSharding(new Sharding(dim == 0 ? ParallelStyle.COLUMN : ParallelStyle.ROW, c));
             }
             params.put(name, p);
         });
@@ -119,7 +122,10 @@ class ShardedStatisticsTest {
     @Test
     void aShardedTagNeedsADimensionOfTheParameter() {
         Parameter p = new Parameter(Nd4j.zeros(F64, 4));
-        assertThrows(IllegalArgumentException.class, () -> p.setSharding(1, null));
+        assertThrows(IllegalArgumentException.class, () -> new Sharding(ParallelStyle.ROW, null));
+        try (SingleProcessCommunicator one = new SingleProcessCommunicator()) {
+            assertThrows(IllegalArgumentException.class, () -> p.setSharding(new Sharding(ParallelStyle.ROW, one)));
+        }
         assertEquals(-1, p.shardDim());
         assertArrayEquals(new long[] {4}, p.fullShape());
     }

@@ -3,6 +3,7 @@ package dev.collie.parallel.tp;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.dist.ParallelStyle;
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.LayerWrapper;
@@ -128,13 +129,13 @@ class TensorParallelModelTest {
                 loss = r.forwardBackward(micro);
             }
             long bytes = comm.bytesSent() - before;
-            TensorParallel.Sharding s = TensorParallel.sharding(tp);
-            Map<String, Parameter> named = tp.module().namedParameters();
-            named.forEach((name, p) -> {
-                assertEquals(s.isSharded(name), TensorParallel.isSharded(tp, p), name);
-                assertEquals(s.isSharded(name), TensorParallel.isSharded(p), name);
+            Map<String, ParallelStyle> styles = TensorParallel.styles(tp);
+            // the one record of a split: the parameter's sharding, with its dimension and group
+            tp.module().namedParameters().forEach((name, p) -> {
+                assertEquals(Sharding.dimOf(styles.get(name)), p.shardDim(), name);
+                assertEquals(p.shardDim() < 0 ? null : comm, p.shardGroup(), name);
             });
-            return new Run(loss, gradients(tp.module()), bytes, TensorParallel.gatherFullWeights(tp, comm), s.styles());
+            return new Run(loss, gradients(tp.module()), bytes, TensorParallel.gatherFullWeights(tp, comm), styles);
         });
         double worstGrad = 0;
         for (int k = 0; k < n; k++) {
@@ -328,7 +329,7 @@ class TensorParallelModelTest {
         LlamaForCausalLM m = model(config(true, 4, 2));
         var comms = LocalCommunicators.create(1);
         assertSame(m, TensorParallel.apply(m, comms.get(0)));
-        assertFalse(TensorParallel.isSharded(m, m.namedParameters().get("model.embed_tokens.weight")));
+        assertFalse(TensorParallel.isSharded(m.namedParameters().get("model.embed_tokens.weight")));
         Map<String, INDArray> full = TensorParallel.gatherFullWeights(m, comms.get(0));
         m.namedParameters().forEach((n, p) -> assertEquals(p.data(), full.get(n)));
         comms.forEach(c -> c.close());

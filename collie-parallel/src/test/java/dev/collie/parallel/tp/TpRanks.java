@@ -1,5 +1,6 @@
 package dev.collie.parallel.tp;
 
+import dev.collie.core.dist.Sharding;
 import dev.collie.core.dist.ParallelStyle;
 import dev.collie.parallel.testing.Ranks;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -22,7 +23,7 @@ final class TpRanks {
 
     /** The shards of the ranks put back together along {@code style}'s split dimension. */
     static INDArray join(List<INDArray> shards, ParallelStyle style) {
-        int dim = Shards.splitDim(style);
+        int dim = Sharding.dimOf(style);
         if (dim < 0) {
             return shards.get(0);
         }
