@@ -122,6 +122,15 @@ public final class Backends {
         return DnnlLoad.AVAILABLE;
     }
 
+    private static final class KernelsChoice {
+        static final Kernels KERNELS = dnnlAvailable() ? DnnlKernels.INSTANCE : Nd4jKernels.INSTANCE;
+    }
+
+    /** The {@link Kernels} of this process, chosen once. */
+    static Kernels kernels() {
+        return KernelsChoice.KERNELS;
+    }
+
     /** What computes bf16 matmuls here, e.g. "oneDNN 3.3 avx512_core_amx"; null when none can. */
     public static String bf16MatmulEngine() {
         return dnnlAvailable() ? "oneDNN 3.3 " + Dnnl.isa() : null;

@@ -9,9 +9,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * Arrays are row-major; "rows" means every dimension but the last.
  */
 public interface Kernels {
-    /** The implementation in use. */
+    /**
+     * The implementation in use: oneDNN 3.3's ({@code DnnlKernels}, over ND4J's for what it does not take) where it
+     * loads and is not switched off, else ND4J's alone.
+     */
     static Kernels get() {
-        return Nd4jKernels.INSTANCE;
+        return Backends.kernels();
     }
 
     /** {@code op(a) · op(b)} for rank-2 arrays, or batched over leading dimensions for rank 3 and 4. */

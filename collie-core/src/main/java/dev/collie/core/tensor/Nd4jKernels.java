@@ -10,16 +10,13 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.Arrays;
-import java.util.Map;
-import java.util.concurrent.ConcurrentHashMap;
 
 import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 
 /**
- * {@link Kernels} on ND4J ops (the CPU backend, and ND4J's CUDA backend where its binaries run), with
- * oneDNN 3.3 ({@link Dnnl}) taking fp32 batched products, softmax, cross-entropy and SiLU, and every product
- * under {@link MatmulPrecision#BF16}, where it is on the class path.
+ * {@link Kernels} on ND4J ops alone (the CPU backend, and ND4J's CUDA backend where its binaries run); where
+ * oneDNN 3.3 is present, {@link DnnlKernels} takes what it does faster and hands the rest here.
  */
 final class Nd4jKernels implements Kernels {
     static final Nd4jKernels INSTANCE = new Nd4jKernels();
@@ -36,35 +33,27 @@ final class Nd4jKernels implements Kernels {
     public INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB, INDArray into) {
         // the Mmul custom op is the path that reaches oneDNN's GEMM (INDArray.mmul and Nd4j.matmul go to
         // OpenBLAS through the Java BLAS wrapper, 2-3x slower here; see docs/design-notes.md)
-        int r = a.rank();
-        long[] shape = a.shape().clone();
-        shape[r - 2] = transA ? a.size(r - 1) : a.size(r - 2);
-        shape[r - 1] = transB ? b.size(r - 2) : b.size(r - 1);
-        INDArray out = into != null ? checkedOut(into, shape, a.dataType())
-                : Nd4j.createUninitialized(a.dataType(), shape);
-        boolean bf16 = Backends.matmulPrecision() == MatmulPrecision.BF16;
-        // oneDNN 3.3 where it is on the class path: every bf16 product, and fp32 batched products (ND4J sends
-        // those to its own loop at about half the speed of its rank-2 GEMM); fp32 rank-2 products stay on
-        // ND4J's oneDNN path, which is as fast. oneDNN reads and writes views of any strides in place.
-        if (a.dataType() == DataType.FLOAT && (bf16 || (r > 2 && Backends.dnnlAvailable()))) {
-            if (a.isEmpty() || b.isEmpty()) {
-                return out.assign(0); // an empty sum (or an empty result): oneDNN wants every size above zero
-            }
-            Dnnl.matmul(a, b, transA, transB, out, bf16);
-            return out;
-        }
-        INDArray dense = isDense(out) ? out : Nd4j.createUninitialized(a.dataType(), shape);
+        INDArray out = productOut(a, b, transA, transB, into);
+        INDArray dense = isDense(out) ? out : Nd4j.createUninitialized(a.dataType(), out.shape());
         Nd4j.exec(new Mmul(plain(a), plain(b), dense,
                 MMulTranspose.builder().transposeA(transA).transposeB(transB).build()));
         return dense == out ? out : out.assign(dense);
     }
 
-    private static INDArray checkedOut(INDArray out, long[] shape, DataType dt) {
-        if (!Arrays.equals(out.shape(), shape) || out.dataType() != dt) {
-            throw new IllegalArgumentException("product output " + Arrays.toString(out.shape()) + " "
-                    + out.dataType() + ", expected " + Arrays.toString(shape) + " " + dt);
+    /** Where {@code op(a)·op(b)} goes: {@code into} when it has the product's shape and type (else an error), or a new array. */
+    static INDArray productOut(INDArray a, INDArray b, boolean transA, boolean transB, INDArray into) {
+        int r = a.rank();
+        long[] shape = a.shape().clone();
+        shape[r - 2] = transA ? a.size(r - 1) : a.size(r - 2);
+        shape[r - 1] = transB ? b.size(r - 2) : b.size(r - 1);
+        if (into == null) {
+            return Nd4j.createUninitialized(a.dataType(), shape);
         }
-        return out;
+        if (!Arrays.equals(into.shape(), shape) || into.dataType() != a.dataType()) {
+            throw new IllegalArgumentException("product output " + Arrays.toString(into.shape()) + " "
+                    + into.dataType() + ", expected " + Arrays.toString(shape) + " " + a.dataType());
+        }
+        return into;
     }
 
     /** A batched operand as ND4J's Mmul takes it: C-ordered without gaps (a copy of a permuted view); rank 2 as it is. */
@@ -74,91 +63,50 @@ final class Nd4jKernels implements Kernels {
 
     @Override
     public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, boolean inverse) {
+        INDArray rows = rotaryRows(x, cos, sin, heads);
         long n = x.size(0);
-        long width = x.size(1);
-        if (width % (2L * heads) != 0 || !Arrays.equals(cos.shape(), x.shape())
+        long d = x.size(1) / heads;
+        long half = d / 2;
+        INDArray out = Nd4j.createUninitialized(x.dataType(), n, x.size(1));
+        INDArray x3 = rows.reshape('c', n, heads, d);
+        INDArray o3 = out.reshape('c', n, heads, d);
+        INDArray s3 = sin.reshape('c', n, heads, d);
+        out.assign(rows.mul(cos));
+        float sign = inverse ? -1f : 1f;
+        INDArray o1 = o3.get(all(), all(), interval(0, half));
+        INDArray o2 = o3.get(all(), all(), interval(half, d));
+        o1.subi(x3.get(all(), all(), interval(half, d)).mul(s3.get(all(), all(), interval(0, half))).muli(sign));
+        o2.addi(x3.get(all(), all(), interval(0, half)).mul(s3.get(all(), all(), interval(half, d))).muli(sign));
+        return out;
+    }
+
+    /** Checks a rotary call's shapes; returns {@code x} as dense C-ordered rows (a copy of a view with gaps). */
+    static INDArray rotaryRows(INDArray x, INDArray cos, INDArray sin, int heads) {
+        if (x.size(1) % (2L * heads) != 0 || !Arrays.equals(cos.shape(), x.shape())
                 || !Arrays.equals(sin.shape(), x.shape())) {
             throw new IllegalArgumentException("rotary of " + Arrays.toString(x.shape()) + " as " + heads
                     + " heads with tables " + Arrays.toString(cos.shape()));
         }
-        long d = width / heads;
-        INDArray rows = isDense(x) ? x : x.dup('c');
-        INDArray out = Nd4j.createUninitialized(x.dataType(), n, width);
-        if (onDnnl(rows) && onDnnl(cos) && onDnnl(sin)) {
-            // out = x ⊙ cos, then out += (x·P) ⊙ sin with P the signed swap of a head's halves, one exact fp32
-            // product per head row (a ±1 and zeros per column) fused with the multiply-add: no gather, two passes
-            Dnnl.multiply(rows, cos, out, 0f);
-            Dnnl.matmulMulAdd(rows.reshape('c', n * heads, d), swapMatrix(d, inverse),
-                    sin.reshape('c', n * heads, d), out.reshape('c', n * heads, d));
-        } else {
-            long half = d / 2;
-            INDArray x3 = rows.reshape('c', n, heads, d);
-            INDArray o3 = out.reshape('c', n, heads, d);
-            INDArray s3 = sin.reshape('c', n, heads, d);
-            out.assign(rows.mul(cos));
-            float sign = inverse ? -1f : 1f;
-            INDArray o1 = o3.get(all(), all(), interval(0, half));
-            INDArray o2 = o3.get(all(), all(), interval(half, d));
-            o1.subi(x3.get(all(), all(), interval(half, d)).mul(s3.get(all(), all(), interval(0, half))).muli(sign));
-            o2.addi(x3.get(all(), all(), interval(0, half)).mul(s3.get(all(), all(), interval(half, d))).muli(sign));
-        }
-        return out;
-    }
-
-    private static final Map<Long, INDArray> SWAPS = new ConcurrentHashMap<>();
-
-    /** {@code [d, d]} fp32: row·P = {@code [−x2, x1]} (or {@code [x2, −x1]} for the inverse) for a row {@code [x1, x2]}. */
-    private static INDArray swapMatrix(long d, boolean inverse) {
-        return SWAPS.computeIfAbsent(inverse ? -d : d, key -> {
-            int n = (int) d;
-            int half = n / 2;
-            float[] p = new float[n * n];
-            float sign = inverse ? -1f : 1f;
-            for (int i = 0; i < half; i++) {
-                p[(half + i) * n + i] = -sign;   // out[i] = −x2[i]
-                p[i * n + half + i] = sign;      // out[half + i] = x1[i]
-            }
-            try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-                return Nd4j.create(p, new long[] {n, n}, 'c');
-            }
-        });
+        return isDense(x) ? x : x.dup('c');
     }
 
     @Override
     public void scaleSubtract(INDArray x, double c, INDArray y) {
-        if (onDnnl(x) && onDnnl(y) && Arrays.equals(x.shape(), y.shape()) && c != 1) {
-            Dnnl.scaledSubtract(x, (float) c, y, x);
-        } else {
-            if (c != 1) {
-                x.muli(c);
-            }
-            x.subi(y);
+        if (c != 1) {
+            x.muli(c);
         }
+        x.subi(y);
     }
 
     @Override
     public INDArray softmax(INDArray x) {
         INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
-        if (onDnnl(x)) {
-            Dnnl.softmax(x, out); // vectorised exp; libnd4j's softmax calls scalar expf per element
-        } else {
-            Nd4j.exec(new SoftMax(x, out, x.rank() - 1));
-        }
+        Nd4j.exec(new SoftMax(x, out, x.rank() - 1));
         return out;
-    }
-
-    /** Whether oneDNN 3.3's row-wise kernels take {@code x}: fp32, dense C order, and oneDNN present. */
-    private static boolean onDnnl(INDArray x) {
-        return x.dataType() == DataType.FLOAT && Backends.dnnlAvailable() && isDense(x);
     }
 
     @Override
     public INDArray softmaxBackward(INDArray p, INDArray dp) {
-        if (onDnnl(p) && onDnnl(dp)) {
-            INDArray dx = Nd4j.createUninitialized(p.dataType(), p.shape());
-            Dnnl.softmaxBackward(p, dp, dx);
-            return dx;
-        }
         // dS = p * (dp - sum(p * dp)), rows as a 2-D view, computed in place on dp's copy
         long cols = p.size(p.rank() - 1);
         INDArray p2 = p.reshape('c', p.length() / cols, cols);
@@ -193,24 +141,12 @@ final class Nd4jKernels implements Kernels {
 
     @Override
     public INDArray siluMul(INDArray a, INDArray b) {
-        if (onDnnl(a)) {
-            INDArray out = Nd4j.createUninitialized(a.dataType(), a.shape());
-            Dnnl.silu(a, out);
-            return out.muli(b);
-        }
         INDArray sig = Transforms.sigmoid(a, true);
         return sig.muli(a).muli(b);
     }
 
     @Override
     public INDArray[] siluMulBackward(INDArray dy, INDArray a, INDArray b) {
-        if (onDnnl(a) && onDnnl(dy)) {
-            INDArray silu = Nd4j.createUninitialized(a.dataType(), a.shape());
-            Dnnl.silu(a, silu);
-            INDArray da = dy.mul(b);
-            Dnnl.siluBackward(a, da, da);
-            return new INDArray[] {da, silu.muli(dy)};
-        }
         INDArray sig = Transforms.sigmoid(a, true);
         INDArray silu = a.mul(sig);
         INDArray db = dy.mul(silu);
@@ -240,44 +176,43 @@ final class Nd4jKernels implements Kernels {
         long v = logits.size(1);
         long[] t = targets.reshape(targets.length()).toLongVector();
         long[] rows = validRows(t, ignoreIndex);
-        int valid = rows.length;
-        long[] flatIdx = new long[valid];
-        for (int j = 0; j < valid; j++) {
-            flatIdx[j] = rows[j] * v + t[(int) rows[j]];
-        }
+        long[] flatIdx = flatTargets(rows, t, v);
         // the softmax overwrites the logits when the gradient is wanted (it becomes the gradient)
         INDArray p = needGrad ? logits : Nd4j.createUninitialized(logits.dataType(), logits.shape());
-        // every counted row's gradient is (softmax − one-hot) · gradScale / valid, in that order (as PyTorch);
-        // ignored rows' are zero
-        double rowScale = valid > 0 ? gradScale / valid : 0;
-        boolean dnnl = onDnnl(logits);
-        double loss = dnnl ? logSoftmaxLoss(logits, p, flatIdx, valid, n, v) : argmaxLoss(logits, p, rows, flatIdx, n, v);
+        double loss = argmaxLoss(logits, p, rows, flatIdx, n, v);
         if (needGrad) {
-            if (dnnl) {
-                Dnnl.exp(p, p);   // the softmax
+            subtractOneHot(p, flatIdx, n, v);
+            // every counted row's gradient is (softmax − one-hot) · gradScale / valid, in that order (as PyTorch);
+            // ignored rows' are zero
+            double rowScale = rows.length > 0 ? gradScale / rows.length : 0;
+            double[] scale = new double[n];
+            for (long r : rows) {
+                scale[(int) r] = rowScale;
             }
-            if (valid > 0) {
-                scatterAdd(p.reshape(n * v), Nd4j.createFromArray(flatIdx),
-                        Nd4j.valueArrayOf(new long[] {valid}, -1.0, logits.dataType()));
-            }
-            if (dnnl) {
-                if (rowScale != 1) {
-                    p.muli(rowScale);
-                }
-                zeroRows(p, t, ignoreIndex);
-            } else {
-                double[] scale = new double[n];
-                for (long r : rows) {
-                    scale[(int) r] = rowScale;
-                }
-                p.muliColumnVector(Nd4j.createFromArray(scale).castTo(logits.dataType()).reshape(n, 1));
-            }
+            p.muliColumnVector(Nd4j.createFromArray(scale).castTo(logits.dataType()).reshape(n, 1));
         }
         return new INDArray[] {Nd4j.scalar(logits.dataType(), loss), needGrad ? p : null};
     }
 
+    /** The flat index {@code row · V + target} of every counted row. */
+    static long[] flatTargets(long[] rows, long[] t, long v) {
+        long[] flatIdx = new long[rows.length];
+        for (int j = 0; j < rows.length; j++) {
+            flatIdx[j] = rows[j] * v + t[(int) rows[j]];
+        }
+        return flatIdx;
+    }
+
+    /** {@code p[flatIdx] −= 1}: the softmax less the one-hot targets. */
+    static void subtractOneHot(INDArray p, long[] flatIdx, int n, long v) {
+        if (flatIdx.length > 0) {
+            scatterAdd(p.reshape(n * v), Nd4j.createFromArray(flatIdx),
+                    Nd4j.valueArrayOf(new long[] {flatIdx.length}, -1.0, p.dataType()));
+        }
+    }
+
     /** Zeroes the rows of {@code x} whose target is {@code ignoreIndex} (runs of them at once). */
-    private static void zeroRows(INDArray x, long[] t, long ignoreIndex) {
+    static void zeroRows(INDArray x, long[] t, long ignoreIndex) {
         for (int i = 0; i < t.length; ) {
             if (t[i] != ignoreIndex) {
                 i++;
@@ -290,19 +225,6 @@ final class Nd4jKernels implements Kernels {
             x.get(interval(i, j), all()).assign(0);
             i = j;
         }
-    }
-
-    /** oneDNN's log-softmax into {@code p} (one vectorised kernel): loss_i = −log p[t_i]. */
-    private static double logSoftmaxLoss(INDArray logits, INDArray p, long[] flatIdx, int valid, int n, long v) {
-        Dnnl.logSoftmax(logits, p);
-        if (valid == 0) {
-            return Double.NaN;
-        }
-        double sum = 0;
-        for (double lp : gathered(p.reshape(n * v), Nd4j.createFromArray(flatIdx))) {
-            sum -= lp;
-        }
-        return sum / valid;
     }
 
     /**
@@ -334,13 +256,13 @@ final class Nd4jKernels implements Kernels {
         return sum / valid;
     }
 
-    private static double[] gathered(INDArray flat, INDArray idx) {
+    static double[] gathered(INDArray flat, INDArray idx) {
         INDArray out = Nd4j.createUninitialized(flat.dataType(), idx.length());
         gather(flat, idx, out);
         return out.toDoubleVector();
     }
 
-    private static long[] validRows(long[] t, long ignoreIndex) {
+    static long[] validRows(long[] t, long ignoreIndex) {
         int valid = 0;
         for (long x : t) {
             if (x != ignoreIndex) {
