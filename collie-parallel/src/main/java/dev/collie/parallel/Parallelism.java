@@ -1,18 +1,18 @@
 package dev.collie.parallel;
 
-import dev.collie.core.Scope;
 import dev.collie.core.CollieException;
+import dev.collie.core.Scope;
 import dev.collie.core.dist.Communicator;
-import dev.collie.core.dist.GradientSync;
-import dev.collie.core.dist.ModelParallel;
 import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.core.io.HfWeights;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.FusedBackwardOptimizer;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.train.GradientSync;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.MicroBatchRunner;
+import dev.collie.core.train.ModelParallel;
 import dev.collie.core.train.StepRunner;
 import dev.collie.core.train.Trainer;
 import dev.collie.parallel.dp.DataParallel;

@@ -8,6 +8,7 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
 import dev.collie.core.train.Trainer;
+import dev.collie.examples.cli.LossCurve;
 import dev.collie.examples.cli.Presets;
 import dev.collie.models.generation.Generator;
 import dev.collie.models.llama.LlamaCheckpoint;

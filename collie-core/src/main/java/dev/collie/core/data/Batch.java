@@ -1,8 +1,9 @@
 package dev.collie.core.data;
 
-import java.util.Arrays;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.Arrays;
 
 /**
  * A padded batch of samples as INT64 matrices of shape {@code [rows, seqLen]}: the input ids, the labels

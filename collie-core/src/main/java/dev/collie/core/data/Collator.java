@@ -1,10 +1,11 @@
 package dev.collie.core.data;
 
 import dev.collie.core.CollieException;
-import java.util.Arrays;
-import java.util.List;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+
+import java.util.Arrays;
+import java.util.List;
 
 /**
  * Pads samples into a {@link Batch}: ids with the pad id, labels with {@link Sample#IGNORE_INDEX}, the attention

@@ -1,6 +1,7 @@
 package dev.collie.core.data;
 
 import dev.collie.core.CollieException;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;

@@ -1,6 +1,7 @@
 package dev.collie.core.data;
 
 import dev.collie.core.CollieException;
+
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;

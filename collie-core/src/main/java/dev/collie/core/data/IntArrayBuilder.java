@@ -1,6 +1,7 @@
 package dev.collie.core.data;
 
 import dev.collie.core.CollieException;
+
 import java.util.Arrays;
 
 /** A growable {@code int[]}; package-private storage helper for the in-memory datasets. */

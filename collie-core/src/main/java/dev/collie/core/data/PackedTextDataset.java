@@ -1,6 +1,9 @@
 package dev.collie.core.data;
 
 import dev.collie.core.CollieException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
@@ -8,8 +11,6 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.OptionalInt;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * A pre-training data set from a plain UTF-8 text file, packed into rows of exactly {@code seqLen} tokens.

@@ -1,7 +1,8 @@
 package dev.collie.core.dist;
 
-import java.time.Duration;
 import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.time.Duration;
 
 /**
  * Collective and point-to-point communication among the ranks of one group (torch.distributed's

@@ -1,11 +1,12 @@
 package dev.collie.core.dist;
 
 import dev.collie.core.CollieException;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
-import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * A world of one rank: every collective is an identity (or a copy), {@link #send} to oneself queues a copy

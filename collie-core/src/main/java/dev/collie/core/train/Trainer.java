@@ -1,10 +1,8 @@
 package dev.collie.core.train;
 
-import dev.collie.core.Scope;
 import dev.collie.core.CollieException;
+import dev.collie.core.Scope;
 import dev.collie.core.data.Batch;
-import dev.collie.core.dist.GradientSync;
-import dev.collie.core.dist.ModelParallel;
 import dev.collie.core.data.Collator;
 import dev.collie.core.data.DataLoader;
 import dev.collie.core.data.Dataset;

@@ -1,15 +1,16 @@
 package dev.collie.core.data;
 
+import dev.collie.core.CollieException;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+
+import java.util.List;
+
 import static dev.collie.core.data.Sample.IGNORE_INDEX;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-
-import dev.collie.core.CollieException;
-import java.util.List;
-import org.junit.jupiter.api.Test;
-import org.nd4j.linalg.api.buffer.DataType;
 
 class CollatorTest {
     private static final int PAD = 9;

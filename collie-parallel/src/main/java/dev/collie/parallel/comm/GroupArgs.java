@@ -1,9 +1,10 @@
 package dev.collie.parallel.comm;
 
+import org.nd4j.linalg.api.ndarray.INDArray;
+
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.Set;
-import org.nd4j.linalg.api.ndarray.INDArray;
 
 /** The argument checks that the communicators of this package share, with their messages. */
 final class GroupArgs {

@@ -1,10 +1,11 @@
 package dev.collie.parallel.comm;
 
+import dev.collie.core.dist.Communicator;
+
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import dev.collie.core.dist.Communicator;
 
 /**
  * The {@code local} backend: n ranks as threads of one JVM, each with its own communicator. Messages are

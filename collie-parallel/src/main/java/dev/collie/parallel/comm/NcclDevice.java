@@ -1,9 +1,10 @@
 package dev.collie.parallel.comm;
 
 import dev.collie.core.dist.ReduceOp;
+import org.nd4j.linalg.api.buffer.DataType;
+
 import java.nio.ByteBuffer;
 import java.time.Duration;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * What {@link NcclCommunicator} asks of one rank's NCCL communicator, on host memory: {@link NcclGroup} does

@@ -3,11 +3,12 @@ package dev.collie.parallel.comm;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
 import java.nio.ByteBuffer;
 import java.time.Duration;
 import java.util.Arrays;
-import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * Ring collectives over a {@link Transport}, shared by the local and tcp backends.

@@ -1,7 +1,7 @@
 package dev.collie.parallel.comm;
 
 import dev.collie.core.dist.Communicator;
-import dev.collie.parallel.LaunchEnv;
+
 import java.time.Duration;
 
 /**

@@ -1,6 +1,7 @@
 package dev.collie.parallel.comm;
 
 import dev.collie.core.CollieException;
+
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;

@@ -6,10 +6,10 @@ import org.slf4j.LoggerFactory;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
-import dev.collie.core.dist.GradientSync;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.core.nn.GradientHook;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.train.GradientSync;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;

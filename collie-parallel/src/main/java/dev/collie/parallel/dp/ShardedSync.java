@@ -1,7 +1,7 @@
 package dev.collie.parallel.dp;
 
-import dev.collie.core.dist.GradientSync;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.train.GradientSync;
 
 import java.util.List;
 import java.util.Map;

@@ -1,8 +1,8 @@
 package dev.collie.parallel.dp;
 
 import dev.collie.core.dist.Communicator;
-import dev.collie.core.dist.GradientSync;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.train.GradientSync;
 
 import java.util.ArrayList;
 import java.util.Collections;

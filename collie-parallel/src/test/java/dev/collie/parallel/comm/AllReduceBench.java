@@ -3,14 +3,15 @@ package dev.collie.parallel.comm;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.parallel.testing.Ranks;
-import java.time.Duration;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+
+import java.time.Duration;
+import java.util.List;
 
 /** Timing of a 16M-float all-reduce with 2 ranks; runs only with {@code -Dcollie.bench=true}. */
 @EnabledIfSystemProperty(named = "collie.bench", matches = "true")

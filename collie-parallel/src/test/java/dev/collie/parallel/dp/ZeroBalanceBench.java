@@ -1,13 +1,13 @@
 package dev.collie.parallel.dp;
 
-import dev.collie.core.data.Sample;
 import dev.collie.core.data.Datasets;
+import dev.collie.core.data.Sample;
 import dev.collie.core.dist.Communicator;
-import dev.collie.core.dist.GradientSync;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.train.Callback;
 import dev.collie.core.train.CollieConfig;
+import dev.collie.core.train.GradientSync;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaConfig;

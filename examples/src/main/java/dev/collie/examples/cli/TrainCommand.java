@@ -1,42 +1,32 @@
 package dev.collie.examples.cli;
 
-import dev.collie.core.tensor.Backends;
-
-import dev.collie.core.tensor.MatmulPrecision;
-
-import dev.collie.core.dist.Communicator;
-import dev.collie.core.nn.Parameter;
-import dev.collie.core.train.ActivationCheckpointing;
-import dev.collie.parallel.comm.LocalCommunicators;
-import dev.collie.parallel.LaunchEnv;
-import dev.collie.parallel.comm.NcclCommunicator;
-import dev.collie.parallel.comm.TcpCommunicator;
-import dev.collie.parallel.Parallelism;
-import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.Datasets;
+import dev.collie.core.dist.Communicator;
+import dev.collie.core.io.HfCheckpoint;
+import dev.collie.core.io.HfWeights;
+import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.Backends;
+import dev.collie.core.tensor.MatmulPrecision;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.CheckpointCallback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
 import dev.collie.core.train.Trainer;
-import dev.collie.examples.LossCurve;
-import dev.collie.core.io.HfCheckpoint;
-import dev.collie.core.io.HfWeights;
 import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.peft.PeftModel;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
+import dev.collie.parallel.Parallelism;
+import dev.collie.parallel.comm.LaunchEnv;
+import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.comm.NcclCommunicator;
+import dev.collie.parallel.comm.TcpCommunicator;
+import dev.collie.peft.PeftModel;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -48,9 +38,16 @@ import picocli.CommandLine.Spec;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 
 /**
  * {@code collie train}: trains a LLaMA (from a Hugging Face directory or a named preset) on a data file and saves

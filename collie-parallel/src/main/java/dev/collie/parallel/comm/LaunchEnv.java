@@ -1,6 +1,7 @@
-package dev.collie.parallel;
+package dev.collie.parallel.comm;
 
 import dev.collie.core.CollieException;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;

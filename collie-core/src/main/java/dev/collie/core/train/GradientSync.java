@@ -1,4 +1,4 @@
-package dev.collie.core.dist;
+package dev.collie.core.train;
 
 import dev.collie.core.Scope;
 import dev.collie.core.nn.Parameter;

@@ -1,13 +1,14 @@
-package dev.collie.parallel;
+package dev.collie.parallel.comm;
+
+import dev.collie.core.CollieException;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-
-import dev.collie.core.CollieException;
-import java.util.List;
-import java.util.Map;
-import org.junit.jupiter.api.Test;
 
 class LaunchEnvTest {
     @Test

@@ -1,8 +1,7 @@
-package dev.collie.core.dist;
+package dev.collie.core.train;
 
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
-import dev.collie.core.train.MicroBatchRunner;
 
 import java.util.List;
 import java.util.Map;

@@ -1,4 +1,4 @@
-package dev.collie.examples;
+package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.train.LossHistory;
