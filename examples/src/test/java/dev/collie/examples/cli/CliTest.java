@@ -116,6 +116,8 @@ class CliTest {
                 "--matmul-precision", "bf16", "--save", save.toString());
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("matmuls: bf16 matmuls (oneDNN 3.3"), r.out());
+        boolean amx = Backends.bf16MatmulEngine().contains("amx");
+        assertEquals(!amx, r.out().contains("this CPU has no AMX, where bf16 matmuls run slower than fp32"), r.out());
         assertEquals(MatmulPrecision.FP32, Backends.matmulPrecision());
         assertEquals(4.619593620300293, finalLoss(r), 2e-2, "torch's fp32 loss of step 3");
         // AdamW moves every weight by ~lr whatever its gradient's size, so where a gradient is near zero bf16
