@@ -72,19 +72,9 @@ public final class HfConfig {
         return new HfConfig(root, src, "");
     }
 
-    /** Where this config came from, as error messages name it. */
-    public String source() {
-        return source;
-    }
-
     /** An error about this config: {@code "<source>: <message>"}. */
     public CollieException bad(String message) {
         return new CollieException(source + ": " + message);
-    }
-
-    /** Whether {@code key} is present and not null. */
-    public boolean has(String key) {
-        return get(key) != null;
     }
 
     /** The object at {@code key}, null when absent or null; errors in it name {@code key.field}. */

@@ -30,8 +30,9 @@ public final class ActivationCheckpointing {
     public static int apply(LanguageModel model, boolean on) {
         List<Pattern> plan = model.recomputePlan().stream().map(ModuleNames::pattern).toList();
         Module root = model.module();
+        Map<String, Module> modules = root.namedModules();
         List<String> names = new ArrayList<>();
-        for (String name : root.namedModules().keySet()) {
+        for (String name : modules.keySet()) {
             if (!name.isEmpty() && plan.stream().anyMatch(p -> p.matcher(name).matches())) {
                 names.add(name);
             }
@@ -40,7 +41,6 @@ public final class ActivationCheckpointing {
             throw new CollieException(model.getClass().getSimpleName() + " names no module to recompute"
                     + " (LanguageModel.recomputePlan()), so activation checkpointing cannot apply");
         }
-        Map<String, Module> modules = root.namedModules();
         for (String name : names) {
             int dot = name.lastIndexOf('.');
             Module parent = dot < 0 ? root : modules.get(name.substring(0, dot));

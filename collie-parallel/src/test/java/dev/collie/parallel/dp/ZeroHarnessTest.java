@@ -207,7 +207,7 @@ class ZeroHarnessTest {
             }
         });
         for (int r = 0; r < 2; r++) {
-            assertEquals(0.0, maxAbsDiff(straight.get(r), resumed.get(r)), "rank " + r);
+            assertEquals(0.0, Agreement.maxAbsDiff(resumed.get(r), straight.get(r)), "rank " + r);
         }
     }
 
@@ -329,15 +329,6 @@ class ZeroHarnessTest {
             }
         }
         return false;
-    }
-
-    /** Largest element-wise difference between two weight sets. */
-    static double maxAbsDiff(Map<String, INDArray> a, Map<String, INDArray> b) {
-        double d = 0;
-        for (Map.Entry<String, INDArray> e : a.entrySet()) {
-            d = Math.max(d, e.getValue().sub(b.get(e.getKey())).amaxNumber().doubleValue());
-        }
-        return d;
     }
 
     /**
