@@ -125,11 +125,7 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
     }
 
     @Override
-    public final void onGradientReady(Parameter p) {
-        INDArray g = p.grad();
-        if (g == null) {
-            return;
-        }
+    public final void onGradientReady(Parameter p, INDArray g) {
         try {
             if (stepScale != 1.0) {
                 g.divi(stepScale);

@@ -3,6 +3,8 @@ package dev.collie.optim;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.FusedBackwardOptimizer;
+import dev.collie.core.train.Distributed;
+import dev.collie.core.train.GradientRoute;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -22,9 +24,7 @@ final class Drive {
 
     /** One step of a fused optimizer: every pass delivers the same gradients, as a repeated backward would. */
     static void fusedStep(FusedBackwardOptimizer opt, double lr, List<Parameter> params, List<INDArray> grads) {
-        for (Parameter p : params) {
-            p.setHook(opt::onGradientReady);
-        }
+        GradientRoute.compose(Distributed.SINGLE, opt);
         opt.beginStep(lr);
         for (int pass = 0; pass < opt.passes(); pass++) {
             opt.beginPass(pass);

@@ -9,10 +9,9 @@ import dev.collie.core.io.HfWeights;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.FusedBackwardOptimizer;
 import dev.collie.core.optim.Optimizer;
-import dev.collie.core.train.GradientSync;
+import dev.collie.core.train.Distributed;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.MicroBatchRunner;
-import dev.collie.core.train.ModelParallel;
 import dev.collie.core.train.StepRunner;
 import dev.collie.core.train.Trainer;
 import dev.collie.parallel.dp.DataParallel;
@@ -29,6 +28,7 @@ import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.HashSet;
 import java.util.IdentityHashMap;
@@ -66,7 +66,8 @@ public final class Parallelism implements AutoCloseable {
     private final int[] bounds;
     private final Map<String, Parameter> trainable;
     private final Map<String, Parameter> optimizerParams;
-    private final GradientSync sync;
+    /** The data-parallel side: a reduction over the replicas, or {@link Distributed#SINGLE} with one. */
+    private final Distributed sync;
     private final Zero3 zero3;
     private final ModelParallelView split;
 
@@ -188,7 +189,7 @@ public final class Parallelism implements AutoCloseable {
         }
         Zero3 z3 = null;
         if (topology.dp() == 1) {
-            this.sync = null;
+            this.sync = Distributed.SINGLE;
             this.optimizerParams = trainable;
         } else if (zero == 0) {
             this.sync = new DataParallel(trainable, dpComm);
@@ -263,14 +264,12 @@ public final class Parallelism implements AutoCloseable {
         return Collections.unmodifiableMap(optimizerParams);
     }
 
-    /** The data-parallel gradient reduction, or null with one data-parallel rank. */
-    public GradientSync gradientSync() {
-        return sync;
-    }
-
-    /** What the Trainer needs for a model split over ranks, or null when each rank holds the whole model. */
-    public ModelParallel modelParallel() {
-        return split;
+    /**
+     * How this rank takes part, for the {@link Trainer}: the data-parallel reduction alone when every rank holds the
+     * whole model ({@link Distributed#SINGLE} with one replica), else the view of the model split over ranks.
+     */
+    public Distributed distributed() {
+        return split != null ? split : sync;
     }
 
     /**
@@ -336,9 +335,9 @@ public final class Parallelism implements AutoCloseable {
         return rank == 0;
     }
 
-    /** Puts this rank's model, gradient reduction and model-parallel runner into {@code b}. */
+    /** Puts this rank's model and its {@link #distributed()} into {@code b}. */
     public Trainer.Builder configure(Trainer.Builder b) {
-        return b.model(model).gradientSync(sync).modelParallel(split);
+        return b.model(model).distributed(distributed());
     }
 
     /**
@@ -435,33 +434,22 @@ public final class Parallelism implements AutoCloseable {
         }
     }
 
-    /** The Trainer's view of a model split over ranks (tensor / pipeline parallel, or ZeRO-2/3 gradients). */
-    private final class ModelParallelView implements ModelParallel {
+    /**
+     * The Trainer's view of a model split over ranks (tensor and/or pipeline parallel): the model's side here, the
+     * replicas' side from the data-parallel reduction.
+     */
+    private final class ModelParallelView implements Distributed {
+        /** The schedule of the last runner made (pipeline parallel): it sums the weights stages share. */
         private OneFOneBSchedule schedule;
-        /** Whether a fused-backward optimizer trains the model (its tied weights' updates wait for the stages' sum). */
-        private boolean fused;
 
         @Override
-        public MicroBatchRunner runner(int workers, int cores) {
-            if (stage != null) {
-                schedule = new OneFOneBSchedule(stage, model, ppComm);
-                schedule.deferTiedUpdates(fused);
-                return schedule;
-            }
-            // collectives inside forward and backward (tensor parallel, ZeRO-3 gathers) run on one thread per rank
-            boolean oneStream = topology.tp() > 1 || zero3 != null;
-            return new StepRunner(model, oneStream ? 1 : workers, cores);
+        public int replicaRank() {
+            return sync.replicaRank();
         }
 
         @Override
-        public List<Parameter> trainableParameters() {
-            // ZeRO-2: the gradients this replica holds are its optimizer's (row blocks of split parameters)
-            return new ArrayList<>(zero >= 2 ? optimizerParams.values() : trainable.values());
-        }
-
-        @Override
-        public Map<String, Parameter> heldParameters() {
-            return stage == null ? model.module().namedParameters() : stage.parameters();
+        public int replicas() {
+            return sync.replicas();
         }
 
         @Override
@@ -475,31 +463,134 @@ public final class Parallelism implements AutoCloseable {
         }
 
         @Override
-        public void barrier() {
+        public boolean splitsModel() {
+            return true;
+        }
+
+        /** Replica 0's tensor-parallel rank 0 of the first stage. */
+        @Override
+        public boolean isLeadRank() {
+            return sync.replicaRank() == 0 && topology.tpRank(rank) == 0 && topology.ppRank(rank) == 0;
+        }
+
+        @Override
+        public void modelBarrier() {
             mpComm.barrier();
         }
 
         @Override
-        public void afterBackward() {
+        public Collection<Parameter> routedParameters() {
+            return sync.routedParameters();
+        }
+
+        @Override
+        public Reduction reduction() {
+            return sync.reduction();
+        }
+
+        @Override
+        public Collection<Parameter> sharedAcrossStages() {
+            return schedule != null ? schedule.sharedParameters() : List.of();
+        }
+
+        @Override
+        public void sumSharedGradients() {
             if (schedule != null) {
                 schedule.syncTiedGradients();
             }
         }
 
+        @Override
+        public boolean requiresSingleStream() {
+            return sync.requiresSingleStream();
+        }
+
+        @Override
+        public boolean splitsParameters() {
+            return sync.splitsParameters();
+        }
+
+        @Override
+        public boolean shardsOptimizerState() {
+            return sync.shardsOptimizerState();
+        }
+
+        @Override
+        public boolean shardsGradients() {
+            return sync.shardsGradients();
+        }
+
+        @Override
+        public MicroBatchRunner runner(LanguageModel m, int workers, int cores) {
+            if (stage != null) {
+                schedule = new OneFOneBSchedule(stage, model, ppComm);
+                return schedule;
+            }
+            // collectives inside forward and backward (tensor parallel, ZeRO-3 gathers) run on one thread per rank
+            boolean oneStream = topology.tp() > 1 || zero3 != null;
+            return new StepRunner(model, oneStream ? 1 : workers, cores);
+        }
+
+        @Override
+        public void finishReduction() {
+            sync.finishReduction();
+        }
+
+        @Override
+        public List<Parameter> gradientHolders(LanguageModel m, Optimizer optimizer) {
+            // ZeRO-2: the gradients this replica holds are its optimizer's (row blocks of split parameters)
+            return new ArrayList<>(zero >= 2 ? optimizerParams.values() : trainable.values());
+        }
+
         /**
-         * A fused-backward optimizer (LOMO, AdaLomo) gets the rules of {@link #gradNormSquared()} for its two-pass
-         * clipping norm (each parameter counted once over the model's ranks, the squares summed over them; over
-         * the data-parallel ranks too when ZeRO gives each its own parameters), and the update of a weight tied
-         * across pipeline stages waits for the stages' summed gradient.
+         * Each parameter counted once over the model's ranks ({@link #countsHere}), the squares summed over them;
+         * over the data-parallel ranks too under ZeRO-2/3, where each gradient lives on its owner only.
+         */
+        @Override
+        public double gradNorm(List<Parameter> held) {
+            double sq = 0;
+            for (Map.Entry<String, Parameter> e : (zero >= 2 ? optimizerParams : trainable).entrySet()) {
+                INDArray g = e.getValue().grad();
+                if (g == null || !countsHere(e.getKey(), trainable.get(e.getKey()))) {
+                    continue;
+                }
+                double n = g.norm2Number().doubleValue();
+                sq += n * n;
+            }
+            INDArray a = Nd4j.createFromArray(new double[] {sq});
+            (zero >= 2 ? world : mpComm).allReduce(a, ReduceOp.SUM);
+            return Math.sqrt(a.getDouble(0));
+        }
+
+        @Override
+        public double average(double value) {
+            return sync.average(value);
+        }
+
+        @Override
+        public void afterStep() {
+            sync.afterStep();
+        }
+
+        @Override
+        public Scope gatherParameters() {
+            return sync.gatherParameters();
+        }
+
+        @Override
+        public Map<String, Parameter> heldParameters(LanguageModel m) {
+            return stage == null ? model.module().namedParameters() : stage.parameters();
+        }
+
+        /**
+         * A fused-backward optimizer (LOMO, AdaLomo) gets the rules of {@link #gradNorm} for its two-pass clipping
+         * norm (each parameter counted once over the model's ranks, the squares summed over them; over the
+         * data-parallel ranks too when ZeRO gives each its own parameters).
          */
         @Override
         public void attach(Optimizer optimizer) {
             if (!(optimizer instanceof FusedBackwardOptimizer f)) {
                 return;
-            }
-            fused = true;
-            if (schedule != null) {
-                schedule.deferTiedUpdates(true);
             }
             Set<Parameter> counted = Collections.newSetFromMap(new IdentityHashMap<>());
             trainable.forEach((name, p) -> {
@@ -523,40 +614,12 @@ public final class Parallelism implements AutoCloseable {
             });
         }
 
-        @Override
-        public double gradNormSquared() {
-            double sq = 0;
-            // ZeRO-2: the optimizer's parameters hold this replica's gradients (a split one's rows as a block)
-            for (Map.Entry<String, Parameter> e : (zero >= 2 ? optimizerParams : trainable).entrySet()) {
-                INDArray g = e.getValue().grad();
-                if (g == null || !countsHere(e.getKey(), trainable.get(e.getKey()))) {
-                    continue;
-                }
-                double n = g.norm2Number().doubleValue();
-                sq += n * n;
-            }
-            INDArray a = Nd4j.createFromArray(new double[] {sq});
-            // ZeRO-2/3: each gradient lives on its owner only, so the sum runs over the data-parallel ranks too
-            (zero >= 2 ? world : mpComm).allReduce(a, ReduceOp.SUM);
-            return a.getDouble(0);
-        }
-
         /** A parameter replicated over tensor-parallel ranks counts on rank 0 only; a tied copy on its first stage only. */
         private boolean countsHere(String name, Parameter p) {
             if (topology.tp() > 1 && topology.tpRank(rank) != 0 && !TensorParallel.isSharded(p)) {
                 return false;
             }
             return stage == null || firstHeld(topology.ppRank(rank)).contains(name);
-        }
-
-        @Override
-        public boolean splitsModel() {
-            return topology.tp() > 1 || topology.pp() > 1;
-        }
-
-        @Override
-        public boolean isLeadRank() {
-            return topology.tpRank(rank) == 0 && topology.ppRank(rank) == 0;
         }
     }
 }

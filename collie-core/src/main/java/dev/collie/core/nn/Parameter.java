@@ -29,8 +29,6 @@ public final class Parameter {
     private boolean hasGrad;
     /** True while a contribution is being written straight into {@link #grad} (see {@link #accumulateGradInto}). */
     private boolean writing;
-    /** The caller's array, lent to a hook for the duration of the call (see {@link #accumulateGrad}). */
-    private INDArray lent;
     private boolean trainable = true;
     private GradientHook hook = GradientHook.KEEP;
     /** How the tensor is split over tensor-parallel ranks (see {@link #setSharding}). */
@@ -179,7 +177,7 @@ public final class Parameter {
 
     /** The accumulated gradient of this step, or null when none has arrived (or it was consumed). */
     public INDArray grad() {
-        return lent != null ? lent : hasGrad ? grad : null;
+        return hasGrad ? grad : null;
     }
 
     /**
@@ -188,7 +186,6 @@ public final class Parameter {
      */
     public void zeroGrad() {
         hasGrad = false;
-        lent = null;
     }
 
     /** Bytes held by this parameter's gradient buffer (kept between steps; 0 once released). */
@@ -206,7 +203,6 @@ public final class Parameter {
             throw new IllegalArgumentException("gradient of " + g.length() + " elements for parameter "
                     + Arrays.toString(shape) + " of " + numel);
         }
-        lent = null;
         if (grad == null) {
             allocateGrad();
         }
@@ -215,22 +211,20 @@ public final class Parameter {
     }
 
     /** Drops the gradient and frees its buffer at once (fused-backward optimizers keep no gradients). */
-    public void releaseGrad() {
+    public synchronized void releaseGrad() {
         hasGrad = false;
-        lent = null;
         if (grad != null) {
             grad.close();
             grad = null;
         }
     }
 
-    /** Sets the hook that fires when the gradient of a step is complete. */
+    /**
+     * Sets the hook that fires when the gradient of a step is complete. Called by
+     * {@code dev.collie.core.train.GradientRoute}, which composes every parameter's hook in one place.
+     */
     public void setHook(GradientHook hook) {
         this.hook = hook == null ? GradientHook.KEEP : hook;
-    }
-
-    public GradientHook hook() {
-        return hook;
     }
 
     /**
@@ -244,22 +238,34 @@ public final class Parameter {
         awaitWriter();
         boolean complete = tape.release(this);
         if (complete && !hasGrad && hook != GradientHook.KEEP) {
-            // the whole gradient in one piece, for a hook that consumes it (LOMO): lend the caller's
-            // array instead of copying it, so no parameter-sized buffer is ever allocated for it
-            lent = g;
-            try {
-                hook.onGradientReady(this);
-            } finally {
-                if (lent != null) {      // the hook kept the gradient: it must outlive the caller's array
-                    lent = null;
-                    store(g);
-                }
+            // the whole gradient in one piece, for a hook that may consume it (LOMO): it gets the caller's
+            // array, no copy, so no parameter-sized buffer is ever allocated for it; kept, it is copied
+            if (hook.onGradientReady(this, g)) {
+                store(g);
             }
             return;
         }
         store(g);
         if (complete) {
-            hook.onGradientReady(this);
+            fire(hook);
+        }
+    }
+
+    /**
+     * Hands the gradient this parameter holds to {@code h} now, as if it had just completed (the pipeline's
+     * weights shared by several stages: their hook waits until the stages' contributions are summed).
+     * Nothing happens when the parameter holds no gradient.
+     */
+    public synchronized void handOver(GradientHook h) {
+        if (hasGrad) {
+            fire(h);
+        }
+    }
+
+    /** Gives the complete gradient to {@code h}; a hook that consumed it leaves the parameter without one. */
+    private void fire(GradientHook h) {
+        if (!h.onGradientReady(this, grad)) {
+            hasGrad = false;
         }
     }
 
@@ -338,7 +344,7 @@ public final class Parameter {
         }
         hasGrad = true;
         if (tape.release(this)) {
-            hook.onGradientReady(this);
+            fire(hook);
         }
     }
 
@@ -346,7 +352,7 @@ public final class Parameter {
     private synchronized INDArray claimBuffer() {
         requireTrainable();
         // a hook that consumes the gradient (LOMO) may run without any buffer: it is then lent the caller's array
-        if (hasGrad || writing || lent != null || (grad == null && hook != GradientHook.KEEP)) {
+        if (hasGrad || writing || (grad == null && hook != GradientHook.KEEP)) {
             return null;
         }
         if (grad == null) {
@@ -364,7 +370,7 @@ public final class Parameter {
         }
         hasGrad = true;
         if (tape.release(this)) {
-            hook.onGradientReady(this);
+            fire(hook);
         }
     }
 

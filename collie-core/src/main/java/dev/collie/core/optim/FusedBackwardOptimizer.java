@@ -2,11 +2,12 @@ package dev.collie.core.optim;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.Parameter;
+import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * An optimizer that updates each parameter inside backward, the moment its gradient is complete, and
- * frees that gradient at once (LOMO, AdaLomo): no full set of gradients ever exists. The Trainer
- * installs {@link #onGradientReady} as every parameter's hook, calls {@link #beginStep} before the
+ * frees that gradient at once (LOMO, AdaLomo): no full set of gradients ever exists. The Trainer's
+ * gradient route ends in {@link #onGradientReady} for every parameter, the Trainer calls {@link #beginStep} before the
  * step's backward passes, and never calls {@link #step}. Layers compute input gradients from the
  * weights as they were before the update (the {@link dev.collie.core.nn.Layer} contract).
  */
@@ -36,8 +37,11 @@ public interface FusedBackwardOptimizer extends Optimizer {
     default void beginPass(int pass) {
     }
 
-    /** The gradient hook: update {@code p} from {@code p.grad()} and release the gradient. */
-    void onGradientReady(Parameter p);
+    /**
+     * Updates {@code p} from its complete gradient {@code grad} (which it may overwrite) and releases the
+     * parameter's gradient buffer: called from the parameter's gradient route, inside backward.
+     */
+    void onGradientReady(Parameter p, INDArray grad);
 
     /**
      * Makes the global gradient norm of a {@link #passes() two-pass} step the whole model's when this rank holds

@@ -47,8 +47,8 @@ public final class Trainer {
     private final LrSchedule schedule;
     private final long totalSteps;
     private final MicroBatchRunner runner;
-    private final GradientSync sync;
-    private final ModelParallel modelParallel;
+    private final Distributed dist;
+    private final GradientRoute route;
     private long globalStep;
     private int epoch;
     private final List<StepStats> history = new ArrayList<>();
@@ -61,63 +61,21 @@ public final class Trainer {
         this.evalData = b.evalData;
         this.callbacks = List.copyOf(b.callbacks);
         this.padId = b.padId;
-        this.sync = b.sync != null && b.sync.size() > 1 ? b.sync : null;
-        this.modelParallel = b.modelParallel;
-        checkLayout(config, sync == null ? 1 : sync.size(), modelParallel == null ? 1 : modelParallel.modelRanks());
+        this.dist = b.distributed;
+        checkLayout(config, dist.replicas(), dist.modelRanks());
         int cores = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, b.localRanks));
-        // fused-backward updates under data parallel reduce each gradient in hook order, which must be the
-        // same on every replica: one backward stream per replica
-        int workers = sync != null && (b.optimizer instanceof FusedBackwardOptimizer || sync.requiresSingleStream())
-                ? 1 : config.workerThreads();
-        this.runner = modelParallel != null ? modelParallel.runner(workers, cores) : new StepRunner(model, workers, cores);
+        int workers = GradientRoute.singleStream(dist, optimizer) ? 1 : config.workerThreads();
         if (trainData.size() == 0) {
             throw new CollieException("training data is empty");
         }
         this.loader = DataLoader.builder(trainData, collator()).microBatchSize(config.trainMicroBatchSize())
                 .gradAccum(config.gradientAccumulationSteps()).shuffle(config.shuffle()).seed(config.seed())
-                .numReplicas(sync == null ? 1 : sync.size()).rank(sync == null ? 0 : sync.rank()).build();
+                .numReplicas(dist.replicas()).rank(dist.replicaRank()).build();
         if (loader.stepsPerEpoch() == 0) {
             throw new CollieException("training data has " + trainData.size() + " rows, fewer than one step needs");
         }
-        if (optimizer instanceof FusedBackwardOptimizer fused) {
-            String name = optimizer.getClass().getSimpleName();
-
-            if (config.gradientAccumulationSteps() != 1) {
-                throw new CollieException("config: gradient_accumulation_steps = " + config.gradientAccumulationSteps()
-                        + " cannot be used with " + name + ": it updates each parameter inside backward, so there is"
-                        + " no gradient left to accumulate across micro-batches (use 1 and a larger micro-batch)");
-            }
-            if (config.clipGradNorm() > 0) {
-                throw new CollieException("config: clip_grad_norm = " + config.clipGradNorm() + " cannot be applied by"
-                        + " the Trainer to " + name + ", which never holds all gradients at once; give the clipping"
-                        + " threshold to the optimizer instead");
-            }
-            if (sync != null && sync.splitsParameters()) {
-                throw new CollieException(name + " updates each parameter whole inside backward, but this ZeRO sync split"
-                        + " the largest parameters into row blocks across the replicas; build it without splitting"
-                        + " (Parallelism.Builder.splitLargeParameters(false))");
-            }
-            if (sync != null && sync.shardsOptimizerState() && !sync.shardsGradients()) {
-                throw new CollieException(name + " under ZeRO-1: it keeps no optimizer state worth sharding and updates"
-                        + " each parameter inside backward; use ZeRO stage 0, or 2/3 to shard its parameters' gradients"
-                        + " and values");
-            }
-            if (sync != null && sync.shardsOptimizerState() && fused.passes() > 1) {
-                throw new CollieException(name + " with gradient-norm clipping needs the whole gradient norm inside"
-                        + " backward, which a ZeRO rank does not hold; drop its clipping or use ZeRO stage 0");
-            }
-            for (Parameter p : optimizer.parameters().values()) {
-                // under data parallel each gradient is averaged over the replicas before the update
-                p.setHook(sync == null ? fused::onGradientReady : q -> {
-                    sync.reduce(q);
-                    fused.onGradientReady(q);
-                });
-            }
-        }
-        if (modelParallel != null) {
-            // e.g. a fused optimizer's two-pass gradient norm summed over the model's ranks
-            modelParallel.attach(optimizer);
-        }
+        this.runner = dist.runner(model, workers, cores);
+        this.route = GradientRoute.compose(dist, optimizer, config);
         long all = (long) loader.stepsPerEpoch() * config.trainEpochs();
         this.totalSteps = config.maxSteps() > 0 ? Math.min(config.maxSteps(), all) : all;
         this.schedule = b.schedule != null ? b.schedule
@@ -165,7 +123,7 @@ public final class Trainer {
      * which every replica writes into the same checkpoint.
      */
     public void save(Path dir) {
-        try (Scope whole = gatherParameters()) {
+        try (Scope whole = dist.gatherParameters()) {
             if (splitState()) {
                 TrainingCheckpoint.save(dir, heldParameters(), optimizer, config, globalStep, epoch, shards());
             } else if (isLeadRank()) {
@@ -175,27 +133,21 @@ public final class Trainer {
         callbacks.forEach(c -> c.onSave(this, dir));
     }
 
-    /** ZeRO-3: every parameter present on this replica until the scope closes (a collective). */
-    private Scope gatherParameters() {
-        return sync != null ? sync.gatherParameters() : Scope.NONE;
-    }
-
     /**
      * Whether this trainer reports and keeps files for the run: rank 0 of data parallel (and the model's lead
      * rank under tensor or pipeline parallelism), or the only rank.
      */
     public boolean isLeadRank() {
-        return (sync == null || sync.rank() == 0) && (modelParallel == null || modelParallel.isLeadRank());
+        return dist.isLeadRank();
     }
 
     /** Whether ranks hold different state, so that each writes its part of a checkpoint (ZeRO, tensor or pipeline parallel). */
     private boolean splitState() {
-        return (sync != null && sync.shardsOptimizerState()) || (modelParallel != null && modelParallel.splitsModel());
+        return dist.shardsOptimizerState() || dist.splitsModel();
     }
 
     private Map<String, Parameter> heldParameters() {
-        return modelParallel != null && modelParallel.splitsModel() ? modelParallel.heldParameters()
-                : model.module().namedParameters();
+        return dist.heldParameters(model);
     }
 
     /**
@@ -203,18 +155,14 @@ public final class Trainer {
      * barrier passes the model's ranks and then the replicas: once the lead rank is through, every rank is.
      */
     private TrainingCheckpoint.Shards shards() {
-        int dpRank = sync == null ? 0 : sync.rank();
-        int dpSize = sync == null ? 1 : sync.size();
-        boolean split = modelParallel != null && modelParallel.splitsModel();
-        int part = split ? modelParallel.modelRank() : 0;
-        int parts = split ? modelParallel.modelRanks() : 1;
+        int dpRank = dist.replicaRank();
+        int dpSize = dist.replicas();
+        boolean split = dist.splitsModel();
+        int part = split ? dist.modelRank() : 0;
+        int parts = split ? dist.modelRanks() : 1;
         Runnable barrier = () -> {
-            if (split) {
-                modelParallel.barrier();
-            }
-            if (sync != null) {
-                sync.average(0);
-            }
+            dist.modelBarrier();
+            dist.average(0);
         };
         return new TrainingCheckpoint.Shards(part * dpSize + dpRank, parts * dpSize, barrier, part, parts,
                 dpRank == 0);
@@ -223,7 +171,7 @@ public final class Trainer {
     /** Restores a checkpoint written by {@link #save}; {@link #train} then continues with the next step. */
     public void resume(Path dir) {
         TrainingCheckpoint.Position pos;
-        try (Scope whole = gatherParameters()) {
+        try (Scope whole = dist.gatherParameters()) {
             pos = splitState() ? TrainingCheckpoint.load(dir, heldParameters(), optimizer, shards())
                     : TrainingCheckpoint.load(dir, model.module(), optimizer);
         }
@@ -239,7 +187,7 @@ public final class Trainer {
     /** Runs training to the end; returns the measurements of every step. */
     public List<StepStats> train() {
         // under tensor or pipeline parallelism: what this rank holds (its shard of its stage)
-        boolean split = modelParallel != null && modelParallel.splitsModel();
+        boolean split = dist.splitsModel();
         long trainable = 0;
         long all = 0;
         for (Parameter p : new LinkedHashSet<>(heldParameters().values())) {
@@ -292,45 +240,24 @@ public final class Trainer {
             loss = Double.NaN;
             for (int pass = 0; pass < fused.passes(); pass++) {
                 fused.beginPass(pass);
-                double l = forwardBackward(micro);
+                double l = runner.forwardBackward(micro);
+                route.finishBackward();
                 loss = pass == 0 ? l : loss;
             }
-            if (sync != null) {
-                sync.afterStep();
-                loss = sync.average(loss);
-            }
+            dist.afterStep();
+            loss = dist.average(loss);
         } else {
-            loss = forwardBackward(micro);
-            if (sync != null) {
-                sync.finish();                 // gradients averaged over the replicas before clipping
-                loss = sync.average(loss);
-            }
-            // the model's trainable parameters: under ZeRO the optimizer holds only this replica's shard
-            // (ZeRO-2/3: the optimizer's parameters, whose gradients this replica holds, row blocks of split ones)
-            List<Parameter> params = modelParallel != null ? modelParallel.trainableParameters()
-                    : sync != null && sync.shardsGradients() ? new ArrayList<>(optimizer.parameters().values())
-                    : model.module().trainableParameters();
-            if (modelParallel != null) {
-                modelParallel.afterBackward();
-            }
+            loss = runner.forwardBackward(micro);
+            route.finishBackward();            // reduced over the replicas, summed over stages sharing a weight
+            loss = dist.average(loss);
+            List<Parameter> params = dist.gradientHolders(model, optimizer);
             if (config.clipGradNorm() > 0) {
-                if (modelParallel != null) {
-                    gradNorm = Math.sqrt(modelParallel.gradNormSquared());
-                    GradClip.scaleToNorm(params, gradNorm, config.clipGradNorm());
-                } else if (sync != null && sync.shardsGradients()) {
-                    // each replica holds its owned parameters' gradients: the squares add up over the replicas
-                    double mine = GradClip.globalNorm(params);
-                    gradNorm = Math.sqrt(sync.average(mine * mine) * sync.size());
-                    GradClip.scaleToNorm(params, gradNorm, config.clipGradNorm());
-                } else {
-                    gradNorm = GradClip.clipGlobalNorm(params, config.clipGradNorm());
-                }
+                gradNorm = dist.gradNorm(params);
+                GradClip.scaleToNorm(params, gradNorm, config.clipGradNorm());
             }
             optimizer.step(lr);
             params.forEach(Parameter::zeroGrad);
-            if (sync != null) {
-                sync.afterStep();
-            }
+            dist.afterStep();
             if (optimizer instanceof HessianEstimator h && (step + 1) % h.hessianInterval() == 0) {
                 refreshHessian(h, micro, step);
             }
@@ -339,8 +266,8 @@ public final class Trainer {
         double sec = (System.nanoTime() - t0) / 1e9;
         // tokens and tokens/s count every data-parallel replica; TGS is per replica (CoLLiE's monitor)
         long rankTokens = tokens;
-        if (sync != null) {
-            tokens = Math.round(sync.average(tokens) * sync.size());
+        if (dist.replicas() > 1) {
+            tokens = Math.round(dist.average(tokens) * dist.replicas());
         }
         StepStats st = new StepStats(globalStep, totalSteps, epoch, loss, lr, gradNorm, tokens, sec,
                 tokens / sec, rankTokens / sec, Memory.residentBytes(), Memory.peakResidentBytes());
@@ -351,11 +278,6 @@ public final class Trainer {
         callbacks.forEach(c -> c.onBatchEnd(this, st));
     }
 
-    /** Forward and backward of every micro-batch (gradients scaled by 1/count); returns the mean loss. */
-    private double forwardBackward(List<Batch> micro) {
-        return runner.forwardBackward(micro);
-    }
-
     /**
      * Sophia's Gauss-Newton-Bartlett estimate: labels sampled from the model's own softmax at every real
      * position (Gumbel-max, seeded by the config seed, the step and each row's tokens), the mean cross-entropy
@@ -364,12 +286,7 @@ public final class Trainer {
      */
     private void refreshHessian(HessianEstimator h, List<Batch> micro, long step) {
         runner.forwardBackwardSampled(micro, config.seed() * 1_000_003L + step);
-        if (sync != null) {
-            sync.finish();                     // the hooks fired: the Hessian gradient is averaged too
-        }
-        if (modelParallel != null) {
-            modelParallel.afterBackward();     // e.g. a weight tied across pipeline stages: its stages' sum
-        }
+        route.finishBackward();                // averaged over the replicas, summed over stages sharing a weight
         h.updateHessian();
         model.module().trainableParameters().forEach(Parameter::zeroGrad);
     }
@@ -404,7 +321,6 @@ public final class Trainer {
         return out;
     }
 
-    /** Builder of a {@link Trainer}. */
     /**
      * A config that asks for a parallel layout ({@code dp_size}, {@code tp_size}, {@code pp_size} above 1) gets that
      * layout or an error, never a silent single-rank run: the data-parallel replicas must be {@code dp_size} and the
@@ -423,6 +339,7 @@ public final class Trainer {
         }
     }
 
+    /** Builder of a {@link Trainer}. */
     public static final class Builder {
         private LanguageModel model;
         private Optimizer optimizer;
@@ -432,8 +349,7 @@ public final class Trainer {
         private final List<Callback> callbacks = new ArrayList<>();
         private LrSchedule schedule;
         private int padId;
-        private GradientSync sync;
-        private ModelParallel modelParallel;
+        private Distributed distributed = Distributed.SINGLE;
         private int localRanks = 1;
 
         public Builder model(LanguageModel m) { this.model = m; return this; }
@@ -446,10 +362,11 @@ public final class Trainer {
         public Builder lrSchedule(LrSchedule s) { this.schedule = s; return this; }
         /** Token id used to pad rows (default 0; labels are padded with -100 whatever it is). */
         public Builder padId(int id) { this.padId = id; return this; }
-        /** Data parallel: this replica takes its share of every global batch and waits on {@code sync} before each step. */
-        public Builder gradientSync(GradientSync s) { this.sync = s; return this; }
-        /** Tensor and/or pipeline parallel: the model is split over ranks; {@code mp} runs its steps. */
-        public Builder modelParallel(ModelParallel mp) { this.modelParallel = mp; return this; }
+        /**
+         * How this rank takes part in a parallel run (collie-parallel's {@code Parallelism.distributed()}, or a
+         * data-parallel reduction alone); {@link Distributed#SINGLE} by default.
+         */
+        public Builder distributed(Distributed d) { this.distributed = Objects.requireNonNull(d, "distributed"); return this; }
         /** Ranks running as threads of this JVM (they share its cores); default 1. */
         public Builder localRanks(int n) { this.localRanks = n; return this; }
 

@@ -64,9 +64,10 @@ class ParameterTest {
     void aHookThatConsumesTheGradientIsLentItWithoutAnyBuffer() {
         Parameter p = param();
         List<Double> seen = new ArrayList<>();
-        p.setHook(q -> {
-            seen.add(q.grad().getDouble(0, 0));
-            q.releaseGrad();
+        p.setHook((q, g) -> {
+            assertNull(q.grad(), "the gradient is handed to the hook, not parked on the parameter");
+            seen.add(g.getDouble(0, 0));
+            return false;
         });
         Tape tape = tapeUsing(p, 1);
         p.accumulateGradInto(tape, into -> {
@@ -142,12 +143,46 @@ class ParameterTest {
     }
 
     @Test
+    void aHookThatKeepsTheGradientLeavesACopyOnTheParameter() {
+        Parameter p = param();
+        INDArray[] handed = new INDArray[1];
+        p.setHook((q, g) -> {
+            handed[0] = g;
+            return true;
+        });
+        INDArray contribution = filled(5.0);
+        Tape tape = tapeUsing(p, 1);
+        p.accumulateGradInto(tape, into -> contribution);
+        assertSame(contribution, handed[0], "the hook saw the caller's array, no copy");
+        assertNotNull(p.grad());
+        assertTrue(p.grad() != contribution, "kept: copied into the parameter's own buffer");
+        assertEquals(5.0, p.grad().getDouble(1, 2), 0);
+    }
+
+    @Test
+    void handOverGivesAKeptGradientToALaterHook() {
+        Parameter p = param();
+        Tape tape = tapeUsing(p, 1);
+        p.accumulateGrad(tape, filled(3.0));
+        List<Double> seen = new ArrayList<>();
+        p.handOver((q, g) -> {
+            seen.add(g.getDouble(0, 0));
+            return false;
+        });
+        assertEquals(List.of(3.0), seen);
+        assertNull(p.grad(), "consumed by the hook");
+        p.handOver((q, g) -> {
+            throw new AssertionError("no gradient left to hand over");
+        });
+    }
+
+    @Test
     void aConsumingHookGetsRowContributionsAsADenseGradient() {
         Parameter p = param();
         List<INDArray> seen = new ArrayList<>();
-        p.setHook(q -> {
-            seen.add(q.grad().dup());
-            q.releaseGrad();
+        p.setHook((q, g) -> {
+            seen.add(g.dup());
+            return false;
         });
         p.accumulateRows(tapeUsing(p, 1), Nd4j.createFromArray(0L), Nd4j.valueArrayOf(new long[] {1, 3}, 2.0, DataType.DOUBLE));
         assertArrayEquals(new double[] {2, 2, 2, 0, 0, 0}, seen.get(0).data().asDouble(), 0);

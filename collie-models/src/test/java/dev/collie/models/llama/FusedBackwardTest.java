@@ -41,8 +41,8 @@ class FusedBackwardTest {
 
         @Override public Map<String, Parameter> parameters() { return params; }
         @Override public void beginStep(double lr) { this.lr = lr; }
-        @Override public void onGradientReady(Parameter p) {
-            p.data().subi(p.grad().mul(lr));
+        @Override public void onGradientReady(Parameter p, INDArray grad) {
+            p.data().subi(grad.mul(lr));
             p.releaseGrad();
             updates++;
         }

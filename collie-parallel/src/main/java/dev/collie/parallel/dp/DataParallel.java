@@ -7,15 +7,16 @@ import org.slf4j.LoggerFactory;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
-import dev.collie.core.nn.GradientHook;
 import dev.collie.core.nn.Parameter;
-import dev.collie.core.train.GradientSync;
+import dev.collie.core.train.Distributed;
+import dev.collie.core.train.GradientRoute;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -30,23 +31,23 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Data parallelism (PyTorch DDP's scheme) for one rank: it is the {@link GradientHook} of every trainable
- * parameter, so the moment a parameter's gradient is complete for the step it is copied into its bucket's
- * flat buffer; when a bucket is full its buffer is averaged over the ranks by an all-reduce on this rank's
- * communication thread, overlapping the rest of backward. {@link #finish()} waits for every bucket and
- * writes the averaged gradients back into {@code p.grad()}; call it after backward and before clipping or
- * {@code optimizer.step()}.
+ * Data parallelism (PyTorch DDP's scheme) for one rank: the reduction on every trainable parameter's gradient
+ * route ({@link GradientRoute}), so the moment a parameter's gradient is complete for the step it is copied into
+ * its bucket's flat buffer; when a bucket is full its buffer is averaged over the ranks by an all-reduce on this
+ * rank's communication thread, overlapping the rest of backward. {@link #finishReduction()} waits for every
+ * bucket and writes the averaged gradients back into {@code p.grad()}; call it after backward and before
+ * clipping or {@code optimizer.step()}.
  *
  * <p>Buckets of about {@code bucketBytes} hold parameters in reverse registration order (roughly the order
  * backward completes them) and are launched strictly in bucket order, so every rank issues the same
  * collectives in the same order whichever thread fires the hooks. A parameter that got no gradient in a
- * step is an error: {@link #finish()} names it (the other ranks then fail at the communicator's timeout).
+ * step is an error: {@link #finishReduction()} names it (the other ranks then fail at the communicator's timeout).
  *
  * <p>The communicator belongs to the communication thread from construction on; use
- * {@link #averageAcrossRanks} for other collectives of this rank. Not for fused-backward optimizers
- * (LOMO), which need the averaged gradient inside backward.
+ * {@link #averageAcrossRanks} for other collectives of this rank. Fused-backward optimizers (LOMO) get each
+ * gradient averaged at once instead ({@link #reduceNow}).
  */
-public final class DataParallel implements GradientSync, AutoCloseable {
+public final class DataParallel implements Distributed, Distributed.Reduction, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(DataParallel.class);
 
     /** Default bucket size: 25 MB, as DDP. */
@@ -56,7 +57,6 @@ public final class DataParallel implements GradientSync, AutoCloseable {
     private final List<Bucket> buckets = new ArrayList<>();
     private final IdentityHashMap<Parameter, Slot> slots = new IdentityHashMap<>();
     private final ExecutorService commThread;
-    private final Map<String, GradientHook> previousHooks = new LinkedHashMap<>();
     private final Map<String, Parameter> params;
     private final Object launchLock = new Object();
     private final List<Future<?>> inFlight = new ArrayList<>();
@@ -114,10 +114,6 @@ public final class DataParallel implements GradientSync, AutoCloseable {
             throw e;
         }
         buildBuckets(bucketBytes);
-        for (Map.Entry<String, Parameter> e : this.params.entrySet()) {
-            previousHooks.put(e.getKey(), e.getValue().hook());
-            e.getValue().setHook(this::onGradientReady);
-        }
     }
 
     private void buildBuckets(long bucketBytes) {
@@ -162,11 +158,12 @@ public final class DataParallel implements GradientSync, AutoCloseable {
         }
     }
 
-    private void onGradientReady(Parameter p) {
+    /** Copies {@code g} into its bucket and launches every bucket that is full, in order; {@code p} keeps {@code g}. */
+    @Override
+    public boolean launch(Parameter p, INDArray g) {
         Slot s = slots.get(p);
         Bucket b = s.bucket();
-        INDArray g = p.grad();
-        // copy into the flat buffer now: the gradient may be a lent array that is gone after this call
+        // copy into the flat buffer now: the gradient may be the caller's array, gone after this call
         b.flat.get(NDArrayIndex.interval(s.offset(), s.offset() + p.numel()))
                 .assign(g.reshape(p.numel()));
         synchronized (launchLock) {
@@ -181,6 +178,7 @@ public final class DataParallel implements GradientSync, AutoCloseable {
                 inFlight.add(commThread.submit(() -> reduce(next)));
             }
         }
+        return true;        // finishReduction() writes the average into the parameter's own buffer
     }
 
     private void reduce(Bucket b) {
@@ -202,7 +200,7 @@ public final class DataParallel implements GradientSync, AutoCloseable {
      *         failed or did not finish in time (a peer rank failed or is gone)
      */
     @Override
-    public void finish() {
+    public void finishReduction() {
         List<Future<?>> launched;
         List<String> missing;
         synchronized (launchLock) {
@@ -308,15 +306,24 @@ public final class DataParallel implements GradientSync, AutoCloseable {
         return RankMemory.of(params.values(), buffers);
     }
 
-    /** This rank's communicator (owned by the communication thread; do not call collectives on it directly). */
     @Override
-    public int rank() {
+    public int replicaRank() {
         return comm.rank();
     }
 
     @Override
-    public int size() {
+    public int replicas() {
         return comm.size();
+    }
+
+    @Override
+    public Collection<Parameter> routedParameters() {
+        return params.values();
+    }
+
+    @Override
+    public Reduction reduction() {
+        return this;
     }
 
     @Override
@@ -333,22 +340,22 @@ public final class DataParallel implements GradientSync, AutoCloseable {
     }
 
     @Override
-    public void reduce(Parameter p) {
-        INDArray g = p.grad();
+    public void reduceNow(Parameter p, INDArray g) {
         runOnCommThread(() -> {
             comm.allReduce(g, ReduceOp.AVG);
             return null;
         }, "averaging the gradient of one parameter");
     }
 
+    /** This rank's communicator (owned by the communication thread; do not call collectives on it directly). */
     public Communicator communicator() {
         return comm;
     }
 
-    /** Restores the parameters' previous hooks and stops the communication thread; the communicator stays open. */
+    /** Takes the parameters' routes back to plain (keep) and stops the communication thread; the communicator stays open. */
     @Override
     public void close() {
-        previousHooks.forEach((n, h) -> params.get(n).setHook(h));
+        GradientRoute.detach(params.values());
         // an all-reduce may still run on the buckets (a peer failed mid-step): wait for it to end before
         // freeing them; freeing under it corrupted the native heap (DataParallelTest, a failing rank)
         long waitMs = comm.timeout().toMillis() * 2 + 1000;

@@ -5,6 +5,7 @@ import dev.collie.core.data.Batch;
 import dev.collie.core.data.DataLoader;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.train.GradientRoute;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
 import dev.collie.parallel.comm.LocalCommunicators;
@@ -109,12 +110,13 @@ public final class LocalDataParallel {
             try (DataParallel dp = new DataParallel(replica.optimizer().parameters(), comm, bucketBytes);
                  StepRunner runner = new StepRunner(replica.model(), 1,
                          Math.max(1, Runtime.getRuntime().availableProcessors() / worldSize))) {
+                GradientRoute route = GradientRoute.compose(dp, replica.optimizer());
                 Iterator<List<Batch>> it = replica.loader().steps(0, steps);
                 for (int s = 0; s < steps; s++) {
                     List<Batch> micro = it.next();
                     long before = comm.bytesSent();
                     double loss = runner.forwardBackward(micro);
-                    dp.finish();
+                    route.finishBackward();
                     bytes[s] = comm.bytesSent() - before;
                     replica.optimizer().step(lr);
                     losses.add(dp.averageAcrossRanks(loss));

@@ -6,7 +6,8 @@ import org.slf4j.LoggerFactory;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
-import dev.collie.core.nn.GradientHook;
+import dev.collie.core.train.Distributed;
+import dev.collie.core.train.GradientRoute;
 import dev.collie.core.nn.Parameter;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
@@ -35,8 +36,8 @@ import java.util.concurrent.Future;
  * parameter's averaged gradient (of a split parameter: each rank its block's, in the block {@link Parameter}
  * its optimizer holds; the whole parameter keeps no gradient on any rank).
  *
- * <p><b>Bucketed path</b> (step-style optimizers). The object is the gradient hook of every trainable
- * parameter. Parameters are grouped into buckets of about {@code bucketBytes} (a larger parameter alone), at
+ * <p><b>Bucketed path</b> (step-style optimizers). The object is the reduction on every trainable parameter's
+ * gradient route ({@link #launch}). Parameters are grouped into buckets of about {@code bucketBytes} (a larger parameter alone), at
  * first in reverse registration order, and owners are balanced within each of these buckets
  * ({@link Owners#balancedPerGroup}; a split parameter puts one block in every rank's section). After the
  * first step the buckets are rebuilt in the order the gradients actually completed (rank 0's, shared with
@@ -59,21 +60,18 @@ import java.util.concurrent.Future;
  * a buffer while none is free waits for a launched bucket to give one back, so the pool holds about as many buffers as
  * buckets are in flight (one to three here), not one persistent buffer per bucket.
  *
- * <p><b>Fused path</b> (LOMO, AdaLomo). The Trainer installs its own hook, {@code sync.reduce(p)} then the
- * update, on the parameters of the optimizer, i.e. on this rank's owned ones; the others keep this object's
- * hook. That is how the fused path is recognised: an owned parameter whose hook is no longer this object's.
- * Every gradient is then all-reduced synchronously in hook order (the same on every rank: the Trainer runs
- * one backward stream per rank for fused optimizers), through {@link #reduceNow} on the owner and from this
- * object's hook on the others, which then free it. A second reduction of one parameter in a step (two-pass
- * gradient-norm clipping) fails loudly: the optimizer's norm would only cover this rank's parameters. So does
- * the fused path when parameters were split: a fused optimizer may need whole matrices (AdaLomo), so it
- * needs a sync built without splitting.
+ * <p><b>Fused path</b> (LOMO, AdaLomo). Every gradient is all-reduced at once on its route ({@link #reduceNow}),
+ * in hook order (the same on every rank: the Trainer runs one backward stream per rank for fused optimizers);
+ * the owner then updates, the others free it. A second reduction of one parameter in a step (two-pass
+ * gradient-norm clipping) fails loudly: the optimizer's norm would only cover this rank's parameters. A fused
+ * optimizer with split parameters is refused before training ({@code GradientRoute}): it may need whole
+ * matrices (AdaLomo).
  *
  * <p>Gradient accumulation: the hook fires on the step's last micro-batch only, so during an accumulating
  * step every rank holds a local gradient buffer for every parameter (freed on non-owners when the hook
  * fires). Between steps non-owners hold none.
  */
-final class ShardedGradients implements AutoCloseable {
+final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(ShardedGradients.class);
 
     private final String label;
@@ -97,12 +95,6 @@ final class ShardedGradients implements AutoCloseable {
     private final Map<String, Parameter> ownedNamed = new LinkedHashMap<>();
     private final List<Bucket> buckets = new ArrayList<>();
     private final Map<Parameter, Slot> slots = new IdentityHashMap<>();
-    private final Map<Parameter, GradientHook> previousHooks = new IdentityHashMap<>();
-    private final GradientHook hook = this::onGradientReady;
-    /** The hook of a row block (it never gets a gradient through backward): tells a fused optimizer's hook apart. */
-    private final GradientHook blockHook = p -> {
-        throw new IllegalStateException("a row block of a split parameter gets its gradient from the reduction");
-    };
 
     /** Free flat buffers per type; each holds {@link #capacity} elements of that type. */
     private final Map<DataType, Deque<INDArray>> free = new EnumMap<>(DataType.class);
@@ -197,7 +189,6 @@ final class ShardedGradients implements AutoCloseable {
                 RowBlocks rb = new RowBlocks(nameOf.get(p), p, n, rank, blocksOwnStorage);
                 splits.put(p, rb);
                 blockOf.put(rb.block, rb);
-                rb.block.setHook(blockHook);
             }
         }
         buildBuckets(groups);
@@ -210,10 +201,6 @@ final class ShardedGradients implements AutoCloseable {
                 owned.add(p);
                 ownedNamed.put(nameOf.get(p), p);
             }
-        }
-        for (Parameter p : order) {
-            previousHooks.put(p, p.hook());
-            p.setHook(hook);
         }
     }
 
@@ -518,34 +505,11 @@ final class ShardedGradients implements AutoCloseable {
     // ------------------------------------------------------------------ the bucketed path
 
     /**
-     * True when the Trainer replaced the hook of an owned parameter with a fused optimizer's (see the class
-     * comment). Every rank owns at least one parameter, so every rank sees the same answer.
+     * Copies {@code g} into its bucket (acquiring a buffer for it) and launches every full bucket in order; the
+     * parameter lets go of its gradient (see the class comment).
      */
-    boolean fusedMode() {
-        for (Parameter p : owned) {
-            if (p.hook() != (blockOf.containsKey(p) ? blockHook : hook)) {
-                return true;
-            }
-        }
-        return false;
-    }
-
-    /** The fused path cannot work on row blocks (see the class comment): says so, on every rank alike. */
-    private void refuseFusedWithSplits() {
-        if (!splits.isEmpty()) {
-            throw new CollieException(label + ": a fused-backward optimizer (LOMO, AdaLomo) updates each parameter"
-                    + " inside backward, by rules that may need the whole matrix (AdaLomo's factored moments), but "
-                    + splitNames() + " are split into row blocks over the " + n + " ranks; build " + label + " with"
-                    + " splitLargeParameters = false for a fused-backward optimizer");
-        }
-    }
-
-    private void onGradientReady(Parameter p) {
-        if (fusedMode()) {
-            refuseFusedWithSplits();
-            reduceNow(p, true);
-            return;
-        }
+    @Override
+    public boolean launch(Parameter p, INDArray grad) {
         Slot s = slots.get(p);
         Bucket b = s.bucket();
         INDArray flat;
@@ -561,18 +525,17 @@ final class ShardedGradients implements AutoCloseable {
             }
             flat = b.flat;
         }
-        INDArray g = p.grad().reshape(p.numel());
-        // copy now: the gradient may be a lent array that is gone after this call
+        INDArray g = grad.reshape(p.numel());
+        // copy now: the gradient may be the caller's array, gone after this call
         for (Piece piece : s.pieces()) {
             INDArray part = piece.length() == p.numel() ? g
                     : g.get(NDArrayIndex.interval(piece.from(), piece.from() + piece.length()));
             span(flat, piece.offset(), piece.offset() + piece.length()).assign(part);
         }
-        if (!s.split() && s.pieces().get(0).owner() == rank) {
-            p.zeroGrad();          // keeps the buffer: the reduced gradient is written into it
-        } else {
+        if (s.split() || s.pieces().get(0).owner() != rank) {
             // a non-owner holds no gradient for this parameter between steps, nor does any rank for a split
-            // parameter: each block's reduced gradient goes into its block parameter
+            // parameter: each block's reduced gradient goes into its block parameter (the owner keeps its buffer:
+            // the reduced gradient is written into it)
             p.releaseGrad();
         }
         synchronized (lock) {
@@ -584,6 +547,7 @@ final class ShardedGradients implements AutoCloseable {
                 inFlight.add(thread.submit(() -> reduce(next), () -> giveBack(next)));
             }
         }
+        return false;
     }
 
     /**
@@ -694,12 +658,8 @@ final class ShardedGradients implements AutoCloseable {
     void finish() {
         List<Future<?>> launched;
         List<String> missing;
-        boolean fused = fusedMode();
-        if (fused) {
-            refuseFusedWithSplits();
-        }
         synchronized (lock) {
-            missing = fused ? List.of() : GradientBucket.missing(buckets);
+            missing = GradientBucket.missing(buckets);
             launched = new ArrayList<>(inFlight);
             inFlight.clear();
         }
@@ -710,7 +670,7 @@ final class ShardedGradients implements AutoCloseable {
             for (int k = 0; k < launched.size(); k++) {
                 thread.await(launched.get(k), "reducing gradient bucket " + k);
             }
-            if (!fused && !rebuilt) {
+            if (!rebuilt) {
                 synchronized (lock) {
                     rebuildInObservedOrder();
                     rebuilt = true;
@@ -730,11 +690,11 @@ final class ShardedGradients implements AutoCloseable {
     // ------------------------------------------------------------------ the fused path
 
     /**
-     * Averages {@code p}'s gradient over the ranks now, in place (fused-backward optimizers); every rank calls
-     * it for the same parameters in the same order. With {@code release} the gradient is freed afterwards.
+     * Averages {@code p}'s gradient {@code g} over the ranks now, in place (fused-backward optimizers); every rank
+     * calls it for the same parameters in the same order.
      */
-    void reduceNow(Parameter p, boolean release) {
-        refuseFusedWithSplits();
+    @Override
+    public void reduceNow(Parameter p, INDArray g) {
         synchronized (lock) {
             if (!reducedThisStep.add(p)) {
                 throw new CollieException(label + ": the gradient of " + name(p) + " was reduced twice in one step:"
@@ -745,10 +705,6 @@ final class ShardedGradients implements AutoCloseable {
             }
             fusedPending = true;
         }
-        INDArray g = p.grad();
-        if (g == null) {
-            throw new IllegalStateException(label + ": no gradient to reduce for " + name(p));
-        }
         INDArray target = contiguous(g) ? g : g.dup('c');
         thread.call(() -> {
             comm.allReduce(target, ReduceOp.AVG);
@@ -756,9 +712,6 @@ final class ShardedGradients implements AutoCloseable {
         }, "averaging the gradient of " + name(p));
         if (target != g) {
             g.assign(target);
-        }
-        if (release) {
-            p.releaseGrad();
         }
     }
 
@@ -850,10 +803,10 @@ final class ShardedGradients implements AutoCloseable {
         }
     }
 
-    /** Restores the parameters' previous hooks, stops the communication thread and frees the buffers. */
+    /** Takes the parameters' routes back to plain (keep), stops the communication thread and frees the buffers. */
     @Override
     public void close() {
-        previousHooks.forEach(Parameter::setHook);
+        GradientRoute.detach(order);
         if (!thread.stop()) {
             // a collective still runs on these buffers: leaking them beats freeing memory it writes to
             LOG.warn("rank {}: the communication thread did"

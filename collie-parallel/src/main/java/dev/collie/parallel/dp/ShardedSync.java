@@ -1,17 +1,22 @@
 package dev.collie.parallel.dp;
 
 import dev.collie.core.nn.Parameter;
-import dev.collie.core.train.GradientSync;
+import dev.collie.core.optim.GradClip;
+import dev.collie.core.optim.Optimizer;
+import dev.collie.core.train.Distributed;
+import dev.collie.core.train.LanguageModel;
 
+import java.util.ArrayList;
+import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 
 /**
  * What {@link Zero2} and {@link Zero3} have in common: both shard gradients and optimizer state by parameter through
- * a {@link ShardedGradients}, and this is the part of their {@link GradientSync} and reporting that only delegates
- * to it. How a step ends, and what else each stage holds, stays with each.
+ * a {@link ShardedGradients}, and this is the part of their {@link Distributed} side and reporting that only
+ * delegates to it. How a step ends, and what else each stage holds, stays with each.
  */
-abstract class ShardedSync implements GradientSync, AutoCloseable {
+abstract class ShardedSync implements Distributed, AutoCloseable {
     final ShardedGradients grads;
 
     ShardedSync(ShardedGradients grads) {
@@ -46,18 +51,42 @@ abstract class ShardedSync implements GradientSync, AutoCloseable {
     }
 
     @Override
-    public int rank() {
+    public int replicaRank() {
         return grads.rank();
     }
 
     @Override
-    public int size() {
+    public int replicas() {
         return grads.size();
     }
 
     @Override
-    public void reduce(Parameter p) {
-        grads.reduceNow(p, false);
+    public Collection<Parameter> routedParameters() {
+        return grads.parameters();
+    }
+
+    @Override
+    public Reduction reduction() {
+        return grads;
+    }
+
+    /** Waits for every bucket's reduction: each owned parameter then holds its averaged gradient, the others none. */
+    @Override
+    public void finishReduction() {
+        grads.finish();
+    }
+
+    /** The optimizer's parameters: this replica holds their gradients (a split parameter's as its row block). */
+    @Override
+    public List<Parameter> gradientHolders(LanguageModel model, Optimizer optimizer) {
+        return new ArrayList<>(optimizer.parameters().values());
+    }
+
+    /** Each replica holds its owned parameters' gradients: the squares add up over the replicas. */
+    @Override
+    public double gradNorm(List<Parameter> held) {
+        double mine = GradClip.globalNorm(held);
+        return Math.sqrt(average(mine * mine) * replicas());
     }
 
     @Override
@@ -66,7 +95,7 @@ abstract class ShardedSync implements GradientSync, AutoCloseable {
     }
 
     /**
-     * True: after {@link #finish()} a rank holds only its owned parameters' gradients, so a global gradient
+     * True: after {@link #finishReduction()} a rank holds only its owned parameters' gradients, so a global gradient
      * norm needs all ranks ({@link #globalGradientNorm()}).
      */
     @Override
@@ -76,7 +105,7 @@ abstract class ShardedSync implements GradientSync, AutoCloseable {
 
     /**
      * The L2 norm of the whole averaged gradient, row blocks included (a collective: call it on every rank after
-     * {@link #finish()}).
+     * {@link #finishReduction()}).
      */
     public double globalGradientNorm() {
         return grads.globalGradientNorm();

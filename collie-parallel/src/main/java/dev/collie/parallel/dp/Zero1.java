@@ -2,9 +2,10 @@ package dev.collie.parallel.dp;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
-import dev.collie.core.train.GradientSync;
+import dev.collie.core.train.Distributed;
 
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -19,7 +20,7 @@ import java.util.Set;
  * so it holds about 1/dp of the optimizer state; gradients are averaged as in plain data parallel, each
  * replica updates the parameters it owns, and {@link #afterStep()} broadcasts them from their owners.
  */
-public final class Zero1 implements GradientSync, AutoCloseable {
+public final class Zero1 implements Distributed, AutoCloseable {
     private final DataParallel dp;
     private final Map<Parameter, Integer> owner = new IdentityHashMap<>();
     private final List<Parameter> order = new ArrayList<>();
@@ -50,28 +51,33 @@ public final class Zero1 implements GradientSync, AutoCloseable {
     }
 
     @Override
-    public int rank() {
-        return dp.rank();
+    public int replicaRank() {
+        return dp.replicaRank();
     }
 
     @Override
-    public int size() {
-        return dp.size();
+    public int replicas() {
+        return dp.replicas();
     }
 
     @Override
-    public void finish() {
-        dp.finish();
+    public Collection<Parameter> routedParameters() {
+        return dp.routedParameters();
+    }
+
+    @Override
+    public Reduction reduction() {
+        return dp;
+    }
+
+    @Override
+    public void finishReduction() {
+        dp.finishReduction();
     }
 
     @Override
     public double average(double value) {
         return dp.average(value);
-    }
-
-    @Override
-    public void reduce(Parameter p) {
-        dp.reduce(p);
     }
 
     @Override

@@ -30,12 +30,10 @@ import java.util.Map;
  * {@link ShardedGradients}; the exact figures for a model are {@link #gradientBytesSentPerStep()} and
  * {@link #broadcastBytesSentPerStep()}.
  *
- * <p>Fused-backward optimizers (LOMO, AdaLomo) built over {@link #ownedParameters()} work with the Trainer
- * as it is: the owned parameters' gradients are averaged in {@link #reduce}, the others' in this object's
- * hook (then freed), in the same order on every rank; the owners update inside backward, and the updated
- * parameters are broadcast when the step ends ({@link #afterStep()}, or, since the Trainer does not call it
- * for fused optimizers, the step's {@link #average} of the loss). Two-pass gradient-norm clipping of a fused
- * optimizer is refused (its norm would cover this rank's parameters only).
+ * <p>Fused-backward optimizers (LOMO, AdaLomo) built over {@link #ownedParameters()}: every gradient is averaged
+ * at once on its route, in the same order on every rank; the owners update inside backward, the others free
+ * it, and the updated parameters are broadcast when the step ends ({@link #afterStep()}). Two-pass
+ * gradient-norm clipping of a fused optimizer is refused (its norm would cover this rank's parameters only).
  *
  * <p>Gradient clipping under ZeRO-2 needs the norm over all ranks: {@link #globalGradientNorm()}.
  */
@@ -66,33 +64,16 @@ public final class Zero2 extends ShardedSync {
         super(new ShardedGradients("ZeRO-2", params, comm, bucketBytes, policy, false));
     }
 
-    /** Waits for every bucket's reduction: each owned parameter then holds its averaged gradient, the others none. */
-    @Override
-    public void finish() {
-        grads.finish();
-    }
-
-    /** The mean over the ranks; first completes a fused step's broadcasts (see the class comment). */
     @Override
     public double average(double value) {
-        flushFusedStep();
         return grads.average(value);
     }
 
-    /** Every parameter's new value, from the rank that updated it. */
+    /** Every parameter's new value, from the rank that updated it (inside backward, for a fused optimizer). */
     @Override
     public void afterStep() {
-        if (grads.fusedMode()) {
-            flushFusedStep();
-        } else {
-            grads.broadcastFromOwners(grads.parameters());
-        }
-    }
-
-    private void flushFusedStep() {
-        if (grads.endFusedStep()) {
-            grads.broadcastFromOwners(grads.parameters());
-        }
+        grads.endFusedStep();
+        grads.broadcastFromOwners(grads.parameters());
     }
 
     /** Bytes this rank sends per step for {@link #afterStep()}'s broadcasts (and all-gathers of split parameters). */
@@ -100,7 +81,7 @@ public final class Zero2 extends ShardedSync {
         return grads.broadcastBytesSent(grads.parameters());
     }
 
-    /** Restores the parameters' previous hooks and stops the communication thread; the communicator stays open. */
+    /** Takes the parameters' routes back to plain (keep) and stops the communication thread; the communicator stays open. */
     @Override
     public void close() {
         grads.close();

@@ -473,12 +473,11 @@ public final class Zero3 extends ShardedSync {
         return Scope.once(this::releaseAll);
     }
 
-    // ------------------------------------------------------------------ GradientSync
+    // ------------------------------------------------------------------ Distributed
 
-    /** Waits for every bucket's reduction: each owned parameter then holds its averaged gradient, the others none. */
     @Override
-    public void finish() {
-        grads.finish();
+    public void finishReduction() {
+        super.finishReduction();
         unbind();
     }
 

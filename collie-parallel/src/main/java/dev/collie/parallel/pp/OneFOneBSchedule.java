@@ -5,7 +5,6 @@ import dev.collie.core.data.Batch;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
 import dev.collie.core.nn.CausalLmLoss;
-import dev.collie.core.nn.GradientHook;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.tensor.Workspaces;
@@ -55,9 +54,8 @@ import java.util.Map;
  * {@link #forwardBackward} (and after any data-parallel reduction has finished) and before the optimizer step.
  * The copies must start equal (every rank builds the model from the same seed or checkpoint); the same
  * summed gradient then keeps them equal. A fused-backward optimizer (LOMO) would update each copy from its
- * partial gradient inside backward: with {@link #deferTiedUpdates(boolean)} the hook of such a weight fires
- * only after the step's last backward, on the gradient summed over its stages (so both copies take the same
- * update).
+ * partial gradient inside backward: its gradient route ({@code GradientRoute}) holds such a weight's gradient
+ * ({@link #sharedParameters()}) until the stages summed it, so both copies take the same update.
  *
  * <p>{@link #forwardBackwardSampled} runs the same schedule against targets the last stage samples from the
  * model's softmax (SophiaG's Hessian estimate).
@@ -90,8 +88,6 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
 
     /** Where the order of forwards and backwards is written ("F0", "B0", ...), for tests; null for none. */
     private List<String> trace;
-    /** Whether the hooks of weights tied across stages wait for the stages' summed gradient (fused optimizers). */
-    private boolean deferTied;
 
     private record TiedGroup(int[] stages, List<String> names, Communicator comm) { }
 
@@ -167,9 +163,18 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         return Collections.unmodifiableList(out);
     }
 
+    /** The trainable weights this stage shares with another stage, in the order {@link #syncTiedGradients()} sums them. */
+    public List<Parameter> sharedParameters() {
+        List<Parameter> out = new ArrayList<>();
+        for (String name : tiedParameterNames()) {
+            out.add(stage.parameters().get(name));
+        }
+        return out;
+    }
+
     /**
      * Bytes this stage has sent so far summing the gradients of the weights it shares with other stages
-     * ({@link #syncTiedGradients()}, or the deferred updates of {@link #deferTiedUpdates}).
+     * ({@link #syncTiedGradients()}).
      */
     public long sharedGradientBytesSent() {
         long n = 0;
@@ -186,21 +191,11 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         this.trace = sink;
     }
 
-    /**
-     * With {@code on}, the gradient hook of each weight this stage shares with another (a tied embedding and
-     * output head, a prefix encoder) does not fire inside backward: after the step's last backward the stages sum the weight's
-     * gradient and then fire the hook on the sum. For fused-backward optimizers (LOMO, AdaLomo), which update
-     * inside the hook; the stages then need no {@link #syncTiedGradients()}.
-     */
-    public void deferTiedUpdates(boolean on) {
-        this.deferTied = on;
-    }
-
     // ---- training ------------------------------------------------------------------------------------------
 
     @Override
     public double forwardBackward(List<Batch> micro) {
-        return run(micro, null);
+        return schedule(micro, null);
     }
 
     /**
@@ -210,48 +205,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
      */
     @Override
     public double forwardBackwardSampled(List<Batch> micro, long seed) {
-        return run(micro, seed);
-    }
-
-    private double run(List<Batch> micro, Long seed) {
-        List<Parameter> deferred = new ArrayList<>();
-        List<GradientHook> hooks = new ArrayList<>();
-        List<Communicator> comms = new ArrayList<>();
-        if (deferTied) {
-            for (TiedGroup g : tied) {
-                if (g.comm() == null) {
-                    continue;
-                }
-                for (String name : g.names()) {
-                    Parameter p = stage.parameters().get(name);
-                    if (p.requiresGrad()) {
-                        deferred.add(p);
-                        hooks.add(p.hook());
-                        comms.add(g.comm());
-                        p.setHook(GradientHook.KEEP);
-                    }
-                }
-            }
-        }
-        double loss;
-        try {
-            loss = schedule(micro, seed);
-        } finally {
-            for (int i = 0; i < deferred.size(); i++) {
-                deferred.get(i).setHook(hooks.get(i));
-            }
-        }
-        for (int i = 0; i < deferred.size(); i++) {
-            Parameter p = deferred.get(i);
-            INDArray grad = p.grad();
-            if (grad == null) {
-                throw new CollieException("pipeline stage " + index + ": no gradient for a weight it shares with"
-                        + " another stage after backward");
-            }
-            comms.get(i).allReduce(grad, ReduceOp.SUM);
-            hooks.get(i).onGradientReady(p);
-        }
-        return loss;
+        return schedule(micro, seed);
     }
 
     private double schedule(List<Batch> micro, Long seed) {

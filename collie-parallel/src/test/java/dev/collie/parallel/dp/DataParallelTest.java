@@ -14,6 +14,7 @@ import dev.collie.core.optim.Optimizer;
 import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
+import dev.collie.core.train.GradientRoute;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaForCausalLM;
@@ -189,12 +190,13 @@ class DataParallelTest {
                     Map<String, Parameter> ps = params(10, 300, 7, 2000);
                     try (DataParallel dp = new DataParallel(ps, comms.get(rank), 4096)) {
                         assertEquals(2, dp.bucketCount());   // [w3] alone (8000 B > 4096), then [w2, w1, w0]
+                        GradientRoute.compose(dp, new Sgd(ps));
                         deliver(ps, rank == 0 ? 1f : 3f);
-                        dp.finish();
+                        dp.finishReduction();
                         ps.values().forEach(p -> assertEquals(2.0, p.grad().meanNumber().doubleValue(), 0.0));
                         ps.values().forEach(Parameter::zeroGrad);
                         deliver(ps, 1f, "w2");
-                        CollieException e = assertThrows(CollieException.class, dp::finish);
+                        CollieException e = assertThrows(CollieException.class, dp::finishReduction);
                         assertTrue(e.getMessage().contains("[w2]"), e.getMessage());
                     }
                 }));
@@ -236,9 +238,10 @@ class DataParallelTest {
             Map<String, Parameter> p0 = params(5);
             try (DataParallel dp = new DataParallel(p0, comms.get(0))) {
                 other.get(8, TimeUnit.SECONDS).close();
+                GradientRoute.compose(dp, new Sgd(p0));
                 deliver(p0, 1f);
                 long t0 = System.nanoTime();
-                CollieException e = assertThrows(CollieException.class, dp::finish);
+                CollieException e = assertThrows(CollieException.class, dp::finishReduction);
                 double sec = (System.nanoTime() - t0) / 1e9;
                 assertTrue(e.getMessage().contains("data parallel rank 0") && e.getMessage().contains("rank 1"),
                         e.getMessage());

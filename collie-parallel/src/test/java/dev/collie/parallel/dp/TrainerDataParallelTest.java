@@ -10,7 +10,7 @@ import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.CollieConfig;
-import dev.collie.core.train.GradientSync;
+import dev.collie.core.train.Distributed;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaCheckpoint;
@@ -84,11 +84,11 @@ class TrainerDataParallelTest {
                     LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
                     Zero1 zero = zero1 ? new Zero1(model.namedParameters(), comm) : null;
                     Optimizer o = opt.apply(zero1 ? zero.ownedParameters() : model.namedParameters());
-                    GradientSync sync = zero1 ? zero : new DataParallel(o.parameters(), comm);
+                    Distributed sync = zero1 ? zero : new DataParallel(o.parameters(), comm);
                     try {
                         Trainer t = Trainer.builder().model(model).optimizer(o)
                                 .config(BASE.toBuilder().trainMicroBatchSize(1).maxSteps(steps).build()).trainData(ROWS)
-                                .gradientSync(sync).localRanks(2).build();
+                                .distributed(sync).localRanks(2).build();
                         if (resumeFrom != null) {
                             t.resume(resumeFrom);
                         }

@@ -205,7 +205,7 @@ class Zero3Test {
         List<Double> ppl = twoRanks(false, (m, z, c) -> {
             Trainer t = Trainer.builder().model(m).optimizer(ADAMW.apply(z.ownedParameters()))
                     .config(ZeroHarnessTest.setup(2).collie(1).toBuilder().maxSteps(2).build())
-                    .trainData(ZeroHarnessTest.ROWS).evalData(ZeroHarnessTest.rows(4, 12, 64, 5)).gradientSync(z)
+                    .trainData(ZeroHarnessTest.ROWS).evalData(ZeroHarnessTest.rows(4, 12, 64, 5)).distributed(z)
                     .localRanks(2).build();
             t.train();
             return t.evaluate().get("ppl");

@@ -7,7 +7,7 @@ import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.train.Callback;
 import dev.collie.core.train.CollieConfig;
-import dev.collie.core.train.GradientSync;
+import dev.collie.core.train.Distributed;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaConfig;
@@ -117,7 +117,7 @@ class ZeroBalanceBench {
             Nd4j.getRandom().setSeed(1);
             LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
             long params = model.parameterCount();
-            GradientSync sync;
+            Distributed sync;
             Map<String, Parameter> mine;
             switch (stage) {
                 case 1 -> {
@@ -162,7 +162,7 @@ class ZeroBalanceBench {
                 CollieConfig config = CollieConfig.builder().shuffle(false).lr(1e-3).trainMicroBatchSize(1)
                         .maxSteps(2).workerThreads(1).build();
                 List<StepStats> stats = Trainer.builder().model(model).optimizer(o).config(config)
-                        .trainData(Datasets.of(rows)).gradientSync(sync).localRanks(dp).callbacks(meter).build().train();
+                        .trainData(Datasets.of(rows)).distributed(sync).localRanks(dp).callbacks(meter).build().train();
                 RankMemory m = switch (stage) {
                     case 1 -> ((Zero1) sync).memory();
                     case 2 -> ((Zero2) sync).memory();

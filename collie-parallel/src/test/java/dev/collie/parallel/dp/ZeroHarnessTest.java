@@ -10,7 +10,7 @@ import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.CollieConfig;
-import dev.collie.core.train.GradientSync;
+import dev.collie.core.train.Distributed;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaConfig;
@@ -173,7 +173,7 @@ class ZeroHarnessTest {
     static Trainer zero3Trainer(LlamaForCausalLM m, Zero3 z, int steps) {
         return Trainer.builder().model(m).optimizer(ADAMW.apply(z.ownedParameters()))
                 .config(setup(2).collie(1).toBuilder().maxSteps(steps).build())
-                .trainData(ROWS).gradientSync(z).localRanks(2).build();
+                .trainData(ROWS).distributed(z).localRanks(2).build();
     }
 
     /**
@@ -248,7 +248,7 @@ class ZeroHarnessTest {
         // a fused-backward optimizer needs whole parameters: the caller says so (Parallelism: from the CLI)
         boolean fused = opt.apply(Map.of()) instanceof FusedBackwardOptimizer;
         SplitPolicy split = s.split() != null ? s.split() : fused ? SplitPolicy.OFF : SplitPolicy.DEFAULT;
-        GradientSync sync;
+        Distributed sync;
         Map<String, Parameter> mine;
         switch (stage) {
             case ZERO0 -> {
@@ -276,7 +276,7 @@ class ZeroHarnessTest {
         try {
             Optimizer o = opt.apply(mine);
             Trainer t = Trainer.builder().model(model).optimizer(o).config(s.collie(s.rowsPerRank())).trainData(ROWS)
-                    .gradientSync(sync).localRanks(s.ranks()).build();
+                    .distributed(sync).localRanks(s.ranks()).build();
             long before = comm.bytesSent();
             List<StepStats> stats = t.train();
             long perStep = (comm.bytesSent() - before) / s.steps();

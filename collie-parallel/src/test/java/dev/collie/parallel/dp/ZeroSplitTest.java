@@ -10,6 +10,7 @@ import dev.collie.core.optim.Sgd;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
+import dev.collie.core.train.GradientRoute;
 import dev.collie.core.train.StepRunner;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
@@ -297,12 +298,13 @@ class ZeroSplitTest {
             try (Zero2 z = new Zero2(m.namedParameters(), c, 4096, FORCE_DP2);
                  StepRunner runner = new StepRunner(m, 1, 1)) {
                 Optimizer opt = ADAMW.apply(z.ownedParameters());
+                GradientRoute.compose(z, opt);
                 DataLoader loader = DataLoader.builder(ZeroHarnessTest.ROWS, new Collator(0, false))
                         .microBatchSize(1).shuffle(false).numReplicas(2).rank(c.rank()).build();
                 List<Double> norms = new ArrayList<>();
                 for (int step = 0; step < steps; step++) {
                     runner.forwardBackward(loader.step(0, step));
-                    z.finish();
+                    z.finishReduction();
                     for (Parameter p : m.module().trainableParameters()) {
                         assertEquals(z.owner(p) == c.rank(), p.grad() != null, "split: no whole gradient");
                     }

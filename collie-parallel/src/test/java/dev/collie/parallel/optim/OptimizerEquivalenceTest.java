@@ -300,7 +300,7 @@ class OptimizerEquivalenceTest {
                     public Map<String, Parameter> parameters() { return params; }
                     public void beginStep(double lr) { }
                     public int passes() { return 2; }
-                    public void onGradientReady(Parameter p) { p.releaseGrad(); }
+                    public void onGradientReady(Parameter p, INDArray g) { p.releaseGrad(); }
                     public Map<String, INDArray> stateDict() { return Map.of(); }
                     public void loadStateDict(Map<String, INDArray> s) { }
                     public long stateBytes() { return 0; }

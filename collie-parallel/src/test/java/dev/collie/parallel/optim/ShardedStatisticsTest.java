@@ -95,7 +95,7 @@ class ShardedStatisticsTest {
                 int dim = dimOf(e.getKey());
                 INDArray g = grads.get(e.getKey());
                 e.getValue().setGrad(c == null || dim < 0 ? g : block(g, dim, c.rank(), n));
-                opt.onGradientReady(e.getValue());
+                opt.onGradientReady(e.getValue(), e.getValue().grad());
             }
         }
         Map<String, INDArray> out = new LinkedHashMap<>();

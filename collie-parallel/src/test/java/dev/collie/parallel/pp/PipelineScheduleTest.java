@@ -109,7 +109,10 @@ class PipelineScheduleTest {
             ActivationCheckpointing.apply(model, checkpointing);
             PipelineStage stage = PipelineStage.of(model, comm.rank(), pp, method);
             AtomicInteger hookCalls = new AtomicInteger();
-            stage.trainableParameters().values().forEach(p -> p.setHook(q -> hookCalls.incrementAndGet()));
+            stage.trainableParameters().values().forEach(p -> p.setHook((q, g) -> {
+                hookCalls.incrementAndGet();
+                return true;
+            }));
             Sgd opt = new Sgd(stage.trainableParameters());
             List<Double> losses = new ArrayList<>();
             List<Long> bytes = new ArrayList<>();
