@@ -9,7 +9,7 @@ import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.testing.Fixtures;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
@@ -50,7 +50,7 @@ class ParallelCheckpointTest {
     /** {@code steps} steps on every rank of dp × tp × pp, resuming from {@code resume} and saving to {@code save} when given. */
     private static Outcome run(int dp, int tp, int pp, int zero, long steps, Path resume, Path save) throws Exception {
         int world = dp * tp * pp;
-        return Ranks.local(world, Duration.ofSeconds(30), 120, c -> {
+        return LocalRanks.run(world, Duration.ofSeconds(30), 120, c -> {
             try (c; Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero)
                     .build(c, LlamaCheckpoint.load(TINY_TIED, DataType.DOUBLE))) {
                 CollieConfig config = CollieConfig.builder().shuffle(false).lr(1e-2).trainMicroBatchSize(2)

@@ -16,7 +16,7 @@ import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.Agreement;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.testing.Fixtures;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -149,7 +149,7 @@ class ParallelEquivalenceTest {
 
     @Test
     void zero2WithStagesRefusesATiedEmbedding() throws Exception {
-        List<String> messages = Ranks.local(4, Duration.ofSeconds(10), 30, c -> {
+        List<String> messages = LocalRanks.run(4, Duration.ofSeconds(10), 30, c -> {
             try (c) {
                 Parallelism.builder().dp(2).pp(2).zero(2).build(c, model(true, DataType.FLOAT));
                 return "built";
@@ -171,7 +171,7 @@ class ParallelEquivalenceTest {
         double lossTol = fp64 ? TOL_FP64 : LOSS_TOL_FP32;
         double weightTol = fp64 ? TOL_FP64 : opt.equals("sgd") ? SGD_WEIGHT_TOL_FP32 : WEIGHT_TOL_FP32;
         int world = dp * tp * pp;
-        Object[] lead = Ranks.local(world, Duration.ofSeconds(30), 120,
+        Object[] lead = LocalRanks.run(world, Duration.ofSeconds(30), 120,
                 c -> runRank(c, dp, tp, pp, zero, tied, dtype, opt, world)).get(0);
         @SuppressWarnings("unchecked") List<Double> losses = (List<Double>) lead[0];
         @SuppressWarnings("unchecked") Map<String, INDArray> weights = (Map<String, INDArray>) lead[1];

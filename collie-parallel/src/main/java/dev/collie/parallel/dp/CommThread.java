@@ -20,14 +20,18 @@ import java.util.concurrent.TimeoutException;
  */
 final class CommThread implements AutoCloseable {
     private final Communicator comm;
+    /** Who this rank is in messages: "data parallel rank 1", "ZeRO-2 rank 0". */
+    private final String who;
     private final ExecutorService exec;
     private volatile Throwable failure;
 
-    CommThread(Communicator comm) {
+    /** The thread of {@code comm}'s rank, named in messages after {@code label} ("data parallel", "ZeRO-2"). */
+    CommThread(Communicator comm, String label) {
         this.comm = comm;
         int rank = comm.rank();
+        this.who = label + " rank " + rank;
         this.exec = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "collie-zero-comm-" + rank);
+            Thread t = new Thread(r, "collie-dp-comm-" + rank);
             t.setDaemon(true);
             return t;
         });
@@ -70,7 +74,7 @@ final class CommThread implements AutoCloseable {
     /** Runs {@code task} on the communication thread after everything queued before it; waits for its result. */
     <T> T call(Callable<T> task, String what) {
         if (failure != null) {
-            throw new CollieException("ZeRO rank " + comm.rank() + ": cannot start " + what + ": an earlier"
+            throw new CollieException(who + ": cannot start " + what + ": an earlier"
                     + " collective failed (" + failure.getMessage() + ")", failure);
         }
         Future<T> f = exec.submit(() -> {
@@ -94,15 +98,15 @@ final class CommThread implements AutoCloseable {
             return f.get(waitMs, TimeUnit.MILLISECONDS);
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            throw new CollieException("ZeRO rank " + comm.rank() + ": interrupted while " + what, e);
+            throw new CollieException(who + ": interrupted while " + what, e);
         } catch (ExecutionException e) {
             Throwable c = e.getCause();
-            throw new CollieException("ZeRO rank " + comm.rank() + ": failed while " + what + " (a peer rank failed"
+            throw new CollieException(who + ": failed while " + what + " (a peer rank failed"
                     + " or is gone): " + c.getMessage(), c);
         } catch (TimeoutException e) {
             TimeoutException t = new TimeoutException("no answer within " + waitMs + " ms while " + what);
             failure = t;
-            throw new CollieException("ZeRO rank " + comm.rank() + ": no answer within " + waitMs + " ms while "
+            throw new CollieException(who + ": no answer within " + waitMs + " ms while "
                     + what + " (a peer rank is stuck or gone)");
         }
     }

@@ -16,6 +16,8 @@ import java.util.Map;
 final class Owners {
     /** The owner of a parameter split into row blocks ({@link RowBlocks}): every rank owns one block. */
     static final int SPLIT = -1;
+    /** The owner of a parameter every rank keeps whole (plain data parallel, ZeRO-1: gradients are not sharded). */
+    static final int EVERY = -2;
 
     private Owners() {
     }

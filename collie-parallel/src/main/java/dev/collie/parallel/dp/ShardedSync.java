@@ -1,5 +1,6 @@
 package dev.collie.parallel.dp;
 
+import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.GradClip;
 import dev.collie.core.optim.Optimizer;
@@ -13,14 +14,21 @@ import java.util.Map;
 
 /**
  * What {@link Zero2} and {@link Zero3} have in common: both shard gradients and optimizer state by parameter through
- * a {@link ShardedGradients}, and this is the part of their {@link Distributed} side and reporting that only
+ * a {@link GradientReducer}, and this is the part of their {@link Distributed} side and reporting that only
  * delegates to it. How a step ends, and what else each stage holds, stays with each.
  */
 abstract class ShardedSync implements Distributed, AutoCloseable {
-    final ShardedGradients grads;
+    final GradientReducer grads;
 
-    ShardedSync(ShardedGradients grads) {
+    ShardedSync(GradientReducer grads) {
         this.grads = grads;
+    }
+
+    /** The reducer of a sharded {@link Ownership} (see {@link Ownership#sharded}). */
+    static GradientReducer reducer(String label, Map<String, Parameter> params, Communicator comm, long bucketBytes,
+                                   SplitPolicy policy, boolean blocksOwnStorage) {
+        return new GradientReducer(Ownership.sharded(label, params, comm.rank(), comm.size(), bucketBytes, policy,
+                blocksOwnStorage), comm, bucketBytes);
     }
 
     /**
@@ -29,7 +37,7 @@ abstract class ShardedSync implements Distributed, AutoCloseable {
      * array of its own, the master copy of those rows).
      */
     public Map<String, Parameter> ownedParameters() {
-        return grads.ownedParameters();
+        return grads.plan().ownedParameters();
     }
 
     /**
@@ -37,7 +45,7 @@ abstract class ShardedSync implements Distributed, AutoCloseable {
      * split into row blocks, one owned by each rank ({@link #splitParameters()}).
      */
     public int owner(Parameter p) {
-        return grads.owner(p);
+        return grads.plan().owner(p);
     }
 
     @Override
@@ -47,22 +55,22 @@ abstract class ShardedSync implements Distributed, AutoCloseable {
 
     /** The names of the parameters split into one row block per rank, in registration order (often none). */
     public List<String> splitParameters() {
-        return grads.splitNames();
+        return grads.plan().splitNames();
     }
 
     @Override
     public int replicaRank() {
-        return grads.rank();
+        return grads.plan().rank;
     }
 
     @Override
     public int replicas() {
-        return grads.size();
+        return grads.plan().n;
     }
 
     @Override
     public Collection<Parameter> routedParameters() {
-        return grads.parameters();
+        return grads.plan().parameters();
     }
 
     @Override

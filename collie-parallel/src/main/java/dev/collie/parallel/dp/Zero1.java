@@ -67,7 +67,7 @@ public final class Zero1 implements Distributed, AutoCloseable {
 
     @Override
     public Reduction reduction() {
-        return dp;
+        return dp.reduction();
     }
 
     @Override

@@ -27,7 +27,7 @@ import java.util.Map;
  * reduce-scatter per bucket whose owner sections are balanced ({@code (n−1)/n·S} plus padding) or an
  * all-reduce otherwise ({@code 2(n−1)/n·S}, as plain data parallel), and the broadcasts, {@code (n−1)/n·S}
  * per rank on average (a ring: every rank but the last of each parameter's ring sends it). Details in
- * {@link ShardedGradients}; the exact figures for a model are {@link #gradientBytesSentPerStep()} and
+ * {@link GradientReducer}; the exact figures for a model are {@link #gradientBytesSentPerStep()} and
  * {@link #broadcastBytesSentPerStep()}.
  *
  * <p>Fused-backward optimizers (LOMO, AdaLomo) built over {@link #ownedParameters()}: every gradient is averaged
@@ -61,7 +61,7 @@ public final class Zero2 extends ShardedSync {
     }
 
     Zero2(Map<String, Parameter> params, Communicator comm, long bucketBytes, SplitPolicy policy) {
-        super(new ShardedGradients("ZeRO-2", params, comm, bucketBytes, policy, false));
+        super(reducer("ZeRO-2", params, comm, bucketBytes, policy, false));
     }
 
     @Override
@@ -72,13 +72,12 @@ public final class Zero2 extends ShardedSync {
     /** Every parameter's new value, from the rank that updated it (inside backward, for a fused optimizer). */
     @Override
     public void afterStep() {
-        grads.endFusedStep();
-        grads.broadcastFromOwners(grads.parameters());
+        grads.broadcastFromOwners(grads.plan().parameters());
     }
 
     /** Bytes this rank sends per step for {@link #afterStep()}'s broadcasts (and all-gathers of split parameters). */
     public long broadcastBytesSentPerStep() {
-        return grads.broadcastBytesSent(grads.parameters());
+        return grads.broadcastBytesSent(grads.plan().parameters());
     }
 
     /** Takes the parameters' routes back to plain (keep) and stops the communication thread; the communicator stays open. */

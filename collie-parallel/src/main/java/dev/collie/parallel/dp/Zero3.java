@@ -112,10 +112,10 @@ public final class Zero3 extends ShardedSync {
     }
 
     Zero3(LanguageModel model, Communicator comm, long bucketBytes, SplitPolicy policy) {
-        super(new ShardedGradients("ZeRO-3", model.module().namedParameters(), comm, bucketBytes, policy, true));
+        super(reducer("ZeRO-3", model.module().namedParameters(), comm, bucketBytes, policy, true));
         this.model = model;
         try {
-            for (Parameter p : grads.parameters()) {
+            for (Parameter p : grads.plan().parameters()) {
                 gathers.put(p, new int[1]);
             }
             wrapLayers();
@@ -124,8 +124,8 @@ public final class Zero3 extends ShardedSync {
             grads.close();
             throw e;
         }
-        for (Parameter p : grads.parameters()) {
-            if (!grads.owns(p)) {
+        for (Parameter p : grads.plan().parameters()) {
+            if (!grads.plan().owns(p)) {
                 p.offload();            // a split parameter on every rank: its block has a copy of its rows
             }
         }
@@ -163,9 +163,9 @@ public final class Zero3 extends ShardedSync {
             }
         }
         List<String> orphans = new ArrayList<>();
-        for (Parameter p : grads.parameters()) {
+        for (Parameter p : grads.plan().parameters()) {
             if (!covered.contains(p)) {
-                orphans.add(grads.name(p));
+                orphans.add(grads.plan().name(p));
             }
         }
         if (!orphans.isEmpty()) {
@@ -308,7 +308,7 @@ public final class Zero3 extends ShardedSync {
     private synchronized void enter() {
         Thread t = Thread.currentThread();
         if (poisoned == null && boundThread != null && boundThread != t) {
-            poisoned = "ZeRO-3 rank " + grads.rank() + ": parameters gathered from two threads ("
+            poisoned = "ZeRO-3 rank " + grads.plan().rank + ": parameters gathered from two threads ("
                     + boundThread.getName() + " and " + t.getName() + ") in one step. ZeRO-3 gathers each layer with"
                     + " collectives that every rank must issue in the same order, so it needs one forward/backward"
                     + " thread per rank: set worker_threads to 1 (CollieConfig.workerThreads(1))";
@@ -381,11 +381,11 @@ public final class Zero3 extends ShardedSync {
                 for (int i = 0; i < bufs.length; i++) {
                     Parameter p = fetch.get(i);
                     INDArray into = bufs[i] != null ? bufs[i] : p.data();
-                    RowBlocks rb = grads.split(p);
+                    RowBlocks rb = grads.plan().split(p);
                     if (rb != null) {
                         rb.gather(comm, into, rb.block.data());
                     } else {
-                        comm.broadcast(into, grads.owner(p));
+                        comm.broadcast(into, grads.plan().owner(p));
                     }
                 }
                 return comm.bytesSent() - before;
@@ -413,14 +413,14 @@ public final class Zero3 extends ShardedSync {
     private void release(List<Parameter> params) {
         long bytes = 0;
         for (Parameter p : params) {
-            if (--gathers.get(p)[0] == 0 && !grads.owns(p) && p.isResident()) {
-                RowBlocks rb = grads.split(p);
+            if (--gathers.get(p)[0] == 0 && !grads.plan().owns(p) && p.isResident()) {
+                RowBlocks rb = grads.plan().split(p);
                 boolean written;
                 synchronized (this) {
                     written = dirty.remove(p);
                 }
                 if (rb != null && written) {
-                    rb.block.data().assign(rb.rows(p.data(), grads.rank()));     // e.g. a resumed checkpoint's
+                    rb.block.data().assign(rb.rows(p.data(), grads.plan().rank));     // e.g. a resumed checkpoint's
                 }
                 bytes += p.numel() * p.dtype().width();
                 p.offload();
@@ -437,12 +437,12 @@ public final class Zero3 extends ShardedSync {
      * layers' gathers.
      */
     public void gatherAll() {
-        gather(grads.parameters(), "all parameters");
+        gather(grads.plan().parameters(), "all parameters");
         leave();        // not a scope of this thread: training may go on from another thread
         synchronized (this) {
             globalGathers++;
-            for (Parameter p : grads.parameters()) {
-                if (grads.split(p) != null) {
+            for (Parameter p : grads.plan().parameters()) {
+                if (grads.plan().split(p) != null) {
                     dirty.add(p);
                 }
             }
@@ -458,7 +458,7 @@ public final class Zero3 extends ShardedSync {
             }
             globalGathers--;
         }
-        release(grads.parameters());
+        release(grads.plan().parameters());
         unbind();
     }
 
@@ -483,7 +483,6 @@ public final class Zero3 extends ShardedSync {
 
     @Override
     public double average(double value) {
-        grads.endFusedStep();
         unbind();
         return grads.average(value);
     }
@@ -500,7 +499,6 @@ public final class Zero3 extends ShardedSync {
     /** Nothing to share: the owners' values are the master copies, gathered again at their next use. */
     @Override
     public void afterStep() {
-        grads.endFusedStep();
         unbind();
     }
 

@@ -2,7 +2,7 @@ package dev.collie.parallel.comm;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.condition.EnabledIfSystemProperty;
@@ -32,7 +32,7 @@ class AllReduceBench {
 
     private static void time(String name, List<Communicator> comms) throws Exception {
         for (int rep = 0; rep < 4; rep++) {
-            List<Long> ms = Ranks.run(comms, 60, c -> {
+            List<Long> ms = LocalRanks.run(comms, 60, c -> {
                 INDArray a = Nd4j.ones(DataType.FLOAT, N);
                 c.barrier();
                 long t0 = System.nanoTime();

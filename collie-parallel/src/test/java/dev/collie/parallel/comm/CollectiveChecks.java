@@ -2,7 +2,7 @@ package dev.collie.parallel.comm;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -34,7 +34,7 @@ final class CollectiveChecks {
     static void allReduceAgreesWithSequentialReduction(List<Communicator> comms, int length) throws Exception {
         int n = comms.size();
         for (ReduceOp op : ReduceOp.values()) {
-            List<float[]> results = Ranks.run(comms, 30, c -> {
+            List<float[]> results = LocalRanks.run(comms, 30, c -> {
                 INDArray a = Nd4j.createFromArray(data(c.rank(), length));
                 c.allReduce(a, op);
                 return a.toFloatVector();
@@ -63,7 +63,7 @@ final class CollectiveChecks {
     static void reduceScatterAndAllGatherRoundTrip(List<Communicator> comms) throws Exception {
         int n = comms.size();
         int shard = 5;
-        Ranks.run(comms, 30, c -> {
+        LocalRanks.run(comms, 30, c -> {
             INDArray in = Nd4j.arange(0, n * shard).castTo(DataType.DOUBLE).addi(c.rank() * 100.0);
             INDArray out = Nd4j.create(DataType.DOUBLE, shard);
             c.reduceScatter(in, out, ReduceOp.SUM);
@@ -83,7 +83,7 @@ final class CollectiveChecks {
     static void broadcastCopiesRootsLongs(List<Communicator> comms) throws Exception {
         int n = comms.size();
         int root = n - 1;
-        List<long[]> got = Ranks.run(comms, 30, c -> {
+        List<long[]> got = LocalRanks.run(comms, 30, c -> {
             INDArray a = c.rank() == root ? Nd4j.createFromArray(new long[] {7, -3, Long.MAX_VALUE})
                     : Nd4j.create(DataType.INT64, 3);
             c.broadcast(a, root);
@@ -96,7 +96,7 @@ final class CollectiveChecks {
 
     static void sendRecvMatchesTagsAndSubGroupsStaySeparate(List<Communicator> comms) throws Exception {
         int n = comms.size();
-        Ranks.run(comms, 30, c -> {
+        LocalRanks.run(comms, 30, c -> {
             int right = (c.rank() + 1) % n;
             int left = (c.rank() + n - 1) % n;
             c.send(Nd4j.createFromArray(new float[] {c.rank(), 1}), right, 7);
@@ -125,7 +125,7 @@ final class CollectiveChecks {
     /** An all-reduce of {@code length} floats, which the group size divides, sends the ring optimum 2(n−1)/n·S. */
     static void allReduceSendsTheRingOptimum(List<Communicator> comms, int length) throws Exception {
         int n = comms.size();
-        List<Long> bytes = Ranks.run(comms, 30, c -> {
+        List<Long> bytes = LocalRanks.run(comms, 30, c -> {
             long before = c.bytesSent();
             c.allReduce(Nd4j.create(DataType.FLOAT, length), ReduceOp.SUM);
             return c.bytesSent() - before;

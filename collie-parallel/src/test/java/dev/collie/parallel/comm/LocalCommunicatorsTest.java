@@ -3,7 +3,7 @@ package dev.collie.parallel.comm;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -54,7 +54,7 @@ class LocalCommunicatorsTest {
     void repeatedAllReducesGiveBitIdenticalResults() throws Exception {
         float[] first = null;
         for (int run = 0; run < 3; run++) {
-            List<float[]> r = Ranks.run(LocalCommunicators.create(4, T), 20, c -> {
+            List<float[]> r = LocalRanks.run(LocalCommunicators.create(4, T), 20, c -> {
                 INDArray a = Nd4j.createFromArray(CollectiveChecks.data(c.rank(), 10_007));
                 c.allReduce(a, ReduceOp.SUM);
                 return a.toFloatVector();
@@ -70,7 +70,7 @@ class LocalCommunicatorsTest {
     @ValueSource(ints = {2, 4, 8})
     void allReduceSendsWhatARingSendsPerRank(int n) throws Exception {
         int length = 1 << 18; // 1 MiB of floats
-        List<Long> bytes = Ranks.run(LocalCommunicators.create(n, T), 20, c -> {
+        List<Long> bytes = LocalRanks.run(LocalCommunicators.create(n, T), 20, c -> {
             INDArray a = Nd4j.rand(DataType.FLOAT, length);
             long before = c.bytesSent();
             c.allReduce(a, ReduceOp.SUM);
@@ -88,7 +88,7 @@ class LocalCommunicatorsTest {
     void aMissingPeerFailsWithinTheTimeoutNamingOperationAndPeer() throws Exception {
         List<Communicator> comms = LocalCommunicators.create(3, Duration.ofMillis(300));
         // rank 2 never calls allReduce
-        List<Throwable> errors = Ranks.failures(comms.subList(0, 2), 10, c -> {
+        List<Throwable> errors = LocalRanks.failures(comms.subList(0, 2), 10, c -> {
             c.allReduce(Nd4j.ones(DataType.FLOAT, 6), ReduceOp.SUM);
             return null;
         });
@@ -113,7 +113,7 @@ class LocalCommunicatorsTest {
 
     @Test
     void mismatchedLengthsAreReportedNotHung() throws Exception {
-        List<Throwable> errors = Ranks.failures(LocalCommunicators.create(2, Duration.ofMillis(500)), 10, c -> {
+        List<Throwable> errors = LocalRanks.failures(LocalCommunicators.create(2, Duration.ofMillis(500)), 10, c -> {
             c.broadcast(Nd4j.create(DataType.FLOAT, c.rank() == 0 ? 4 : 5), 0);
             return null;
         });
@@ -139,7 +139,7 @@ class LocalCommunicatorsTest {
 
     @Test
     void aRowViewOfAMatrixCanBeReducedInPlace() throws Exception {
-        Ranks.run(LocalCommunicators.create(2, T), 10, c -> {
+        LocalRanks.run(LocalCommunicators.create(2, T), 10, c -> {
             INDArray m = Nd4j.zeros(DataType.FLOAT, 3, 4);
             INDArray row = m.getRow(1);
             row.assign(c.rank() + 1);

@@ -3,7 +3,7 @@ package dev.collie.parallel.comm;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -100,8 +100,8 @@ class NcclCommunicatorTest {
     void bytesSentMatchTheRingBackendsPerRankAndOperation(int n) throws Exception {
         List<Communicator> nccl = world(n, T, new FakeNccl());
         try {
-            List<long[]> a = Ranks.run(nccl, 30, NcclCommunicatorTest::bytesPerOperation);
-            List<long[]> b = Ranks.run(LocalCommunicators.create(n, T), 30, NcclCommunicatorTest::bytesPerOperation);
+            List<long[]> a = LocalRanks.run(nccl, 30, NcclCommunicatorTest::bytesPerOperation);
+            List<long[]> b = LocalRanks.run(LocalCommunicators.create(n, T), 30, NcclCommunicatorTest::bytesPerOperation);
             for (int r = 0; r < n; r++) {
                 assertArrayEquals(b.get(r), a.get(r), "rank " + r + ": nccl " + Arrays.toString(a.get(r))
                         + " vs ring " + Arrays.toString(b.get(r)));
@@ -138,7 +138,7 @@ class NcclCommunicatorTest {
 
     private static void integerAverageAndMaxAreExact(List<Communicator> comms) throws Exception {
         int n = comms.size();
-        Ranks.run(comms, 30, c -> {
+        LocalRanks.run(comms, 30, c -> {
             INDArray i = Nd4j.createFromArray(new int[] {c.rank() * 3, -7, 100});
             c.allReduce(i, ReduceOp.AVG);
             int sum = 3 * n * (n - 1) / 2;
@@ -184,14 +184,14 @@ class NcclCommunicatorTest {
             assertThrows(IllegalArgumentException.class, () -> c0.subGroup(new int[] {1, 1}));
             assertThrows(IllegalArgumentException.class, () -> c0.subGroup(new int[] {0, 4}));
             assertNull(c0.subGroup(new int[] {1, 3}));
-            List<Communicator> subs = Ranks.run(comms, 20, c -> c.subGroup(new int[] {3, 1}));
+            List<Communicator> subs = LocalRanks.run(comms, 20, c -> c.subGroup(new int[] {3, 1}));
             assertNull(subs.get(0));
             assertNull(subs.get(2));
             assertEquals(4, fake.joins.get(), "making a sub-group joins nothing");
             assertEquals(1, subs.get(1).rank());
             assertEquals(0, subs.get(3).rank());
             List<Communicator> pair = List.of(subs.get(3), subs.get(1));
-            List<double[]> sums = Ranks.run(pair, 20, g -> {
+            List<double[]> sums = LocalRanks.run(pair, 20, g -> {
                 INDArray x = Nd4j.createFromArray(new double[] {g.rank() + 1.0});
                 g.allReduce(x, ReduceOp.SUM);
                 return x.toDoubleVector();
@@ -268,8 +268,8 @@ class NcclCommunicatorTest {
             CollectiveChecks.broadcastCopiesRootsLongs(comms);
             CollectiveChecks.sendRecvMatchesTagsAndSubGroupsStaySeparate(comms);
             integerAverageAndMaxAreExact(comms);
-            List<long[]> a = Ranks.run(comms, 30, NcclCommunicatorTest::bytesPerOperation);
-            List<long[]> b = Ranks.run(LocalCommunicators.create(2, T), 30, NcclCommunicatorTest::bytesPerOperation);
+            List<long[]> a = LocalRanks.run(comms, 30, NcclCommunicatorTest::bytesPerOperation);
+            List<long[]> b = LocalRanks.run(LocalCommunicators.create(2, T), 30, NcclCommunicatorTest::bytesPerOperation);
             assertArrayEquals(b.get(0), a.get(0));
             assertArrayEquals(b.get(1), a.get(1));
         } finally {

@@ -3,7 +3,7 @@ package dev.collie.parallel.comm;
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -89,8 +89,8 @@ class TcpCommunicatorTest {
             CollectiveChecks.reduceScatterAndAllGatherRoundTrip(comms);
             CollectiveChecks.broadcastCopiesRootsLongs(comms);
             CollectiveChecks.sendRecvMatchesTagsAndSubGroupsStaySeparate(comms);
-            List<float[]> tcp = Ranks.run(comms, 20, c -> sum(c, 50_003));
-            List<float[]> local = Ranks.run(LocalCommunicators.create(n, Duration.ofSeconds(10)), 20, c -> sum(c, 50_003));
+            List<float[]> tcp = LocalRanks.run(comms, 20, c -> sum(c, 50_003));
+            List<float[]> local = LocalRanks.run(LocalCommunicators.create(n, Duration.ofSeconds(10)), 20, c -> sum(c, 50_003));
             assertArrayEquals(local.get(0), tcp.get(n - 1), 0f, "tcp and local differ bitwise");
             CollectiveChecks.allReduceSendsTheRingOptimum(comms, 4096);
         } finally {
@@ -124,7 +124,7 @@ class TcpCommunicatorTest {
         try {
             comms.get(2).close();
             long t0 = System.nanoTime();
-            List<Throwable> errors = Ranks.failures(comms.subList(0, 2), 10, c -> {
+            List<Throwable> errors = LocalRanks.failures(comms.subList(0, 2), 10, c -> {
                 c.allReduce(Nd4j.ones(DataType.FLOAT, 8), ReduceOp.SUM);
                 return null;
             });

@@ -1,9 +1,6 @@
 package dev.collie.parallel.dp;
 
 import dev.collie.core.CollieException;
-import dev.collie.core.data.Batch;
-import dev.collie.core.data.Collator;
-import dev.collie.core.data.DataLoader;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.JsonlDataset;
 import dev.collie.core.data.Sample;
@@ -14,11 +11,15 @@ import dev.collie.core.optim.Optimizer;
 import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
+import dev.collie.core.train.Callback;
+import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.GradientRoute;
-import dev.collie.core.train.StepRunner;
+import dev.collie.core.train.StepStats;
+import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.comm.LocalRanks;
 import dev.collie.parallel.testing.OneOpThread;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -30,7 +31,6 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -51,44 +51,60 @@ class DataParallelTest {
     private static final Dataset ROWS = JsonlDataset.load(TINY.resolve("adamw_rows.jsonl"), null, 0, 96);
     private static final Duration TIMEOUT = Duration.ofSeconds(2);
 
-    private static DataLoader loader(Dataset data, int micro, int accum, int n, int rank) {
-        return DataLoader.builder(data, new Collator(0, false)).microBatchSize(micro).gradAccum(accum)
-                .numReplicas(n).rank(rank).shuffle(false).seed(1).build();
-    }
-
-    /** One rank, no DataParallel: the reference. */
-    private static List<Double> single(LlamaForCausalLM model, Optimizer opt, DataLoader loader, int steps, double lr) {
-        List<Double> losses = new ArrayList<>();
-        try (StepRunner runner = new StepRunner(model, 1)) {
-            Iterator<List<Batch>> it = loader.steps(0, steps);
-            for (int s = 0; s < steps; s++) {
-                losses.add(runner.forwardBackward(it.next()));
-                opt.step(lr);
-            }
-        }
-        return losses;
+    private static CollieConfig config(int steps, double lr, int micro, int accum) {
+        return CollieConfig.builder().trainMicroBatchSize(micro).gradientAccumulationSteps(accum).shuffle(false).seed(1)
+                .lr(lr).maxSteps(steps).build();
     }
 
     private static double maxAbsDiff(INDArray a, INDArray b) {
         return a.castTo(DataType.DOUBLE).sub(b.castTo(DataType.DOUBLE)).amaxNumber().doubleValue();
     }
 
+    /** What one data-parallel rank ended with: its replica, its steps, its bytes sent per step, the bucketed bytes. */
+    private record Replica(LlamaForCausalLM model, List<StepStats> stats, List<Long> bytesSent, long gradientBytes) { }
+
+    /** The bytes {@code comm} sent during each step. */
+    private static final class BytesPerStep implements Callback {
+        private final Communicator comm;
+        private final List<Long> perStep = new ArrayList<>();
+        private long before;
+
+        BytesPerStep(Communicator comm) {
+            this.comm = comm;
+        }
+
+        @Override public void onBatchBegin(Trainer t, long step) { before = comm.bytesSent(); }
+        @Override public void onBatchEnd(Trainer t, StepStats st) { perStep.add(comm.bytesSent() - before); }
+    }
+
+    /** Two data-parallel ranks as threads, each through the Trainer with a {@link DataParallel} over {@code data}. */
+    private static List<Replica> twoRanks(Dataset data, CollieConfig config, long bucketBytes,
+                                          Function<Map<String, Parameter>, Optimizer> optimizer) {
+        return LocalRanks.run(2, TIMEOUT, 9, c -> {
+            LlamaForCausalLM m = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+            Optimizer o = optimizer.apply(m.namedParameters());
+            try (DataParallel dp = new DataParallel(o.parameters(), c, bucketBytes)) {
+                BytesPerStep bytes = new BytesPerStep(c);
+                List<StepStats> stats = Trainer.builder().model(m).optimizer(o).config(config).trainData(data)
+                        .distributed(dp).localRanks(2).callbacks(bytes).build().train();
+                return new Replica(m, stats, bytes.perStep, dp.gradientBytes());
+            }
+        });
+    }
+
     private static void compare(int steps, double lr, int micro, int accum, long bucketBytes,
                                 Function<Map<String, Parameter>, Optimizer> optimizer, double weightTol) {
         LlamaForCausalLM ref = LlamaCheckpoint.load(TINY, DataType.FLOAT);
-        List<Double> refLoss = single(ref, optimizer.apply(ref.namedParameters()),
-                loader(ROWS, micro * 2, accum, 1, 0), steps, lr);
-        LocalDataParallel.Result r = LocalDataParallel.train(2, steps, lr, TIMEOUT, bucketBytes, (rank, n) -> {
-            LlamaForCausalLM m = LlamaCheckpoint.load(TINY, DataType.FLOAT);
-            return new LocalDataParallel.Replica(m, optimizer.apply(m.namedParameters()), loader(ROWS, micro, accum, n, rank));
-        });
+        List<StepStats> refStats = Trainer.builder().model(ref).optimizer(optimizer.apply(ref.namedParameters()))
+                .config(config(steps, lr, micro * 2, accum)).trainData(ROWS).build().train();
+        List<Replica> r = twoRanks(ROWS, config(steps, lr, micro, accum), bucketBytes, optimizer);
         double worstLoss = 0;
         for (int s = 0; s < steps; s++) {
-            worstLoss = Math.max(worstLoss, Math.abs(refLoss.get(s) - r.losses().get(s)));
+            worstLoss = Math.max(worstLoss, Math.abs(refStats.get(s).loss() - r.get(0).stats().get(s).loss()));
         }
         Agreement.within("losses vs one rank", worstLoss, 1e-5);
-        Map<String, Parameter> p0 = r.replicas().get(0).optimizer().parameters();
-        Map<String, Parameter> p1 = r.replicas().get(1).optimizer().parameters();
+        Map<String, Parameter> p0 = r.get(0).model().namedParameters();
+        Map<String, Parameter> p1 = r.get(1).model().namedParameters();
         double worst = 0;
         for (Map.Entry<String, Parameter> e : ref.namedParameters().entrySet()) {
             worst = Math.max(worst, maxAbsDiff(e.getValue().data(), p0.get(e.getKey()).data()));
@@ -118,16 +134,14 @@ class DataParallelTest {
     void smallBucketsGiveTheSameStepsAndSendNearTheRingOptimum() {
         compare(2, 0.5, 1, 1, 16 * 1024, Sgd::new, 1e-6);
         for (long bucket : new long[] {DataParallel.DEFAULT_BUCKET_BYTES, 16 * 1024}) {
-            LocalDataParallel.Result r = LocalDataParallel.train(2, 2, 0.5, TIMEOUT, bucket, (rank, n) -> {
-                LlamaForCausalLM m = LlamaCheckpoint.load(TINY, DataType.FLOAT);
-                return new LocalDataParallel.Replica(m, new Sgd(m.namedParameters()), loader(ROWS, 1, 1, n, rank));
-            });
-            double optimum = 2.0 * (2 - 1) / 2 * r.gradientBytes();
-            for (long[] rank : r.bytesSent()) {
-                for (long b : rank) {
+            List<Replica> r = twoRanks(ROWS, config(2, 0.5, 1, 1), bucket, Sgd::new);
+            // a ring all-reduce sends 2(n-1)/n of the gradient bytes; the step's loss and token count add 32 bytes
+            double optimum = 2.0 * (2 - 1) / 2 * r.get(0).gradientBytes();
+            for (Replica rank : r) {
+                for (long b : rank.bytesSent()) {
                     double ratio = b / optimum;
                     System.out.printf("bucket %d B: %d gradient bytes, %d sent per rank per step, ratio %.4f%n",
-                            bucket, r.gradientBytes(), b, ratio);
+                            bucket, rank.gradientBytes(), b, ratio);
                     assertTrue(ratio >= 1.0 - 1e-9 && ratio <= 1.05, "ratio " + ratio);
                 }
             }
@@ -146,17 +160,35 @@ class DataParallelTest {
             }
         };
         long t0 = System.nanoTime();
-        CollieException e = assertThrows(CollieException.class, () -> LocalDataParallel.train(2, 3, 0.5, TIMEOUT,
-                DataParallel.DEFAULT_BUCKET_BYTES, (rank, n) -> {
-                    LlamaForCausalLM m = LlamaCheckpoint.load(TINY, DataType.FLOAT);
-                    return new LocalDataParallel.Replica(m, new Sgd(m.namedParameters()), loader(broken, 1, 1, n, rank));
-                }));
+        List<Throwable> failures;
+        List<Communicator> comms = LocalCommunicators.create(2, TIMEOUT);
+        try {
+            failures = LocalRanks.failures(comms, 9, c -> {
+                try {
+                    return twoRanksBody(c, broken);
+                } catch (RuntimeException e) {
+                    c.close();      // as LocalRanks.run does: the peer fails at once
+                    throw e;
+                }
+            });
+        } finally {
+            comms.forEach(Communicator::close);
+        }
         double sec = (System.nanoTime() - t0) / 1e9;
-        String all = e.getMessage() + " | " + (e.getSuppressed().length > 0 ? e.getSuppressed()[0].getMessage() : "");
-        System.out.println("failure after " + sec + " s: " + all);
-        assertTrue(all.contains("rank 1") && all.contains("row 3 is unreadable"), all);
-        assertTrue(all.contains("rank 0 failed") && all.contains("data parallel rank 0"), all);
+        System.out.println("failure after " + sec + " s: " + failures);
+        assertTrue(failures.get(1).getMessage().contains("row 3 is unreadable"), String.valueOf(failures.get(1)));
+        assertTrue(failures.get(0) != null && failures.get(0).getMessage().contains("data parallel rank 0"),
+                String.valueOf(failures.get(0)));
         assertTrue(sec < 8, "took " + sec + " s");
+    }
+
+    private static List<StepStats> twoRanksBody(Communicator c, Dataset data) {
+        LlamaForCausalLM m = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        Optimizer o = new Sgd(m.namedParameters());
+        try (DataParallel dp = new DataParallel(o.parameters(), c)) {
+            return Trainer.builder().model(m).optimizer(o).config(config(3, 0.5, 1, 1)).trainData(data).distributed(dp)
+                    .localRanks(2).build().train();
+        }
     }
 
     // ---- DataParallel alone, on synthetic parameters ----

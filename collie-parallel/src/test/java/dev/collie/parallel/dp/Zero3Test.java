@@ -10,7 +10,7 @@ import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.optim.AdamW;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -132,7 +132,7 @@ class Zero3Test {
     }
 
     private static <T> List<T> twoRanks(boolean tied, Body<T> body) throws Exception {
-        return Ranks.local(2, Duration.ofSeconds(10), 15, c -> {
+        return LocalRanks.run(2, Duration.ofSeconds(10), 15, c -> {
             LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(tied), DataType.FLOAT);
             try (Zero3 z = new Zero3(m, c, 4096)) {
                 return body.run(m, z, c);

@@ -19,7 +19,7 @@ import dev.collie.optim.AdaLomo;
 import dev.collie.optim.AdamW;
 import dev.collie.optim.Lomo;
 import dev.collie.parallel.testing.Fixtures;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -219,7 +219,7 @@ class ZeroHarnessTest {
     static Run ranks(Setup s, Stage stage, Function<Map<String, Parameter>, Optimizer> opt) throws Exception {
         int n = s.ranks();
         // every rank's failure is kept (suppressed behind the first cause): the first one seen may be a consequence
-        List<RankResult> rs = Ranks.local(n, Duration.ofSeconds(10), 18, comm -> rank(s, stage, opt, comm));
+        List<RankResult> rs = LocalRanks.run(n, Duration.ofSeconds(10), 18, comm -> rank(s, stage, opt, comm));
         List<Map<String, INDArray>> weights = new ArrayList<>();
         List<RankMemory> memory = new ArrayList<>();
         long[] state = new long[n];
@@ -401,7 +401,7 @@ class ZeroHarnessTest {
     @Test
     void bucketLayoutsChooseReduceScatterOnlyWhenItSendsLess() throws Exception {
         LlamaForCausalLM[] models = new LlamaForCausalLM[4];
-        List<long[]> got = Ranks.local(4, Duration.ofSeconds(10), 15, c -> {
+        List<long[]> got = LocalRanks.run(4, Duration.ofSeconds(10), 15, c -> {
             LlamaForCausalLM m = model(config(false), DataType.FLOAT);
             models[c.rank()] = m;
             try (Zero2 big = new Zero2(m.namedParameters(), c); Zero2 small = new Zero2(m.namedParameters(), c, 4096)) {

@@ -20,7 +20,7 @@ import dev.collie.optim.Adan;
 import dev.collie.optim.Lion;
 import dev.collie.optim.Lomo;
 import dev.collie.optim.SophiaG;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -91,7 +91,7 @@ class ZeroSplitTest {
 
     /** Per rank: the split parameters' names and the parameter bytes ZeRO-3 keeps right after sharding. */
     private static List<Object[]> shard(LlamaConfig cfg, int n, SplitPolicy policy) throws Exception {
-        return Ranks.local(n, Duration.ofSeconds(10), 30, c -> {
+        return LocalRanks.run(n, Duration.ofSeconds(10), 30, c -> {
             LlamaForCausalLM m = ZeroHarnessTest.model(cfg, DataType.FLOAT);
             // the 134M model's 25 MB buckets hold as many of its matrices as 25 MB / 256 hold of these
             try (Zero3 z = new Zero3(m, c, DataParallel.DEFAULT_BUCKET_BYTES / 256, policy)) {
@@ -129,7 +129,7 @@ class ZeroSplitTest {
 
     @Test
     void blocksAreRowsOfTheParameterUnderItsNameAndUnevenRowsAreShared() throws Exception {
-        List<long[]> got = Ranks.local(4, Duration.ofSeconds(10), 15, c -> {
+        List<long[]> got = LocalRanks.run(4, Duration.ofSeconds(10), 15, c -> {
             // 66 rows over 4 ranks: 16, 17, 16, 17
             LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false, 66), DataType.FLOAT);
             Parameter embed = m.namedParameters().get("model.embed_tokens.weight");
@@ -293,7 +293,7 @@ class ZeroSplitTest {
         Optimizer refOpt = ADAMW.apply(ref.namedParameters());
         List<StepStats> refStats = Trainer.builder().model(ref).optimizer(refOpt)
                 .config(s.collie(2).toBuilder().clipGradNorm(0.5).build()).trainData(ZeroHarnessTest.ROWS).build().train();
-        List<Object[]> got = Ranks.local(2, Duration.ofSeconds(10), 30, c -> {
+        List<Object[]> got = LocalRanks.run(2, Duration.ofSeconds(10), 30, c -> {
             LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.DOUBLE);
             try (Zero2 z = new Zero2(m.namedParameters(), c, 4096, FORCE_DP2);
                  StepRunner runner = new StepRunner(m, 1, 1)) {
@@ -338,7 +338,7 @@ class ZeroSplitTest {
     }
 
     private static <T> List<T> twoRanks(Body<T> body) throws Exception {
-        return Ranks.local(2, Duration.ofSeconds(10), 30, c -> {
+        return LocalRanks.run(2, Duration.ofSeconds(10), 30, c -> {
             LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
             try (Zero3 z = new Zero3(m, c, 4096, FORCE_DP2)) {
                 assertFalse(z.splitParameters().isEmpty());

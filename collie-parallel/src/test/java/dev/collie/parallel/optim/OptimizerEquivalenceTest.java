@@ -25,7 +25,7 @@ import dev.collie.optim.Lomo;
 import dev.collie.optim.SophiaG;
 import dev.collie.parallel.Parallelism;
 import dev.collie.parallel.testing.Fixtures;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
@@ -219,7 +219,7 @@ class OptimizerEquivalenceTest {
     private static Reference runRanks(Opt o, int dp, int tp, int pp, int zero, boolean tied, DataType dtype)
             throws Exception {
         int world = dp * tp * pp;
-        return Ranks.local(world, Duration.ofSeconds(30), 120,
+        return LocalRanks.run(world, Duration.ofSeconds(30), 120,
                 c -> runRank(c, o, dp, tp, pp, zero, tied, dtype, world)).get(0);
     }
 
@@ -293,7 +293,7 @@ class OptimizerEquivalenceTest {
      */
     @Test
     void aTwoPassOptimizerWithoutAReducerIsRefused() throws Exception {
-        List<String> messages = Ranks.local(2, Duration.ofSeconds(10), 30, c -> {
+        List<String> messages = LocalRanks.run(2, Duration.ofSeconds(10), 30, c -> {
             try (c; Parallelism par = Parallelism.builder().tp(2).build(c, model(false, DataType.FLOAT))) {
                 Map<String, Parameter> params = par.optimizerParameters();
                 FusedBackwardOptimizer twoPass = new FusedBackwardOptimizer() {

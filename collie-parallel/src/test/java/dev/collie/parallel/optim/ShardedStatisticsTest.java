@@ -8,7 +8,7 @@ import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Parameter;
 import dev.collie.optim.AdaLomo;
 import dev.collie.parallel.testing.OneOpThread;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import dev.collie.parallel.tp.VocabParallelLoss;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -43,8 +43,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class ShardedStatisticsTest {
     private static final DataType F64 = DataType.DOUBLE;
 
-    static <T> List<T> ranks(int n, Ranks.Body<T> body) throws Exception {
-        return Ranks.local(n, Duration.ofSeconds(10), 20, body);
+    static <T> List<T> ranks(int n, LocalRanks.Body<T> body) throws Exception {
+        return LocalRanks.run(n, Duration.ofSeconds(10), 20, body);
     }
 
     private static INDArray block(INDArray full, int dim, int rank, int n) {

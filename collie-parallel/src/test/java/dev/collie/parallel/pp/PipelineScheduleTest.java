@@ -12,7 +12,7 @@ import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.parallel.comm.LocalCommunicators;
 import dev.collie.parallel.testing.Fixtures;
 import dev.collie.parallel.testing.OneOpThread;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.extension.ExtendWith;
@@ -98,8 +98,8 @@ class PipelineScheduleTest {
     }
 
     /** Runs {@code body} on {@code n} fresh ranks, one thread each; fails the test if any throws or they take over 15 s. */
-    private static <T> List<T> onRanks(int n, Ranks.Body<T> body) throws Exception {
-        return Ranks.local(n, Duration.ofSeconds(10), 15, body);
+    private static <T> List<T> onRanks(int n, LocalRanks.Body<T> body) throws Exception {
+        return LocalRanks.run(n, Duration.ofSeconds(10), 15, body);
     }
 
     private static List<Run> pipeline(int pp, String method, boolean tied, int m, boolean padded, DataType dtype,

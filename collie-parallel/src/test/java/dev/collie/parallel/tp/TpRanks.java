@@ -2,7 +2,7 @@ package dev.collie.parallel.tp;
 
 import dev.collie.core.dist.Sharding;
 import dev.collie.core.dist.ParallelStyle;
-import dev.collie.parallel.testing.Ranks;
+import dev.collie.parallel.comm.LocalRanks;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -17,8 +17,8 @@ final class TpRanks {
     }
 
     /** Runs {@code body} on n fresh local ranks (one thread each) and returns the results in rank order. */
-    static <T> List<T> run(int n, Ranks.Body<T> body) throws Exception {
-        return Ranks.local(n, Duration.ofSeconds(5), 12, body);
+    static <T> List<T> run(int n, LocalRanks.Body<T> body) throws Exception {
+        return LocalRanks.run(n, Duration.ofSeconds(5), 12, body);
     }
 
     /** The shards of the ranks put back together along {@code style}'s split dimension. */

@@ -1,6 +1,5 @@
 package dev.collie.examples.cli;
 
-import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.Datasets;
 import dev.collie.core.data.Sample;
@@ -13,7 +12,7 @@ import dev.collie.core.train.Trainer;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.parallel.Parallelism;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.comm.LocalRanks;
 import dev.collie.parallel.dp.RankMemory;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
@@ -23,10 +22,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
  * {@code collie bench --dp/--tp/--pp/--zero}: the ranks as threads of this JVM, each training its share of a
@@ -71,30 +66,7 @@ final class ParallelBench {
 
     void run() {
         int world = dp * tp * pp;
-        List<Communicator> comms = LocalCommunicators.create(world, Duration.ofMinutes(10));
-        ExecutorService pool = Executors.newFixedThreadPool(world, r -> new Thread(r, "collie-bench-rank"));
-        List<RankResult> results = new ArrayList<>();
-        try {
-            List<Future<RankResult>> fs = new ArrayList<>();
-            for (Communicator c : comms) {
-                fs.add(pool.submit(() -> {
-                    try (c) {
-                        return rank(c, world);
-                    }
-                }));
-            }
-            for (Future<RankResult> f : fs) {
-                results.add(f.get());
-            }
-        } catch (ExecutionException e) {
-            throw e.getCause() instanceof RuntimeException r ? r : new CollieException(e.getCause().toString(), e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new CollieException("interrupted", e);
-        } finally {
-            pool.shutdownNow();
-        }
-        report(results);
+        report(LocalRanks.run(world, Duration.ofMinutes(10), c -> rank(c, world)));
     }
 
     private RankResult rank(Communicator c, int world) {

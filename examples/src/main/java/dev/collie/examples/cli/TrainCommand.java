@@ -23,7 +23,7 @@ import dev.collie.models.llama.LlamaForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import dev.collie.parallel.Parallelism;
 import dev.collie.parallel.comm.LaunchEnv;
-import dev.collie.parallel.comm.LocalCommunicators;
+import dev.collie.parallel.comm.LocalRanks;
 import dev.collie.parallel.comm.NcclCommunicator;
 import dev.collie.parallel.comm.TcpCommunicator;
 import dev.collie.peft.PeftModel;
@@ -39,15 +39,9 @@ import picocli.CommandLine.Spec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 
 /**
  * {@code collie train}: trains a LLaMA (from a Hugging Face directory or a named preset) on a data file and saves
@@ -219,33 +213,10 @@ final class TrainCommand implements Callable<Integer> {
 
     /** dp × tp × pp ranks as threads of this JVM; world rank 0 reports and saves. */
     private void localRanks(CollieConfig config, HfTokenizer tok) {
-        List<Communicator> comms = LocalCommunicators.create(world(), Duration.ofMinutes(10));
-        ExecutorService pool = Executors.newFixedThreadPool(world(), r -> new Thread(r, "collie-rank"));
-        try {
-            List<Future<?>> ranks = new ArrayList<>();
-            for (Communicator c : comms) {
-                ranks.add(pool.submit(() -> {
-                    try {
-                        rank(config, tok, c);
-                    } finally {
-                        c.close();              // a failed rank makes the others fail at once
-                    }
-                    return null;
-                }));
-            }
-            for (Future<?> f : ranks) {
-                try {
-                    f.get();
-                } catch (ExecutionException e) {
-                    throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException(e);
-                }
-            }
-        } finally {
-            pool.shutdownNow();
-        }
+        LocalRanks.run(world(), Duration.ofMinutes(10), c -> {
+            rank(config, tok, c);
+            return null;
+        });
     }
 
     /** One rank's run; {@code comm} (the world) is null for a single rank. */

@@ -1,20 +1,19 @@
 package dev.collie.parallel.dp;
 
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
-
 import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
+import dev.collie.core.nn.Parameter;
 import dev.collie.core.train.Distributed;
 import dev.collie.core.train.GradientRoute;
-import dev.collie.core.nn.Parameter;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.shape.Shape;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -23,76 +22,57 @@ import java.util.Collections;
 import java.util.Deque;
 import java.util.EnumMap;
 import java.util.IdentityHashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.concurrent.Future;
 
 /**
- * Gradient sharding for ZeRO-2 and ZeRO-3: each trainable parameter has one owner rank, or, when it is too
- * large for whole-parameter ownership to balance the ranks, is split into one row block per rank
- * ({@link RowBlocks}, chosen by a {@link SplitPolicy}); after a step's reduction only the owner keeps the
- * parameter's averaged gradient (of a split parameter: each rank its block's, in the block {@link Parameter}
- * its optimizer holds; the whole parameter keeps no gradient on any rank).
+ * The one bucketed gradient reducer of data parallelism, ZeRO-0 to 3: the reduction on every trainable parameter's
+ * gradient route for one rank. Who keeps each reduced gradient is an {@link Ownership}: every rank (plain data
+ * parallel, ZeRO-1), or one owner per parameter with the largest split into row blocks (ZeRO-2/3).
  *
- * <p><b>Bucketed path</b> (step-style optimizers). The object is the reduction on every trainable parameter's
- * gradient route ({@link #launch}). Parameters are grouped into buckets of about {@code bucketBytes} (a larger parameter alone), at
- * first in reverse registration order, and owners are balanced within each of these buckets
- * ({@link Owners#balancedPerGroup}; a split parameter puts one block in every rank's section). After the
- * first step the buckets are rebuilt in the order the gradients actually completed (rank 0's, shared with
- * all), as DDP does; owners stay. When a gradient is complete it
- * is copied into its bucket's flat buffer and the parameter lets go of it at once: a non-owner frees its
- * gradient buffer ({@link Parameter#releaseGrad()}), the owner keeps its (empty) buffer for the result. A
- * full bucket is reduced on the rank's {@link CommThread}, buckets strictly in order (so the ranks' sequences
- * match whichever worker threads fire the hooks):
+ * <p>Parameters are grouped into buckets of about {@code bucketBytes} (a larger parameter alone), at first in
+ * reverse registration order (the ownership plan balances owners within each of these); after the first step the
+ * buckets are rebuilt in the order the gradients actually completed (rank 0's, shared with all), as DDP does; owners
+ * stay. When a gradient is complete ({@link #launch}) it is copied into its bucket's flat buffer and the parameter
+ * lets go of it at once: a rank that does not keep it frees its gradient buffer ({@link Parameter#releaseGrad()}),
+ * a keeper keeps its (empty) buffer for the result. A full bucket is reduced on the rank's {@link CommThread},
+ * buckets strictly in order (so the ranks' sequences match whichever worker threads fire the hooks), by one of two
+ * strategies chosen per bucket:
  * <ul>
- * <li>with a <em>reduce-scatter</em> when the owners' sections of the bucket are balanced enough: the
- *     bucket is laid out as one padded section per rank (that rank's parameters, back to back), and each
- *     rank receives only its own section, averaged, {@code (n−1)·section} elements sent per rank; chosen when
- *     {@code n·section < 2·S} for a bucket of {@code S} elements, i.e. when that sends less than</li>
- * <li>an <em>all-reduce</em> of the bucket, {@code 2(n−1)/n·S} per rank (the only choice for a bucket of one
- *     whole parameter, whose owner's section is the whole bucket; a bucket of one split parameter is
- *     reduce-scattered).</li>
+ * <li>a <em>reduce-scatter</em> when the owners' sections of the bucket are balanced enough: the bucket is laid out
+ *     as one padded section per rank (that rank's parameters, back to back), and each rank receives only its own
+ *     section, averaged, {@code (n−1)·section} elements sent per rank; chosen when {@code n·section < 2·S} for a
+ *     bucket of {@code S} elements, i.e. when that sends less than</li>
+ * <li>an <em>all-reduce</em> of the bucket, {@code 2(n−1)/n·S} per rank (always when every rank keeps every
+ *     gradient, and for a bucket of one whole parameter, whose owner's section is the whole bucket; a bucket of one
+ *     split parameter is reduce-scattered).</li>
  * </ul>
- * The owner's slice is written into its parameter's (or row block's) gradient ({@link Parameter#setGrad}) on
- * the communication thread. Flat buffers come from a pool reused across buckets and steps: a hook that needs
- * a buffer while none is free waits for a launched bucket to give one back, so the pool holds about as many buffers as
+ * The keeper's slice is written into its parameter's (or row block's) gradient ({@link Parameter#setGrad}) on the
+ * communication thread. Flat buffers come from a pool reused across buckets and steps: a hook that needs a buffer
+ * while none is free waits for a launched bucket to give one back, so the pool holds about as many buffers as
  * buckets are in flight (one to three here), not one persistent buffer per bucket.
  *
- * <p><b>Fused path</b> (LOMO, AdaLomo). Every gradient is all-reduced at once on its route ({@link #reduceNow}),
- * in hook order (the same on every rank: the Trainer runs one backward stream per rank for fused optimizers);
- * the owner then updates, the others free it. A second reduction of one parameter in a step (two-pass
- * gradient-norm clipping) fails loudly: the optimizer's norm would only cover this rank's parameters. A fused
- * optimizer with split parameters is refused before training ({@code GradientRoute}): it may need whole
- * matrices (AdaLomo).
+ * <p>Fused-backward optimizers (LOMO, AdaLomo) take the other door, {@link #reduceNow}: each gradient all-reduced at
+ * once, in hook order (the same on every rank: one backward stream per rank); the route then updates or frees it.
  *
- * <p>Gradient accumulation: the hook fires on the step's last micro-batch only, so during an accumulating
- * step every rank holds a local gradient buffer for every parameter (freed on non-owners when the hook
- * fires). Between steps non-owners hold none.
+ * <p>Gradient accumulation: the hook fires on the step's last micro-batch only, so during an accumulating step
+ * every rank holds a local gradient buffer for every parameter (freed on non-owners when the hook fires). Between
+ * steps non-owners hold none.
  */
-final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
-    private static final Logger LOG = LoggerFactory.getLogger(ShardedGradients.class);
+final class GradientReducer implements Distributed.Reduction, AutoCloseable {
+    private static final Logger LOG = LoggerFactory.getLogger(GradientReducer.class);
 
+    private final Ownership plan;
     private final String label;
     private final CommThread thread;
     private final Communicator comm;
     private final int rank;
     private final int n;
-    private final List<Parameter> order = new ArrayList<>();
     private final long bucketBytes;
-    /** The order gradients completed in during the first step (bucketed path), until the buckets are rebuilt. */
+    /** The order gradients completed in during the first step, until the buckets are rebuilt. */
     private final List<Parameter> observed = new ArrayList<>();
     private boolean rebuilt;
-    private final Map<Parameter, String> nameOf = new IdentityHashMap<>();
-    private final Map<Parameter, Integer> owner;
-    /** Parameters split into row blocks, by whole parameter, in registration order. */
-    private final Map<Parameter, RowBlocks> splits = new LinkedHashMap<>();
-    /** This rank's blocks, by block parameter. */
-    private final Map<Parameter, RowBlocks> blockOf = new IdentityHashMap<>();
-    /** What this rank's optimizer updates: its whole parameters and its row blocks. */
-    private final List<Parameter> owned = new ArrayList<>();
-    private final Map<String, Parameter> ownedNamed = new LinkedHashMap<>();
     private final List<Bucket> buckets = new ArrayList<>();
     private final Map<Parameter, Slot> slots = new IdentityHashMap<>();
 
@@ -110,8 +90,6 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
     private int nextToLaunch;
     /** Launched buckets whose buffer is not back in the pool yet. */
     private int launchedHolding;
-    private final Set<Parameter> reducedThisStep = Collections.newSetFromMap(new IdentityHashMap<>());
-    private boolean fusedPending;
 
     /**
      * Elements {@code [from, from + length)} of a parameter's flat gradient at {@code offset} of its bucket, reduced
@@ -143,119 +121,26 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
     }
 
     /**
-     * Attaches to the trainable parameters among {@code params} (each distinct parameter under its first
-     * name) and checks that every rank of {@code comm} has the same names, shapes and types. Parameters that
-     * {@code policy} splits get row blocks with arrays of their own when {@code blocksOwnStorage} (ZeRO-3: the
-     * whole value is dropped), else views of the whole value's rows (ZeRO-2).
+     * Reduces the gradients of {@code plan}'s parameters over {@code comm} (this rank is {@code plan}'s) after
+     * checking that every rank has the same names, shapes and types.
+     *
+     * @throws CollieException when the ranks' parameters differ or a peer does not answer
      */
-    ShardedGradients(String label, Map<String, Parameter> params, Communicator comm, long bucketBytes,
-                     SplitPolicy policy, boolean blocksOwnStorage) {
-        if (bucketBytes <= 0) {
-            throw new IllegalArgumentException("bucketBytes must be positive, got " + bucketBytes);
-        }
-        this.label = label;
+    GradientReducer(Ownership plan, Communicator comm, long bucketBytes) {
+        this.plan = plan;
+        this.label = plan.label;
         this.comm = comm;
         this.rank = comm.rank();
         this.n = comm.size();
-        Set<Parameter> seen = Collections.newSetFromMap(new IdentityHashMap<>());
-        params.forEach((name, p) -> {
-            if (p.requiresGrad() && seen.add(p)) {
-                order.add(p);
-                nameOf.put(p, name);
-            }
-        });
-        this.thread = new CommThread(comm);
+        this.bucketBytes = bucketBytes;
+        this.thread = new CommThread(comm, label);
         try {
             checkSameParameters();
         } catch (RuntimeException e) {
             thread.close();
             throw e;
         }
-        this.bucketBytes = bucketBytes;
-        List<Parameter> reversed = new ArrayList<>(order);
-        Collections.reverse(reversed);
-        List<List<Parameter>> groups = group(reversed);
-        Map<Parameter, long[]> splitLoads = new IdentityHashMap<>();
-        this.owner = plan(groups, policy, splitLoads);
-        for (long load : Owners.loads(owner, splitLoads, n)) {
-            if (load == 0) {
-                thread.close();
-                throw new CollieException(label + ": " + order.size() + " trainable parameters cannot be shared out"
-                        + " over " + n + " ranks; every rank must own at least one (use fewer data-parallel ranks)");
-            }
-        }
-        for (Parameter p : order) {
-            if (owner.get(p) == Owners.SPLIT) {
-                RowBlocks rb = new RowBlocks(nameOf.get(p), p, n, rank, blocksOwnStorage);
-                splits.put(p, rb);
-                blockOf.put(rb.block, rb);
-            }
-        }
-        buildBuckets(groups);
-        for (Parameter p : order) {
-            RowBlocks rb = splits.get(p);
-            if (rb != null) {
-                owned.add(rb.block);
-                ownedNamed.put(nameOf.get(p), rb.block);
-            } else if (owner.get(p) == rank) {
-                owned.add(p);
-                ownedNamed.put(nameOf.get(p), p);
-            }
-        }
-    }
-
-    /**
-     * Owners by whole parameters; while they leave a rank off the mean by more than the policy's tolerance, the
-     * largest parameter over the policy's size limit not split yet is split (see {@link SplitPolicy}). Fills
-     * {@code splitLoads} with the split parameters' elements per rank. The same on every rank: a function of
-     * the parameters' order and shapes.
-     */
-    private Map<Parameter, Integer> plan(List<List<Parameter>> groups, SplitPolicy policy,
-                                         Map<Parameter, long[]> splitLoads) {
-        Map<Parameter, Integer> whole = Owners.balancedPerGroup(groups, n);
-        if (!policy.enabled() || n < 2 || policy.balanced(Owners.loads(whole, splitLoads, n))) {
-            return whole;
-        }
-        long total = 0;
-        for (Parameter p : order) {
-            total += p.numel();
-        }
-        double limit = policy.fraction() * total / n;
-        List<Parameter> candidates = new ArrayList<>();
-        for (Parameter p : order) {
-            if (p.numel() > limit && RowBlocks.splittable(p, n)) {
-                candidates.add(p);
-            }
-        }
-        candidates.sort((a, b) -> Long.compare(b.numel(), a.numel()));     // stable: registration order on ties
-        Map<Parameter, Integer> best = whole;
-        for (Parameter p : candidates) {
-            splitLoads.put(p, RowBlocks.blockElements(p.shape(), p.numel(), n));
-            best = Owners.balancedPerGroup(groups, n, splitLoads);
-            if (policy.balanced(Owners.loads(best, splitLoads, n))) {
-                break;
-            }
-        }
-        return best;
-    }
-
-    /** Consecutive runs of {@code params} of one type and about {@link #bucketBytes} (a larger parameter alone). */
-    private List<List<Parameter>> group(List<Parameter> params) {
-        List<List<Parameter>> groups = new ArrayList<>();
-        List<Parameter> current = null;
-        long currentBytes = 0;
-        for (Parameter p : params) {
-            long bytes = p.numel() * p.dtype().width();
-            if (current == null || current.get(0).dtype() != p.dtype()
-                    || (!current.isEmpty() && currentBytes + bytes > bucketBytes)) {
-                current = new ArrayList<>();
-                groups.add(current);
-                currentBytes = 0;
-            }
-            current.add(p);
-            currentBytes += bytes;
-        }
-        return groups;
+        buildBuckets(plan.groups);
     }
 
     private void buildBuckets(List<List<Parameter>> groups) {
@@ -277,6 +162,10 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
      * holds back every later bucket and their buffers. Owners stay as they are (the optimizers hold them).
      */
     private void rebuildInObservedOrder() {
+        List<Parameter> order = plan.parameters();
+        if (order.isEmpty()) {
+            return;     // nothing to reduce on any rank of the group (a pipeline stage without trainable weights)
+        }
         long[] idx = new long[order.size()];
         Map<Parameter, Integer> position = new IdentityHashMap<>();
         for (int i = 0; i < order.size(); i++) {
@@ -294,7 +183,7 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
         for (long i : shared.toLongVector()) {
             completion.add(order.get((int) i));
         }
-        buildBuckets(group(completion));
+        buildBuckets(Ownership.group(completion, bucketBytes));
         for (INDArray a : pool) {
             a.close();
         }
@@ -312,19 +201,20 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
     private void layOut(Bucket b) {
         long[] used = new long[n];
         long total = 0;
+        boolean everyRank = plan.replicated();
         for (Parameter p : b.params) {
-            RowBlocks rb = splits.get(p);
+            RowBlocks rb = plan.split(p);
             if (rb != null) {
                 for (int r = 0; r < n; r++) {
                     used[r] += rb.elements(r);
                 }
-            } else {
-                used[owner.get(p)] += p.numel();
+            } else if (!everyRank) {
+                used[plan.owner(p)] += p.numel();
             }
             total += p.numel();
         }
         long section = Arrays.stream(used).max().orElse(0);
-        b.scatter = n > 1 && (long) n * section < 2 * total;
+        b.scatter = !everyRank && n > 1 && (long) n * section < 2 * total;
         long[] cursor = new long[n];
         if (b.scatter) {
             b.section = section;
@@ -339,10 +229,10 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
         long next = 0;
         for (int i = 0; i < b.params.size(); i++) {
             Parameter p = b.params.get(i);
-            RowBlocks rb = splits.get(p);
+            RowBlocks rb = plan.split(p);
             List<Piece> pieces = new ArrayList<>();
             for (int r = 0; r < n; r++) {
-                int o = rb != null ? r : owner.get(p);
+                int o = rb != null ? r : everyRank ? rank : plan.owner(p);
                 if (rb == null && r != o) {
                     continue;
                 }
@@ -358,7 +248,7 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
                 Parameter target = o != rank ? null : rb != null ? rb.block : p;
                 pieces.add(new Piece(target, rb != null ? rb.from(r) : 0, length, o, offset));
             }
-            Slot s = new Slot(nameOf.get(p), p, b, i, Collections.unmodifiableList(pieces), rb != null);
+            Slot s = new Slot(plan.name(p), p, b, i, Collections.unmodifiableList(pieces), rb != null);
             b.slots.add(s);
             slots.put(p, s);
         }
@@ -368,10 +258,10 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
         capacity.merge(b.dtype, b.length, Math::max);
     }
 
-    // ------------------------------------------------------------------ who owns what
+    // ------------------------------------------------------------------ reporting
 
-    String label() {
-        return label;
+    Ownership plan() {
+        return plan;
     }
 
     CommThread thread() {
@@ -380,54 +270,6 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
 
     Communicator comm() {
         return comm;
-    }
-
-    int rank() {
-        return rank;
-    }
-
-    int size() {
-        return n;
-    }
-
-    /** Every trainable parameter once, in registration order. */
-    List<Parameter> parameters() {
-        return Collections.unmodifiableList(order);
-    }
-
-    /** The owner rank of whole parameter {@code p}, or {@link Owners#SPLIT} when every rank owns a row block of it. */
-    int owner(Parameter p) {
-        Integer o = owner.get(p);
-        if (o == null) {
-            throw new IllegalArgumentException(label + ": " + p + " is not a trainable parameter of this model");
-        }
-        return o;
-    }
-
-    /** The row blocks of {@code p}, or null when it has one owner. */
-    RowBlocks split(Parameter p) {
-        return splits.get(p);
-    }
-
-    /** The parameters split into row blocks, by their (first) names, in registration order. */
-    List<String> splitNames() {
-        List<String> out = new ArrayList<>();
-        for (RowBlocks rb : splits.values()) {
-            out.add(rb.name);
-        }
-        return out;
-    }
-
-    boolean owns(Parameter p) {
-        return owner(p) == rank;
-    }
-
-    String name(Parameter p) {
-        return nameOf.getOrDefault(p, String.valueOf(p));
-    }
-
-    Map<String, Parameter> ownedParameters() {
-        return Collections.unmodifiableMap(ownedNamed);
     }
 
     int bucketCount() {
@@ -466,10 +308,10 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
     long broadcastBytesSent(List<Parameter> params) {
         long sent = 0;
         for (Parameter p : params) {
-            RowBlocks rb = splits.get(p);
+            RowBlocks rb = plan.split(p);
             if (rb != null) {
                 sent += rb.gatherBytesSent(rank);
-            } else if (n > 1 && Math.floorMod(rank - owner(p), n) < n - 1) {
+            } else if (n > 1 && Math.floorMod(rank - plan.owner(p), n) < n - 1) {
                 sent += p.numel() * p.dtype().width();
             }
         }
@@ -492,17 +334,17 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
      * their values too when they have arrays of their own, under ZeRO-3), and the communication buffers.
      */
     RankMemory memory() {
-        RankMemory whole = RankMemory.of(order, bufferBytes());
+        RankMemory whole = RankMemory.of(plan.parameters(), bufferBytes());
         long data = whole.parameterBytes();
         long grad = whole.gradientBytes();
-        for (RowBlocks rb : splits.values()) {
+        for (RowBlocks rb : plan.splits()) {
             data += rb.ownStorage ? rb.block.dataBytes() : 0;
             grad += rb.block.gradientBufferBytes();
         }
         return new RankMemory(data, grad, whole.bufferBytes());
     }
 
-    // ------------------------------------------------------------------ the bucketed path
+    // ------------------------------------------------------------------ the bucketed door
 
     /**
      * Copies {@code g} into its bucket (acquiring a buffer for it) and launches every full bucket in order; the
@@ -532,9 +374,9 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
                     : g.get(NDArrayIndex.interval(piece.from(), piece.from() + piece.length()));
             span(flat, piece.offset(), piece.offset() + piece.length()).assign(part);
         }
-        if (s.split() || s.pieces().get(0).owner() != rank) {
+        if (!plan.owns(p)) {
             // a non-owner holds no gradient for this parameter between steps, nor does any rank for a split
-            // parameter: each block's reduced gradient goes into its block parameter (the owner keeps its buffer:
+            // parameter: each block's reduced gradient goes into its block parameter (a keeper keeps its buffer:
             // the reduced gradient is written into it)
             p.releaseGrad();
         }
@@ -687,7 +529,7 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
         }
     }
 
-    // ------------------------------------------------------------------ the fused path
+    // ------------------------------------------------------------------ the immediate door (fused optimizers)
 
     /**
      * Averages {@code p}'s gradient {@code g} over the ranks now, in place (fused-backward optimizers); every rank
@@ -695,21 +537,11 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
      */
     @Override
     public void reduceNow(Parameter p, INDArray g) {
-        synchronized (lock) {
-            if (!reducedThisStep.add(p)) {
-                throw new CollieException(label + ": the gradient of " + name(p) + " was reduced twice in one step:"
-                        + " a fused-backward optimizer ran a second backward pass (LOMO/AdaLomo gradient-norm clipping"
-                        + " or loss scaling). Under ZeRO each rank's optimizer sees only the gradients of the"
-                        + " parameters it owns, so the clipping norm of its first pass would cover this rank's share"
-                        + " only; turn the optimizer's clip_grad_norm off (clip_grad_value works) or use DataParallel");
-            }
-            fusedPending = true;
-        }
         INDArray target = contiguous(g) ? g : g.dup('c');
         thread.call(() -> {
             comm.allReduce(target, ReduceOp.AVG);
             return null;
-        }, "averaging the gradient of " + name(p));
+        }, "averaging the gradient of " + plan.name(p));
         if (target != g) {
             g.assign(target);
         }
@@ -730,16 +562,6 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
         return a.ordering() == 'c' && Shape.hasDefaultStridesForShape(a);
     }
 
-    /** Ends a fused step: true when gradients were reduced on the fused path since the last call. */
-    boolean endFusedStep() {
-        synchronized (lock) {
-            boolean was = fusedPending;
-            fusedPending = false;
-            reducedThisStep.clear();
-            return was;
-        }
-    }
-
     // ------------------------------------------------------------------ other collectives
 
     /**
@@ -749,15 +571,32 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
     void broadcastFromOwners(List<Parameter> params) {
         thread.call(() -> {
             for (Parameter p : params) {
-                RowBlocks rb = splits.get(p);
+                RowBlocks rb = plan.split(p);
                 if (rb != null) {
                     rb.gather(comm, p.data(), rb.block.data());
                 } else {
-                    comm.broadcast(p.data(), owner.get(p));
+                    comm.broadcast(p.data(), plan.owner(p));
                 }
             }
             return null;
         }, "broadcasting the updated parameters from their owners");
+    }
+
+    /** Broadcasts {@code a} from {@code root} to every rank, in place. */
+    void broadcast(INDArray a, int root) {
+        thread.call(() -> {
+            comm.broadcast(a, root);
+            return null;
+        }, "broadcasting from rank " + root);
+    }
+
+    /** Bytes of the gradients the buckets hold per step (padding of reduce-scatter sections included). */
+    long bucketedBytes() {
+        long sum = 0;
+        for (Bucket b : buckets) {
+            sum += b.bytes;
+        }
+        return sum;
     }
 
     double average(double value) {
@@ -776,7 +615,7 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
      */
     double globalGradientNorm() {
         double sq = 0;
-        for (Parameter p : owned) {
+        for (Parameter p : plan.ownedParameters().values()) {
             INDArray g = p.grad();
             if (g != null) {
                 double v = g.norm2Number().doubleValue();
@@ -788,7 +627,7 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
 
     /** All-gathers a digest of (name, shape, type) of every trainable parameter and compares. */
     private void checkSameParameters() {
-        long[] mine = ParameterDigest.of(order.stream().map(p -> Map.entry(nameOf.get(p), p)).toList());
+        long[] mine = ParameterDigest.of(plan.parameters().stream().map(p -> Map.entry(plan.name(p), p)).toList());
         INDArray shard = Nd4j.createFromArray(mine);
         INDArray all = Nd4j.create(DataType.INT64, (long) n * mine.length);
         thread.call(() -> {
@@ -799,18 +638,18 @@ final class ShardedGradients implements Distributed.Reduction, AutoCloseable {
         if (!bad.isEmpty()) {
             throw new CollieException(label + ": rank " + rank + " has " + mine[0] + " trainable parameters whose"
                     + " names, shapes or types differ from those of " + bad + "; every data-parallel rank must hold"
-                    + " the same model");
+                    + " the same model replica");
         }
     }
 
     /** Takes the parameters' routes back to plain (keep), stops the communication thread and frees the buffers. */
     @Override
     public void close() {
-        GradientRoute.detach(order);
+        GradientRoute.detach(plan.parameters());
         if (!thread.stop()) {
             // a collective still runs on these buffers: leaking them beats freeing memory it writes to
             LOG.warn("rank {}: the communication thread did"
-                    + " not stop within {} ms; its gradient buffers are left allocated", rank(), thread.waitMs());
+                    + " not stop within {} ms; its gradient buffers are left allocated", rank, thread.waitMs());
             return;
         }
         synchronized (lock) {

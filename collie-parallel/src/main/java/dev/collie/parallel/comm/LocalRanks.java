@@ -1,7 +1,7 @@
-package dev.collie.parallel.testing;
+package dev.collie.parallel.comm;
 
+import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
-import dev.collie.parallel.comm.LocalCommunicators;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -14,22 +14,54 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
 /**
- * Test helper: runs one body per rank, each on its own thread, and collects the results in rank order, with a hard
- * time limit. Every rank runs to its end; if some failed, the call rethrows the failure of the rank that failed
- * first (not a peer that only saw it close its communicator), with the others' attached as suppressed.
+ * Ranks as threads of this JVM: runs one body per rank, each on its own thread, and collects the results in rank
+ * order (what {@code collie train --local-ranks}, {@code collie bench} and the tests use). A rank whose body fails
+ * closes its communicator, so its peers fail at once instead of at their timeout; every rank runs to its end, and
+ * the failure of the rank that failed first (not a peer that only saw it close its communicator) is rethrown, with
+ * the others' attached as suppressed.
  */
-public final class Ranks {
+public final class LocalRanks {
     /** What one rank runs. */
     @FunctionalInterface
     public interface Body<T> {
         T run(Communicator c) throws Exception;
     }
 
-    private Ranks() {
+    /** No time limit: the ranks' collectives time out instead. */
+    public static final long NO_LIMIT = Long.MAX_VALUE / 2_000_000_000L;
+
+    private LocalRanks() {
+    }
+
+    /**
+     * Runs {@code body} on {@code n} fresh in-JVM ranks whose collectives time out after {@code commTimeout}, and
+     * returns the results in rank order; every communicator is closed at the end.
+     *
+     * @throws AssertionError when the ranks take over {@code limitSeconds} in all
+     */
+    public static <T> List<T> run(int n, Duration commTimeout, long limitSeconds, Body<T> body) {
+        List<Communicator> comms = LocalCommunicators.create(n, commTimeout);
+        try {
+            return run(comms, limitSeconds, c -> {
+                try {
+                    return body.run(c);
+                } catch (Exception | Error e) {
+                    c.close();
+                    throw e;
+                }
+            });
+        } finally {
+            comms.forEach(Communicator::close);
+        }
+    }
+
+    /** {@link #run(int, Duration, long, Body)} without a time limit of its own. */
+    public static <T> List<T> run(int n, Duration commTimeout, Body<T> body) {
+        return run(n, commTimeout, NO_LIMIT, body);
     }
 
     /** Runs {@code body} on each of {@code comms} (left open) and returns the results in rank order. */
-    public static <T> List<T> run(List<Communicator> comms, long limitSeconds, Body<T> body) throws Exception {
+    public static <T> List<T> run(List<Communicator> comms, long limitSeconds, Body<T> body) {
         Outcomes<T> o = settle(comms, limitSeconds, body);
         Throwable first = null;
         for (Throwable t : o.failures()) {
@@ -54,32 +86,18 @@ public final class Ranks {
         if (first instanceof Error e) {
             throw e;
         }
-        throw (Exception) first;
+        if (first instanceof RuntimeException e) {
+            throw e;
+        }
+        throw new CollieException("rank " + o.failures().indexOf(first) + " failed: " + first.getMessage(), first);
     }
 
     /**
-     * Runs {@code body} on {@code n} fresh in-JVM ranks whose collectives time out after {@code commTimeout}, and
-     * returns the results in rank order. A rank whose body fails closes its communicator, so that its peers fail at
-     * once instead of at their timeout; every communicator is closed at the end.
+     * Runs every rank and returns what each threw (null for none), in rank order.
+     *
+     * @throws AssertionError when the ranks take over {@code limitSeconds} in all
      */
-    public static <T> List<T> local(int n, Duration commTimeout, long limitSeconds, Body<T> body) throws Exception {
-        List<Communicator> comms = LocalCommunicators.create(n, commTimeout);
-        try {
-            return run(comms, limitSeconds, c -> {
-                try {
-                    return body.run(c);
-                } catch (Exception | Error e) {
-                    c.close();
-                    throw e;
-                }
-            });
-        } finally {
-            comms.forEach(Communicator::close);
-        }
-    }
-
-    /** Runs every rank and returns what each threw (null for none). */
-    public static List<Throwable> failures(List<Communicator> comms, long limitSeconds, Body<?> body) throws Exception {
+    public static List<Throwable> failures(List<Communicator> comms, long limitSeconds, Body<?> body) {
         Outcomes<?> o = settle(comms, limitSeconds, body);
         if (o.timedOut() != null) {
             throw o.timedOut();
@@ -92,9 +110,12 @@ public final class Ranks {
     }
 
     /** Runs every rank to its end, or until {@code limitSeconds} have passed in all. */
-    private static <T> Outcomes<T> settle(List<Communicator> comms, long limitSeconds, Body<T> body)
-            throws InterruptedException {
-        ExecutorService pool = Executors.newFixedThreadPool(comms.size());
+    private static <T> Outcomes<T> settle(List<Communicator> comms, long limitSeconds, Body<T> body) {
+        ExecutorService pool = Executors.newFixedThreadPool(comms.size(), r -> {
+            Thread t = new Thread(r, "collie-rank");
+            t.setDaemon(true);
+            return t;
+        });
         try {
             List<Future<T>> fs = new ArrayList<>();
             for (Communicator c : comms) {
@@ -113,6 +134,9 @@ public final class Ranks {
                 } catch (TimeoutException e) {
                     return new Outcomes<>(values, failures,
                             new AssertionError("ranks did not finish within " + limitSeconds + " s", e));
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new CollieException("interrupted while waiting for the ranks", e);
                 }
             }
             return new Outcomes<>(values, failures, null);
