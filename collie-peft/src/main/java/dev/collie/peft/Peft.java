@@ -52,13 +52,13 @@ public final class Peft {
      * P-tuning need the model's layer list ({@link LanguageModel#pipelineLayers()}; LLaMA has one).
      */
     public static PeftModel wrap(LanguageModel model, PeftConfig config) {
-        return new PeftModel(model, pipelineOf(model), config, false);
+        return PeftModel.of(model, pipelineOf(model), config, false);
     }
 
     /** As {@link #wrap(LanguageModel, PeftConfig)}, with the model's ordered layers (embedding first) given. */
     public static PeftModel wrap(LanguageModel model, List<Layer> layers, PeftConfig config) {
         List<Layer> copy = List.copyOf(layers);
-        return new PeftModel(model, () -> copy, config, false);
+        return PeftModel.of(model, () -> copy, config, false);
     }
 
     /**
@@ -70,7 +70,7 @@ public final class Peft {
         PeftConfig config = PeftConfig.load(dir);
         boolean flat = config instanceof PrefixTuningConfig p ? p.prefixProjection()
                 : config instanceof PromptEncoderConfig;
-        PeftModel m = new PeftModel(model, pipelineOf(model), config, flat);
+        PeftModel m = PeftModel.of(model, pipelineOf(model), config, flat);
         Path file = dir.resolve(PeftConfig.FILE);
         try {
             JsonNode stored = AdapterJson.MAPPER.readTree(file.toFile());

@@ -15,7 +15,7 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
 /**
  * The first pipeline layer of a prompt-tuned or P-tuned {@link PeftModel}: the base model's embedding layer, with
  * the prompt encoder's {@code n} virtual tokens put in front of every sequence. Ids {@code [batch, seq]} in, rows
- * {@code [batch·(n + seq), hidden]} out, on the model's {@link PeftModel#layerTape layer tape} (length
+ * {@code [batch·(n + seq), hidden]} out, on the model's {@link PromptTuningModel#layerTape layer tape} (length
  * {@code n + seq}, as every later layer sees it). Backward splits the gradient: the real positions' rows go back
  * through the embedding, the virtual positions' rows, summed over the batch, into the encoder.
  *

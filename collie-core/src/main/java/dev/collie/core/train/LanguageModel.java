@@ -5,7 +5,6 @@ import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Module;
-import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -49,38 +48,9 @@ public interface LanguageModel {
                 + " parallelism needs");
     }
 
-    /**
-     * The tape this model's {@link #pipelineLayers()} run on for one micro-batch, given the tape made for its ids
-     * {@code [batch, seq]} (with their padding mask, if any): by default that tape itself. A model that acts around
-     * its layers prepares it here: prefix tuning attaches its learned keys and values
-     * ({@link Tape#setAttentionPrefix}) and puts the prefix in front of the mask; prompt tuning returns a
-     * {@link Tape#sibling} of length {@code virtual + seq}, whose first layer prepends the virtual tokens. The
-     * layers, and the loss, run on the returned tape: its {@code batchSize() · seqLen()} is the number of rows
-     * between two layers (and between two pipeline stages). Called once per micro-batch, before any layer runs:
-     * by the model's own {@link #forward} (which is then this, the layers in order, and {@link #backward} their
-     * mirror followed by {@link #afterLayersBackward}), and under pipeline parallelism by every stage, which runs
-     * its share of the layers on the returned tape and calls {@link #afterLayersBackward} after their backward.
-     */
-    default Tape layerTape(Tape tape) {
-        return tape;
-    }
-
-    /**
-     * Called with a {@link #layerTape} once the backward of every pipeline layer this rank ran on it has finished:
-     * the model delivers the gradients of what it used around its layers (prefix tuning: its encoder's, from the
-     * key and value gradients the attention layers handed back). Nothing by default.
-     */
-    default void afterLayersBackward(Tape layerTape) {
-    }
-
-    /**
-     * The trainable parameters this model uses around its layers ({@link #layerTape},
-     * {@link #afterLayersBackward}), so on every pipeline stage: e.g. prefix tuning's encoder, whose keys and values
-     * every attention layer reads. Each stage holds them and computes its own layers' share of their gradient; the
-     * stages sum the shares before the optimizer step, as for a weight tied across stages. None by default.
-     */
-    default List<Parameter> parametersAroundLayers() {
-        return List.of();
+    /** What this model does around its {@link #pipelineLayers()} on each micro-batch: nothing by default. */
+    default AroundLayers aroundLayers() {
+        return AroundLayers.NONE;
     }
 
     /**

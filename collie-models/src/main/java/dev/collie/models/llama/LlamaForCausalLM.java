@@ -3,6 +3,7 @@ package dev.collie.models.llama;
 import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.Embedding;
 import dev.collie.core.nn.Layer;
+import dev.collie.core.nn.LayerStack;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.ModuleList;
@@ -10,7 +11,6 @@ import dev.collie.core.nn.RMSNorm;
 import dev.collie.core.nn.RotaryEmbedding;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.nn.TiedEmbedding;
-import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -123,22 +123,12 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
     /** Logits {@code [batch·seq, vocab]} for ids {@code [batch, seq]} (the tape carries batch and length). */
     @Override
     public INDArray forward(Tape tape, INDArray inputIds) {
-        INDArray x = inputIds;
-        for (Layer l : pipelineLayers()) {
-            x = l.forward(tape, x);
-        }
-        return x;
+        return LayerStack.forward(pipelineLayers(), tape, inputIds);
     }
 
     /** Backward from the gradient of the logits; parameter gradients arrive through their hooks. */
     @Override
     public void backward(Tape tape, INDArray dLogits) {
-        INDArray d = dLogits;
-        List<Layer> pipeline = pipelineLayers();
-        for (int i = pipeline.size() - 1; i >= 0; i--) {
-            Layer layer = pipeline.get(i);
-            INDArray dy = d;
-            d = Workspaces.scratch(() -> layer.backward(tape, dy));
-        }
+        LayerStack.backward(pipelineLayers(), tape, dLogits);
     }
 }

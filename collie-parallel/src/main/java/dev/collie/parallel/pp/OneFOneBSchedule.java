@@ -31,9 +31,9 @@ import java.util.Map;
  * own {@link Tape}.
  *
  * <p>Stage {@code s} is rank {@code s} of the pipeline group's communicator. Each stage makes the micro-batch's
- * tape for its ids and padding mask and runs its layers on the model's {@link LanguageModel#layerTape layer tape}
+ * tape for its ids and padding mask and runs its layers on the model's {@link dev.collie.core.train.AroundLayers#layerTape layer tape}
  * for it (prefix tuning attaches its keys and values there; prompt tuning's is {@code virtual + seq} long), and
- * after their backward calls {@link LanguageModel#afterLayersBackward}. The first stage embeds the token
+ * after their backward calls {@link dev.collie.core.train.AroundLayers#afterLayersBackward}. The first stage embeds the token
  * ids; every other stage receives the previous stage's activations {@code [rows·seq, hidden]} (rows and length of
  * the layer tape); the last computes the model's loss on {@link LanguageModel#labelsFor} the labels and starts
  * backward with its gradient scaled by {@code 1/m}; input gradients travel back the same way. Every stage is handed the same
@@ -49,7 +49,7 @@ import java.util.Map;
  *
  * <p>A weight held by several stages (a tied output head: {@code model.embed_tokens.weight} on the first
  * and the last stage; a weight the model uses around its layers on every stage,
- * {@link LanguageModel#parametersAroundLayers()}: prefix tuning's encoder) gets a partial gradient on each;
+ * {@link dev.collie.core.train.AroundLayers#parameters()}: prefix tuning's encoder) gets a partial gradient on each;
  * {@link #syncTiedGradients()} sums them over the stages that hold it. Call it after
  * {@link #forwardBackward} (and after any data-parallel reduction has finished) and before the optimizer step.
  * The copies must start equal (every rank builds the model from the same seed or checkpoint); the same
@@ -256,7 +256,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         Tape ids = MicroBatchRunner.withPaddingMask(
                 Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(i == micro.size() - 1), b);
         try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-            Tape tape = model.layerTape(ids);
+            Tape tape = model.aroundLayers().layerTape(ids);
             INDArray x = stage.isFirst() ? b.inputIds() : receiveActivation(tape, 2 * i, "forward of micro-batch " + i);
             INDArray y = stage.forward(tape, x);
             if (stage.isLast()) {
@@ -286,7 +286,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
             if (!stage.isFirst()) {
                 send(contiguous(dx), index - 1, 2 * i + 1, "backward of micro-batch " + i);
             }
-            model.afterLayersBackward(f.tape());
+            model.aroundLayers().afterLayersBackward(f.tape());
         }
     }
 
@@ -325,7 +325,7 @@ public final class OneFOneBSchedule implements MicroBatchRunner {
         double loss = 0;
         try (MemoryWorkspace ws = Workspaces.open(EVAL_WORKSPACE)) {
             Tape ids = MicroBatchRunner.withPaddingMask(Tape.forInference(b.rows(), b.seqLen()), b);
-            Tape tape = model.layerTape(ids);
+            Tape tape = model.aroundLayers().layerTape(ids);
             INDArray x = stage.isFirst() ? b.inputIds() : receiveActivation(tape, TAG_EVAL, "evaluation forward");
             INDArray y = stage.forward(tape, x);
             if (stage.isLast()) {

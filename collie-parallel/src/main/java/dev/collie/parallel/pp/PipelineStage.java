@@ -2,11 +2,11 @@ package dev.collie.parallel.pp;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.Layer;
+import dev.collie.core.nn.LayerStack;
 import dev.collie.core.nn.LayerWrapper;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
-import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -22,11 +22,11 @@ import java.util.Map;
  * {@link LanguageModel#pipelineLayers()} (read afresh on every call, so replaced or checkpointed modules
  * show) and their parameters under their Hugging Face names. A tied output head's weight is the embedding's
  * parameter, so on the last stage it carries the name {@code model.embed_tokens.weight}. The parameters the model
- * uses around its layers ({@link LanguageModel#parametersAroundLayers()}: prefix tuning's encoder) are held by
+ * uses around its layers ({@link dev.collie.core.train.AroundLayers#parameters()}: prefix tuning's encoder) are held by
  * every stage.
  *
  * <p>Forward and backward run the stage's layers in order and in reverse, like the whole model's, on the
- * micro-batch's {@link LanguageModel#layerTape layer tape}; the first stage takes token ids, the others the
+ * micro-batch's {@link dev.collie.core.train.AroundLayers#layerTape layer tape}; the first stage takes token ids, the others the
  * previous stage's activations {@code [rows·seq, hidden]} (rows and length of the layer tape).
  */
 public final class PipelineStage {
@@ -121,7 +121,7 @@ public final class PipelineStage {
         model.module().namedParameters().forEach((n, p) -> nameOf.putIfAbsent(p, n));
         Map<String, Parameter> out = new LinkedHashMap<>();
         Map<Parameter, Boolean> seen = new IdentityHashMap<>();
-        for (Parameter p : model.parametersAroundLayers()) {
+        for (Parameter p : model.aroundLayers().parameters()) {
             if (seen.put(p, Boolean.TRUE) == null) {
                 String name = nameOf.get(p);
                 if (name == null) {
@@ -164,11 +164,7 @@ public final class PipelineStage {
 
     /** Runs this stage's layers: ids {@code [rows, seq]} on the first stage, activations {@code [rows·seq, hidden]} on the others. */
     public INDArray forward(Tape tape, INDArray x) {
-        INDArray y = x;
-        for (Layer l : layers()) {
-            y = l.forward(tape, y);
-        }
-        return y;
+        return LayerStack.forward(layers(), tape, x);
     }
 
     /**
@@ -177,14 +173,7 @@ public final class PipelineStage {
      * workspace is open (only its input gradient is kept), and plainly otherwise.
      */
     public INDArray backward(Tape tape, INDArray dy) {
-        List<Layer> layers = layers();
-        INDArray d = dy;
-        for (int i = layers.size() - 1; i >= 0; i--) {
-            Layer layer = layers.get(i);
-            INDArray g = d;
-            d = Workspaces.scratch(() -> layer.backward(tape, g));
-        }
-        return d;
+        return LayerStack.backward(layers(), tape, dy);
     }
 
     @Override

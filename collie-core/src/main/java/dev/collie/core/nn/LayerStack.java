@@ -1,0 +1,39 @@
+package dev.collie.core.nn;
+
+import dev.collie.core.tensor.Workspaces;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+import java.util.List;
+
+/**
+ * An ordered list of layers run on one tape: forward in order, backward as its mirror, each layer's backward in a
+ * scratch workspace when an enclosing workspace is open (only its input gradient is kept). What a whole model, a
+ * prompt-tuned model and a pipeline stage each do with their layers.
+ */
+public final class LayerStack {
+    private LayerStack() {
+    }
+
+    /** Runs {@code layers} in order from {@code x}; returns the last one's output. */
+    public static INDArray forward(List<? extends Layer> layers, Tape tape, INDArray x) {
+        INDArray y = x;
+        for (Layer l : layers) {
+            y = l.forward(tape, y);
+        }
+        return y;
+    }
+
+    /**
+     * Backward of {@code layers} in reverse from {@code dy}, the gradient of their output; returns the gradient of
+     * their input (null when the first layer takes token ids).
+     */
+    public static INDArray backward(List<? extends Layer> layers, Tape tape, INDArray dy) {
+        INDArray d = dy;
+        for (int i = layers.size() - 1; i >= 0; i--) {
+            Layer layer = layers.get(i);
+            INDArray g = d;
+            d = Workspaces.scratch(() -> layer.backward(tape, g));
+        }
+        return d;
+    }
+}
