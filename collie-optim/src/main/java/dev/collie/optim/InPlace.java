@@ -2,8 +2,7 @@ package dev.collie.optim;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ReduceOp;
-import org.bytedeco.javacpp.DoublePointer;
-import org.bytedeco.javacpp.FloatPointer;
+import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -94,11 +93,11 @@ final class InPlace {
     private static double[] loadBlock(INDArray x, long from, int len, Scratch w) {
         if (x.dataType() == DataType.FLOAT) {
             float[] f = w.block32(len);
-            new FloatPointer(x.data().addressPointer()).position(from).get(f, 0, len);
+            Kernels.get().readBlock(x, from, f, len);
             return widen(f, len, w);
         }
         double[] d = w.block64(len);
-        new DoublePointer(x.data().addressPointer()).position(from).get(d, 0, len);
+        Kernels.get().readBlock(x, from, d, len);
         return d;
     }
 
@@ -113,7 +112,6 @@ final class InPlace {
         int per = rowsPerBlock(cols);
         double sq = 0;
         if (g.dataType() == DataType.FLOAT) {
-            FloatPointer at = new FloatPointer(g.data().addressPointer());
             float[] b = w.block32(per * cols);
             float[] cs = w.colScale32(cols);
             for (int j = 0; j < cols; j++) {
@@ -121,7 +119,7 @@ final class InPlace {
             }
             for (long i0 = 0; i0 < rows; i0 += per) {
                 int n = (int) Math.min(per, rows - i0);
-                at.position(i0 * cols).get(b, 0, n * cols);
+                Kernels.get().readBlock(g, i0 * cols, b, n * cols);
                 for (int r = 0; r < n; r++) {
                     int o = r * cols;
                     float a = (float) rowScale[(int) (i0 + r)];
@@ -130,14 +128,13 @@ final class InPlace {
                     }
                 }
                 sq += sumOfSquares(widen(b, n * cols, w), 0, n * cols);
-                at.position(i0 * cols).put(b, 0, n * cols);
+                Kernels.get().writeBlock(g, i0 * cols, b, n * cols);
             }
         } else {
-            DoublePointer at = new DoublePointer(g.data().addressPointer());
             double[] b = w.block64(per * cols);
             for (long i0 = 0; i0 < rows; i0 += per) {
                 int n = (int) Math.min(per, rows - i0);
-                at.position(i0 * cols).get(b, 0, n * cols);
+                Kernels.get().readBlock(g, i0 * cols, b, n * cols);
                 for (int r = 0; r < n; r++) {
                     int o = r * cols;
                     double a = rowScale[(int) (i0 + r)];
@@ -146,7 +143,7 @@ final class InPlace {
                     }
                 }
                 sq += sumOfSquares(b, 0, n * cols);
-                at.position(i0 * cols).put(b, 0, n * cols);
+                Kernels.get().writeBlock(g, i0 * cols, b, n * cols);
             }
         }
         return sq;
@@ -211,12 +208,12 @@ final class InPlace {
     static void read(INDArray a, long from, double[] dst, int len, Scratch w) {
         if (a.dataType() == DataType.FLOAT) {
             float[] b = w.block32(len);
-            new FloatPointer(a.data().addressPointer()).position(from).get(b, 0, len);
+            Kernels.get().readBlock(a, from, b, len);
             for (int k = 0; k < len; k++) {
                 dst[k] = b[k];
             }
         } else {
-            new DoublePointer(a.data().addressPointer()).position(from).get(dst, 0, len);
+            Kernels.get().readBlock(a, from, dst, len);
         }
     }
 
@@ -227,9 +224,9 @@ final class InPlace {
             for (int k = 0; k < len; k++) {
                 b[k] = (float) src[k];
             }
-            new FloatPointer(a.data().addressPointer()).position(from).put(b, 0, len);
+            Kernels.get().writeBlock(a, from, b, len);
         } else {
-            new DoublePointer(a.data().addressPointer()).position(from).put(src, 0, len);
+            Kernels.get().writeBlock(a, from, src, len);
         }
     }
 

@@ -194,4 +194,24 @@ final class DnnlKernels implements Kernels {
         }
         return new INDArray[] {Nd4j.scalar(logits.dataType(), loss), needGrad ? p : null};
     }
+
+    @Override
+    public void readBlock(INDArray a, long from, float[] dst, int len) {
+        ND4J.readBlock(a, from, dst, len);
+    }
+
+    @Override
+    public void readBlock(INDArray a, long from, double[] dst, int len) {
+        ND4J.readBlock(a, from, dst, len);
+    }
+
+    @Override
+    public void writeBlock(INDArray a, long from, float[] src, int len) {
+        ND4J.writeBlock(a, from, src, len);
+    }
+
+    @Override
+    public void writeBlock(INDArray a, long from, double[] src, int len) {
+        ND4J.writeBlock(a, from, src, len);
+    }
 }

@@ -73,4 +73,20 @@ public interface Kernels {
      * true the logits array is overwritten (it becomes the gradient), saving a logits-sized buffer.
      */
     INDArray[] crossEntropy(INDArray logits, INDArray targets, long ignoreIndex, boolean needGrad, double gradScale);
+
+    /**
+     * Copies elements {@code [from, from + len)} of {@code a} (FLOAT, its elements one c-ordered run) into
+     * {@code dst[0, len)}: the optimizers' blocked loops (AdaLomo's factored moments, exact float64 norms) read
+     * parameter-sized arrays a block at a time this way, without an ND4J op or a temporary array.
+     */
+    void readBlock(INDArray a, long from, float[] dst, int len);
+
+    /** As {@link #readBlock(INDArray, long, float[], int)} for a DOUBLE array. */
+    void readBlock(INDArray a, long from, double[] dst, int len);
+
+    /** Writes {@code src[0, len)} into elements {@code [from, from + len)} of {@code a} (FLOAT, one c-ordered run). */
+    void writeBlock(INDArray a, long from, float[] src, int len);
+
+    /** As {@link #writeBlock(INDArray, long, float[], int)} for a DOUBLE array. */
+    void writeBlock(INDArray a, long from, double[] src, int len);
 }

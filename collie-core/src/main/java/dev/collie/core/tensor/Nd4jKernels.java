@@ -1,5 +1,7 @@
 package dev.collie.core.tensor;
 
+import org.bytedeco.javacpp.DoublePointer;
+import org.bytedeco.javacpp.FloatPointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.blas.params.MMulTranspose;
@@ -299,5 +301,27 @@ final class Nd4jKernels implements Kernels {
             s *= x.size(i);
         }
         return true;
+    }
+
+    // host memory is where ND4J's CPU backend keeps every array: blocks are copied through its address
+
+    @Override
+    public void readBlock(INDArray a, long from, float[] dst, int len) {
+        new FloatPointer(a.data().addressPointer()).position(a.offset() + from).get(dst, 0, len);
+    }
+
+    @Override
+    public void readBlock(INDArray a, long from, double[] dst, int len) {
+        new DoublePointer(a.data().addressPointer()).position(a.offset() + from).get(dst, 0, len);
+    }
+
+    @Override
+    public void writeBlock(INDArray a, long from, float[] src, int len) {
+        new FloatPointer(a.data().addressPointer()).position(a.offset() + from).put(src, 0, len);
+    }
+
+    @Override
+    public void writeBlock(INDArray a, long from, double[] src, int len) {
+        new DoublePointer(a.data().addressPointer()).position(a.offset() + from).put(src, 0, len);
     }
 }
