@@ -69,6 +69,9 @@ import java.util.concurrent.Future;
  *
  * <p>The last line(s): {@code gemm floor (<dtype>, best mode): X ms/step = Y tokens/s}; a per-GEMM table per
  * mode shows where the time goes ({@code --no-breakdown}: without it).
+ *
+ * <p>Why one class of ~500 lines: a benchmark main that replays every matrix product of one training step of both
+ * configs, side by side with the table it prints; nothing in it is reused elsewhere.
  */
 @Command(name = "GemmFloor", mixinStandardHelpOptions = true,
         description = "Time only the GEMMs of one LLaMA training step (forward + backward) as collie runs them.")

@@ -42,6 +42,10 @@ import java.util.stream.Collectors;
  * asked for (read-only memory map) and converts them into a new 'c'-order {@link INDArray}. A reader may be
  * shared by threads. Loaded arrays are allocated outside any active ND4J workspace. {@link #write} writes a file
  * atomically (temporary file, fsync, atomic rename).
+ *
+ * <p>Why one class of ~900 lines: it is the whole file format, reader and writer, with the header's validation (every
+ * field of a hostile file is checked before use, each failure naming the file and the field) and the typed copies in
+ * and out; split, the checks and the layout they guard would live apart.
  */
 public final class SafeTensors implements AutoCloseable {
 

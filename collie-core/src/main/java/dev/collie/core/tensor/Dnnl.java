@@ -34,6 +34,9 @@ import static org.bytedeco.dnnl.global.dnnl.*;
  * stream and compiled primitives (one per operation, shape and layout), with user-managed scratchpads, so
  * worker threads may run side by side. Loaded only when used; {@link #unavailableReason()} says why it
  * cannot be.
+ *
+ * <p>Why one class of ~540 lines: it is the one binding of oneDNN 3.3's C API (library loading, memory descriptors,
+ * primitive caches, post-op lists), kept in one place so that nothing else touches native handles.
  */
 final class Dnnl {
     private static final dnnl_engine ENGINE = new dnnl_engine();

@@ -59,6 +59,10 @@ import java.util.concurrent.Future;
  * <p>Gradient accumulation: the hook fires on the step's last micro-batch only, so during an accumulating step
  * every rank holds a local gradient buffer for every parameter (freed on non-owners when the hook fires). Between
  * steps non-owners hold none.
+ *
+ * <p>Why one class of ~670 lines: the bucket layout, the buffer pool and the in-order launch are one state machine
+ * under one lock (a buffer comes back only from a launched bucket, buckets launch strictly in order, the rebuild
+ * replaces layout and pool together), and the traffic and memory figures read that same layout.
  */
 final class GradientReducer implements Distributed.Reduction, AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(GradientReducer.class);
