@@ -93,11 +93,11 @@ final class InPlace {
     private static double[] loadBlock(INDArray x, long from, int len, Scratch w) {
         if (x.dataType() == DataType.FLOAT) {
             float[] f = w.block32(len);
-            Kernels.get().readBlock(x, from, f, len);
+            Kernels.get().copyBlock(x, from, f, len, false);
             return widen(f, len, w);
         }
         double[] d = w.block64(len);
-        Kernels.get().readBlock(x, from, d, len);
+        Kernels.get().copyBlock(x, from, d, len, false);
         return d;
     }
 
@@ -119,7 +119,7 @@ final class InPlace {
             }
             for (long i0 = 0; i0 < rows; i0 += per) {
                 int n = (int) Math.min(per, rows - i0);
-                Kernels.get().readBlock(g, i0 * cols, b, n * cols);
+                Kernels.get().copyBlock(g, i0 * cols, b, n * cols, false);
                 for (int r = 0; r < n; r++) {
                     int o = r * cols;
                     float a = (float) rowScale[(int) (i0 + r)];
@@ -128,13 +128,13 @@ final class InPlace {
                     }
                 }
                 sq += sumOfSquares(widen(b, n * cols, w), 0, n * cols);
-                Kernels.get().writeBlock(g, i0 * cols, b, n * cols);
+                Kernels.get().copyBlock(g, i0 * cols, b, n * cols, true);
             }
         } else {
             double[] b = w.block64(per * cols);
             for (long i0 = 0; i0 < rows; i0 += per) {
                 int n = (int) Math.min(per, rows - i0);
-                Kernels.get().readBlock(g, i0 * cols, b, n * cols);
+                Kernels.get().copyBlock(g, i0 * cols, b, n * cols, false);
                 for (int r = 0; r < n; r++) {
                     int o = r * cols;
                     double a = rowScale[(int) (i0 + r)];
@@ -143,7 +143,7 @@ final class InPlace {
                     }
                 }
                 sq += sumOfSquares(b, 0, n * cols);
-                Kernels.get().writeBlock(g, i0 * cols, b, n * cols);
+                Kernels.get().copyBlock(g, i0 * cols, b, n * cols, true);
             }
         }
         return sq;
@@ -208,12 +208,12 @@ final class InPlace {
     static void read(INDArray a, long from, double[] dst, int len, Scratch w) {
         if (a.dataType() == DataType.FLOAT) {
             float[] b = w.block32(len);
-            Kernels.get().readBlock(a, from, b, len);
+            Kernels.get().copyBlock(a, from, b, len, false);
             for (int k = 0; k < len; k++) {
                 dst[k] = b[k];
             }
         } else {
-            Kernels.get().readBlock(a, from, dst, len);
+            Kernels.get().copyBlock(a, from, dst, len, false);
         }
     }
 
@@ -224,9 +224,9 @@ final class InPlace {
             for (int k = 0; k < len; k++) {
                 b[k] = (float) src[k];
             }
-            Kernels.get().writeBlock(a, from, b, len);
+            Kernels.get().copyBlock(a, from, b, len, true);
         } else {
-            Kernels.get().writeBlock(a, from, src, len);
+            Kernels.get().copyBlock(a, from, src, len, true);
         }
     }
 

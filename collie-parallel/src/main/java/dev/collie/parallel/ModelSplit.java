@@ -23,20 +23,28 @@ import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.function.IntFunction;
 
 /**
  * The Trainer's view of a model split over ranks (tensor and/or pipeline parallel): the model's side here, the
  * replicas' side from the data-parallel reduction.
  */
 final class ModelSplit implements Distributed {
-    private final Parallelism par;
+    /**
+     * What the view reads of its {@link Parallelism}: the layout and this rank's place in it, the data-parallel side,
+     * the communicators, the model and stage, and the names each stage holds first ({@code firstHeld}).
+     */
+    record Parts(Topology topology, int rank, Distributed sync, Communicator world, Communicator mpComm,
+                 Communicator ppComm, LanguageModel model, PipelineStage stage, int zero, boolean gathersLayers,
+                 Map<String, Parameter> trainable, Map<String, Parameter> optimizerParams,
+                 IntFunction<Set<String>> firstHeld) {
+    }
+
+    private final Parts par;
     private final Topology topology;
     private final int rank;
     private final Distributed sync;
-    private final Communicator world;
     private final Communicator mpComm;
-    private final Communicator ppComm;
-    private final LanguageModel model;
     private final PipelineStage stage;
     private final int zero;
     private final Map<String, Parameter> trainable;
@@ -44,20 +52,16 @@ final class ModelSplit implements Distributed {
     /** The schedule of the last runner made (pipeline parallel): it sums the weights stages share. */
     private OneFOneBSchedule schedule;
 
-    /** The view of {@code par}'s rank, once it has split the model. */
-    ModelSplit(Parallelism par) {
+    ModelSplit(Parts par) {
         this.par = par;
         this.topology = par.topology();
         this.rank = par.rank();
-        this.sync = par.replicas();
-        this.world = par.world();
-        this.mpComm = par.modelComm();
-        this.ppComm = par.pipelineComm();
-        this.model = par.model();
+        this.sync = par.sync();
+        this.mpComm = par.mpComm();
         this.stage = par.stage();
-        this.zero = par.zeroStage();
-        this.trainable = par.trainableParameters();
-        this.optimizerParams = par.optimizerParameters();
+        this.zero = par.zero();
+        this.trainable = par.trainable();
+        this.optimizerParams = par.optimizerParams();
     }
 
     @Override
@@ -141,12 +145,12 @@ final class ModelSplit implements Distributed {
     @Override
     public MicroBatchRunner runner(LanguageModel m, int workers, int cores) {
         if (stage != null) {
-            schedule = new OneFOneBSchedule(stage, model, ppComm);
+            schedule = new OneFOneBSchedule(stage, par.model(), par.ppComm());
             return schedule;
         }
         // collectives inside forward and backward (tensor parallel, ZeRO-3 gathers) run on one thread per rank
         boolean oneStream = topology.tp() > 1 || par.gathersLayers();
-        return new StepRunner(model, oneStream ? 1 : workers, cores);
+        return new StepRunner(par.model(), oneStream ? 1 : workers, cores);
     }
 
     @Override
@@ -176,7 +180,7 @@ final class ModelSplit implements Distributed {
             sq += n * n;
         }
         INDArray a = Nd4j.createFromArray(new double[] {sq});
-        (zero >= 2 ? world : mpComm).allReduce(a, ReduceOp.SUM);
+        (zero >= 2 ? par.world() : mpComm).allReduce(a, ReduceOp.SUM);
         return Math.sqrt(a.getDouble(0));
     }
 
@@ -197,7 +201,7 @@ final class ModelSplit implements Distributed {
 
     @Override
     public Map<String, Parameter> heldParameters(LanguageModel m) {
-        return stage == null ? model.module().namedParameters() : stage.parameters();
+        return stage == null ? par.model().module().namedParameters() : stage.parameters();
     }
 
     /**
@@ -216,7 +220,7 @@ final class ModelSplit implements Distributed {
                 counted.add(p);
             }
         });
-        Communicator over = zero >= 1 ? world : mpComm;
+        Communicator over = zero >= 1 ? par.world() : mpComm;
         f.setGradNormReducer(new FusedBackwardOptimizer.GradNormReducer() {
             @Override
             public boolean counts(Parameter p) {
@@ -237,6 +241,6 @@ final class ModelSplit implements Distributed {
         if (topology.tp() > 1 && topology.tpRank(rank) != 0 && !TensorParallel.isSharded(p)) {
             return false;
         }
-        return stage == null || par.firstHeld(topology.ppRank(rank)).contains(name);
+        return stage == null || par.firstHeld().apply(topology.ppRank(rank)).contains(name);
     }
 }

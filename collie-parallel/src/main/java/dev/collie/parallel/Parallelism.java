@@ -202,7 +202,8 @@ public final class Parallelism implements AutoCloseable {
             this.optimizerParams = z3.ownedParameters();
         }
         this.zero3 = z3;
-        this.split = topology.tp() > 1 || topology.pp() > 1 ? new ModelSplit(this) : null;
+        this.split = topology.tp() > 1 || topology.pp() > 1 ? new ModelSplit(new ModelSplit.Parts(topology, rank, sync, world,
+                mpComm, ppComm, model, stage, zero, z3 != null, trainableParameters(), optimizerParameters(), this::firstHeld)) : null;
         if (stage != null) {
             releaseOtherStages();
         }
@@ -399,7 +400,7 @@ public final class Parallelism implements AutoCloseable {
      * The names of the parameters stage {@code s} holds and no earlier stage does (a weight tied across stages
      * belongs to the first), in the stage's order; computed once, as every rank partitions the same model.
      */
-    synchronized Set<String> firstHeld(int s) {
+    private synchronized Set<String> firstHeld(int s) {
         if (firstHeld == null) {
             List<Set<String>> all = new ArrayList<>();
             Set<String> seen = new HashSet<>();
@@ -415,44 +416,6 @@ public final class Parallelism implements AutoCloseable {
             firstHeld = all;
         }
         return firstHeld.get(s);
-    }
-
-    // ---- for the Trainer's view of the split (ModelSplit) ----------------------------------------------------
-
-    int rank() {
-        return rank;
-    }
-
-    Communicator world() {
-        return world;
-    }
-
-    /** The ranks with this rank's data-parallel coordinate: together they hold one whole model. */
-    Communicator modelComm() {
-        return mpComm;
-    }
-
-    Communicator pipelineComm() {
-        return ppComm;
-    }
-
-    /** This rank's pipeline stage, or null without pipeline parallelism. */
-    PipelineStage stage() {
-        return stage;
-    }
-
-    int zeroStage() {
-        return zero;
-    }
-
-    /** Whether ZeRO-3 gathers the layers' parameters around their use (collectives inside forward and backward). */
-    boolean gathersLayers() {
-        return zero3 != null;
-    }
-
-    /** The data-parallel side: a reduction over the replicas, or {@link Distributed#SINGLE}. */
-    Distributed replicas() {
-        return sync;
     }
 
     @Override

@@ -196,22 +196,12 @@ final class DnnlKernels implements Kernels {
     }
 
     @Override
-    public void readBlock(INDArray a, long from, float[] dst, int len) {
-        ND4J.readBlock(a, from, dst, len);
+    public void copyBlock(INDArray a, long from, float[] block, int len, boolean write) {
+        ND4J.copyBlock(a, from, block, len, write);
     }
 
     @Override
-    public void readBlock(INDArray a, long from, double[] dst, int len) {
-        ND4J.readBlock(a, from, dst, len);
-    }
-
-    @Override
-    public void writeBlock(INDArray a, long from, float[] src, int len) {
-        ND4J.writeBlock(a, from, src, len);
-    }
-
-    @Override
-    public void writeBlock(INDArray a, long from, double[] src, int len) {
-        ND4J.writeBlock(a, from, src, len);
+    public void copyBlock(INDArray a, long from, double[] block, int len, boolean write) {
+        ND4J.copyBlock(a, from, block, len, write);
     }
 }

@@ -76,17 +76,12 @@ public interface Kernels {
 
     /**
      * Copies elements {@code [from, from + len)} of {@code a} (FLOAT, its elements one c-ordered run) into
-     * {@code dst[0, len)}: the optimizers' blocked loops (AdaLomo's factored moments, exact float64 norms) read
-     * parameter-sized arrays a block at a time this way, without an ND4J op or a temporary array.
+     * {@code block[0, len)}, or with {@code write} from {@code block} into {@code a}: the optimizers' blocked loops
+     * (AdaLomo's factored moments, exact float64 norms) go over parameter-sized arrays a block at a time this way,
+     * without an ND4J op or a temporary array.
      */
-    void readBlock(INDArray a, long from, float[] dst, int len);
+    void copyBlock(INDArray a, long from, float[] block, int len, boolean write);
 
-    /** As {@link #readBlock(INDArray, long, float[], int)} for a DOUBLE array. */
-    void readBlock(INDArray a, long from, double[] dst, int len);
-
-    /** Writes {@code src[0, len)} into elements {@code [from, from + len)} of {@code a} (FLOAT, one c-ordered run). */
-    void writeBlock(INDArray a, long from, float[] src, int len);
-
-    /** As {@link #writeBlock(INDArray, long, float[], int)} for a DOUBLE array. */
-    void writeBlock(INDArray a, long from, double[] src, int len);
+    /** As {@link #copyBlock(INDArray, long, float[], int, boolean)} for a DOUBLE array. */
+    void copyBlock(INDArray a, long from, double[] block, int len, boolean write);
 }

@@ -306,22 +306,22 @@ final class Nd4jKernels implements Kernels {
     // host memory is where ND4J's CPU backend keeps every array: blocks are copied through its address
 
     @Override
-    public void readBlock(INDArray a, long from, float[] dst, int len) {
-        new FloatPointer(a.data().addressPointer()).position(a.offset() + from).get(dst, 0, len);
+    public void copyBlock(INDArray a, long from, float[] block, int len, boolean write) {
+        FloatPointer at = new FloatPointer(a.data().addressPointer()).position(a.offset() + from);
+        if (write) {
+            at.put(block, 0, len);
+        } else {
+            at.get(block, 0, len);
+        }
     }
 
     @Override
-    public void readBlock(INDArray a, long from, double[] dst, int len) {
-        new DoublePointer(a.data().addressPointer()).position(a.offset() + from).get(dst, 0, len);
-    }
-
-    @Override
-    public void writeBlock(INDArray a, long from, float[] src, int len) {
-        new FloatPointer(a.data().addressPointer()).position(a.offset() + from).put(src, 0, len);
-    }
-
-    @Override
-    public void writeBlock(INDArray a, long from, double[] src, int len) {
-        new DoublePointer(a.data().addressPointer()).position(a.offset() + from).put(src, 0, len);
+    public void copyBlock(INDArray a, long from, double[] block, int len, boolean write) {
+        DoublePointer at = new DoublePointer(a.data().addressPointer()).position(a.offset() + from);
+        if (write) {
+            at.put(block, 0, len);
+        } else {
+            at.get(block, 0, len);
+        }
     }
 }
