@@ -33,16 +33,18 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  *
  * <p><b>Tensor parallelism.</b> When a model's plan names the wrapped linear, the tensor-parallel applier asks this
  * layer for its shard ({@link #shardForTensorParallel}); the shard is again a {@code LoraLinear}, with the same
- * parameter names, whose base is the standard column- or row-parallel split of the linear:
+ * parameter names, whose base is the standard column- or row-parallel split of the linear and whose two products
+ * follow a sub-plan of standard tensor-parallel layers, so forward and backward here have no parallel branch:
  * <ul>
- *   <li><b>column-parallel base</b> (q/k/v, gate/up): {@code A} {@code [r, in]} is replicated and {@code B} split
- *       by rows ({@code [out/n, r]}). The adapter's input gradient is partial, like the base's, and the region
- *       around the parent sums both at once. {@code A}'s gradient is partial too: the ranks sum either the small
+ *   <li><b>column-parallel base</b> (q/k/v, gate/up): {@code A} {@code [r, in]} replicated before a column-parallel
+ *       {@code B} ({@code [out/n, r]}). The adapter's input gradient is partial, like the base's, and the region
+ *       around the parent sums both at once. {@code A}'s gradient is partial too: its layer sums either the small
  *       {@code [rows, r]} gradient of {@code A·x} or {@code A}'s gradient {@code [r, in]}, whichever is smaller,
- *       before it is delivered, so every rank's {@code A} gets the whole (bit-identical) gradient.</li>
- *   <li><b>row-parallel base</b> (o, down): {@code A} is split by columns ({@code [r, in/n]}), {@code B}
- *       replicated; the ranks' partial {@code A·x} {@code [rows, r]} are summed in forward, after which
- *       everything is whole: {@code B}'s gradient is the same on every rank and backward communicates nothing.</li>
+ *       before it is delivered, so every rank's {@code A} gets the whole (bit-identical) gradient
+ *       ({@code TensorParallelContext.replicateBeforeColumn}).</li>
+ *   <li><b>row-parallel base</b> (o, down): a row-parallel {@code A} ({@code [r, in/n]}), whose partial products
+ *       {@code A·x} {@code [rows, r]} are summed in forward, before a replicated {@code B}: after the sum everything
+ *       is whole, {@code B}'s gradient is the same on every rank and backward communicates nothing.</li>
  * </ul>
  * The bytes a split adapter adds per micro-batch and layer are thus one all-reduce of {@code rows·r} elements
  * (row-parallel base, forward) or of {@code r·min(rows, in)} elements (column-parallel base, backward).
@@ -53,8 +55,11 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
     /** The base layer: the {@link Linear}, or its column-/row-parallel shard. */
     private final Layer base;
     private final Parameter baseWeight;
-    private final Linear loraA;
-    private final Linear loraB;
+    /** The adapter's two products: {@link Linear}s, or under tensor parallelism the layers of the split's sub-plan. */
+    private final Layer loraA;
+    private final Layer loraB;
+    private final Parameter aWeight;
+    private final Parameter bWeight;
     private final int r;
     private final double scaling;
     private final double dropout;
@@ -69,11 +74,11 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
     private final long outFeatures;
     private volatile boolean merged;
 
-    /** What backward needs: the adapter's input (dropout applied) and {@code A·x} (whole), or merged. */
-    private record Saved(INDArray h, INDArray a, INDArray mask, boolean merged) {
+    /** What backward needs beyond what its layers keep: the dropout mask (or none), or that it was merged. */
+    private record Saved(INDArray mask, boolean merged) {
     }
 
-    private static final Saved MERGED = new Saved(null, null, null, true);
+    private static final Saved MERGED = new Saved(null, true);
 
     /**
      * Wraps {@code base} with a rank-{@code r} adapter: {@code A} Kaiming-uniform with {@code a = √5} (uniform in
@@ -96,14 +101,22 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
             registerParameter("bias", base.bias());
         }
         DataType dt = base.weight().dtype();
-        this.loraA = registerModule("lora_A", new Linear(base.inFeatures(), r, false, dt, 0));
-        this.loraB = registerModule("lora_B", new Linear(r, base.outFeatures(), false, dt, 0));
+        Linear a = registerModule("lora_A", new Linear(base.inFeatures(), r, false, dt, 0));
+        Linear b = registerModule("lora_B", new Linear(r, base.outFeatures(), false, dt, 0));
+        this.loraA = a;
+        this.loraB = b;
+        this.aWeight = a.weight();
+        this.bWeight = b.weight();
         double bound = 1.0 / Math.sqrt(base.inFeatures());
-        loraA.weight().data().assign(Nd4j.rand(dt, r, base.inFeatures()).muli(2 * bound).subi(bound));
-        loraB.weight().data().assign(0);
+        aWeight.data().assign(Nd4j.rand(dt, r, base.inFeatures()).muli(2 * bound).subi(bound));
+        bWeight.data().assign(0);
     }
 
-    /** Rank {@code ctx.rank()}'s shard of {@code full} (see the class comment). */
+    /**
+     * Rank {@code ctx.rank()}'s shard of {@code full} (see the class comment): the base split as {@code style}, and
+     * the adapter's sub-plan, column base: {@code A} replicated before a column-parallel {@code B}; row base: a
+     * row-parallel {@code A} (its product summed in forward) before a replicated {@code B}.
+     */
     private LoraLinear(LoraLinear full, ParallelStyle style, TensorParallelContext ctx) {
         Module shard = ctx.shardLinear((Linear) full.base, style);
         this.base = (Layer) shard;
@@ -120,10 +133,12 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
         this.merged = full.merged;
         shard.namedParameters().forEach(this::registerParameter);
         boolean column = style == ParallelStyle.COLUMN;
-        Parameter a = ctx.shardParameter(full.loraA(), column ? ParallelStyle.REPLICATE : ParallelStyle.ROW);
-        Parameter b = ctx.shardParameter(full.loraB(), column ? ParallelStyle.COLUMN : ParallelStyle.REPLICATE);
-        this.loraA = registerModule("lora_A", Linear.sharing(a));
-        this.loraB = registerModule("lora_B", Linear.sharing(b));
+        Module a = column ? ctx.replicateBeforeColumn((Linear) full.loraA) : ctx.shardLinear((Linear) full.loraA, style);
+        Module b = column ? ctx.shardLinear((Linear) full.loraB, style) : (Linear) full.loraB;
+        this.loraA = (Layer) registerModule("lora_A", a);
+        this.loraB = (Layer) registerModule("lora_B", b);
+        this.aWeight = a.namedParameters().get("weight");
+        this.bWeight = b.namedParameters().get("weight");
     }
 
     /**
@@ -162,11 +177,11 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
     }
 
     public Parameter loraA() {
-        return loraA.weight();
+        return aWeight;
     }
 
     public Parameter loraB() {
-        return loraB.weight();
+        return bWeight;
     }
 
     /** The adapter's rank {@code r}. */
@@ -225,12 +240,12 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
 
     /** The adapter's parameters (frozen or not). */
     public List<Parameter> adapterParameters() {
-        return List.of(loraA.weight(), loraB.weight());
+        return List.of(aWeight, bWeight);
     }
 
     /** {@code scaling · B A}, the change the adapter makes to the base weight (to this rank's shard of it when split). */
     public INDArray deltaWeight() {
-        return Kernels.get().matmul(loraB.weight().data(), loraA.weight().data(), false, false).muli(scaling);
+        return Kernels.get().matmul(bWeight.data(), aWeight.data(), false, false).muli(scaling);
     }
 
     /** Adds the adapter into the base weight; the forward then runs the base layer alone. */
@@ -262,46 +277,19 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
             mask = tape.cached(List.of(this, "lora-dropout"), () -> dropoutMask(x));
             h = x.mul(mask);
         }
-        Parameter a = loraA.weight();
-        Parameter b = loraB.weight();
-        tape.use(a);
-        tape.use(b);
-        INDArray ax = Kernels.get().matmul(h, a.data(), false, true);          // [rows, r]
-        if (style == ParallelStyle.ROW) {
-            ax = tp.allReduceSum(ax);      // each rank multiplied its columns of the input: sum the parts
-        }
-        y.addi(Kernels.get().matmul(ax, b.data(), false, true).muli(scaling));
-        tape.save(this, new Saved(h, ax, mask, false));
+        y.addi(loraB.forward(tape, loraA.forward(tape, h)).muli(scaling));
+        tape.save(this, new Saved(mask, false));
         return y;
     }
 
+    /** The mirror of forward; each product's input gradient comes before its weight gradient (fused optimizers). */
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
         Saved s = tape.pop(this);
         if (s.merged) {
             return base.backward(tape, dy);
         }
-        Parameter a = loraA.weight();
-        Parameter b = loraB.weight();
-        INDArray dys = dy.mul(scaling);
-        // input gradients before weight gradients: a fused-backward optimizer updates a weight inside its hook
-        INDArray dax = Kernels.get().matmul(dys, b.data(), false, false);      // [rows, r]; column: partial
-        if (b.requiresGrad()) {
-            b.accumulateGrad(tape, Kernels.get().matmul(dys, s.a, true, false));
-        }
-        INDArray dh = Kernels.get().matmul(dax, a.data(), false, false);       // column: partial, summed by the region
-        if (a.requiresGrad()) {
-            INDArray da;
-            if (style != ParallelStyle.COLUMN) {
-                da = Kernels.get().matmul(dax, s.h, true, false);
-            } else if (dax.size(0) <= a.shape()[1]) {
-                // sum the ranks' parts of d(A·x) [rows, r], then A's gradient is whole
-                da = Kernels.get().matmul(tp.allReduceSum(dax), s.h, true, false);
-            } else {
-                da = tp.allReduceSum(Kernels.get().matmul(dax, s.h, true, false));
-            }
-            a.accumulateGrad(tape, da);
-        }
+        INDArray dh = loraA.backward(tape, loraB.backward(tape, dy.mul(scaling)));
         if (s.mask != null) {
             dh.muli(s.mask);
         }

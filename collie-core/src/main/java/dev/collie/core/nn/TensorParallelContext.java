@@ -38,6 +38,15 @@ public interface TensorParallelContext {
      */
     Module shardLinear(Linear full, ParallelStyle style);
 
+    /**
+     * {@code full} (no bias) kept whole on every rank where its output feeds a column-parallel layer: its output
+     * gradient then arrives partial (each rank's share of that layer's input gradient), so the replacement sums its
+     * weight gradient over the group (through whichever of the output gradient {@code [rows, out]} and the weight
+     * gradient {@code [out, in]} is smaller) and returns a partial input gradient, for the enclosing region to sum.
+     * The weight is {@code full}'s own parameter.
+     */
+    Module replicateBeforeColumn(Linear full);
+
     /** This rank's shard of a full tensor along {@code style}'s dimension (a contiguous copy outside workspaces). */
     INDArray shardOf(INDArray full, ParallelStyle style);
 

@@ -8,9 +8,9 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * What the gradient buckets of {@link DataParallel} and {@link ShardedGradients} share: parameters of one type
- * whose gradients are reduced together, their slots in bucket order, and which of them got their gradient this
- * step (a bucket is launched once none is pending).
+ * The bookkeeping of a {@link GradientReducer}'s bucket: parameters of one type whose gradients are reduced
+ * together, their slots in bucket order, and which of them got their gradient this step (a bucket is launched once
+ * none is pending); and the step's failure when some got none.
  */
 class GradientBucket<S extends GradientBucket.Named> {
     /** A bucket's slot: one parameter's place in it, under the parameter's name. */

@@ -257,6 +257,11 @@ public final class TensorParallel {
         }
 
         @Override
+        public Module replicateBeforeColumn(Linear full) {
+            return new ReplicatedBeforeColumnLinear(full, tp);
+        }
+
+        @Override
         public INDArray shardOf(INDArray full, ParallelStyle style) {
             return Shards.shardOf(full, style, tp.rank(), tp.size());
         }
