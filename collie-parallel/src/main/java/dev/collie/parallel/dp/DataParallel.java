@@ -2,10 +2,8 @@ package dev.collie.parallel.dp;
 
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
-import dev.collie.core.train.Distributed;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-import java.util.Collection;
 import java.util.Map;
 
 /**
@@ -20,11 +18,9 @@ import java.util.Map;
  * <p>The communicator belongs to the communication thread from construction on; use {@link #averageAcrossRanks}
  * and {@link #broadcast} for other collectives of this rank.
  */
-public final class DataParallel implements Distributed, AutoCloseable {
+public final class DataParallel extends ReducerSync {
     /** Default bucket size: 25 MB, as DDP. */
     public static final long DEFAULT_BUCKET_BYTES = 25L * 1024 * 1024;
-
-    private final GradientReducer reducer;
 
     /** With {@link #DEFAULT_BUCKET_BYTES}. */
     public DataParallel(Map<String, Parameter> params, Communicator comm) {
@@ -38,82 +34,27 @@ public final class DataParallel implements Distributed, AutoCloseable {
      * @throws dev.collie.core.CollieException when the ranks' parameters differ or a peer does not answer
      */
     public DataParallel(Map<String, Parameter> params, Communicator comm, long bucketBytes) {
-        this.reducer = new GradientReducer(Ownership.replicated("data parallel", params, comm.rank(), comm.size(),
-                bucketBytes), comm, bucketBytes);
-    }
-
-    @Override
-    public int replicaRank() {
-        return reducer.comm().rank();
-    }
-
-    @Override
-    public int replicas() {
-        return reducer.comm().size();
-    }
-
-    @Override
-    public Collection<Parameter> routedParameters() {
-        return reducer.plan().parameters();
-    }
-
-    @Override
-    public Reduction reduction() {
-        return reducer;
-    }
-
-    /**
-     * Waits for every bucket's all-reduce: every parameter then holds its averaged gradient.
-     *
-     * @throws dev.collie.core.CollieException naming the parameters that got no gradient this step, or when an
-     *         all-reduce failed or did not finish in time (a peer rank failed or is gone)
-     */
-    @Override
-    public void finishReduction() {
-        reducer.finish();
-    }
-
-    @Override
-    public double average(double value) {
-        return averageAcrossRanks(value);
+        super(new GradientReducer(Ownership.replicated("data parallel", params, comm.rank(), comm.size(),
+                bucketBytes), comm, bucketBytes));
     }
 
     /** Averages {@code value} over the ranks (e.g. a step's loss); every rank must call it at the same point. */
     public double averageAcrossRanks(double value) {
-        return reducer.average(value);
+        return average(value);
     }
 
     /** Broadcasts {@code a} from {@code root} to every rank, in place (on the communication thread). */
     public void broadcast(INDArray a, int root) {
-        reducer.broadcast(a, root);
-    }
-
-    /** The number of buckets. */
-    public int bucketCount() {
-        return reducer.bucketCount();
+        grads.broadcast(a, root);
     }
 
     /** Gradient bytes all-reduced per step (all buckets). */
     public long gradientBytes() {
-        return reducer.bucketedBytes();
-    }
-
-    /**
-     * Values and gradient buffers of the trainable parameters this rank holds (all of them: plain data parallel
-     * replicates both) and the reducer's pooled bucket buffers.
-     */
-    public RankMemory memory() {
-        return reducer.memory();
+        return grads.bucketedBytes();
     }
 
     /** This rank's communicator (owned by the communication thread; do not call collectives on it directly). */
     public Communicator communicator() {
-        return reducer.comm();
-    }
-
-    /** Takes the parameters' routes back to plain (keep) and stops the communication thread; the communicator stays open. */
-    @Override
-    public void close() {
-        reducer.close();
+        return grads.comm();
     }
 }

@@ -4,24 +4,20 @@ import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.GradClip;
 import dev.collie.core.optim.Optimizer;
-import dev.collie.core.train.Distributed;
 import dev.collie.core.train.LanguageModel;
 
 import java.util.ArrayList;
-import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 
 /**
  * What {@link Zero2} and {@link Zero3} have in common: both shard gradients and optimizer state by parameter through
- * a {@link GradientReducer}, and this is the part of their {@link Distributed} side and reporting that only
- * delegates to it. How a step ends, and what else each stage holds, stays with each.
+ * a {@link GradientReducer} over a sharded {@link Ownership}; this is the part of their replica side and reporting
+ * that only reads it. How a step ends, and what else each stage holds, stays with each.
  */
-abstract class ShardedSync implements Distributed, AutoCloseable {
-    final GradientReducer grads;
-
+abstract class ShardedSync extends ReducerSync {
     ShardedSync(GradientReducer grads) {
-        this.grads = grads;
+        super(grads);
     }
 
     /** The reducer of a sharded {@link Ownership} (see {@link Ownership#sharded}). */
@@ -56,32 +52,6 @@ abstract class ShardedSync implements Distributed, AutoCloseable {
     /** The names of the parameters split into one row block per rank, in registration order (often none). */
     public List<String> splitParameters() {
         return grads.plan().splitNames();
-    }
-
-    @Override
-    public int replicaRank() {
-        return grads.plan().rank;
-    }
-
-    @Override
-    public int replicas() {
-        return grads.plan().n;
-    }
-
-    @Override
-    public Collection<Parameter> routedParameters() {
-        return grads.plan().parameters();
-    }
-
-    @Override
-    public Reduction reduction() {
-        return grads;
-    }
-
-    /** Waits for every bucket's reduction: each owned parameter then holds its averaged gradient, the others none. */
-    @Override
-    public void finishReduction() {
-        grads.finish();
     }
 
     /** The optimizer's parameters: this replica holds their gradients (a split parameter's as its row block). */
@@ -123,6 +93,7 @@ abstract class ShardedSync implements Distributed, AutoCloseable {
      * Values, gradient buffers and communication buffers this rank holds for the trainable parameters now
      * (between steps: its owned values and gradients, its row blocks', and the bucket pool).
      */
+    @Override
     public RankMemory memory() {
         return grads.memory();
     }
@@ -130,10 +101,6 @@ abstract class ShardedSync implements Distributed, AutoCloseable {
     /** {@link #memory()} in one figure. */
     public long residentBytes() {
         return memory().total();
-    }
-
-    public int bucketCount() {
-        return grads.bucketCount();
     }
 
     /** Buckets reduced with a reduce-scatter; the others use an all-reduce. */

@@ -64,11 +64,6 @@ public final class Zero2 extends ShardedSync {
         super(reducer("ZeRO-2", params, comm, bucketBytes, policy, false));
     }
 
-    @Override
-    public double average(double value) {
-        return grads.average(value);
-    }
-
     /** Every parameter's new value, from the rank that updated it (inside backward, for a fused optimizer). */
     @Override
     public void afterStep() {
@@ -80,9 +75,4 @@ public final class Zero2 extends ShardedSync {
         return grads.broadcastBytesSent(grads.plan().parameters());
     }
 
-    /** Takes the parameters' routes back to plain (keep) and stops the communication thread; the communicator stays open. */
-    @Override
-    public void close() {
-        grads.close();
-    }
 }
