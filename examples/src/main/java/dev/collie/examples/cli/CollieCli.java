@@ -29,8 +29,24 @@ public final class CollieCli implements Runnable {
             System.setProperty("org.bytedeco.javacpp.logger", "slf4j");
             System.setProperty("org.slf4j.simpleLogger.log.org.bytedeco.javacpp.Loader", "error");
         }
-        Backends.configure(Runtime.getRuntime().availableProcessors());
+        // DJL's tokenizer library probes for CUDA and warns twice on every machine without a GPU driver; the
+        // tokenizer never runs on a GPU
+        if (System.getProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils") == null) {
+            System.setProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils", "error");
+        }
         CommandLine cl = new CommandLine(new CollieCli());
+        // ND4J starts (a second, and its banner) only for a command that runs: help, version and the bare command
+        // answer at once
+        cl.setExecutionStrategy(parsed -> {
+            Integer help = CommandLine.executeHelpRequest(parsed);
+            if (help != null) {
+                return help;
+            }
+            if (parsed.subcommand() != null) {
+                Backends.configure(Runtime.getRuntime().availableProcessors());
+            }
+            return new CommandLine.RunLast().execute(parsed);
+        });
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             if (ex instanceof CollieException) {
                 cmd.getErr().println("error: " + ex.getMessage());
