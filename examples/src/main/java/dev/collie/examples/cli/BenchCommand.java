@@ -32,20 +32,22 @@ import java.util.concurrent.Callable;
         description = "Time training steps of a random LLaMA; the last line is 'tokens/s: N'.")
 final class BenchCommand implements Callable<Integer> {
     @Mixin BenchShape shape;
-    @Option(names = "--steps", defaultValue = "10") int steps;
-    @Option(names = "--warmup", defaultValue = "2", description = "untimed steps first") int warmup;
-    @Option(names = "--tie-embeddings") boolean tie;
+    @Option(names = "--steps", paramLabel = "S", defaultValue = "10",
+            description = "timed steps (default: ${DEFAULT-VALUE}); tokens/s is the median step's") int steps;
+    @Option(names = "--warmup", paramLabel = "W", defaultValue = "2",
+            description = "untimed steps first (default: ${DEFAULT-VALUE})") int warmup;
+    @Option(names = "--tie-embeddings", description = "one matrix for the embedding and the output head") boolean tie;
     @Option(names = "--checkpointing", description = "recompute each block in backward") boolean checkpointing;
     @Option(names = "--profile", description = "print time per pipeline layer, loss and optimizer") boolean profile;
-    @Option(names = "--rss-every", description = "print the resident size every N steps (0: only first and last)",
+    @Option(names = "--rss-every", paramLabel = "N", description = "print the resident size every N steps (0: only first and last)",
             defaultValue = "0") int rssEvery;
-    @Option(names = "--workers", description = "threads sharing the model, each taking part of the batch's rows"
+    @Option(names = "--workers", paramLabel = "N", description = "threads sharing the model, each taking part of the batch's rows"
             + " (default 0: one per core)", defaultValue = "0") int workers;
-    @Option(names = "--dp", defaultValue = "1", description = "data-parallel ranks (threads of this JVM)") int dp;
-    @Option(names = "--tp", defaultValue = "1", description = "tensor-parallel ranks") int tp;
-    @Option(names = "--pp", defaultValue = "1", description = "pipeline stages") int pp;
-    @Option(names = "--zero", defaultValue = "0", description = "ZeRO stage 0-3 over --dp") int zero;
-    @Option(names = "--grad-accum", defaultValue = "1",
+    @Option(names = "--dp", paramLabel = "N", defaultValue = "1", description = "data-parallel ranks (threads of this JVM)") int dp;
+    @Option(names = "--tp", paramLabel = "N", defaultValue = "1", description = "tensor-parallel ranks") int tp;
+    @Option(names = "--pp", paramLabel = "N", defaultValue = "1", description = "pipeline stages") int pp;
+    @Option(names = "--zero", paramLabel = "S", defaultValue = "0", description = "ZeRO stage 0-3 over --dp") int zero;
+    @Option(names = "--grad-accum", paramLabel = "K", defaultValue = "1",
             description = "micro-batches of --batch rows per step (per data-parallel rank; the 1F1B micro-batches under --pp)")
     int gradAccum;
     @Mixin OptimizerOptions opt;

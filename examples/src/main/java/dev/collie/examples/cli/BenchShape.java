@@ -5,14 +5,22 @@ import picocli.CommandLine.Option;
 
 /** The random LLaMA and batch shape that {@code collie bench} trains and {@code GemmFloor} times. */
 public final class BenchShape {
-    @Option(names = "--hidden", defaultValue = "288") int hidden;
-    @Option(names = "--layers", defaultValue = "6") int layers;
-    @Option(names = "--heads", defaultValue = "6") int heads;
-    @Option(names = "--kv-heads", description = "default: --heads") Integer kvHeads;
-    @Option(names = "--intermediate", defaultValue = "768") int intermediate;
-    @Option(names = "--vocab", defaultValue = "32000") int vocab;
-    @Option(names = "--batch", defaultValue = "4") int batch;
-    @Option(names = "--seq", defaultValue = "256") int seq;
+    @Option(names = "--hidden", paramLabel = "H", defaultValue = "288",
+            description = "hidden size (default: ${DEFAULT-VALUE}); the head size is H / --heads") int hidden;
+    @Option(names = "--layers", paramLabel = "L", defaultValue = "6",
+            description = "decoder layers (default: ${DEFAULT-VALUE})") int layers;
+    @Option(names = "--heads", paramLabel = "N", defaultValue = "6",
+            description = "attention heads (default: ${DEFAULT-VALUE})") int heads;
+    @Option(names = "--kv-heads", paramLabel = "K", description = "key/value heads (grouped-query attention;"
+            + " default: --heads)") Integer kvHeads;
+    @Option(names = "--intermediate", paramLabel = "I", defaultValue = "768",
+            description = "MLP width (default: ${DEFAULT-VALUE})") int intermediate;
+    @Option(names = "--vocab", paramLabel = "V", defaultValue = "32000",
+            description = "vocabulary size (default: ${DEFAULT-VALUE})") int vocab;
+    @Option(names = "--batch", paramLabel = "B", defaultValue = "4",
+            description = "rows per micro-batch (default: ${DEFAULT-VALUE})") int batch;
+    @Option(names = "--seq", paramLabel = "T", defaultValue = "256",
+            description = "tokens per row (default: ${DEFAULT-VALUE})") int seq;
 
     public int hidden() {
         return hidden;

@@ -13,7 +13,7 @@ import dev.collie.peft.PeftType;
 import dev.collie.peft.PrefixTuningConfig;
 import dev.collie.peft.PromptEncoderConfig;
 import dev.collie.peft.PromptTuningConfig;
-import org.nd4j.linalg.api.ndarray.INDArray;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
@@ -22,7 +22,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * PEFT flags shared by {@code train} and {@code score} (a picocli mixin): a new LoRA adapter ({@code --lora-r}),
+ * {@code train}'s PEFT flags (a picocli mixin): a new LoRA adapter ({@code --lora-r}),
  * prefix ({@code --prefix-tokens}), prompt ({@code --prompt-tokens}) or P-tuning
  * ({@code --prompt-tokens} with {@code --prompt-encoder-hidden}), or an existing adapter directory
  * ({@code --adapter}, Hugging Face peft's format). {@code --merge} (LoRA) folds the adapter into the base weights:
@@ -51,21 +51,17 @@ final class PeftOptions {
     @Option(names = "--prompt-encoder-hidden", paramLabel = "H",
             description = "with --prompt-tokens: P-tuning, the prompt from an MLP of width H")
     Integer promptEncoderHidden;
-    @Option(names = "--adapter", paramLabel = "DIR",
-            description = "apply this adapter (adapter_config.json + adapter_model.safetensors, e.g. from peft)")
-    Path adapter;
-    @Option(names = "--merge", description = "LoRA: merge the adapter into the base weights (train saves a full model)")
-    boolean merge;
+    @Mixin AdapterOptions existing;
 
     /** Whether any PEFT flag was given. */
     boolean active() {
-        return loraR != null || prefixTokens != null || promptTokens != null || adapter != null;
+        return loraR != null || prefixTokens != null || promptTokens != null || existing.adapter != null;
     }
 
     /** The configuration the flags describe, or null for an --adapter directory or no PEFT. */
     PeftConfig config(String baseModel) {
         int methods = (loraR != null ? 1 : 0) + (prefixTokens != null ? 1 : 0) + (promptTokens != null ? 1 : 0)
-                + (adapter != null ? 1 : 0);
+                + (existing.adapter != null ? 1 : 0);
         if (methods > 1) {
             throw new CollieException("give one of --lora-r, --prefix-tokens, --prompt-tokens and --adapter");
         }
@@ -123,44 +119,32 @@ final class PeftOptions {
     }
 
     /**
-     * The model to train or score: {@code net} itself without PEFT flags, else {@code net} wrapped with a new adapter
-     * or the one in {@code --adapter} (base frozen). With {@code allowNew} false (scoring) only {@code --adapter}
-     * is accepted: a fresh adapter is random or a no-op; with {@code --merge} the adapter is then merged at once.
-     * When training, peft's "trainable params: ..." line is printed.
+     * The model to train: {@code net} itself without PEFT flags, else {@code net} wrapped with a new adapter or the one
+     * in {@code --adapter} (base frozen); peft's "trainable params: ..." line is printed.
      */
-    LanguageModel apply(LlamaForCausalLM net, Path baseModel, boolean allowNew) {
+    LanguageModel apply(LlamaForCausalLM net, Path baseModel) {
         PeftConfig cfg = config(baseModel == null ? null : baseModel.toString());
-        if (merge && cfg != null && cfg.type() != PeftType.LORA) {
+        if (existing.merge && cfg != null && cfg.type() != PeftType.LORA) {
             throw new CollieException("--merge applies to LoRA only (" + cfg.type() + " adds virtual tokens)");
         }
         if (!active()) {
-            if (merge) {
+            if (existing.merge) {
                 throw new CollieException("--merge needs a LoRA adapter: --lora-r R or --adapter DIR");
             }
             return net;
         }
-        if (cfg != null && !allowNew) {
-            throw new CollieException("scoring applies an existing adapter: give --adapter DIR");
-        }
-        PeftModel m = cfg != null ? Peft.wrap(net, cfg) : Peft.loadAdapter(net, adapter);
-        if (merge && m.config().type() != PeftType.LORA) {
-            throw new CollieException("--merge applies to LoRA adapters only; " + adapter + " holds "
+        PeftModel m = cfg != null ? Peft.wrap(net, cfg) : Peft.loadAdapter(net, existing.adapter);
+        if (existing.merge && m.config().type() != PeftType.LORA) {
+            throw new CollieException("--merge applies to LoRA adapters only; " + existing.adapter + " holds "
                     + m.config().type());
         }
-        if (allowNew) {
-            System.out.println(Peft.parameterReport(m.module()));
-        }
-        return merge && !allowNew ? m.mergeAndUnload() : m;
+        System.out.println(Peft.parameterReport(m.module()));
+        return m;
     }
 
     /** What the optimizer gets: the trainable parameters by name (only the adapter's for a PEFT model). */
     Map<String, Parameter> trainableParameters(LanguageModel model) {
         return Peft.trainableNamedParameters(model.module());
-    }
-
-    /** Labels for the loss: {@code ids} with -100 in front for the virtual tokens of prompt tuning / P-tuning. */
-    INDArray labels(LanguageModel model, INDArray ids) {
-        return model instanceof PeftModel m ? m.labelsFor(ids) : ids;
     }
 
     /**
@@ -171,7 +155,7 @@ final class PeftOptions {
     void save(LanguageModel trained, LlamaForCausalLM net, Path dir) {
         if (!(trained instanceof PeftModel m)) {
             LlamaCheckpoint.save(net, dir);
-        } else if (merge) {
+        } else if (existing.merge) {
             m.mergeAndUnload();
             LlamaCheckpoint.save(net, dir);
         } else {

@@ -33,7 +33,7 @@ final class ScoreCommand implements Callable<Integer> {
     @Option(names = "--tokenizer", paramLabel = "DIR",
             description = "tokenizer.json or its directory (default: the model directory)")
     Path tokenizerPath;
-    @CommandLine.Mixin PeftOptions peft;
+    @CommandLine.Mixin AdapterOptions adapter;
     @Option(names = "--dump-logits", paramLabel = "FILE.safetensors",
             description = "write the float32 logits [seq, vocab] as tensor 'logits'")
     Path dumpLogits;
@@ -72,9 +72,9 @@ final class ScoreCommand implements Callable<Integer> {
         }
         INDArray input = Nd4j.createFromArray(new long[][] {row});
         Tape tape = Tape.forInference(1, tokens.length);
-        LanguageModel lm = peft.apply(net, model, false);          // only --adapter DIR [--merge]
+        LanguageModel lm = adapter.apply(net);
         INDArray logits = lm.forward(tape, input);
-        double loss = new CausalLmLoss().forward(tape, logits, peft.labels(lm, input));
+        double loss = new CausalLmLoss().forward(tape, logits, AdapterOptions.labels(lm, input));
         System.out.printf(Locale.ROOT, "tokens: %d%n", tokens.length);
         System.out.printf(Locale.ROOT, "loss: %.6f%n", loss);
         System.out.printf(Locale.ROOT, "perplexity: %.4f%n", Math.exp(loss));

@@ -238,7 +238,7 @@ final class TrainCommand implements Callable<Integer> {
             eval = split.eval();
         }
         ActivationCheckpointing.apply(net, config.checkpointing());
-        LanguageModel lm = peft.apply(net, model, true);           // the model itself without PEFT flags
+        LanguageModel lm = peft.apply(net, model);                 // the model itself without PEFT flags
         LanguageModel peftModel = lm;
         Map<String, Parameter> trainable = peft.trainableParameters(lm);
         long parameterCount = net.parameterCount();      // before tensor parallel leaves this rank a shard
@@ -349,7 +349,7 @@ final class TrainCommand implements Callable<Integer> {
         if (zero > 0 && dp == 1 && "local".equals(backend)) {
             throw new CollieException("--zero " + zero + " shards over data-parallel ranks: add --dp N (N >= 2)");
         }
-        if ((tp > 1 || pp > 1) && peft.merge) {
+        if ((tp > 1 || pp > 1) && peft.existing.merge) {
             throw new CollieException("--merge with --tp or --pp: save the adapter (drop --merge), then merge it on one"
                     + " rank: collie train --model BASE --adapter DIR --merge --steps 0 ... or in Java with"
                     + " PeftModel.mergeAndUnload()");

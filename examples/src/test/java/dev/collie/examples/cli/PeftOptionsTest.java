@@ -51,49 +51,62 @@ class PeftOptionsTest {
         LlamaForCausalLM net = tiny();
         PeftOptions p = parse();
         assertFalse(p.active());
-        assertSame(net, p.apply(net, TINY, true));
+        assertSame(net, p.apply(net, TINY));
         assertEquals(net.namedParameters().size(), p.trainableParameters(net).size());
     }
 
     @Test
     void loraFlagsWrapTheNamedOrMatchedLinears() {
         PeftModel m = (PeftModel) parse("--lora-r", "4", "--lora-alpha", "16", "--lora-dropout", "0.05")
-                .apply(tiny(), TINY, true);
+                .apply(tiny(), TINY);
         assertEquals(4, m.loraModules().size());   // q_proj, v_proj in both layers (peft's default for LLaMA)
         assertEquals(4.0, m.loraModules().values().iterator().next().scaling());
-        PeftModel mlp = (PeftModel) parse("--lora-r", "2", "--lora-targets", ".*mlp.*").apply(tiny(), TINY, true);
+        PeftModel mlp = (PeftModel) parse("--lora-r", "2", "--lora-targets", ".*mlp.*").apply(tiny(), TINY);
         assertEquals(6, mlp.loraModules().size());
         assertEquals(12, parse("--lora-r", "2").trainableParameters(mlp).size());
     }
 
     @Test
     void prefixPromptAndPTuningFlagsChooseTheMethod() {
-        PeftModel prefix = (PeftModel) parse("--prefix-tokens", "3", "--prefix-projection", "16").apply(tiny(), TINY, true);
+        PeftModel prefix = (PeftModel) parse("--prefix-tokens", "3", "--prefix-projection", "16").apply(tiny(), TINY);
         assertTrue(((PrefixTuningConfig) prefix.config()).prefixProjection());
-        assertEquals(PeftType.PROMPT_TUNING, ((PeftModel) parse("--prompt-tokens", "4").apply(tiny(), TINY, true))
+        assertEquals(PeftType.PROMPT_TUNING, ((PeftModel) parse("--prompt-tokens", "4").apply(tiny(), TINY))
                 .config().type());
-        PeftModel pt = (PeftModel) parse("--prompt-tokens", "4", "--prompt-encoder-hidden", "20").apply(tiny(), TINY, true);
+        PeftModel pt = (PeftModel) parse("--prompt-tokens", "4", "--prompt-encoder-hidden", "20").apply(tiny(), TINY);
         assertEquals(PeftType.P_TUNING, pt.config().type());
-        INDArray labels = parse().labels(pt, Nd4j.createFromArray(new long[][] {{1, 2}}));
+        INDArray labels = AdapterOptions.labels(pt, Nd4j.createFromArray(new long[][] {{1, 2}}));
         assertEquals(6, labels.size(1));
     }
 
     @Test
     void conflictingFlagsAreErrors() {
-        assertThrows(CollieException.class, () -> parse("--lora-r", "4", "--prompt-tokens", "3").apply(tiny(), TINY, true));
-        assertThrows(CollieException.class, () -> parse("--lora-alpha", "4").apply(tiny(), TINY, true));
-        assertThrows(CollieException.class, () -> parse("--prefix-tokens", "3", "--merge").apply(tiny(), TINY, true));
-        assertThrows(CollieException.class, () -> parse("--merge").apply(tiny(), TINY, true));
-        assertThrows(CollieException.class, () -> parse("--lora-r", "4").apply(tiny(), TINY, false));
+        assertThrows(CollieException.class, () -> parse("--lora-r", "4", "--prompt-tokens", "3").apply(tiny(), TINY));
+        assertThrows(CollieException.class, () -> parse("--lora-alpha", "4").apply(tiny(), TINY));
+        assertThrows(CollieException.class, () -> parse("--prefix-tokens", "3", "--merge").apply(tiny(), TINY));
+        assertThrows(CollieException.class, () -> parse("--merge").apply(tiny(), TINY));
+        // scoring takes an existing adapter only: the training flags are not its options
+        assertThrows(CommandLine.UnmatchedArgumentException.class, () -> scoreOptions("--lora-r", "4"));
+        assertThrows(CollieException.class, () -> scoreOptions("--merge").apply(tiny()));
+    }
+
+    @Command(name = "s")
+    static final class ScoreCmd {
+        @Mixin AdapterOptions adapter;
+    }
+
+    private static AdapterOptions scoreOptions(String... args) {
+        ScoreCmd c = new ScoreCmd();
+        new CommandLine(c).parseArgs(args);
+        return c.adapter;
     }
 
     @Test
     void scoringWithAMergedAdapterGivesTheAdaptersLogits() {
         Path adapter = FIXTURES.resolve("peft/lora");
         INDArray ids = Nd4j.createFromArray(new long[][] {{3, 9, 27, 81, 50}});
-        LanguageModel withAdapter = parse("--adapter", adapter.toString()).apply(tiny(), TINY, false);
+        LanguageModel withAdapter = scoreOptions("--adapter", adapter.toString()).apply(tiny());
         assertInstanceOf(PeftModel.class, withAdapter);
-        LanguageModel merged = parse("--adapter", adapter.toString(), "--merge").apply(tiny(), TINY, false);
+        LanguageModel merged = scoreOptions("--adapter", adapter.toString(), "--merge").apply(tiny());
         assertInstanceOf(LlamaForCausalLM.class, merged);
         INDArray a = withAdapter.forward(Tape.forInference(1, 5), ids);
         INDArray b = merged.forward(Tape.forInference(1, 5), ids);
@@ -104,13 +117,13 @@ class PeftOptionsTest {
     void trainingSavesTheAdapterOrWithMergeAFullModel(@TempDir Path tmp) {
         PeftOptions p = parse("--lora-r", "2");
         LlamaForCausalLM net = tiny();
-        LanguageModel m = p.apply(net, TINY, true);
+        LanguageModel m = p.apply(net, TINY);
         p.save(m, net, tmp.resolve("adapter"));
         assertTrue(Files.isRegularFile(tmp.resolve("adapter/adapter_config.json")));
         assertTrue(Files.isRegularFile(tmp.resolve("adapter/adapter_model.safetensors")));
         PeftOptions pm = parse("--lora-r", "2", "--merge");
         LlamaForCausalLM net2 = tiny();
-        pm.save(pm.apply(net2, TINY, true), net2, tmp.resolve("merged"));
+        pm.save(pm.apply(net2, TINY), net2, tmp.resolve("merged"));
         assertTrue(Files.isRegularFile(tmp.resolve("merged/config.json")));
         assertEquals(tiny().namedParameters().keySet(),
                 LlamaCheckpoint.load(tmp.resolve("merged"), DataType.FLOAT).namedParameters().keySet());
