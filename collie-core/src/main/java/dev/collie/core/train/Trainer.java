@@ -197,6 +197,7 @@ public final class Trainer {
         if (isLeadRank()) {
             LOG.info(String.format("trainable params: %d || all params: %d || trainable%%: %.4f%s", trainable, all,
                     100.0 * trainable / Math.max(1, all), split ? " (on this rank)" : ""));
+            idleSettings(config, totalSteps - globalStep, evalData != null).forEach(LOG::warn);
         }
         try {
             callbacks.forEach(c -> c.onTrainBegin(this));
@@ -221,6 +222,23 @@ public final class Trainer {
             runner.close();    // worker threads end with the run; a later train() starts new ones
         }
         return history();
+    }
+
+    /**
+     * The settings that cannot act in a run of {@code steps} steps (a warm-up as long as the run, an evaluation
+     * interval beyond its last step), each as a sentence naming the field: warned once when training starts.
+     */
+    static List<String> idleSettings(CollieConfig c, long steps, boolean evalData) {
+        List<String> out = new ArrayList<>();
+        if (c.warmupSteps() > 0 && c.warmupSteps() >= steps) {
+            out.add("config: warmup_steps = " + c.warmupSteps() + " is not below this run's " + steps + " step"
+                    + (steps == 1 ? "" : "s") + ": the learning rate never reaches lr = " + c.lr());
+        }
+        if (evalData && c.evalPerNSteps() > steps) {
+            out.add("config: eval_per_n_steps = " + c.evalPerNSteps() + " is beyond this run's " + steps + " step"
+                    + (steps == 1 ? "" : "s") + ": no evaluation will run");
+        }
+        return out;
     }
 
     /** One optimizer step over its micro-batches. */

@@ -128,4 +128,16 @@ class TrainerTest {
         assertTrue(e.getMessage().startsWith("the config asks for dp_size 1 × tp_size 2 × pp_size 1, but this Trainer"
                 + " has 1 data-parallel replica and its model on 1 rank"), e.getMessage());
     }
+
+    @Test
+    void settingsThatCannotActInTheRunAreNamed() {
+        CollieConfig c = CollieConfig.builder().lr(2e-5).warmupSteps(100).evalPerNSteps(200).build();
+        List<String> idle = Trainer.idleSettings(c, 2, true);
+        assertEquals(2, idle.size(), idle.toString());
+        assertTrue(idle.get(0).contains("warmup_steps = 100") && idle.get(0).contains("2 steps"), idle.get(0));
+        assertTrue(idle.get(1).contains("eval_per_n_steps = 200") && idle.get(1).contains("no evaluation"), idle.get(1));
+        assertEquals(List.of(), Trainer.idleSettings(c, 500, true));
+        assertEquals(1, Trainer.idleSettings(c, 150, true).size(), "only the evaluation interval is beyond 150 steps");
+        assertEquals(1, Trainer.idleSettings(c, 2, false).size(), "no evaluation data: no evaluation warning");
+    }
 }

@@ -18,8 +18,10 @@ import java.util.stream.IntStream;
         description = {"Continue a prompt and print the prompt plus the generated text.",
             "--temperature 0 (the default) decodes greedily; above 0 it samples, from the top-p nucleus."})
 final class GenerateCommand implements Callable<Integer> {
-    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory") Path model;
-    @Option(names = "--prompt", paramLabel = "TEXT", description = "the text to continue") String prompt;
+    @Option(names = "--model", paramLabel = "DIR", required = true, description = "Hugging Face model directory")
+    Path model;
+    @Option(names = "--prompt", paramLabel = "TEXT", required = true, description = "the text to continue")
+    String prompt;
     @Option(names = "--tokenizer", paramLabel = "DIR",
             description = "tokenizer.json or its directory (default: the model directory)")
     Path tokenizerPath;
@@ -36,9 +38,6 @@ final class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        if (prompt == null) {
-            throw new CollieException("--prompt TEXT is required");
-        }
         Generator.Options options = Generator.Options.builder().maxNewTokens(maxNewTokens).temperature(temperature)
                 .topP(topP).seed(seed).build();
         LlamaForCausalLM net = CliSupport.loadModel(model);

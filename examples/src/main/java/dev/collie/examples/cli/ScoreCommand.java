@@ -26,7 +26,8 @@ import java.util.concurrent.Callable;
         description = {"Print the mean next-token loss and perplexity of a token sequence or a text.",
             "The loss is Hugging Face's causal-LM loss: model(ids, labels=ids).loss."})
 final class ScoreCommand implements Callable<Integer> {
-    @Option(names = "--model", paramLabel = "DIR", description = "Hugging Face model directory") Path model;
+    @Option(names = "--model", paramLabel = "DIR", required = true, description = "Hugging Face model directory")
+    Path model;
     @Option(names = "--ids", paramLabel = "1,2,3", description = "token ids, separated by commas") String ids;
     @Option(names = "--text", paramLabel = "TEXT", description = "text, tokenized with special tokens (e.g. BOS)")
     String text;
