@@ -11,11 +11,8 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.core.CollieException;
 
-import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.OptionalInt;
 
@@ -44,15 +41,9 @@ public final class HfConfig {
     /** Reads {@code file}, or the {@code config.json} in directory {@code file}. */
     public static HfConfig load(Path file) {
         Path f = Files.isDirectory(file) ? file.resolve("config.json") : file;
-        try {
-            return parse(Files.readString(f, StandardCharsets.UTF_8), f.toString());
-        } catch (NoSuchFileException e) {
-            throw new CollieException(f + ": no such file (a Hugging Face model directory has a config.json)", e);
-        } catch (AccessDeniedException e) {
-            throw new CollieException(f + ": permission denied", e);
-        } catch (IOException e) {
-            throw new CollieException(f + ": cannot read: " + e, e);
-        }
+        String text = InputFiles.read(f, "a Hugging Face model directory has a config.json",
+                p -> Files.readString(p, StandardCharsets.UTF_8));
+        return parse(text, f.toString());
     }
 
     /** Parses config.json text; {@code source} (a path, usually) prefixes every error message. */

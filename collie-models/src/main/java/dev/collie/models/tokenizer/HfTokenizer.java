@@ -7,14 +7,13 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Tokenizer;
+import dev.collie.core.io.InputFiles;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 import java.io.ByteArrayInputStream;
 import java.io.IOException;
-import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Iterator;
@@ -64,16 +63,8 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     public static HfTokenizer load(Path dirOrFile) {
         Path file = Files.isDirectory(dirOrFile) ? dirOrFile.resolve("tokenizer.json") : dirOrFile;
         Path dir = file.toAbsolutePath().getParent();
-        byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(file);
-        } catch (NoSuchFileException e) {
-            throw new CollieException(file + ": no such file (a Hugging Face tokenizer directory has a tokenizer.json)", e);
-        } catch (AccessDeniedException e) {
-            throw new CollieException(file + ": permission denied", e);
-        } catch (IOException e) {
-            throw new CollieException(file + ": cannot read: " + e, e);
-        }
+        byte[] bytes = InputFiles.read(file, "a Hugging Face tokenizer directory has a tokenizer.json",
+                Files::readAllBytes);
         JsonNode root = parse(file, bytes);
         if (root == null || !root.isObject() || !root.has("model")) {
             throw new CollieException(file + ": not a Hugging Face tokenizer.json (no \"model\" object)");
