@@ -12,6 +12,7 @@ import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.Trainer;
 import dev.collie.parallel.dp.DataParallel;
 import dev.collie.parallel.dp.RankMemory;
+import dev.collie.parallel.dp.ReducerSync;
 import dev.collie.parallel.dp.Zero1;
 import dev.collie.parallel.dp.Zero2;
 import dev.collie.parallel.dp.Zero3;
@@ -273,16 +274,7 @@ public final class Parallelism implements AutoCloseable {
      * state is {@code optimizer.stateBytes()}.
      */
     public RankMemory memory() {
-        if (sync instanceof DataParallel d) {
-            return d.memory();
-        } else if (sync instanceof Zero1 z) {
-            return z.memory();
-        } else if (sync instanceof Zero2 z) {
-            return z.memory();
-        } else if (sync instanceof Zero3 z) {
-            return z.memory();
-        }
-        return RankMemory.of(trainable.values(), 0);
+        return sync instanceof ReducerSync r ? r.memory() : RankMemory.of(trainable.values(), 0);
     }
 
     /**
@@ -420,12 +412,8 @@ public final class Parallelism implements AutoCloseable {
 
     @Override
     public void close() {
-        if (sync instanceof AutoCloseable c) {
-            try {
-                c.close();
-            } catch (Exception e) {
-                throw new IllegalStateException(e);
-            }
+        if (sync instanceof ReducerSync r) {
+            r.close();
         }
     }
 }

@@ -138,11 +138,6 @@ public final class GradientRoute {
         return dist.requiresSingleStream() || (dist.replicas() > 1 && optimizer instanceof FusedBackwardOptimizer);
     }
 
-    /** Whether the optimizer updates inside backward (the route ends in its update). */
-    public boolean fused() {
-        return fused;
-    }
-
     /**
      * Completes the gradients of a backward pass: step-style optimizers wait for the data-parallel reduction, then
      * the pipeline stages sum the weights they share; a fused optimizer's held weights are summed over their stages

@@ -15,7 +15,7 @@ import java.util.Map;
  * {@code optimizer.step()} (the Trainer's gradient route does). A parameter that got no gradient in a step is an
  * error that names it. Fused-backward optimizers (LOMO) get each gradient averaged at once instead.
  *
- * <p>The communicator belongs to the communication thread from construction on; use {@link #averageAcrossRanks}
+ * <p>The communicator belongs to the communication thread from construction on; use {@link #average}
  * and {@link #broadcast} for other collectives of this rank.
  */
 public final class DataParallel extends ReducerSync {
@@ -34,13 +34,7 @@ public final class DataParallel extends ReducerSync {
      * @throws dev.collie.core.CollieException when the ranks' parameters differ or a peer does not answer
      */
     public DataParallel(Map<String, Parameter> params, Communicator comm, long bucketBytes) {
-        super(new GradientReducer(Ownership.replicated("data parallel", params, comm.rank(), comm.size(),
-                bucketBytes), comm, bucketBytes));
-    }
-
-    /** Averages {@code value} over the ranks (e.g. a step's loss); every rank must call it at the same point. */
-    public double averageAcrossRanks(double value) {
-        return average(value);
+        super(replicated(params, comm, bucketBytes));
     }
 
     /** Broadcasts {@code a} from {@code root} to every rank, in place (on the communication thread). */

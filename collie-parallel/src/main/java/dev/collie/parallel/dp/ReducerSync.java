@@ -1,20 +1,28 @@
 package dev.collie.parallel.dp;
 
+import dev.collie.core.dist.Communicator;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.train.Distributed;
 
 import java.util.Collection;
+import java.util.Map;
 
 /**
- * The replica side every data-parallel stage shares ({@link DataParallel}, {@link Zero2}, {@link Zero3}): where this
- * rank stands among the replicas and the gradient reduction, both its {@link GradientReducer}'s. How a step ends and
- * what else each stage holds stays with each.
+ * The replica side every data-parallel stage shares ({@link DataParallel}, {@link Zero1}, {@link Zero2},
+ * {@link Zero3}): where this rank stands among the replicas, the gradient reduction and the memory it holds, all its
+ * {@link GradientReducer}'s. How a step ends and what else each stage holds stays with each.
  */
-abstract class ReducerSync implements Distributed, AutoCloseable {
+public abstract class ReducerSync implements Distributed, AutoCloseable {
     final GradientReducer grads;
 
     ReducerSync(GradientReducer grads) {
         this.grads = grads;
+    }
+
+    /** The reducer of a replicated {@link Ownership}: every rank keeps every averaged gradient (DP, ZeRO-1). */
+    static GradientReducer replicated(Map<String, Parameter> params, Communicator comm, long bucketBytes) {
+        return new GradientReducer(Ownership.replicated("data parallel", params, comm.rank(), comm.size(), bucketBytes),
+                comm, bucketBytes);
     }
 
     @Override
