@@ -20,9 +20,11 @@ public final class Backends {
     /**
      * Picks ND4J's oneDNN AVX-512 native build where the CPU has AVX-512 and that build is on the class
      * path (else the generic build), turns off JavaCPP's per-allocation RSS check (arrays are freed
-     * by workspaces and close()), and sets ND4J's op threads to {@code threads}.
+     * by workspaces and close()), quiets the native libraries' start-up messages ({@link NativeStartupMessages})
+     * and sets ND4J's op threads to {@code threads}.
      */
     public static void configure(int threads) {
+        NativeStartupMessages.quiet();
         if (System.getProperty(EXTENSION) == null && cpuHasAvx512() && onClassPath(ONEDNN_AVX512)) {
             System.setProperty(EXTENSION, ONEDNN_AVX512);
         }

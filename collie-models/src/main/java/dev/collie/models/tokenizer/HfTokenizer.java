@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Tokenizer;
 import dev.collie.core.io.InputFiles;
+import dev.collie.core.tensor.NativeStartupMessages;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -77,6 +78,7 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
 
         HuggingFaceTokenizer hf;
         try {
+            NativeStartupMessages.quiet();
             preferOffline();
             Map<String, String> options = Map.of(
                     "addSpecialTokens", "true",

@@ -2,6 +2,7 @@ package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.tensor.Backends;
+import dev.collie.core.tensor.NativeStartupMessages;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -22,18 +23,7 @@ public final class CollieCli implements Runnable {
 
     /** Runs the CLI and returns its exit code; user errors print one line, not a stack trace. */
     public static int run(String... args) {
-        // JavaCPP warns on every start that ND4J's OpenBLAS presets (JavaCPP 1.5.7) are older than JavaCPP
-        // itself (1.5.10, for oneDNN 3.3); they work together (the whole test suite runs so), so its messages
-        // go through SLF4J, where that logger shows errors only
-        if (System.getProperty("org.bytedeco.javacpp.logger") == null) {
-            System.setProperty("org.bytedeco.javacpp.logger", "slf4j");
-            System.setProperty("org.slf4j.simpleLogger.log.org.bytedeco.javacpp.Loader", "error");
-        }
-        // DJL's tokenizer library probes for CUDA and warns twice on every machine without a GPU driver; the
-        // tokenizer never runs on a GPU
-        if (System.getProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils") == null) {
-            System.setProperty("org.slf4j.simpleLogger.log.ai.djl.util.cuda.CudaUtils", "error");
-        }
+        NativeStartupMessages.quiet();
         CommandLine cl = new CommandLine(new CollieCli());
         // ND4J starts (a second, and its banner) only for a command that runs: help, version and the bare command
         // answer at once
