@@ -1,6 +1,8 @@
 package dev.collie.core.tensor;
 
+import dev.collie.core.CollieException;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.factory.Nd4jBackend;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -31,7 +33,23 @@ public final class Backends {
         if (System.getProperty("org.bytedeco.javacpp.maxPhysicalBytes") == null) {
             System.setProperty("org.bytedeco.javacpp.maxPhysicalBytes", "0");
         }
-        setOpThreads(threads);
+        try {
+            setOpThreads(threads);
+        } catch (ExceptionInInitializerError | NoClassDefFoundError | RuntimeException e) {
+            throw noBackend(e);
+        }
+    }
+
+    /** ND4J found no backend it could load: say which runtime artifact gives one, and why a CUDA one may not. */
+    static RuntimeException noBackend(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof Nd4jBackend.NoAvailableBackendException) {
+                return new CollieException("no ND4J backend could start: add dev.collie:collie-cpu to the class path "
+                        + "(the CPU runtime); collie-cuda needs an NVIDIA driver (libcuda.so.1) and a GPU ND4J's CUDA "
+                        + "11.6 build has kernels for (sm_37..sm_86). ND4J said: " + t.getMessage(), e);
+            }
+        }
+        return e instanceof RuntimeException r ? r : new IllegalStateException("ND4J failed to start: " + e, e);
     }
 
     private static volatile int opThreads = Runtime.getRuntime().availableProcessors();
