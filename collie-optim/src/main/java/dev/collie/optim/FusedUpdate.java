@@ -24,6 +24,7 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
     private double normSq;
     private volatile double coef = 1;
     private volatile boolean overflow;
+    private volatile boolean withheld;    // a one-pass step met a non-finite gradient
     private volatile double stepScale;
     private double lastGradNorm = Double.NaN;
     private long steps;
@@ -52,7 +53,7 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
         return steps;
     }
 
-    /** Steps skipped because the gradients overflowed (loss scaling only). */
+    /** Steps skipped because the gradients overflowed (a non-finite global norm: two-pass steps only). */
     public final long skippedSteps() {
         return skippedSteps;
     }
@@ -102,6 +103,7 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
         normSq = 0;
         coef = 1;
         overflow = false;
+        withheld = false;
         stepScale = scaler == null ? 1.0 : scaler.scale();
     }
 
@@ -111,7 +113,7 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
         if (pass == 1 && passes() == 2) {
             GradNormReducer r = normReducer;
             lastGradNorm = Math.sqrt(r == null ? normSq : r.reduce(normSq));
-            overflow = scaler != null && !Double.isFinite(lastGradNorm);
+            overflow = !Double.isFinite(lastGradNorm);
             if (clipGradNorm > 0 && !overflow) {
                 coef = Math.min(1.0, clipGradNorm / (lastGradNorm + 1e-6));
             }
@@ -122,6 +124,11 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
                 skippedSteps++;
             }
         }
+    }
+
+    @Override
+    public final boolean withheldLastStep() {
+        return overflow || withheld;
     }
 
     @Override
@@ -138,6 +145,10 @@ abstract class FusedUpdate implements FusedBackwardOptimizer {
                 return;
             }
             if (overflow) {
+                return;
+            }
+            if (passes() == 1 && !Double.isFinite(InPlace.squaredNorm(g))) {
+                withheld = true;        // this parameter keeps its value; the others of the step are updated
                 return;
             }
             if (clipGradValue > 0) {

@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class LomoTest {
@@ -59,6 +60,34 @@ class LomoTest {
         Lomo opt = new Lomo(named(a), 10.0, 0, 0, null);
         Drive.fusedStep(opt, 1.0, List.of(a), List.of(Nd4j.createFromArray(3.0, -4.0)));
         assertEquals(Nd4j.createFromArray(-3.0, 4.0), a.data());
+    }
+
+    @Test
+    void aNonFiniteGradientIsNeverApplied() {
+        // one pass: the parameter with the NaN gradient keeps its value, the other is updated, the step is withheld
+        Parameter a = new Parameter(Nd4j.createFromArray(1.0, 2.0));
+        Parameter b = new Parameter(Nd4j.createFromArray(3.0));
+        Lomo one = new Lomo(named(a, b), 0, 0, 0, null);
+        Drive.fusedStep(one, 0.5, List.of(a, b), List.of(Nd4j.createFromArray(Double.NaN, 1.0),
+                Nd4j.createFromArray(2.0)));
+        assertEquals(Nd4j.createFromArray(1.0, 2.0), a.data());
+        assertEquals(2.0, b.data().getDouble(0), 1e-15);
+        assertTrue(one.withheldLastStep());
+        assertEquals(0, a.gradientBufferBytes(), "the gradient is freed all the same");
+        Drive.fusedStep(one, 0.5, List.of(a, b), List.of(Nd4j.createFromArray(2.0, 2.0), Nd4j.createFromArray(2.0)));
+        assertFalse(one.withheldLastStep(), "the next step starts clean");
+        assertEquals(Nd4j.createFromArray(0.0, 1.0), a.data());
+
+        // two passes (norm clipping, no loss scaler): an infinite gradient anywhere withholds the whole step
+        Parameter c = new Parameter(Nd4j.createFromArray(1.0, 2.0));
+        Parameter d = new Parameter(Nd4j.createFromArray(3.0));
+        Lomo two = new Lomo(named(c, d), 1.0, 0, 0, null);
+        Drive.fusedStep(two, 0.5, List.of(c, d), List.of(Nd4j.createFromArray(1.0, 1.0),
+                Nd4j.createFromArray(Double.POSITIVE_INFINITY)));
+        assertEquals(Nd4j.createFromArray(1.0, 2.0), c.data());
+        assertEquals(3.0, d.data().getDouble(0), 1e-15);
+        assertTrue(two.withheldLastStep());
+        assertEquals(1, two.skippedSteps());
     }
 
     @Test

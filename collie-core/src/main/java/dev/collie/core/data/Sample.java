@@ -44,6 +44,19 @@ public record Sample(int[] inputIds, int[] labels) {
         return n;
     }
 
+    /**
+     * Whether the loss counts a token of this sample: a label after the first position that is not
+     * {@link #IGNORE_INDEX} (the first label is never predicted).
+     */
+    public boolean hasLossToken() {
+        for (int t = 1; t < labels.length; t++) {
+            if (labels[t] != IGNORE_INDEX) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     @Override
     public boolean equals(Object o) {
         return o instanceof Sample s && Arrays.equals(inputIds, s.inputIds) && Arrays.equals(labels, s.labels);

@@ -12,7 +12,10 @@ import org.bytedeco.javacpp.BytePointer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.reduce.longer.MatchCondition;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.conditions.Condition;
+import org.nd4j.linalg.indexing.conditions.Conditions;
 
 import java.io.IOException;
 import java.lang.reflect.Field;
@@ -364,6 +367,7 @@ public final class SafeTensors implements AutoCloseable {
                 throw new CollieException(file + ": tensor '" + name + "' has ND4J type " + a.dataType()
                         + ", which safetensors cannot store");
             }
+            checkFinite(file, name, a);
             long bytes = Math.multiplyExact(a.length(), (long) dt.byteSize());
             ObjectNode t = root.putObject(name);
             t.put("dtype", dt.name());
@@ -397,6 +401,27 @@ public final class SafeTensors implements AutoCloseable {
                 writeData(ch, arrays[k], dtypes[k]);
             }
         });
+    }
+
+    /**
+     * A non-finite number never reaches a saved file: a floating-point tensor's sum is finite when all its elements
+     * are (one pass; a sum beyond the type's range also fails, which no usable weight or state reaches), and only
+     * then are the NaN and infinite elements counted for the message.
+     */
+    private static void checkFinite(Path file, String name, INDArray a) {
+        if (!a.dataType().isFPType() || a.length() == 0 || Double.isFinite(a.sumNumber().doubleValue())) {
+            return;
+        }
+        long nan = count(a, Conditions.isNan());
+        long inf = count(a, Conditions.isInfinite());
+        String what = nan + inf == 0 ? "values whose sum overflows " + a.dataType()
+                : nan + " NaN and " + inf + " infinite value" + (inf == 1 ? "" : "s");
+        throw new CollieException(file + ": not written: tensor '" + name + "' " + Arrays.toString(a.shape())
+                + " has " + what + " (training diverged?); a non-finite number is never saved");
+    }
+
+    private static long count(INDArray a, Condition c) {
+        return Nd4j.getExecutioner().exec(new MatchCondition(a, c)).getLong(0);
     }
 
     private static void writeData(FileChannel ch, INDArray a, DType dt) throws IOException {

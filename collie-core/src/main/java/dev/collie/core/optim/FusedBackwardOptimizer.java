@@ -38,6 +38,16 @@ public interface FusedBackwardOptimizer extends Optimizer {
     }
 
     /**
+     * Whether the last step's update was withheld because its gradients were not finite: with two passes the whole
+     * step (its global norm is measured first); with one, each parameter whose gradient has a non-finite element
+     * keeps its value while the others are updated (no full set of gradients exists to decide first). The Trainer
+     * counts such a step as skipped.
+     */
+    default boolean withheldLastStep() {
+        return false;
+    }
+
+    /**
      * Updates {@code p} from its complete gradient {@code grad} (which it may overwrite) and releases the
      * parameter's gradient buffer: called from the parameter's gradient route, inside backward.
      */

@@ -40,12 +40,17 @@ public record CollieConfig(
         @JsonProperty("dp_size") int dpSize,
         @JsonProperty("tp_size") int tpSize,
         @JsonProperty("pp_size") int ppSize,
-        @JsonProperty("worker_threads") int workerThreads) {
+        @JsonProperty("worker_threads") int workerThreads,
+        @JsonProperty("max_nonfinite_steps") int maxNonFiniteSteps) {
 
     private static final CollieConfig DEFAULTS = new CollieConfig(42, 1, -1, 1, 1, 0, 1, 1e-3, "constant", 0, 0.0,
-            1, false, true, 1, 1, 1, 0);
+            1, false, true, 1, 1, 1, 0, 3);
 
-    /** Defaults: seed 42, 1 epoch, micro-batch 1, no accumulation, lr 1e-3 constant, no clipping, shuffled. */
+    /**
+     * Defaults: seed 42, 1 epoch, micro-batch 1, no accumulation, lr 1e-3 constant, no clipping, shuffled; a run
+     * stops after 3 consecutive steps with a non-finite loss or gradient norm ({@code max_nonfinite_steps}, collie's
+     * own field: each such step is skipped).
+     */
     public static CollieConfig defaults() {
         return DEFAULTS;
     }
@@ -73,6 +78,7 @@ public record CollieConfig(
         positive("dp_size", dpSize);
         positive("tp_size", tpSize);
         positive("pp_size", ppSize);
+        positive("max_nonfinite_steps", maxNonFiniteSteps);
         if (workerThreads < 0) {
             throw bad("worker_threads", workerThreads, "must be >= 0 (0 = one per core)");
         }
@@ -155,6 +161,7 @@ public record CollieConfig(
             public int tp_size;
             public int pp_size;
             public int worker_threads;
+            public int max_nonfinite_steps;
         }
 
         private final Fields fields = new Fields();
@@ -178,6 +185,7 @@ public record CollieConfig(
             fields.tp_size = c.tpSize;
             fields.pp_size = c.ppSize;
             fields.worker_threads = c.workerThreads;
+            fields.max_nonfinite_steps = c.maxNonFiniteSteps;
         }
 
         public Builder seed(long v) { fields.seed = v; return this; }
@@ -199,6 +207,8 @@ public record CollieConfig(
         public Builder ppSize(int v) { fields.pp_size = v; return this; }
         /** Threads that share the model and split each micro-batch's rows, 0 = one per core (see {@link StepRunner}). */
         public Builder workerThreads(int v) { fields.worker_threads = v; return this; }
+        /** Consecutive steps with a non-finite loss or gradient norm (each skipped) after which the run stops. */
+        public Builder maxNonFiniteSteps(int v) { fields.max_nonfinite_steps = v; return this; }
 
         /** The config, not yet validated (call {@link CollieConfig#validate()} or let the Trainer do it). */
         public CollieConfig build() {
@@ -206,7 +216,7 @@ public record CollieConfig(
             return new CollieConfig(f.seed, f.train_epochs, f.max_steps, f.train_micro_batch_size,
                     f.gradient_accumulation_steps, f.eval_per_n_steps, f.eval_batch_size, f.lr, f.lr_schedule,
                     f.warmup_steps, f.clip_grad_norm, f.log_per_n_steps, f.checkpointing, f.shuffle, f.dp_size,
-                    f.tp_size, f.pp_size, f.worker_threads);
+                    f.tp_size, f.pp_size, f.worker_threads, f.max_nonfinite_steps);
         }
     }
 }

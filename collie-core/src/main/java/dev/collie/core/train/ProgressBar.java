@@ -83,9 +83,9 @@ public final class ProgressBar implements Callback {
         long done = Math.max(1, s.step() - firstStep);
         double perStep = elapsed / done;
         long remaining = Math.max(0, s.totalSteps() - s.step());
-        return String.format(Locale.ROOT, "step %d/%d %s loss %.4f lr %.2e tok/s %.0f eta %s", s.step(),
+        return String.format(Locale.ROOT, "step %d/%d %s loss %.4f lr %.2e tok/s %.0f eta %s%s", s.step(),
                 s.totalSteps(), bar(s.step(), s.totalSteps()), s.loss(), s.lr(), tokens / Math.max(1e-9, trainSeconds),
-                duration(perStep * remaining));
+                duration(perStep * remaining), s.skipped() ? " (skipped: not finite)" : "");
     }
 
     @Override

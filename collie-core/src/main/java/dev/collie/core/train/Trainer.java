@@ -6,6 +6,7 @@ import dev.collie.core.data.Batch;
 import dev.collie.core.data.Collator;
 import dev.collie.core.data.DataLoader;
 import dev.collie.core.data.Dataset;
+import dev.collie.core.data.Sample;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.FusedBackwardOptimizer;
@@ -51,6 +52,8 @@ public final class Trainer {
     private final GradientRoute route;
     private long globalStep;
     private int epoch;
+    private int nonFiniteRun;         // consecutive steps skipped for a non-finite loss or gradient norm
+    private long nonFiniteSteps;
     private final List<StepStats> history = new ArrayList<>();
 
     private Trainer(Builder b) {
@@ -68,6 +71,7 @@ public final class Trainer {
         if (trainData.size() == 0) {
             throw new CollieException("training data is empty");
         }
+        checkLossTokens(trainData);
         this.loader = DataLoader.builder(trainData, collator()).microBatchSize(config.trainMicroBatchSize())
                 .gradAccum(config.gradientAccumulationSteps()).shuffle(config.shuffle()).seed(config.seed())
                 .numReplicas(dist.replicas()).rank(dist.replicaRank()).build();
@@ -110,6 +114,11 @@ public final class Trainer {
     /** Optimizer steps this run will take. */
     public long totalSteps() {
         return totalSteps;
+    }
+
+    /** Steps skipped so far because their loss or gradient norm was not finite. */
+    public long nonFiniteSteps() {
+        return nonFiniteSteps;
     }
 
     /** Measurements of every step so far. */
@@ -253,6 +262,8 @@ public final class Trainer {
         double lr = schedule.at(step);
         double loss;
         double gradNorm = Double.NaN;
+        boolean skipped;
+        boolean fusedStep = optimizer instanceof FusedBackwardOptimizer;
         if (optimizer instanceof FusedBackwardOptimizer fused) {
             fused.beginStep(lr);
             loss = Double.NaN;
@@ -264,23 +275,34 @@ public final class Trainer {
             }
             dist.afterStep();
             loss = dist.average(loss);
+            skipped = fused.withheldLastStep() || !Double.isFinite(loss);
         } else {
             loss = runner.forwardBackward(micro);
             route.finishBackward();            // reduced over the replicas, summed over stages sharing a weight
             loss = dist.average(loss);
             List<Parameter> params = dist.gradientHolders(model, optimizer);
-            if (config.clipGradNorm() > 0) {
-                gradNorm = dist.gradNorm(params);
-                GradClip.scaleToNorm(params, gradNorm, config.clipGradNorm());
+            // the same figures on every rank (an average, a norm over all ranks), so every rank skips together
+            gradNorm = dist.gradNorm(params);
+            skipped = !Double.isFinite(loss) || !Double.isFinite(gradNorm);
+            if (!skipped) {
+                if (config.clipGradNorm() > 0) {
+                    GradClip.scaleToNorm(params, gradNorm, config.clipGradNorm());
+                }
+                optimizer.step(lr);
             }
-            optimizer.step(lr);
             params.forEach(Parameter::zeroGrad);
             dist.afterStep();
-            if (optimizer instanceof HessianEstimator h && (step + 1) % h.hessianInterval() == 0) {
+            if (!skipped && optimizer instanceof HessianEstimator h && (step + 1) % h.hessianInterval() == 0) {
                 refreshHessian(h, micro, step);
             }
         }
         globalStep++;
+        if (skipped) {
+            countNonFinite("loss " + loss + (!fusedStep ? ", gradient norm " + gradNorm
+                    : Double.isFinite(loss) ? ", a gradient not finite" : ""));
+        } else {
+            nonFiniteRun = 0;
+        }
         double sec = (System.nanoTime() - t0) / 1e9;
         // tokens and tokens/s count every data-parallel replica; TGS is per replica (CoLLiE's monitor)
         long rankTokens = tokens;
@@ -288,12 +310,55 @@ public final class Trainer {
             tokens = Math.round(dist.average(tokens) * dist.replicas());
         }
         StepStats st = new StepStats(globalStep, totalSteps, epoch, loss, lr, gradNorm, tokens, sec,
-                tokens / sec, rankTokens / sec, Memory.residentBytes(), Memory.peakResidentBytes());
+                tokens / sec, rankTokens / sec, Memory.residentBytes(), Memory.peakResidentBytes(), skipped);
         history.add(st);
         if (globalStep % config.logPerNSteps() == 0) {
             LOG.debug("step {} loss {} lr {} tokens/s {}", st.step(), st.loss(), st.lr(), st.tokensPerSecond());
         }
         callbacks.forEach(c -> c.onBatchEnd(this, st));
+    }
+
+    /**
+     * A step whose loss or gradient norm is not finite was skipped (as dynamic loss scaling skips an overflow):
+     * counted, warned, and after {@code max_nonfinite_steps} such steps in a row the run stops, the weights as they
+     * were before the first of them.
+     */
+    private void countNonFinite(String figures) {
+        nonFiniteRun++;
+        nonFiniteSteps++;
+        if (nonFiniteRun >= config.maxNonFiniteSteps()) {
+            throw new CollieException("training stopped at step " + globalStep + ": " + nonFiniteRun
+                    + " consecutive steps had a non-finite loss or gradient norm (last: " + figures + "; config"
+                    + " max_nonfinite_steps = " + config.maxNonFiniteSteps() + "); their updates were withheld, so the"
+                    + " weights are those of step " + (globalStep - nonFiniteRun) + ". A smaller lr, clip_grad_norm or"
+                    + " warm-up usually helps");
+        }
+        if (isLeadRank()) {
+            LOG.warn("step {}: {}: the update was skipped ({} in a row; the run stops at {})", globalStep, figures,
+                    nonFiniteRun, config.maxNonFiniteSteps());
+        }
+    }
+
+    /**
+     * Data in which no sample leaves a token for the loss would train on nothing (every loss 0/0): refused before
+     * any work. Samples without one are counted and warned about (typically an output cut off by the length).
+     */
+    private void checkLossTokens(Dataset data) {
+        int empty = 0;
+        for (int i = 0; i < data.size(); i++) {
+            if (!data.get(i).hasLossToken()) {
+                empty++;
+            }
+        }
+        if (empty == data.size()) {
+            throw new CollieException("training data: none of its " + data.size() + " samples has a token the loss"
+                    + " counts (every label after the first position is " + Sample.IGNORE_INDEX + "): with"
+                    + " {\"input\", \"output\"} rows the output is empty or cut off by the sequence length");
+        }
+        if (empty > 0 && isLeadRank()) {
+            LOG.warn("training data: {} of {} samples have no token the loss counts (an empty output, or one cut off"
+                    + " by the sequence length); they train nothing", empty, data.size());
+        }
     }
 
     /**

@@ -513,4 +513,26 @@ class SafeTensorsTest {
         assertEquals(2, x.length());
         assertEquals(2.0, x.getDouble(1), 0.0);
     }
+
+    @Test
+    void aNonFiniteTensorIsNeverWrittenAndTheOldFileStays() throws IOException {
+        Path file = tmp.resolve("model.safetensors");
+        SafeTensors.write(file, Map.of("w", Nd4j.createFromArray(1f, 2f)), null);
+        byte[] good = Files.readAllBytes(file);
+        for (INDArray bad : List.of(Nd4j.createFromArray(1f, Float.NaN, Float.NaN),
+                Nd4j.createFromArray(Double.NEGATIVE_INFINITY, 0.0),
+                Nd4j.createFromArray(1f, 2f).castTo(DataType.BFLOAT16).putScalar(1, Float.POSITIVE_INFINITY))) {
+            Map<String, INDArray> tensors = new LinkedHashMap<>();
+            tensors.put("ok", Nd4j.createFromArray(3f));
+            tensors.put("layer.w", bad);
+            CollieException e = assertThrows(CollieException.class, () -> SafeTensors.write(file, tensors, null));
+            assertTrue(e.getMessage().contains("'layer.w'") && e.getMessage().contains("not written"), e.getMessage());
+            assertArrayEquals(good, Files.readAllBytes(file), "the file written before is untouched");
+        }
+        CollieException e = assertThrows(CollieException.class, () -> SafeTensors.write(file,
+                Map.of("w", Nd4j.createFromArray(1f, Float.NaN, Float.NaN, Float.POSITIVE_INFINITY)), null));
+        assertTrue(e.getMessage().contains("2 NaN and 1 infinite value"), e.getMessage());
+        // integer tensors have no non-finite values to look for
+        SafeTensors.write(file, Map.of("ids", Nd4j.createFromArray(1, 2, 3)), null);
+    }
 }

@@ -14,7 +14,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 class ProgressBarTest {
     private static StepStats step(long k, long total, double loss) {
-        return new StepStats(k, total, 0, loss, 1e-3, Double.NaN, 1024, 0.1, 10240, 10240, 0, 0);
+        return new StepStats(k, total, 0, loss, 1e-3, Double.NaN, 1024, 0.1, 10240, 10240, 0, 0, false);
     }
 
     private static Map<String, Double> eval(double loss) {

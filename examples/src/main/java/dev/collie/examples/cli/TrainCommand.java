@@ -99,6 +99,9 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--warmup", paramLabel = "N", description = "linear warm-up steps") Long warmup;
     @Option(names = "--clip-grad-norm", paramLabel = "X", description = "clip the global gradient norm (0 = off)")
     Double clipGradNorm;
+    @Option(names = "--max-nonfinite-steps", paramLabel = "N",
+            description = "a step with a non-finite loss or gradient norm is skipped; stop after N in a row (default 3)")
+    Integer maxNonFiniteSteps;
     @Option(names = "--checkpointing", description = "recompute each block in backward (less memory)")
     boolean checkpointing;
     @Option(names = "--dp", paramLabel = "N",
@@ -438,6 +441,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (workers != null) {
             b.workerThreads(workers);
+        }
+        if (maxNonFiniteSteps != null) {
+            b.maxNonFiniteSteps(maxNonFiniteSteps);
         }
         if (dpOption != null) {
             b.dpSize(dpOption);

@@ -407,4 +407,23 @@ class CliTest {
     void generateWithoutATokenizerIsOneErrorLine() {
         assertUserError(run("generate", "--model", TINY.toString(), "--prompt", "hi"), "tokenizer");
     }
+
+    /** lr 1e30 diverges at once: the run stops with an error, no model is saved, the checkpoints are finite. */
+    @Test
+    void aDivergingRunStopsWithAnErrorAndSavesNothingNonFinite(@TempDir Path tmp) throws IOException {
+        Path save = tmp.resolve("out");
+        Result r = run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+                "--steps", "8", "--lr", "1e30", "--checkpoint-every", "2", "--save", save.toString());
+        assertUserError(r, "consecutive steps had a non-finite loss or gradient norm", "max_nonfinite_steps = 3");
+        assertFalse(Files.exists(save.resolve("config.json")), "no model is saved after a diverged run");
+        try (var dirs = Files.list(save.resolve("checkpoints"))) {
+            for (Path step : dirs.toList()) {
+                try (SafeTensors st = SafeTensors.open(step.resolve("model.safetensors"))) {
+                    for (String name : st.names()) {
+                        assertTrue(Double.isFinite(st.load(name).sumNumber().doubleValue()), step + " " + name);
+                    }
+                }
+            }
+        }
+    }
 }
