@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.core.CollieException;
 import dev.collie.core.io.AtomicFiles;
+import dev.collie.core.io.ModelDirectory;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.Parameter;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -90,8 +91,11 @@ final class AdapterFiles {
 
     /** Writes {@code adapter_config.json} for {@code config} and {@code shape}, and the tensors (peft's keys). */
     static void write(Path dir, PeftConfig config, BaseModelShape shape, Map<String, INDArray> tensors) {
-        AtomicFiles.writeString(dir.resolve(PeftConfig.FILE), AdapterJson.pythonStyle(config.toJson(shape)));
-        SafeTensors.write(dir.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
+        String json = AdapterJson.pythonStyle(config.toJson(shape));
+        ModelDirectory.replace(dir, ModelDirectory.Content.ADAPTER, tmp -> {
+            AtomicFiles.writeString(tmp.resolve(PeftConfig.FILE), json);
+            SafeTensors.write(tmp.resolve(WEIGHTS), tensors, Map.of("format", "pt"));
+        });
     }
 
     /** Checks that the model-derived fields of {@code dir}'s config (token_dim, layers, heads) fit {@code m}. */

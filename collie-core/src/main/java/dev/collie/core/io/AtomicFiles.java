@@ -11,7 +11,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Predicate;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 
 /**
@@ -36,8 +42,9 @@ public final class AtomicFiles {
         Path tmp = null;
         try {
             Files.createDirectories(dir);
-            tmp = Files.createTempFile(dir, "." + abs.getFileName() + ".", ".tmp");
-            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
+            tmp = dir.resolve("." + abs.getFileName() + "." + uniqueSuffix() + ".tmp");
+            // created with the process's umask (a temporary file's 0600 would survive the rename)
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE, StandardOpenOption.CREATE_NEW)) {
                 body.write(ch);
                 ch.force(true);
             }
@@ -49,6 +56,71 @@ public final class AtomicFiles {
         } finally {
             deleteQuietly(tmp);
         }
+    }
+
+    private static final AtomicLong COUNTER = new AtomicLong();
+
+    /** {@code <pid>-<n>}: unique among this host's processes, and names the writer of a leftover. */
+    static String uniqueSuffix() {
+        return ProcessHandle.current().pid() + "-" + COUNTER.incrementAndGet();
+    }
+
+    /**
+     * A new empty directory beside {@code target} to fill and then {@link #replaceDirectory move into place}: named
+     * {@code .<target>.tmp-<pid>-<n>}, created with the process's umask.
+     */
+    public static Path newSiblingDirectory(Path target) throws IOException {
+        Path abs = target.toAbsolutePath();
+        Files.createDirectories(abs.getParent());
+        return Files.createDirectory(abs.resolveSibling("." + abs.getFileName() + ".tmp-" + uniqueSuffix()));
+    }
+
+    /**
+     * Deletes what interrupted writes left in {@code dir}: temporary files ({@code .<name>.<pid>-<n>.tmp}) and
+     * directories ({@code .<name>.tmp-*}, {@code <name>.tmp-*}, {@code <name>.old-*}), except those of a process
+     * that is still running. Only the holder of the directory's {@link DirectoryLock} may call it.
+     *
+     * @return the entries deleted
+     */
+    public static List<Path> removeLeftovers(Path dir) throws IOException {
+        return removeLeftovers(dir, name -> true);
+    }
+
+    /** As {@link #removeLeftovers(Path)} for the leftovers of writing {@code target} only (its siblings). */
+    public static List<Path> removeLeftoversOf(Path target) throws IOException {
+        Path abs = target.toAbsolutePath();
+        String name = abs.getFileName().toString();
+        return removeLeftovers(abs.getParent(), n -> n.startsWith("." + name + ".") || n.startsWith(name + "."));
+    }
+
+    private static List<Path> removeLeftovers(Path dir, Predicate<String> names) throws IOException {
+        List<Path> removed = new ArrayList<>();
+        if (!Files.isDirectory(dir)) {
+            return removed;
+        }
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                String name = p.getFileName().toString();
+                Matcher m = LEFTOVER.matcher(name);
+                if (names.test(name) && m.matches() && !alive(m.group("filePid") != null ? m.group("filePid") : m.group("dirPid"))) {
+                    deleteTree(p);
+                    removed.add(p);
+                }
+            }
+        }
+        return removed;
+    }
+
+    /** A temporary file, or a temporary or set-aside directory (with its writer's pid, or of the older unnamed kind). */
+    private static final Pattern LEFTOVER = Pattern.compile(
+            "\\..+\\.(?<filePid>\\d+)-\\d+\\.tmp|\\.?.+\\.(?:tmp|old)-(?:(?<dirPid>\\d+)-\\d+|.+)");
+
+    private static boolean alive(String pid) {
+        if (pid == null) {
+            return false;
+        }
+        long p = Long.parseLong(pid);
+        return p != ProcessHandle.current().pid() && ProcessHandle.of(p).map(ProcessHandle::isAlive).orElse(false);
     }
 
     /** Replaces {@code file} with {@code text} in UTF-8. */
@@ -70,7 +142,7 @@ public final class AtomicFiles {
     public static void replaceDirectory(Path tmp, Path target) throws IOException {
         Path old = null;
         if (Files.exists(target)) {
-            old = target.resolveSibling(target.getFileName() + ".old-" + System.nanoTime());
+            old = target.resolveSibling("." + target.getFileName() + ".old-" + uniqueSuffix());
             Files.move(target, old);
         }
         try {

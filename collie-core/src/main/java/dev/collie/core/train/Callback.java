@@ -11,6 +11,12 @@ public interface Callback {
     default void onTrainEnd(Trainer trainer) {
     }
 
+    /**
+     * After {@link #onTrainEnd}, or when training stops with an error (then instead of it): release what the run held.
+     */
+    default void onTrainExit(Trainer trainer) {
+    }
+
     default void onEpochBegin(Trainer trainer, int epoch) {
     }
 

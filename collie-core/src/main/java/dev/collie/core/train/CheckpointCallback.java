@@ -2,6 +2,7 @@ package dev.collie.core.train;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.io.AtomicFiles;
+import dev.collie.core.io.DirectoryLock;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -17,6 +18,7 @@ public final class CheckpointCallback implements Callback {
     private final long everyNSteps;
     private final int keep;
     private final Deque<Path> written = new ArrayDeque<>();
+    private DirectoryLock lock;       // the lead rank's, for the run
 
     public CheckpointCallback(Path folder, long everyNSteps, int keep) {
         if (everyNSteps < 1) {
@@ -25,6 +27,14 @@ public final class CheckpointCallback implements Callback {
         this.folder = folder;
         this.everyNSteps = everyNSteps;
         this.keep = keep;
+    }
+
+    /** The lead rank locks the folder for the run: a second run writing it is refused, naming this one. */
+    @Override
+    public void onTrainBegin(Trainer trainer) {
+        if (trainer.isLeadRank() && lock == null) {
+            lock = DirectoryLock.acquire(folder);
+        }
     }
 
     @Override
@@ -41,8 +51,28 @@ public final class CheckpointCallback implements Callback {
         }
     }
 
+    /** Releases the folder's lock, whether the run ended or failed. */
+    @Override
+    public void onTrainExit(Trainer trainer) {
+        if (lock != null) {
+            lock.close();
+            lock = null;
+        }
+    }
+
+    /**
+     * Writes {@code step_<n>}; a save that fails (a non-finite weight, a full disk) throws before anything is
+     * deleted, so the older checkpoints stay.
+     */
     private void save(Trainer trainer, long step) {
         Path dir = folder.resolve("step_" + step);
+        if (trainer.isLeadRank()) {
+            try {
+                AtomicFiles.removeLeftovers(folder);     // of interrupted saves: this run holds the folder
+            } catch (IOException e) {
+                throw new CollieException(folder + ": cannot remove what an interrupted save left: " + e, e);
+            }
+        }
         trainer.save(dir);
         written.addLast(dir);
         while (keep > 0 && written.size() > keep) {

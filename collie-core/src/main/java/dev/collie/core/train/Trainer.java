@@ -229,6 +229,7 @@ public final class Trainer {
             callbacks.forEach(c -> c.onTrainEnd(this));
         } finally {
             runner.close();    // worker threads end with the run; a later train() starts new ones
+            callbacks.forEach(c -> c.onTrainExit(this));
         }
         return history();
     }

@@ -83,8 +83,7 @@ public final class TrainingCheckpoint {
         try {
             Path tmp;
             if (shards == null) {
-                Files.createDirectories(parent);
-                tmp = Files.createTempDirectory(parent, abs.getFileName() + ".tmp-");
+                tmp = AtomicFiles.newSiblingDirectory(abs);
             } else {
                 tmp = parent.resolve(abs.getFileName() + ".tmp-step" + globalStep);
                 if (lead) {

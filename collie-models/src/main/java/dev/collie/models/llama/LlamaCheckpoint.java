@@ -2,6 +2,7 @@ package dev.collie.models.llama;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.io.HfCheckpoint;
+import dev.collie.core.io.ModelDirectory;
 import dev.collie.core.io.HfWeights;
 import dev.collie.core.nn.Parameter;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -65,7 +66,10 @@ public final class LlamaCheckpoint {
     }
 
 
-    /** Writes {@code config.json} and {@code model.safetensors} (fp32, names sorted) into {@code dir}. */
+    /**
+     * Writes {@code config.json} and {@code model.safetensors} (fp32, names sorted) as the directory {@code dir},
+     * replacing an older model there as a whole ({@link ModelDirectory#replace}).
+     */
     public static void save(LlamaForCausalLM model, Path dir) {
         Map<String, INDArray> weights = new TreeMap<>();
         model.namedParameters().forEach((name, p) -> weights.put(name, p.data()));
@@ -96,8 +100,10 @@ public final class LlamaCheckpoint {
                         + " but config.json implies " + Arrays.toString(shape));
             }
         });
-        config.save(dir);
-        HfCheckpoint.save(dir, tensors);
+        ModelDirectory.replace(dir, ModelDirectory.Content.MODEL, tmp -> {
+            config.save(tmp);
+            HfCheckpoint.save(tmp, tensors);
+        });
     }
 
     /** The name and shape of every weight a model of {@code config} has (biases aside). */

@@ -12,6 +12,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
+import java.util.stream.Stream;
 
 /** What the train, score and generate commands share: loading models and tokenizers, parsing ids. */
 final class CliSupport {
@@ -89,6 +90,19 @@ final class CliSupport {
             ids[i] = (int) v;
         }
         return ids;
+    }
+
+    /** Bytes of the weight files ({@code *.safetensors}) in {@code modelDir}: what saving the model again takes. */
+    static long weightBytes(Path modelDir) {
+        try (Stream<Path> s = Files.list(modelDir)) {
+            long n = 0;
+            for (Path p : s.filter(f -> f.getFileName().toString().endsWith(".safetensors")).toList()) {
+                n += Files.size(p);
+            }
+            return n;
+        } catch (IOException e) {
+            return 0;      // the model's own loading reports what is wrong with the directory
+        }
     }
 
     /** Copies the tokenizer files in {@code from}, and generation_config.json of {@code modelDir}, to {@code to}. */

@@ -4,8 +4,10 @@ import dev.collie.core.CollieException;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.Datasets;
 import dev.collie.core.dist.Communicator;
+import dev.collie.core.io.DirectoryLock;
 import dev.collie.core.io.HfCheckpoint;
 import dev.collie.core.io.HfWeights;
+import dev.collie.core.io.ModelDirectory;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
@@ -163,8 +165,14 @@ final class TrainCommand implements Callable<Integer> {
         pp = config.ppSize();
         checkOptions();
         config.validate();
+        // the process that saves holds --save for the run, and finds a save that cannot happen before any work
+        boolean savesHere = !"tcp".equals(backend) && !"nccl".equals(backend) || LaunchEnv.fromSystem().rank() == 0;
+        if (savesHere) {
+            ModelDirectory.checkWritable(save, savedContent(), model == null ? 0 : CliSupport.weightBytes(model));
+        }
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
-        try (MatmulOption.Scope ignored = matmul.apply()) {
+        try (DirectoryLock saveLock = savesHere ? DirectoryLock.acquire(save) : null;
+             MatmulOption.Scope ignored = matmul.apply()) {
             switch (backend) {
                 case "local" -> {
                     if (world() == 1) {
@@ -184,6 +192,11 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /** An adapter directory with PEFT flags (unless merged), else a full model. */
+    private ModelDirectory.Content savedContent() {
+        return peft.active() && !peft.existing.merge ? ModelDirectory.Content.ADAPTER : ModelDirectory.Content.MODEL;
     }
 
     private int world() {
@@ -317,14 +330,19 @@ final class TrainCommand implements Callable<Integer> {
         if (!lead) {
             return;
         }
-        if (gathered != null && peftModel instanceof PeftModel adapter) {
-            adapter.saveAdapter(save, gathered);            // the adapter in peft's layout, full shapes
-        } else if (gathered != null) {
-            LlamaCheckpoint.save(net.config(), gathered, save);
-        } else {
-            peft.save(lm, net, save);   // a HF model directory, or an adapter directory with PEFT flags
-        }
-        CliSupport.copyTokenizerFiles(tok != null ? CliSupport.tokenizerDir(tok) : null, model, save);
+        Map<String, INDArray> full = gathered;
+        LanguageModel trained = lm;
+        // the model (or adapter) and its tokenizer files replace --save as a whole
+        ModelDirectory.replace(save, savedContent(), dir -> {
+            if (full != null && peftModel instanceof PeftModel adapter) {
+                adapter.saveAdapter(dir, full);            // the adapter in peft's layout, full shapes
+            } else if (full != null) {
+                LlamaCheckpoint.save(net.config(), full, dir);
+            } else {
+                peft.save(trained, net, dir);   // a HF model directory, or an adapter directory with PEFT flags
+            }
+            CliSupport.copyTokenizerFiles(tok != null ? CliSupport.tokenizerDir(tok) : null, model, dir);
+        });
         if (lossPng != null) {
             LossCurve.write(history, lossPng, "collie train: " + data.getFileName());
         }

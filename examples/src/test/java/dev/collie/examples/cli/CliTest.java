@@ -1,5 +1,6 @@
 package dev.collie.examples.cli;
 
+import dev.collie.core.io.DirectoryLock;
 import dev.collie.core.io.SafeTensors;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.MatmulPrecision;
@@ -425,5 +426,26 @@ class CliTest {
                 }
             }
         }
+    }
+
+    /** What would fail the save is found before the first step: a busy, unwritable or other-kind --save. */
+    @Test
+    void aSaveThatCannotHappenIsRefusedBeforeTraining(@TempDir Path tmp) throws IOException {
+        String[] train = {"train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
+            "--steps", "1"};
+        Path busy = tmp.resolve("busy");
+        try (DirectoryLock other = DirectoryLock.acquire(busy)) {
+            Result r = run(concat(train, "--save", busy.toString()));
+            assertUserError(r, busy.toString(), "is being written by another run");
+            assertFalse(r.out().contains("step 1/1"), "refused before training:\n" + r.out());
+        }
+        Path file = Files.writeString(tmp.resolve("a-file"), "x");
+        Result r = run(concat(train, "--save", file.resolve("out").toString()));
+        assertUserError(r, "cannot be created");
+        assertFalse(r.out().contains("step 1/1"), r.out());
+        Path full = copyOfTiny(tmp);
+        r = run(concat(train, "--save", full.toString(), "--lora-r", "2"));
+        assertUserError(r, "holds a full model (config.json, model.safetensors)", "peft adapter");
+        assertFalse(r.out().contains("step 1/1"), r.out());
     }
 }
