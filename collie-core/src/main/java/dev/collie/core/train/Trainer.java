@@ -342,24 +342,17 @@ public final class Trainer {
 
     /**
      * Data in which no sample leaves a token for the loss would train on nothing (every loss 0/0): refused before
-     * any work. Samples without one are counted and warned about (typically an output cut off by the length).
+     * any work. Reads samples only until the first that has one (the first, in any usable data).
      */
-    private void checkLossTokens(Dataset data) {
-        int empty = 0;
+    private static void checkLossTokens(Dataset data) {
         for (int i = 0; i < data.size(); i++) {
-            if (!data.get(i).hasLossToken()) {
-                empty++;
+            if (data.get(i).hasLossToken()) {
+                return;
             }
         }
-        if (empty == data.size()) {
-            throw new CollieException("training data: none of its " + data.size() + " samples has a token the loss"
-                    + " counts (every label after the first position is " + Sample.IGNORE_INDEX + "): with"
-                    + " {\"input\", \"output\"} rows the output is empty or cut off by the sequence length");
-        }
-        if (empty > 0 && isLeadRank()) {
-            LOG.warn("training data: {} of {} samples have no token the loss counts (an empty output, or one cut off"
-                    + " by the sequence length); they train nothing", empty, data.size());
-        }
+        throw new CollieException("training data: none of its " + data.size() + " samples has a token the loss"
+                + " counts (every label after the first position is " + Sample.IGNORE_INDEX + "): with"
+                + " {\"input\", \"output\"} rows the output is empty or cut off by the sequence length");
     }
 
     /**
