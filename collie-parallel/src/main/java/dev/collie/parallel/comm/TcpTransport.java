@@ -1,22 +1,32 @@
 package dev.collie.parallel.comm;
 
 import dev.collie.core.CollieException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
+import java.net.ProtocolException;
 import java.net.Socket;
+import java.net.SocketException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.time.Duration;
 
 /**
  * A full mesh of TCP connections between the ranks, built and authenticated by a {@link Rendezvous}. One daemon
- * reader thread per connection moves incoming frames (tag, length, payload) into the rank's {@link Mailbox}.
+ * reader thread per connection moves incoming frames (tag, length, payload) into the rank's {@link Mailbox}; a
+ * frame whose length is negative or above {@link Transport#MAX_PAYLOAD_BYTES} means a corrupt stream, and any
+ * failure of a reader fails the receives from that peer at once and closes its connection (so the peer's own
+ * receives fail at once too).
  */
 final class TcpTransport implements Transport {
+    private static final Logger LOG = LoggerFactory.getLogger(TcpTransport.class);
+
     private final int rank;
     private final int size;
     private final Socket[] sockets;
@@ -82,14 +92,42 @@ final class TcpTransport implements Transport {
             while (true) {
                 long tag = in.readLong();
                 int len = in.readInt();
+                if (len < 0 || len > MAX_PAYLOAD_BYTES) {
+                    throw new ProtocolException("rank " + peer + " sent a frame header with length " + len + " (tag 0x"
+                            + Long.toHexString(tag) + "), outside [0, " + MAX_PAYLOAD_BYTES + "] bytes: the stream"
+                            + " from rank " + peer + " is corrupt and its connection is closed");
+                }
                 byte[] b = new byte[len];
                 in.readFully(b);
                 mailbox.deliver(peer, tag, ByteBuffer.wrap(b).order(ByteOrder.nativeOrder()));
             }
-        } catch (IOException e) {
-            mailbox.fail(peer, closed ? "this communicator is closed"
-                    : "the connection to rank " + peer + " was closed (" + e.getClass().getSimpleName()
-                    + "); that rank probably failed or closed its communicator");
+        } catch (Throwable t) {
+            String reason;
+            if (closed) {
+                reason = "this communicator is closed";
+            } else if (t instanceof ProtocolException) {
+                reason = t.getMessage();
+            } else if (t instanceof IOException) {
+                reason = "the connection to rank " + peer + " was closed (" + t.getClass().getSimpleName()
+                        + "); that rank probably failed or closed its communicator";
+            } else {
+                reason = "the reader of the connection to rank " + peer + " failed (" + t + ")";
+            }
+            if (!closed && !(t instanceof EOFException || t instanceof SocketException)) {
+                LOG.error("tcp: rank {}: {}", rank, reason);
+            }
+            mailbox.fail(peer, reason);
+            closeQuietly(sockets[peer]);
+        }
+    }
+
+    /** Writes a bare frame header (no payload) to {@code dst}: what a corrupt or hostile peer sends (tests). */
+    void sendHeader(int dst, long tag, int length) throws IOException {
+        DataOutputStream out = outs[dst];
+        synchronized (out) {
+            out.writeLong(tag);
+            out.writeInt(length);
+            out.flush();
         }
     }
 
@@ -105,6 +143,10 @@ final class TcpTransport implements Transport {
             mailbox.deliver(rank, tag, payload);
             return;
         }
+        if (payload.limit() > MAX_PAYLOAD_BYTES) {
+            throw new IllegalArgumentException("a message of " + payload.limit() + " bytes is above the largest, "
+                    + MAX_PAYLOAD_BYTES);
+        }
         DataOutputStream out = outs[dst];
         synchronized (out) {
             try {
@@ -113,7 +155,8 @@ final class TcpTransport implements Transport {
                 out.write(payload.array(), payload.arrayOffset(), payload.limit());
                 out.flush();
             } catch (IOException e) {
-                throw new TransportException("the connection to rank " + dst + " failed (" + e + ")", e);
+                String why = mailbox.failure(dst); // set when this side closed the connection, and why
+                throw new TransportException(why != null ? why : "the connection to rank " + dst + " failed (" + e + ")", e);
             }
         }
     }
