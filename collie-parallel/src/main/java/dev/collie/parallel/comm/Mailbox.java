@@ -30,6 +30,11 @@ final class Mailbox {
         notifyAll();
     }
 
+    /** Why {@code src} was marked as gone, or {@code null}. */
+    synchronized String failure(int src) {
+        return failed[src];
+    }
+
     synchronized void close(String reason) {
         if (closed == null) {
             closed = reason;

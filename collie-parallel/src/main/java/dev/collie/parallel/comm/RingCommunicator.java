@@ -22,8 +22,8 @@ import java.util.Arrays;
  * tag in the low half; per (source, tag) they arrive in send order, which is what matches them up.
  */
 final class RingCommunicator implements Communicator {
-    /** Largest message payload. */
-    static final int CHUNK_BYTES = 1 << 20;
+    /** Largest message payload: the most a transport carries in one message. */
+    static final int CHUNK_BYTES = Transport.MAX_PAYLOAD_BYTES;
 
     private static final int MAX_USER_TAG = 1 << 30;
     private static final int TAG_ALL_REDUCE = MAX_USER_TAG + 1;

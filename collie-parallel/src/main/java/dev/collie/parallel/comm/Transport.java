@@ -8,13 +8,19 @@ import java.time.Duration;
  * Messages from one source with one tag arrive in the order they were sent.
  */
 interface Transport {
+    /**
+     * The largest payload of one message, 1 MiB: the ring algorithms cut every transfer into chunks of at most
+     * this, and a receiver takes a longer (or negative) length as a corrupt stream.
+     */
+    int MAX_PAYLOAD_BYTES = 1 << 20;
+
     int worldRank();
 
     int worldSize();
 
     /**
-     * Sends {@code payload} (its bytes from 0 to limit, in native byte order) to world rank {@code dst}; the
-     * transport takes ownership of the buffer, so the caller must not touch it again.
+     * Sends {@code payload} (its bytes from 0 to limit, at most {@link #MAX_PAYLOAD_BYTES}, in native byte order)
+     * to world rank {@code dst}; the transport takes ownership of the buffer, so the caller must not touch it again.
      */
     void send(int dst, long tag, ByteBuffer payload) throws TransportException;
 

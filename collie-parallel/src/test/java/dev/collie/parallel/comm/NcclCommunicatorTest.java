@@ -301,7 +301,8 @@ class NcclCommunicatorTest {
     /** torchrun-style variables for one rank on this machine (LOCAL_RANK = RANK). */
     static LaunchEnv env(int rank, int world, int port) {
         return LaunchEnv.from(Map.of("RANK", String.valueOf(rank), "LOCAL_RANK", String.valueOf(rank),
-                "WORLD_SIZE", String.valueOf(world), "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", String.valueOf(port)));
+                "WORLD_SIZE", String.valueOf(world), "MASTER_ADDR", "127.0.0.1", "MASTER_PORT", String.valueOf(port),
+                LaunchEnv.JOB_SECRET, TcpCommunicatorTest.SECRET_VALUE));
     }
 
     /** Connects n ranks, one thread each, over real NCCL ({@code fake == null}) or the imitation. */

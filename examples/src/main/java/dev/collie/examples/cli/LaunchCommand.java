@@ -1,6 +1,8 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
+import dev.collie.parallel.comm.JobSecret;
+import dev.collie.parallel.comm.LaunchEnv;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -9,7 +11,9 @@ import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
 
@@ -17,7 +21,8 @@ import java.util.concurrent.TimeUnit;
  * {@code collie launch --nproc N -- <collie command ...>}: starts N JVMs on this machine, one per rank,
  * with the environment torchrun gives ({@code RANK}, {@code LOCAL_RANK}, {@code WORLD_SIZE},
  * {@code LOCAL_WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}, and {@code OMP_NUM_THREADS} = cores ÷ N
- * unless set); if one fails the others are stopped and its exit code is returned.
+ * unless set) and a fresh secret for the job ({@code COLLIE_JOB_SECRET}, 256 random bits); if one fails the others
+ * are stopped and its exit code is returned.
  */
 @Command(name = "launch", mixinStandardHelpOptions = true,
         description = "Run a collie command as N processes (ranks) on this machine, e.g."
@@ -42,37 +47,61 @@ final class LaunchCommand implements Callable<Integer> {
             throw new CollieException("give the collie command to run after --, e.g. launch --nproc 2 -- train ...");
         }
         int port = masterPort != null ? masterPort : freePort();
-        String java = Path.of(System.getProperty("java.home"), "bin", "java").toString();
+        List<Map<String, String>> environments = rankEnvironments(System.getenv(), port);
         List<Process> ranks = new ArrayList<>();
         try {
-            for (int r = 0; r < nproc; r++) {
-                List<String> cmd = new ArrayList<>();
-                cmd.add(java);
-                for (String o : javaOpts.trim().split("\\s+")) {
-                    if (!o.isEmpty()) {
-                        cmd.add(o);
-                    }
-                }
-                cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), CollieCli.class.getName()));
-                cmd.addAll(command);
-                ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO();
-                pb.environment().put("RANK", Integer.toString(r));
-                pb.environment().put("LOCAL_RANK", Integer.toString(r));
-                pb.environment().put("WORLD_SIZE", Integer.toString(nproc));
-                pb.environment().put("LOCAL_WORLD_SIZE", Integer.toString(nproc));
-                pb.environment().put("MASTER_ADDR", "127.0.0.1");
-                pb.environment().put("MASTER_PORT", Integer.toString(port));
-                // the cores are shared out between the ranks (as torchrun does): without this each JVM's
-                // OpenMP pool takes every core and the ranks oversubscribe them (2013 vs 3715 tokens/s, 2 ranks)
-                String threads = Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / nproc));
-                pb.environment().putIfAbsent("OMP_NUM_THREADS", threads);
-                pb.environment().putIfAbsent("OPENBLAS_NUM_THREADS", threads);
+            for (Map<String, String> env : environments) {
+                ProcessBuilder pb = new ProcessBuilder(rankCommand()).inheritIO();
+                pb.environment().clear();
+                pb.environment().putAll(env);
                 ranks.add(pb.start());
             }
             return waitAll(ranks);
         } finally {
             ranks.forEach(Process::destroyForcibly);
         }
+    }
+
+    /** The command line of every rank's JVM (the same for all: what differs goes in the environment). */
+    List<String> rankCommand() {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        for (String o : javaOpts.trim().split("\\s+")) {
+            if (!o.isEmpty()) {
+                cmd.add(o);
+            }
+        }
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), CollieCli.class.getName()));
+        cmd.addAll(command);
+        return cmd;
+    }
+
+    /**
+     * The environments of the ranks' processes: {@code base} (this process's) with each rank's torchrun variables,
+     * the thread counts, and one fresh secret for the job, in {@code COLLIE_JOB_SECRET} (the environment, where
+     * {@code ps} does not show it) and in place of any secret file this process was given.
+     */
+    List<Map<String, String>> rankEnvironments(Map<String, String> base, int port) {
+        String secret = JobSecret.generate();
+        // the cores are shared out between the ranks (as torchrun does): without this each JVM's
+        // OpenMP pool takes every core and the ranks oversubscribe them (2013 vs 3715 tokens/s, 2 ranks)
+        String threads = Integer.toString(Math.max(1, Runtime.getRuntime().availableProcessors() / nproc));
+        List<Map<String, String>> out = new ArrayList<>();
+        for (int r = 0; r < nproc; r++) {
+            Map<String, String> env = new HashMap<>(base);
+            env.put("RANK", Integer.toString(r));
+            env.put("LOCAL_RANK", Integer.toString(r));
+            env.put("WORLD_SIZE", Integer.toString(nproc));
+            env.put("LOCAL_WORLD_SIZE", Integer.toString(nproc));
+            env.put("MASTER_ADDR", "127.0.0.1");
+            env.put("MASTER_PORT", Integer.toString(port));
+            env.put(LaunchEnv.JOB_SECRET, secret);
+            env.remove(LaunchEnv.JOB_SECRET_FILE);
+            env.putIfAbsent("OMP_NUM_THREADS", threads);
+            env.putIfAbsent("OPENBLAS_NUM_THREADS", threads);
+            out.add(env);
+        }
+        return out;
     }
 
     /** The first non-zero exit code (the others are stopped then), or 0 when every rank succeeds. */

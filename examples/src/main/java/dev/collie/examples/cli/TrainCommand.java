@@ -205,7 +205,8 @@ final class TrainCommand implements Callable<Integer> {
 
     /**
      * This process is one rank of the job over TCP; the environment says which ({@code RANK},
-     * {@code WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}, as torchrun and Slurm set it). Without
+     * {@code WORLD_SIZE}, {@code MASTER_ADDR}, {@code MASTER_PORT}, as torchrun and Slurm set it, and the job's
+     * secret, see {@link LaunchEnv}). Without
      * {@code --dp} (or a {@code dp_size} in the config), the data-parallel size is what WORLD_SIZE leaves after the
      * tensor- and pipeline-parallel sizes.
      */
