@@ -189,6 +189,14 @@ final class ModelSplit implements Distributed {
         return sync.average(value);
     }
 
+    /** Over the whole world: the ranks of every replica and every part of the model stop at the same step. */
+    @Override
+    public boolean anyRank(boolean flag) {
+        INDArray a = Nd4j.createFromArray(new double[] {flag ? 1 : 0});
+        par.world().allReduce(a, ReduceOp.MAX);
+        return a.getDouble(0) > 0;
+    }
+
     @Override
     public void afterStep() {
         sync.afterStep();

@@ -142,6 +142,14 @@ public interface Distributed {
         return value;
     }
 
+    /**
+     * Whether {@code flag} is true on any rank of the job (e.g. a stop request that reached some ranks first), so
+     * that all ranks act on it at the same step; a collective: every rank calls it at the same point.
+     */
+    default boolean anyRank(boolean flag) {
+        return flag;
+    }
+
     /** After the optimizer step: ZeRO shares each owner's updated parameters here. */
     default void afterStep() {
     }

@@ -25,6 +25,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.function.BooleanSupplier;
 
 /**
  * The training loop: data → micro-batches → forward/backward (gradients through each parameter's hook)
@@ -52,6 +53,8 @@ public final class Trainer {
     private final GradientRoute route;
     private long globalStep;
     private int epoch;
+    private final BooleanSupplier stopWhen;
+    private boolean stopped;
     private int nonFiniteRun;         // consecutive steps skipped for a non-finite loss or gradient norm
     private long nonFiniteSteps;
     private final List<StepStats> history = new ArrayList<>();
@@ -65,6 +68,7 @@ public final class Trainer {
         this.callbacks = List.copyOf(b.callbacks);
         this.padId = b.padId;
         this.dist = b.distributed;
+        this.stopWhen = b.stopWhen;
         checkLayout(config, dist.replicas(), dist.modelRanks());
         int cores = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, b.localRanks));
         int workers = GradientRoute.singleStream(dist, optimizer) ? 1 : config.workerThreads();
@@ -114,6 +118,14 @@ public final class Trainer {
     /** Optimizer steps this run will take. */
     public long totalSteps() {
         return totalSteps;
+    }
+
+    /**
+     * Whether the last {@link #train} ended early because its {@link Builder#stopWhen stop condition} held (on any
+     * rank) after a step.
+     */
+    public boolean stopped() {
+        return stopped;
     }
 
     /** Steps skipped so far because their loss or gradient norm was not finite. */
@@ -208,6 +220,7 @@ public final class Trainer {
                     100.0 * trainable / Math.max(1, all), split ? " (on this rank)" : ""));
             idleSettings(config, totalSteps - globalStep, evalData != null).forEach(LOG::warn);
         }
+        stopped = false;
         try {
             callbacks.forEach(c -> c.onTrainBegin(this));
             outer:
@@ -222,6 +235,11 @@ public final class Trainer {
                     trainStep(loader.step(epoch, s));
                     if (config.evalPerNSteps() > 0 && evalData != null && globalStep % config.evalPerNSteps() == 0) {
                         evaluate();
+                    }
+                    // every rank asks, after every step, so all stop at the same one
+                    if (dist.anyRank(stopWhen.getAsBoolean())) {
+                        stopped = true;
+                        break outer;
                     }
                 }
                 callbacks.forEach(c -> c.onEpochEnd(this, e));
@@ -428,6 +446,7 @@ public final class Trainer {
         private int padId;
         private Distributed distributed = Distributed.SINGLE;
         private int localRanks = 1;
+        private BooleanSupplier stopWhen = () -> false;
 
         public Builder model(LanguageModel m) { this.model = m; return this; }
         public Builder optimizer(Optimizer o) { this.optimizer = o; return this; }
@@ -444,6 +463,12 @@ public final class Trainer {
          * data-parallel reduction alone); {@link Distributed#SINGLE} by default.
          */
         public Builder distributed(Distributed d) { this.distributed = Objects.requireNonNull(d, "distributed"); return this; }
+        /**
+         * A condition asked after every step (e.g. a signal handler's flag): once it holds on any rank, every rank
+         * ends training after that step, {@link Callback#onTrainEnd} runs (a checkpoint callback saves the step) and
+         * {@link Trainer#stopped()} says so.
+         */
+        public Builder stopWhen(BooleanSupplier s) { this.stopWhen = Objects.requireNonNull(s, "stopWhen"); return this; }
         /** Ranks running as threads of this JVM (they share its cores); default 1. */
         public Builder localRanks(int n) { this.localRanks = n; return this; }
 

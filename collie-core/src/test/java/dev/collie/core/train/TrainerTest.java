@@ -13,8 +13,10 @@ import org.nd4j.linalg.api.buffer.DataType;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -139,5 +141,34 @@ class TrainerTest {
         assertEquals(List.of(), Trainer.idleSettings(c, 500, true));
         assertEquals(1, Trainer.idleSettings(c, 150, true).size(), "only the evaluation interval is beyond 150 steps");
         assertEquals(1, Trainer.idleSettings(c, 2, false).size(), "no evaluation data: no evaluation warning");
+    }
+
+    @Test
+    void aStopConditionEndsTrainingAfterTheStepItHeldAndRunsTheEndEvents() {
+        ToyLanguageModel m = model();
+        AtomicBoolean stop = new AtomicBoolean();
+        List<Long> ends = new ArrayList<>();
+        Callback c = new Callback() {
+            @Override
+            public void onBatchEnd(Trainer t, StepStats s) {
+                if (s.step() == 2) {
+                    stop.set(true);       // as a signal handler would, in the middle of the run
+                }
+            }
+
+            @Override
+            public void onTrainEnd(Trainer t) {
+                ends.add(t.globalStep());
+            }
+        };
+        Trainer t = Trainer.builder().model(m).optimizer(new Sgd(m.namedParameters()))
+                .config(CollieConfig.builder().shuffle(false).lr(0.5).maxSteps(9).build()).trainData(ROWS)
+                .callbacks(c).stopWhen(stop::get).build();
+        assertEquals(2, t.train().size());
+        assertTrue(t.stopped());
+        assertEquals(List.of(2L), ends, "onTrainEnd runs at the step it stopped after");
+        stop.set(false);
+        assertEquals(9, t.train().size(), "a later train() goes on from there");
+        assertFalse(t.stopped());
     }
 }

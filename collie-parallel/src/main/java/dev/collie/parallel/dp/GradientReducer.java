@@ -612,6 +612,16 @@ final class GradientReducer implements Distributed.Reduction, AutoCloseable {
         return a.getDouble(0);
     }
 
+    /** Whether {@code flag} is true on any of the ranks (a collective). */
+    boolean anyRank(boolean flag) {
+        INDArray a = Nd4j.createFromArray(new double[] {flag ? 1 : 0});
+        thread.call(() -> {
+            comm.allReduce(a, ReduceOp.MAX);
+            return null;
+        }, "agreeing on a flag over the ranks");
+        return a.getDouble(0) > 0;
+    }
+
     /**
      * The L2 norm of the whole model's averaged gradient, each rank contributing its owned parameters and row
      * blocks (a collective: every rank must call it). For clipping under ZeRO-2/3, where no rank holds every

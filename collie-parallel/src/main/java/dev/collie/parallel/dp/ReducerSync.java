@@ -57,6 +57,11 @@ public abstract class ReducerSync implements Distributed, AutoCloseable {
         return grads.average(value);
     }
 
+    @Override
+    public boolean anyRank(boolean flag) {
+        return grads.anyRank(flag);
+    }
+
     /** Values, gradient buffers and communication buffers this rank holds now for the trainable parameters. */
     public RankMemory memory() {
         return grads.memory();

@@ -18,8 +18,15 @@ public final class CollieCli implements Runnable {
     }
 
     public static void main(String[] args) {
+        // a process of its own (not run() inside a test): SIGTERM and SIGINT stop a training run after its step,
+        // and a rank of 'collie launch' ends with its launcher
+        standalone = true;
+        StopSignals.exitWithLauncher();
         System.exit(run(args));
     }
+
+    /** Whether this JVM is the CLI's own process, where it may install signal handlers. */
+    static volatile boolean standalone;
 
     /** Runs the CLI and returns its exit code; user errors print one line, not a stack trace. */
     public static int run(String... args) {

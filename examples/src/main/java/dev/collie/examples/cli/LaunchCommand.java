@@ -15,6 +15,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -48,7 +49,11 @@ final class LaunchCommand implements Callable<Integer> {
         }
         int port = masterPort != null ? masterPort : freePort();
         List<Map<String, String>> environments = rankEnvironments(System.getenv(), port);
-        List<Process> ranks = new ArrayList<>();
+        List<Process> ranks = new CopyOnWriteArrayList<>();
+        if (CollieCli.standalone) {
+            // SIGTERM/SIGINT go on to every rank (each finishes its step and writes its checkpoint); a second one too
+            StopSignals.install(signal -> ranks.forEach(p -> forward(signal, p)));
+        }
         try {
             for (Map<String, String> env : environments) {
                 ProcessBuilder pb = new ProcessBuilder(rankCommand()).inheritIO();
@@ -59,6 +64,15 @@ final class LaunchCommand implements Callable<Integer> {
             return waitAll(ranks);
         } finally {
             ranks.forEach(Process::destroyForcibly);
+        }
+    }
+
+    /** Sends {@code signal} ("TERM", "INT") to a rank's process. */
+    private static void forward(String signal, Process p) {
+        try {
+            new ProcessBuilder("kill", "-" + signal, Long.toString(p.pid())).inheritIO().start();
+        } catch (IOException e) {
+            p.destroy();        // SIGTERM, the one Java can send itself
         }
     }
 
@@ -96,6 +110,7 @@ final class LaunchCommand implements Callable<Integer> {
             env.put("MASTER_ADDR", "127.0.0.1");
             env.put("MASTER_PORT", Integer.toString(port));
             env.put(LaunchEnv.JOB_SECRET, secret);
+            env.put("COLLIE_LAUNCHER_PID", Long.toString(ProcessHandle.current().pid()));
             env.remove(LaunchEnv.JOB_SECRET_FILE);
             env.putIfAbsent("OMP_NUM_THREADS", threads);
             env.putIfAbsent("OPENBLAS_NUM_THREADS", threads);
@@ -111,7 +126,8 @@ final class LaunchCommand implements Callable<Integer> {
             for (Process p : new ArrayList<>(running)) {
                 if (p.waitFor(100, TimeUnit.MILLISECONDS)) {
                     running.remove(p);
-                    if (p.exitValue() != 0) {
+                    // after a stop signal the ranks end with its code once their checkpoint is written: wait for all
+                    if (p.exitValue() != 0 && !(StopSignals.requested() && isSignalExit(p.exitValue()))) {
                         System.err.println("collie launch: rank " + ranks.indexOf(p) + " exited with code "
                                 + p.exitValue() + "; stopping the other ranks");
                         return p.exitValue();
@@ -119,7 +135,11 @@ final class LaunchCommand implements Callable<Integer> {
                 }
             }
         }
-        return 0;
+        return StopSignals.signal().map(StopSignals::exitCode).orElse(0);
+    }
+
+    private static boolean isSignalExit(int code) {
+        return code == StopSignals.exitCode("TERM") || code == StopSignals.exitCode("INT");
     }
 
     private static int freePort() throws IOException {

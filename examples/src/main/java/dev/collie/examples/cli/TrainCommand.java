@@ -110,6 +110,8 @@ final class TrainCommand implements Callable<Integer> {
             description = "data-parallel ranks; each takes its share of every global batch of micro-batch x grad-accum x N rows"
                     + " (default: dp_size of --config, else 1)")
     Integer dpOption;
+    /** What call() returns: 0, or the code of the signal that stopped the run (set by the lead rank). */
+    private volatile int exitCode;
     /** The layout this run takes: the options, else the config file's sizes, else 1 (resolved in {@link #call()}). */
     private int dp;
     private int tp;
@@ -165,6 +167,9 @@ final class TrainCommand implements Callable<Integer> {
         pp = config.ppSize();
         checkOptions();
         config.validate();
+        if (CollieCli.standalone) {
+            StopSignals.install(signal -> { });
+        }
         // the process that saves holds --save for the run, and finds a save that cannot happen before any work
         boolean savesHere = !"tcp".equals(backend) && !"nccl".equals(backend) || LaunchEnv.fromSystem().rank() == 0;
         if (savesHere) {
@@ -191,7 +196,7 @@ final class TrainCommand implements Callable<Integer> {
                 tok.close();
             }
         }
-        return 0;
+        return exitCode;
     }
 
     /** An adapter directory with PEFT flags (unless merged), else a full model. */
@@ -288,10 +293,11 @@ final class TrainCommand implements Callable<Integer> {
         if (lead) {
             tb.callbacks(new ProgressBar(System.out, System.console() != null, logEvery));
         }
+        Path checkpoints = checkpointDir != null ? checkpointDir : save.resolve("checkpoints");
         if (checkpointEvery != null) {
-            tb.callbacks(new CheckpointCallback(checkpointDir != null ? checkpointDir : save.resolve("checkpoints"),
-                    checkpointEvery, keepCheckpoints));
+            tb.callbacks(new CheckpointCallback(checkpoints, checkpointEvery, keepCheckpoints));
         }
+        tb.stopWhen(StopSignals::requested);
         Trainer trainer = tb.build();
         if (resume != null) {
             trainer.resume(resume);
@@ -313,6 +319,10 @@ final class TrainCommand implements Callable<Integer> {
         Map<String, INDArray> gathered = null;
         try {
             trainer.train();
+            if (trainer.stopped()) {
+                stopWithCheckpoint(trainer, checkpoints, lead);
+                return;
+            }
             // evaluation under tensor or pipeline parallelism takes every rank of the model
             if (eval != null && (config.evalPerNSteps() == 0 || trainer.globalStep() % config.evalPerNSteps() != 0)
                     && (lead || split)) {
@@ -356,6 +366,28 @@ final class TrainCommand implements Callable<Integer> {
             System.out.println("loss curve: " + lossPng);
         }
         System.out.println("saved model to " + save);
+    }
+
+    /**
+     * After a SIGTERM or SIGINT: the step in flight finished; a checkpoint of it is written (by the checkpoint
+     * callback with --checkpoint-every, here with --checkpoint-dir alone; every rank takes part), --save is left as it
+     * was, and the command exits with the signal's code.
+     */
+    private void stopWithCheckpoint(Trainer trainer, Path checkpoints, boolean lead) {
+        Path step = checkpoints.resolve("step_" + trainer.globalStep());
+        boolean written = checkpointEvery != null;
+        if (!written && checkpointDir != null) {
+            trainer.save(step);
+            written = true;
+        }
+        if (lead) {
+            String signal = StopSignals.signal().orElse("TERM");
+            System.out.printf(Locale.ROOT, "stopped by SIG%s after step %d of %d: %s%n", signal, trainer.globalStep(),
+                    trainer.totalSteps(), written ? "checkpoint " + step + " (continue with --resume " + step + ")"
+                            : "no checkpoint written (give --checkpoint-dir DIR to have one); " + save
+                            + " is unchanged");
+            exitCode = StopSignals.exitCode(signal);
+        }
     }
 
     private void checkOptions() {
