@@ -1,6 +1,8 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
+import dev.collie.core.io.HfCheckpoint;
+import dev.collie.core.io.HfWeights;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
@@ -45,7 +47,11 @@ final class CliSupport {
         if (dir == null || !Files.isDirectory(dir)) {
             return loadModel(dir);    // the same errors
         }
-        return new LlamaForCausalLM(LlamaConfig.load(dir.resolve("config.json")), DataType.FLOAT);
+        LlamaConfig config = LlamaConfig.load(dir.resolve("config.json"));
+        try (HfWeights w = HfCheckpoint.open(dir)) {
+            LlamaCheckpoint.checkWeights(config, w);    // before the model is allocated
+        }
+        return new LlamaForCausalLM(config, DataType.FLOAT);
     }
 
     /** The tokenizer given with --tokenizer, else the one in the model directory, else null. */
