@@ -2,6 +2,7 @@ package dev.collie.core.train;
 
 import dev.collie.core.CollieException;
 import org.bytedeco.javacpp.Pointer;
+import org.nd4j.linalg.factory.Nd4j;
 
 import java.io.IOException;
 import java.lang.management.ManagementFactory;
@@ -33,8 +34,14 @@ public final class Memory {
          * {@code "the model needs %s of parameters"}), then the limit.
          */
         public void require(long bytes, String need) {
+            require(bytes, need, "");
+        }
+
+        /** As {@link #require(long, String)}, ending with {@code ": " + remedy} (none when empty). */
+        public void require(long bytes, String need, String remedy) {
             if (bytes > this.bytes) {
-                throw new CollieException(String.format(Locale.ROOT, need, format(bytes)) + "; " + source);
+                throw new CollieException(String.format(Locale.ROOT, need, format(bytes)) + "; " + source
+                        + (remedy.isEmpty() ? "" : ": " + remedy));
             }
         }
     }
@@ -64,6 +71,23 @@ public final class Memory {
             }
         }
         return l;
+    }
+
+    /**
+     * On ND4J's CPU backend, sets its memory limit (device 0, the host) to {@link #limit()} less a reserve (a quarter,
+     * at most 2 GB) for what it does not count (workspaces, malloc arenas, the JVM's own growth): an array allocated
+     * beyond it then fails with ND4J's "Allocation failed" exception, where a failed native allocation would crash
+     * the JVM. Best effort under {@code ulimit -v}, where what ND4J does not count may still take the rest. Call once
+     * ND4J has started; returns the limit set, 0 on another backend (left alone).
+     */
+    public static long limitNd4jAllocations() {
+        if (!Nd4j.getEnvironment().isCPU()) {
+            return 0;
+        }
+        long all = limit().bytes();
+        long bytes = Math.max(1, all - Math.min(all / 4, 2_000_000_000L));
+        Nd4j.getEnvironment().setDeviceLimit(0, bytes);
+        return bytes;
     }
 
     /** {@code bytes} for people: {@code 950 B}, {@code 97.6 MB}, {@code 17.2 GB}, {@code 1.9 TB} (powers of 1000). */

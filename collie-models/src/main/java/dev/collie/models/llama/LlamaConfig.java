@@ -118,6 +118,19 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
                 headDim, tieWordEmbeddings, attentionBias, mlpBias);
     }
 
+    /**
+     * Float32 bytes of one layer's attention probabilities {@code [rows·heads, seqLen, seqLen]}: what every step over
+     * {@code rows} rows of {@code seqLen} tokens allocates at least once (saturating at {@link Long#MAX_VALUE}).
+     */
+    public long attentionScoreBytes(long rows, long seqLen) {
+        return Memory.times(Memory.times(Memory.times(rows, numAttentionHeads), Memory.times(seqLen, seqLen)), 4);
+    }
+
+    /** Float32 bytes of the logits {@code [rows·seqLen, vocab_size]} of {@code rows} rows of {@code seqLen} tokens. */
+    public long logitBytes(long rows, long seqLen) {
+        return Memory.times(Memory.times(rows, seqLen), 4L * vocabSize);
+    }
+
     /** Parameters of the given sizes ({@link #forEachParameter} in arithmetic); {@link Long#MAX_VALUE} on overflow. */
     private static long count(long vocab, long h, long inter, long layers, long heads, long kvHeads, long headDim,
                               boolean tie, boolean attentionBias, boolean mlpBias) {
