@@ -299,7 +299,7 @@ public final class Parallelism implements AutoCloseable {
             if (!weights.contains(name)) {
                 throw new CollieException(weights.location() + ": tensor " + name + " is missing");
             }
-            INDArray full = weights.load(name, p.dtype());
+            INDArray full = weights.loadWeight(name, p.dtype());
             ParallelStyle style = TensorParallel.styleOf(p);
             INDArray mine = style == ParallelStyle.REPLICATE ? full
                     : TensorParallel.shardOf(full, style, tpRank, topology.tp());

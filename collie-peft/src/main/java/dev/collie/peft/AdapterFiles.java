@@ -163,6 +163,6 @@ final class AdapterFiles {
                     + " but the adapter needs " + Arrays.toString(expect));
         }
         unused.remove(key);
-        return st.load(key, dtype);
+        return st.loadWeight(key, dtype);
     }
 }

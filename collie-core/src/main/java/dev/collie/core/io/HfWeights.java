@@ -162,6 +162,16 @@ public final class HfWeights implements AutoCloseable {
         return reader(name).info(name);
     }
 
+    /** {@link SafeTensors#weightInfo}: the header of a tensor that is to become a weight, refused unless floating point. */
+    public TensorInfo weightInfo(String name) {
+        return reader(name).weightInfo(name);
+    }
+
+    /** {@link SafeTensors#loadWeight}: loads a weight, refusing a tensor that is not floating point. */
+    public INDArray loadWeight(String name, DataType target) {
+        return reader(name).loadWeight(name, target);
+    }
+
     /** The safetensors file that holds tensor {@code name}. */
     public Path fileOf(String name) {
         return reader(name).path();

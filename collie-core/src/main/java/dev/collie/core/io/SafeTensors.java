@@ -238,6 +238,30 @@ public final class SafeTensors implements AutoCloseable {
         return t;
     }
 
+    /**
+     * Dtype, shape and location of tensor {@code name}, which is to become a weight: refuses, from the header alone,
+     * a tensor ND4J cannot load or whose dtype is not floating point (integer weights would load as floats silently).
+     *
+     * @throws CollieException naming the file, the tensor and its dtype
+     */
+    public TensorInfo weightInfo(String name) {
+        TensorInfo t = info(name);
+        if (!t.dtype().isFloatingPoint()) {
+            throw error(name, "dtype " + t.dtype() + " is not floating point, but it is loaded as a weight"
+                    + " (F32, F16, BF16 or F64): a quantized or non-weight tensor?");
+        }
+        if (t.dtype().nd4jType() == null) {
+            throw error(name, "dtype " + t.dtype() + " cannot be loaded: ND4J has no matching type");
+        }
+        return t;
+    }
+
+    /** Loads weight {@code name} as {@code target}, checked first by {@link #weightInfo}. */
+    public INDArray loadWeight(String name, DataType target) {
+        weightInfo(name);
+        return load(name, target);
+    }
+
     /** The header's {@code __metadata__} (empty if absent). */
     public Map<String, String> metadata() {
         return metadata;

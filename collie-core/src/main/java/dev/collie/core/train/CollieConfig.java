@@ -41,10 +41,11 @@ public record CollieConfig(
         @JsonProperty("tp_size") int tpSize,
         @JsonProperty("pp_size") int ppSize,
         @JsonProperty("worker_threads") int workerThreads,
-        @JsonProperty("max_nonfinite_steps") int maxNonFiniteSteps) {
+        @JsonProperty("max_nonfinite_steps") int maxNonFiniteSteps,
+        @JsonProperty("seq_len") int seqLen) {
 
     private static final CollieConfig DEFAULTS = new CollieConfig(42, 1, -1, 1, 1, 0, 1, 1e-3, "constant", 0, 0.0,
-            1, false, true, 1, 1, 1, 0, 3);
+            1, false, true, 1, 1, 1, 0, 3, 0);
 
     /**
      * Defaults: seed 42, 1 epoch, micro-batch 1, no accumulation, lr 1e-3 constant, no clipping, shuffled; a run
@@ -81,6 +82,9 @@ public record CollieConfig(
         positive("max_nonfinite_steps", maxNonFiniteSteps);
         if (workerThreads < 0) {
             throw bad("worker_threads", workerThreads, "must be >= 0 (0 = one per core)");
+        }
+        if (seqLen < 0) {
+            throw bad("seq_len", seqLen, "must be >= 0 (0 = not set: the data's own lengths)");
         }
         if (evalPerNSteps < 0) {
             throw bad("eval_per_n_steps", evalPerNSteps, "must be >= 0 (0 turns evaluation off)");
@@ -162,6 +166,7 @@ public record CollieConfig(
             public int pp_size;
             public int worker_threads;
             public int max_nonfinite_steps;
+            public int seq_len;
         }
 
         private final Fields fields = new Fields();
@@ -186,6 +191,7 @@ public record CollieConfig(
             fields.pp_size = c.ppSize;
             fields.worker_threads = c.workerThreads;
             fields.max_nonfinite_steps = c.maxNonFiniteSteps;
+            fields.seq_len = c.seqLen;
         }
 
         public Builder seed(long v) { fields.seed = v; return this; }
@@ -209,6 +215,11 @@ public record CollieConfig(
         public Builder workerThreads(int v) { fields.worker_threads = v; return this; }
         /** Consecutive steps with a non-finite loss or gradient norm (each skipped) after which the run stops. */
         public Builder maxNonFiniteSteps(int v) { fields.max_nonfinite_steps = v; return this; }
+        /**
+         * Tokens per row the data is packed or cut to ({@code collie train --seq}), 0 = not set. The Trainer takes
+         * rows as the data gives them; the value is kept so that a resumed run can be checked to read the same rows.
+         */
+        public Builder seqLen(int v) { fields.seq_len = v; return this; }
 
         /** The config, not yet validated (call {@link CollieConfig#validate()} or let the Trainer do it). */
         public CollieConfig build() {
@@ -216,7 +227,7 @@ public record CollieConfig(
             return new CollieConfig(f.seed, f.train_epochs, f.max_steps, f.train_micro_batch_size,
                     f.gradient_accumulation_steps, f.eval_per_n_steps, f.eval_batch_size, f.lr, f.lr_schedule,
                     f.warmup_steps, f.clip_grad_norm, f.log_per_n_steps, f.checkpointing, f.shuffle, f.dp_size,
-                    f.tp_size, f.pp_size, f.worker_threads, f.max_nonfinite_steps);
+                    f.tp_size, f.pp_size, f.worker_threads, f.max_nonfinite_steps, f.seq_len);
         }
     }
 }

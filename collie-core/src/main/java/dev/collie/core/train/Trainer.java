@@ -191,6 +191,7 @@ public final class Trainer {
 
     /** Restores a checkpoint written by {@link #save}; {@link #train} then continues with the next step. */
     public void resume(Path dir) {
+        TrainingCheckpoint.compareConfig(dir, config).forEach(LOG::warn);
         TrainingCheckpoint.Position pos;
         try (Scope whole = dist.gatherParameters()) {
             pos = splitState() ? TrainingCheckpoint.load(dir, heldParameters(), optimizer, shards())

@@ -1,5 +1,6 @@
 package dev.collie.core.train;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -14,10 +15,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
@@ -148,37 +151,28 @@ public final class TrainingCheckpoint {
     /** As {@link #load(Path, Module, Optimizer, Shards)} for the parameters this rank holds. */
     public static Position load(Path dir, Map<String, Parameter> params, Optimizer optimizer, Shards shards) {
         Path manifest = dir.resolve(MANIFEST);
-        if (!Files.isRegularFile(manifest)) {
-            throw new CollieException(dir + ": not a training checkpoint (no " + MANIFEST + ")");
+        JsonNode m = manifest(dir);
+        if (!FORMAT.equals(m.path("format").asText())) {
+            throw new CollieException(manifest + ": format is '" + m.path("format").asText() + "', expected " + FORMAT);
         }
-        long step;
-        int epoch;
-        try {
-            var m = JSON.readTree(manifest.toFile());
-            if (!FORMAT.equals(m.path("format").asText())) {
-                throw new CollieException(manifest + ": format is '" + m.path("format").asText() + "', expected " + FORMAT);
-            }
-            String saved = m.path("optimizer").asText();
-            if (!saved.equals(optimizer.getClass().getName())) {
-                throw new CollieException(manifest + ": saved with optimizer " + saved + ", resuming with "
-                        + optimizer.getClass().getName());
-            }
-            step = m.path("global_step").asLong();
-            epoch = m.path("epoch").asInt();
-            int savedShards = m.path("optimizer_shards").asInt(1);
-            int now = shards == null ? 1 : shards.count();
-            int savedParts = m.path("model_parts").asInt(1);
-            int parts = shards == null ? 1 : shards.modelParts();
-            if (savedParts != parts) {
-                throw new CollieException(manifest + ": the model was saved in " + savedParts + " part(s) (tensor x"
-                        + " pipeline parallel ranks), this run has " + parts + "; resume with the same --tp and --pp");
-            }
-            if (savedShards != now) {
-                throw new CollieException(manifest + ": the optimizer state was saved in " + savedShards
-                        + " shard(s), this run has " + now + " (resume with the same --dp, --tp, --pp and ZeRO stage)");
-            }
-        } catch (IOException e) {
-            throw new CollieException(manifest + ": cannot read: " + e.getMessage(), e);
+        String saved = m.path("optimizer").asText();
+        if (!saved.equals(optimizer.getClass().getName())) {
+            throw new CollieException(manifest + ": saved with optimizer " + saved + ", resuming with "
+                    + optimizer.getClass().getName());
+        }
+        long step = m.path("global_step").asLong();
+        int epoch = m.path("epoch").asInt();
+        int savedShards = m.path("optimizer_shards").asInt(1);
+        int now = shards == null ? 1 : shards.count();
+        int savedParts = m.path("model_parts").asInt(1);
+        int parts = shards == null ? 1 : shards.modelParts();
+        if (savedParts != parts) {
+            throw new CollieException(manifest + ": the model was saved in " + savedParts + " part(s) (tensor x"
+                    + " pipeline parallel ranks), this run has " + parts + "; resume with the same --tp and --pp");
+        }
+        if (savedShards != now) {
+            throw new CollieException(manifest + ": the optimizer state was saved in " + savedShards
+                    + " shard(s), this run has " + now + " (resume with the same --dp, --tp, --pp and ZeRO stage)");
         }
         Path modelPath = dir.resolve(modelFile(shards));
         try (SafeTensors w = SafeTensors.open(modelPath)) {
@@ -203,6 +197,62 @@ public final class TrainingCheckpoint {
             optimizer.loadStateDict(state);
         }
         return new Position(step, epoch);
+    }
+
+    /** Settings the order of the rows, or how many a step takes, depend on: resume is exact only if they are kept. */
+    private static final List<String> SAME_DATA = List.of("seed", "shuffle", "seq_len", "train_micro_batch_size",
+            "gradient_accumulation_steps", "dp_size");
+    /** Settings a resumed run may mean to change: a change is reported, not refused. */
+    private static final List<String> MAY_CHANGE = List.of("lr", "lr_schedule", "warmup_steps", "clip_grad_norm");
+
+    /**
+     * Compares the config saved in checkpoint {@code dir} with {@code now}'s before resuming: refuses a changed
+     * {@link #SAME_DATA} setting (the data would not continue where it stopped), naming the saved and the new value,
+     * and returns one warning per changed learning-rate setting. A setting the checkpoint does not record (an older
+     * checkpoint), or {@code seq_len} 0 (not set) on either side, is not compared.
+     */
+    public static List<String> compareConfig(Path dir, CollieConfig now) {
+        JsonNode saved = manifest(dir).path("config");
+        JsonNode current = JSON.valueToTree(now);
+        Path manifest = dir.resolve(MANIFEST);
+        List<String> warnings = new ArrayList<>();
+        for (String f : SAME_DATA) {
+            JsonNode a = saved.get(f);
+            JsonNode b = current.get(f);
+            if (a != null && !same(a, b) && !(f.equals("seq_len") && (a.asInt() == 0 || b.asInt() == 0))) {
+                throw new CollieException(manifest + ": the checkpoint was trained with " + f + " = " + a.asText()
+                        + ", this run has " + b.asText() + "; resuming exactly needs the same value (the data's order"
+                        + " and the rows of each step depend on it)");
+            }
+        }
+        for (String f : MAY_CHANGE) {
+            JsonNode a = saved.get(f);
+            JsonNode b = current.get(f);
+            if (a != null && !same(a, b)) {
+                warnings.add(manifest + ": resuming with " + f + " = " + b.asText() + "; the checkpoint was trained"
+                        + " with " + a.asText());
+            }
+        }
+        return warnings;
+    }
+
+    /** Equal values; numbers by value (the manifest reads 3 as an int, a long field writes it as a long). */
+    private static boolean same(JsonNode a, JsonNode b) {
+        return a.isNumber() && b != null && b.isNumber() ? a.decimalValue().compareTo(b.decimalValue()) == 0
+                : a.equals(b);
+    }
+
+    /** The manifest of checkpoint {@code dir}, read; errors name it. */
+    private static JsonNode manifest(Path dir) {
+        Path manifest = dir.resolve(MANIFEST);
+        if (!Files.isRegularFile(manifest)) {
+            throw new CollieException(dir + ": not a training checkpoint (no " + MANIFEST + ")");
+        }
+        try {
+            return JSON.readTree(manifest.toFile());
+        } catch (IOException e) {
+            throw new CollieException(manifest + ": cannot read: " + e.getMessage(), e);
+        }
     }
 
     private static Map<String, INDArray> distinctParameters(Map<String, Parameter> params) {

@@ -27,34 +27,50 @@ public final class LlamaCheckpoint {
     private LlamaCheckpoint() {
     }
 
-    /** Reads {@code dir/config.json} and the weights into a new model of {@code dtype}. */
+    /**
+     * Reads {@code dir/config.json} and the weights into a new model of {@code dtype}. The weights' headers are
+     * checked against the config ({@link #checkWeights}) before the model is allocated.
+     */
     public static LlamaForCausalLM load(Path dir, DataType dtype) {
         LlamaConfig config = LlamaConfig.load(dir.resolve("config.json"));
-        LlamaForCausalLM model = new LlamaForCausalLM(config, dtype);
         try (HfWeights w = HfCheckpoint.open(dir)) {
+            checkWeights(config, w);
+            LlamaForCausalLM model = new LlamaForCausalLM(config, dtype);
             loadWeights(model, w);
+            return model;
         }
-        return model;
     }
 
-    /** Copies every parameter from {@code w}, checking shapes against the config. */
+    /**
+     * Checks from the headers alone, before anything is allocated, that {@code w} holds every weight of a model of
+     * {@code config} with the shape the config implies and a floating-point dtype; errors name the tensor, both
+     * shapes and the file.
+     */
+    public static void checkWeights(LlamaConfig config, HfWeights w) {
+        config.forEachParameter((name, shape) -> {
+            if (!w.contains(name)) {
+                throw new CollieException(w.location() + ": tensor " + name + " is missing" + (name.equals(TIED_HEAD)
+                        ? " (config.json says tie_word_embeddings is false)" : name.startsWith("model.layers.")
+                        ? " (config.json says num_hidden_layers is " + config.numHiddenLayers() + ")" : ""));
+            }
+            long[] stored = w.weightInfo(name).shape();
+            if (!Arrays.equals(stored, shape)) {
+                throw new CollieException(w.fileOf(name) + ": tensor " + name + " has shape "
+                        + Arrays.toString(stored) + " but config.json implies " + Arrays.toString(shape));
+            }
+        });
+    }
+
+    /** Copies every parameter from {@code w}, after {@link #checkWeights} against the model's config. */
     public static void loadWeights(LlamaForCausalLM model, HfWeights w) {
+        checkWeights(model.config(), w);
         for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
             String name = e.getKey();
             Parameter p = e.getValue();
-            if (!w.contains(name)) {
-                if (name.equals(TIED_HEAD) && model.config().tieWordEmbeddings()) {
-                    continue;
-                }
-                throw new CollieException(w.location() + ": tensor " + name + " is missing"
-                        + (name.equals(TIED_HEAD) ? " (config.json says tie_word_embeddings is false)" : ""));
+            if (name.equals(TIED_HEAD) && model.config().tieWordEmbeddings() && !w.contains(name)) {
+                continue;
             }
-            long[] stored = w.info(name).shape();
-            if (!Arrays.equals(stored, p.shape())) {
-                throw new CollieException(w.fileOf(name) + ": tensor " + name + " has shape "
-                        + Arrays.toString(stored) + " but config.json implies " + Arrays.toString(p.shape()));
-            }
-            INDArray v = w.load(name, p.dtype());
+            INDArray v = w.loadWeight(name, p.dtype());
             p.data().assign(v);
             v.close();
         }
@@ -106,28 +122,11 @@ public final class LlamaCheckpoint {
         });
     }
 
-    /** The name and shape of every weight a model of {@code config} has (biases aside). */
+    /** The name and shape of every weight a model of {@code config} has, the output head included even when tied. */
     private static Map<String, long[]> expectedShapes(LlamaConfig config) {
         Map<String, long[]> out = new TreeMap<>();
-        long h = config.hiddenSize();
-        long q = (long) config.numAttentionHeads() * config.headDim();
-        long kv = (long) config.numKeyValueHeads() * config.headDim();
-        long in = config.intermediateSize();
-        out.put("model.embed_tokens.weight", new long[] {config.vocabSize(), h});
-        out.put("model.norm.weight", new long[] {h});
-        out.put(TIED_HEAD, new long[] {config.vocabSize(), h});
-        for (int i = 0; i < config.numHiddenLayers(); i++) {
-            String p = "model.layers." + i + ".";
-            out.put(p + "self_attn.q_proj.weight", new long[] {q, h});
-            out.put(p + "self_attn.k_proj.weight", new long[] {kv, h});
-            out.put(p + "self_attn.v_proj.weight", new long[] {kv, h});
-            out.put(p + "self_attn.o_proj.weight", new long[] {h, q});
-            out.put(p + "mlp.gate_proj.weight", new long[] {in, h});
-            out.put(p + "mlp.up_proj.weight", new long[] {in, h});
-            out.put(p + "mlp.down_proj.weight", new long[] {h, in});
-            out.put(p + "input_layernorm.weight", new long[] {h});
-            out.put(p + "post_attention_layernorm.weight", new long[] {h});
-        }
+        config.forEachParameter(out::put);
+        out.put(TIED_HEAD, new long[] {config.vocabSize(), config.hiddenSize()});
         return out;
     }
 }

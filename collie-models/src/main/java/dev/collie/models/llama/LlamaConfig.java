@@ -5,13 +5,16 @@ import dev.collie.core.CollieException;
 import dev.collie.core.io.AtomicFiles;
 import dev.collie.core.io.HfConfig;
 import dev.collie.core.nn.RopeScaling;
+import dev.collie.core.train.Memory;
 
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
+import java.util.function.BiConsumer;
 
 /**
  * The hyper-parameters of a LLaMA model, as in a Hugging Face {@code config.json}: immutable, and validated by its
@@ -57,6 +60,17 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
             throw new CollieException("rms_norm_eps (" + rmsNormEps + ") must be positive");
         }
         positive("max_position_embeddings", maxPositionEmbeddings);
+        // every weight one array that ND4J indexes with int, the total a long: refused here, before any allocation
+        arraySize("model.embed_tokens.weight", "vocab_size × hidden_size", vocabSize, hiddenSize);
+        arraySize("model.layers.*.self_attn.q_proj.weight", "num_attention_heads × head_dim × hidden_size",
+                (long) numAttentionHeads * headDim, hiddenSize);
+        arraySize("model.layers.*.mlp.gate_proj.weight", "intermediate_size × hidden_size", intermediateSize,
+                hiddenSize);
+        if (count(vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads,
+                headDim, tieWordEmbeddings, attentionBias, mlpBias) == Long.MAX_VALUE) {
+            throw new CollieException("num_hidden_layers (" + numHiddenLayers + ") × the parameters of one layer"
+                    + " is more parameters than a 64-bit count holds");
+        }
         if (!(attentionDropout >= 0 && attentionDropout < 1)) {
             throw new CollieException("attention_dropout (" + attentionDropout + ") must be in [0, 1)");
         }
@@ -81,6 +95,85 @@ public record LlamaConfig(int vocabSize, int hiddenSize, int intermediateSize, i
     private static void positive(String field, int v) {
         if (v <= 0) {
             throw new CollieException(field + " (" + v + ") must be positive");
+        }
+    }
+
+    /** The most elements one weight may have: ND4J's BLAS calls and several of its ops index an array with int. */
+    public static final long MAX_ARRAY_ELEMENTS = Integer.MAX_VALUE;
+
+    private static void arraySize(String tensor, String fields, long rows, long cols) {
+        if (rows * cols > MAX_ARRAY_ELEMENTS) {     // both below 2^31 + 2^31·2^31: no overflow
+            throw new CollieException(tensor + " would have " + fields + " = " + rows + " × " + cols + " = "
+                    + String.format(Locale.ROOT, "%,d", rows * cols) + " elements, more than one array may hold ("
+                    + String.format(Locale.ROOT, "%,d", MAX_ARRAY_ELEMENTS) + ")");
+        }
+    }
+
+    /**
+     * The number of parameters of a model of this config (the tied head counted once), computed from the sizes
+     * alone: what {@code new LlamaForCausalLM(config, dtype).parameterCount()} would report, without building it.
+     */
+    public long parameterCount() {
+        return count(vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads,
+                headDim, tieWordEmbeddings, attentionBias, mlpBias);
+    }
+
+    /**
+     * Float32 bytes of one layer's attention probabilities {@code [rows·heads, seqLen, seqLen]}: what every step over
+     * {@code rows} rows of {@code seqLen} tokens allocates at least once (saturating at {@link Long#MAX_VALUE}).
+     */
+    public long attentionScoreBytes(long rows, long seqLen) {
+        return Memory.times(Memory.times(Memory.times(rows, numAttentionHeads), Memory.times(seqLen, seqLen)), 4);
+    }
+
+    /** Float32 bytes of the logits {@code [rows·seqLen, vocab_size]} of {@code rows} rows of {@code seqLen} tokens. */
+    public long logitBytes(long rows, long seqLen) {
+        return Memory.times(Memory.times(rows, seqLen), 4L * vocabSize);
+    }
+
+    /** Parameters of the given sizes ({@link #forEachParameter} in arithmetic); {@link Long#MAX_VALUE} on overflow. */
+    private static long count(long vocab, long h, long inter, long layers, long heads, long kvHeads, long headDim,
+                              boolean tie, boolean attentionBias, boolean mlpBias) {
+        long q = heads * headDim;
+        long kv = kvHeads * headDim;
+        long perLayer = 2 * q * h + 2 * kv * h + 3 * inter * h + 2 * h       // each term < 2^31 (checked above)
+                + (attentionBias ? q + 2 * kv + h : 0) + (mlpBias ? 2 * inter + h : 0);
+        long embeddings = (tie ? 1 : 2) * vocab * h;
+        return Memory.plus(Memory.plus(embeddings, h), Memory.times(layers, perLayer));
+    }
+
+    /**
+     * Every parameter a model of this config has, by its Hugging Face name with its shape: the embedding, each
+     * layer's, the final norm, and the output head unless it is tied to the embedding.
+     */
+    public void forEachParameter(BiConsumer<String, long[]> visit) {
+        long h = hiddenSize;
+        long q = (long) numAttentionHeads * headDim;
+        long kv = (long) numKeyValueHeads * headDim;
+        long in = intermediateSize;
+        visit.accept("model.embed_tokens.weight", new long[] {vocabSize, h});
+        for (int i = 0; i < numHiddenLayers; i++) {
+            String p = "model.layers." + i + ".";
+            linear(visit, p + "self_attn.q_proj", q, h, attentionBias);
+            linear(visit, p + "self_attn.k_proj", kv, h, attentionBias);
+            linear(visit, p + "self_attn.v_proj", kv, h, attentionBias);
+            linear(visit, p + "self_attn.o_proj", h, q, attentionBias);
+            linear(visit, p + "mlp.gate_proj", in, h, mlpBias);
+            linear(visit, p + "mlp.up_proj", in, h, mlpBias);
+            linear(visit, p + "mlp.down_proj", h, in, mlpBias);
+            visit.accept(p + "input_layernorm.weight", new long[] {h});
+            visit.accept(p + "post_attention_layernorm.weight", new long[] {h});
+        }
+        visit.accept("model.norm.weight", new long[] {h});
+        if (!tieWordEmbeddings) {
+            visit.accept("lm_head.weight", new long[] {vocabSize, h});
+        }
+    }
+
+    private static void linear(BiConsumer<String, long[]> visit, String name, long out, long in, boolean bias) {
+        visit.accept(name + ".weight", new long[] {out, in});
+        if (bias) {
+            visit.accept(name + ".bias", new long[] {out});
         }
     }
 

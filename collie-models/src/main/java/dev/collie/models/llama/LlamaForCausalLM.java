@@ -1,5 +1,6 @@
 package dev.collie.models.llama;
 
+import dev.collie.core.CollieException;
 import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.Embedding;
 import dev.collie.core.nn.Layer;
@@ -12,6 +13,7 @@ import dev.collie.core.nn.RotaryEmbedding;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.nn.TiedEmbedding;
 import dev.collie.core.train.LanguageModel;
+import dev.collie.core.train.Memory;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -19,6 +21,7 @@ import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -51,9 +54,16 @@ public final class LlamaForCausalLM extends Module implements LanguageModel {
         }
     }
 
-    /** A randomly initialised model (normal(0, initializer_range); norms one), in {@code dtype}. */
+    /**
+     * A randomly initialised model (normal(0, initializer_range); norms one), in {@code dtype}.
+     *
+     * @throws CollieException before allocating anything when the parameters alone exceed {@link Memory#limit()}
+     */
     @SuppressWarnings("unchecked")
     public LlamaForCausalLM(LlamaConfig config, DataType dtype) {
+        long n = config.parameterCount();
+        Memory.limit().require(Memory.times(n, dtype.width()), "the model needs %s of parameters ("
+                + String.format(Locale.ROOT, "%,d", n) + " × " + dtype + ")");
         this.config = config;
         this.trunk = registerModule("model", new Trunk(config, dtype));
         this.blocks = (ModuleList<LlamaDecoderLayer>) trunk.children().get("layers");

@@ -233,6 +233,26 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
         return tokenizer.decode(l, skipSpecialTokens);
     }
 
+    /**
+     * Refuses this tokenizer for a model with {@code modelVocabSize} ids when it has an id at or beyond that (in its
+     * vocabulary or an added token): such an id would index past the model's embedding. The message names the
+     * largest id, its token and the model's vocab_size, said to come from {@code modelSource}.
+     */
+    public void requireFits(int modelVocabSize, String modelSource) {
+        if (vocabSize > modelVocabSize) {
+            throw new CollieException(file + ": " + largestId() + " is outside the model's vocabulary: vocab_size is "
+                    + modelVocabSize + " (" + modelSource + ")");
+        }
+    }
+
+    /** {@code token id 1000000000 ("<big>")}: the largest id of this tokenizer, with its token. */
+    public String largestId() {
+        int id = vocabSize - 1;
+        String token = vocab.entrySet().stream().filter(e -> e.getValue() == id).map(Map.Entry::getKey).findFirst()
+                .orElse("?");
+        return "token id " + id + " (\"" + token + "\")";
+    }
+
     /** The tokens (strings) of {@code text}, as the tokenizer splits it. */
     public String[] tokens(String text, boolean addSpecialTokens) {
         return tokenizer.encode(text, addSpecialTokens, false).getTokens();

@@ -171,6 +171,35 @@ class HfTokenizerTest {
         }
     }
 
+    /** A copy of the word-level fixture with an added token {@code <big>} of id 10^9, in {@code tmp/big}. */
+    static Path tokenizerWithHugeAddedId(Path tmp) throws IOException {
+        ObjectMapper m = new ObjectMapper();
+        var root = (com.fasterxml.jackson.databind.node.ObjectNode) m.readTree(
+                resource("wordlevel/tokenizer.json").toFile());
+        ((com.fasterxml.jackson.databind.node.ArrayNode) root.get("added_tokens")).addObject()
+                .put("id", 1_000_000_000).put("content", "<big>").put("single_word", false).put("lstrip", false)
+                .put("rstrip", false).put("normalized", false).put("special", true);
+        Path dir = Files.createDirectories(tmp.resolve("big"));
+        m.writeValue(dir.resolve("tokenizer.json").toFile(), root);
+        return dir;
+    }
+
+    @Test
+    void aTokenizerWithIdsBeyondTheModelsVocabularyIsRefusedNamingIdAndVocabSize() throws IOException {
+        Path dir = tokenizerWithHugeAddedId(tmp);
+        try (HfTokenizer tok = HfTokenizer.load(dir)) {
+            assertEquals(1_000_000_001, tok.vocabSize());
+            CollieException e = assertThrows(CollieException.class, () -> tok.requireFits(96, "model/config.json"));
+            assertEquals(dir.resolve("tokenizer.json") + ": token id 1000000000 (\"<big>\") is outside the model's"
+                    + " vocabulary: vocab_size is 96 (model/config.json)", e.getMessage());
+            tok.requireFits(1_000_000_001, "a model as large");
+        }
+        try (HfTokenizer tok = HfTokenizer.load(resource("wordlevel"))) {
+            tok.requireFits(17, "a model as large");
+            assertThrows(CollieException.class, () -> tok.requireFits(16, "a smaller model"));
+        }
+    }
+
     /** The project's bundled tokenizer (another part of the tree), when it is there. */
     @Test
     void bundledExampleTokenizerMatchesItsReference() throws IOException {

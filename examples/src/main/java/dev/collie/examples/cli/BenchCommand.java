@@ -61,9 +61,19 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private int bench(MatmulPrecision precision) {
+        CliSupport.atLeast("--steps", steps, 1);
+        CliSupport.atLeast("--warmup", warmup, 0);
+        CliSupport.atLeast("--rss-every", rssEvery, 0);
+        CliSupport.atLeast("--workers", workers, 0);
+        CliSupport.atLeast("--grad-accum", gradAccum, 1);
+        CliSupport.atLeast("--dp", dp, 1);
+        CliSupport.atLeast("--tp", tp, 1);
+        CliSupport.atLeast("--pp", pp, 1);
         LlamaConfig cfg = shape.config(tie);
         int batch = shape.batch();
         int seq = shape.seq();
+        // every rank (a thread here) builds the whole model before it keeps its share
+        CliSupport.requireStepMemory(cfg, batch, seq, dp * tp * pp, true, "use a smaller --seq or --batch");
         if (dp * tp * pp > 1 || gradAccum > 1) {
             new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero).run();
             return 0;

@@ -1,5 +1,6 @@
 package dev.collie.examples.cli;
 
+import dev.collie.core.CollieException;
 import dev.collie.models.llama.LlamaConfig;
 import picocli.CommandLine.Option;
 
@@ -55,12 +56,25 @@ public final class BenchShape {
         return seq;
     }
 
-    /** The model config: head size hidden / heads, positions for at least {@code --seq}. */
+    /**
+     * The model config: head size hidden / heads, positions for at least {@code --seq}.
+     *
+     * @throws CollieException for flags out of range or sizes the config refuses, naming the flags
+     */
     public LlamaConfig config(boolean tieEmbeddings) {
-        return LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
-                .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads())
-                .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tieEmbeddings)
-                .build();
+        CliSupport.atLeast("--batch", batch, 1);
+        CliSupport.atLeast("--seq", seq, 2);
+        CliSupport.atLeast("--heads", heads, 1);
+        try {
+            return LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
+                    .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads())
+                    .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tieEmbeddings)
+                    .build();
+        } catch (CollieException e) {
+            throw new CollieException(String.format("the model of --vocab %d --hidden %d --layers %d --heads %d"
+                    + " --kv-heads %d --intermediate %d: %s", vocab, hidden, layers, heads, kvHeads(), intermediate,
+                    e.getMessage()), e);
+        }
     }
 
     /**

@@ -1,6 +1,9 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
+import dev.collie.core.io.HfCheckpoint;
+import dev.collie.core.io.HfWeights;
+import dev.collie.core.train.Memory;
 import dev.collie.models.llama.LlamaCheckpoint;
 import dev.collie.models.llama.LlamaConfig;
 import dev.collie.models.llama.LlamaForCausalLM;
@@ -12,6 +15,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
+import java.util.Locale;
 import java.util.stream.Stream;
 
 /** What the train, score and generate commands share: loading models and tokenizers, parsing ids. */
@@ -25,6 +29,17 @@ final class CliSupport {
 
     /** Loads the Hugging Face directory {@code dir} in float32, checking first that it is a directory. */
     static LlamaForCausalLM loadModel(Path dir) {
+        checkModelDirectory(dir);
+        return LlamaCheckpoint.load(dir, DataType.FLOAT);
+    }
+
+    /** The config.json of the Hugging Face directory {@code dir}, checking first that it is a directory. */
+    static LlamaConfig modelConfig(Path dir) {
+        checkModelDirectory(dir);
+        return LlamaConfig.load(dir.resolve("config.json"));
+    }
+
+    private static void checkModelDirectory(Path dir) {
         if (dir == null) {
             throw new CollieException("--model DIR is required (a Hugging Face model directory)");
         }
@@ -35,7 +50,6 @@ final class CliSupport {
             throw new CollieException("--model: " + dir + " is not a directory (expected a Hugging Face model"
                     + " directory with config.json and model.safetensors)");
         }
-        return LlamaCheckpoint.load(dir, DataType.FLOAT);
     }
 
     /**
@@ -43,10 +57,11 @@ final class CliSupport {
      * its own part of {@code dir}'s weights).
      */
     static LlamaForCausalLM modelFromConfig(Path dir) {
-        if (dir == null || !Files.isDirectory(dir)) {
-            return loadModel(dir);    // the same errors
+        LlamaConfig config = modelConfig(dir);
+        try (HfWeights w = HfCheckpoint.open(dir)) {
+            LlamaCheckpoint.checkWeights(config, w);    // before the model is allocated
         }
-        return new LlamaForCausalLM(LlamaConfig.load(dir.resolve("config.json")), DataType.FLOAT);
+        return new LlamaForCausalLM(config, DataType.FLOAT);
     }
 
     /** The tokenizer given with --tokenizer, else the one in the model directory, else null. */
@@ -66,6 +81,72 @@ final class CliSupport {
     /** The directory holding a tokenizer (the path itself, or the parent of a tokenizer.json file). */
     static Path tokenizerDir(HfTokenizer tok) {
         return tok.path().toAbsolutePath().getParent();
+    }
+
+    /** Refuses a tokenizer with ids the model of {@code config} (read from {@code modelDir}, or a preset) lacks. */
+    static void requireTokenizerFits(HfTokenizer tok, LlamaConfig config, Path modelDir) {
+        if (tok != null) {
+            tok.requireFits(config.vocabSize(), modelDir != null ? modelDir.resolve("config.json").toString()
+                    : "the new model");
+        }
+    }
+
+    /** {@code value}, refused below {@code min} naming the flag: {@code "--steps -1: must be at least 1"}. */
+    static long atLeast(String flag, long value, long min) {
+        if (value < min) {
+            throw new CollieException(flag + " " + value + ": must be at least " + min);
+        }
+        return value;
+    }
+
+    /** Refuses, before any work, an output file that is a directory or whose directory cannot be written. */
+    static void outputFile(String flag, Path file) {
+        Path abs = file.toAbsolutePath().normalize();
+        if (Files.isDirectory(abs) || abs.getFileName() == null) {
+            throw new CollieException(flag + ": " + file + " is a directory; give the path of a file to write");
+        }
+        writableAncestor(flag, file, abs.getParent());
+    }
+
+    /** Refuses, before any work, an output directory that is a file or cannot be created or written. */
+    static void outputDirectory(String flag, Path dir) {
+        Path abs = dir.toAbsolutePath().normalize();
+        if (Files.exists(abs) && !Files.isDirectory(abs)) {
+            throw new CollieException(flag + ": " + dir + " exists and is not a directory");
+        }
+        writableAncestor(flag, dir, abs);
+    }
+
+    /** The nearest existing directory at or above {@code dir} must be writable (what is missing below is created). */
+    private static void writableAncestor(String flag, Path given, Path dir) {
+        Path d = dir;
+        while (d != null && !Files.exists(d)) {
+            d = d.getParent();
+        }
+        if (d == null || !Files.isDirectory(d)) {
+            throw new CollieException(flag + ": cannot create " + given + ": " + d + " is not a directory");
+        }
+        if (!Files.isWritable(d)) {
+            throw new CollieException(flag + ": cannot write " + given + ": " + d + " is not writable");
+        }
+    }
+
+    /**
+     * Refuses, before the step is run, a step that cannot fit in {@link Memory#limit()}: {@code copies} models'
+     * weights (and their gradients when {@code gradients}), one layer's attention probabilities and the logits of
+     * {@code rows} rows of {@code seq} tokens. A lower bound (optimizer state and other activations come on top), so
+     * a run that fits is never refused; the message ends with {@code remedy} where the activations weigh most.
+     */
+    static void requireStepMemory(LlamaConfig c, long rows, long seq, int copies, boolean gradients, String remedy) {
+        long weights = Memory.times(Memory.times(c.parameterCount(), 4), (gradients ? 2L : 1L) * copies);
+        long scores = c.attentionScoreBytes(rows, seq);
+        long logits = c.logitBytes(rows, seq);
+        Memory.limit().require(Memory.plus(weights, Memory.plus(scores, logits)), String.format(Locale.ROOT,
+                "a step over %d row(s) of %d tokens needs at least %%s (%s%s %s, one layer's attention scores %s,"
+                        + " logits %s)", rows, seq, copies > 1 ? copies + " copies of the weights" : "weights",
+                gradients ? " and gradients" : "", Memory.format(weights), Memory.format(scores),
+                Memory.format(logits)), weights >= Memory.plus(scores, logits)
+                ? "use a smaller model" + (copies > 1 ? " or fewer ranks" : "") : remedy);
     }
 
     /** Parses {@code 1,2,3} into ids, each in {@code [0, vocab)}. */

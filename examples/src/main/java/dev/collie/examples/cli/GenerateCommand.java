@@ -47,6 +47,7 @@ final class GenerateCommand implements Callable<Integer> {
                     + " give --tokenizer DIR");
         }
         try {
+            CliSupport.requireTokenizerFits(tok, net.config(), model);
             int[] ids = tok.encode(prompt, true);
             int[] eos = IntStream.concat(net.config().eosTokenIds().stream().mapToInt(Integer::intValue),
                     tok.eosId().isPresent() ? IntStream.of(tok.eosId().getAsInt()) : IntStream.empty())

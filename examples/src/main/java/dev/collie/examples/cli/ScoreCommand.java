@@ -44,6 +44,9 @@ final class ScoreCommand implements Callable<Integer> {
         if ((ids == null) == (text == null)) {
             throw new CollieException("give either --ids 1,2,3 or --text \"...\" (exactly one)");
         }
+        if (dumpLogits != null) {
+            CliSupport.outputFile("--dump-logits", dumpLogits);
+        }
         LlamaForCausalLM net = CliSupport.loadModel(model);
         long vocab = net.config().vocabSize();
         int[] tokens;
@@ -55,8 +58,12 @@ final class ScoreCommand implements Callable<Integer> {
                 throw new CollieException("--text needs a tokenizer: " + model + " has no tokenizer.json;"
                         + " give --tokenizer DIR or use --ids");
             }
-            tokens = tok.encode(text, true);
-            tok.close();
+            try {
+                CliSupport.requireTokenizerFits(tok, net.config(), model);
+                tokens = tok.encode(text, true);
+            } finally {
+                tok.close();
+            }
             for (int id : tokens) {
                 if (id >= vocab) {
                     throw new CollieException("the tokenizer produced token id " + id
@@ -67,6 +74,7 @@ final class ScoreCommand implements Callable<Integer> {
         if (tokens.length < 2) {
             throw new CollieException("a loss needs at least 2 tokens, got " + tokens.length);
         }
+        CliSupport.requireStepMemory(net.config(), 1, tokens.length, 1, false, "score a shorter sequence");
         long[] row = new long[tokens.length];
         for (int i = 0; i < row.length; i++) {
             row[i] = tokens[i];

@@ -85,7 +85,8 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--grad-accum", paramLabel = "K", description = "micro-batches per optimizer step (default 1)")
     Integer gradAccum;
     @Option(names = "--seq", paramLabel = "T", defaultValue = "256",
-            description = "row length of packed text; longer JSONL samples are cut to it (default ${DEFAULT-VALUE})")
+            description = "row length of packed text; longer JSONL samples are cut to it (default: seq_len of --config,"
+                    + " else ${DEFAULT-VALUE})")
     int seq;
     @Option(names = "--seed", paramLabel = "S",
             description = "seed of shuffling, the eval split and a preset's weights")
@@ -116,6 +117,8 @@ final class TrainCommand implements Callable<Integer> {
     private int dp;
     private int tp;
     private int pp;
+    /** The model's config, read or made in {@link #call()} before any rank builds the model. */
+    private LlamaConfig modelConfig;
     /** Ranks of this job running on this machine (threads or processes); set for tcp from LOCAL_WORLD_SIZE. */
     private int localRanks;
     @Option(names = "--tp", paramLabel = "N",
@@ -162,6 +165,7 @@ final class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         CollieConfig config = config();
+        seq = config.seqLen();
         dp = config.dpSize();
         tp = config.tpSize();
         pp = config.ppSize();
@@ -178,6 +182,12 @@ final class TrainCommand implements Callable<Integer> {
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
         try (DirectoryLock saveLock = savesHere ? DirectoryLock.acquire(save) : null;
              MatmulOption.Scope ignored = matmul.apply()) {
+            modelConfig = model != null ? CliSupport.modelConfig(model) : presetConfig(tok);
+            CliSupport.requireTokenizerFits(tok, modelConfig, model);
+            // local ranks are threads, each building the whole model before it keeps its share
+            CliSupport.requireStepMemory(modelConfig, config.trainMicroBatchSize(), seq,
+                    "local".equals(backend) ? world() : 1, !peft.active() && !opt.fusedBackward(),
+                    "use a smaller --seq or --micro-batch");
             switch (backend) {
                 case "local" -> {
                     if (world() == 1) {
@@ -249,7 +259,7 @@ final class TrainCommand implements Callable<Integer> {
         Nd4j.getRandom().setSeed(config.seed());
         // a split model's ranks read only their stage's tensors, each sliced to its tensor-parallel share
         boolean loadOwnPart = comm != null && model != null && (tp > 1 || pp > 1) && !peft.active();
-        LlamaForCausalLM net = loadOwnPart ? CliSupport.modelFromConfig(model) : createModel(tok, config.seed());
+        LlamaForCausalLM net = loadOwnPart ? CliSupport.modelFromConfig(model) : createModel(config.seed());
         int vocabSize = net.config().vocabSize();
         Dataset all = Datasets.open(data, tok, seq, vocabSize);
         Dataset train = all;
@@ -426,8 +436,28 @@ final class TrainCommand implements Callable<Integer> {
         if (save == null) {
             throw new CollieException("--save DIR is required: where to write the trained model");
         }
-        if (Files.exists(save) && !Files.isDirectory(save)) {
-            throw new CollieException("--save: " + save + " exists and is not a directory");
+        // --save itself is checked by ModelDirectory.checkWritable, with its content and the room it needs
+        if (checkpointDir != null) {
+            CliSupport.outputDirectory("--checkpoint-dir", checkpointDir);
+        }
+        if (lossPng != null) {
+            CliSupport.outputFile("--loss-png", lossPng);
+        }
+        CliSupport.atLeast("--keep-checkpoints", keepCheckpoints, 0);
+        if (checkpointEvery != null) {
+            CliSupport.atLeast("--checkpoint-every", checkpointEvery, 1);
+        }
+        if (steps != null) {
+            CliSupport.atLeast("--steps", steps, 1);
+        }
+        if (epochs != null) {
+            CliSupport.atLeast("--epochs", epochs, 1);
+        }
+        if (microBatch != null) {
+            CliSupport.atLeast("--micro-batch", microBatch, 1);
+        }
+        if (gradAccum != null) {
+            CliSupport.atLeast("--grad-accum", gradAccum, 1);
         }
         if (seq < 2) {
             throw new CollieException("--seq must be at least 2 (a next-token loss needs two tokens), got " + seq);
@@ -453,6 +483,9 @@ final class TrainCommand implements Callable<Integer> {
         boolean lrGiven = spec.commandLine().getParseResult().hasMatchedOption("--lr");
         if (configFile == null || lrGiven) {
             b.lr(opt.lr);
+        }
+        if (base.seqLen() == 0 || spec.commandLine().getParseResult().hasMatchedOption("--seq")) {
+            b.seqLen(seq);
         }
         if (steps != null) {
             b.maxSteps(steps);
@@ -508,10 +541,16 @@ final class TrainCommand implements Callable<Integer> {
         return b.build();
     }
 
-    private LlamaForCausalLM createModel(HfTokenizer tok, long seed) {
+    private LlamaForCausalLM createModel(long seed) {
         if (model != null) {
             return CliSupport.loadModel(model);
         }
+        Nd4j.getRandom().setSeed(seed);
+        return new LlamaForCausalLM(modelConfig, DataType.FLOAT);
+    }
+
+    /** The config of a {@code --preset} model: its vocabulary from --vocab or the tokenizer. */
+    private LlamaConfig presetConfig(HfTokenizer tok) {
         int v;
         if (vocab != null) {
             v = vocab;
@@ -530,7 +569,12 @@ final class TrainCommand implements Callable<Integer> {
                 cb.eosTokenIds(tok.eosId().getAsInt());
             }
         }
-        Nd4j.getRandom().setSeed(seed);
-        return new LlamaForCausalLM(cb.build(), DataType.FLOAT);
+        try {
+            return cb.build();
+        } catch (CollieException e) {
+            throw new CollieException("--preset " + preset + (vocab != null ? " --vocab " + vocab : " with the"
+                    + " vocabulary of " + tok.path() + " (its largest is " + tok.largestId() + ")") + ": "
+                    + e.getMessage(), e);
+        }
     }
 }
