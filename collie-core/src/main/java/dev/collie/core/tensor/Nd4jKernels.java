@@ -12,6 +12,8 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.Arrays;
+import java.util.HashSet;
+import java.util.Set;
 
 import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
@@ -168,7 +170,70 @@ final class Nd4jKernels implements Kernels {
 
     @Override
     public void scatterAddRows(INDArray target, INDArray ids, INDArray updates) {
-        scatterAdd(target, ids.reshape(ids.length()), updates.reshape(ids.length(), target.size(1)));
+        long[] at = ids.reshape(ids.length()).toLongVector();
+        DataType t = target.dataType();
+        if (distinct(at) || t != updates.dataType() || t != DataType.FLOAT && t != DataType.DOUBLE
+                || !isDense(target)) {
+            scatterAdd(target, ids.reshape(ids.length()), updates.reshape(ids.length(), target.size(1)));
+        } else {
+            addRowsInOrder(target, at, isDense(updates) ? updates : updates.dup('c'));
+        }
+    }
+
+    private static boolean distinct(long[] ids) {
+        Set<Long> seen = new HashSet<>();
+        for (long id : ids) {
+            if (!seen.add(id)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * {@code target[ids[i]] += updates[i]} with repeated ids summed in the order of {@code i}, each target row by one
+     * thread: ND4J's scatter adds a repeated row's updates from several threads in whatever order they run, so two
+     * runs of the same step differed in the last bits (the token embedding's gradient).
+     */
+    private void addRowsInOrder(INDArray target, long[] ids, INDArray updates) {
+        int cols = (int) target.size(1);
+        long[] order = new long[ids.length];       // (row, i): sorted, each row's updates together, in order of i
+        for (int i = 0; i < ids.length; i++) {
+            order[i] = ids[i] << 32 | i;
+        }
+        Arrays.sort(order);
+        boolean single = target.dataType() == DataType.FLOAT;
+        float[] fAcc = single ? new float[cols] : null;
+        float[] fRow = single ? new float[cols] : null;
+        double[] dAcc = single ? null : new double[cols];
+        double[] dRow = single ? null : new double[cols];
+        for (int k = 0; k < order.length; ) {
+            long row = order[k] >>> 32;
+            read(target, row * cols, fAcc, dAcc, cols);
+            for (; k < order.length && order[k] >>> 32 == row; k++) {
+                read(updates, (order[k] & 0xffffffffL) * cols, fRow, dRow, cols);
+                for (int j = 0; j < cols; j++) {
+                    if (single) {
+                        fAcc[j] += fRow[j];
+                    } else {
+                        dAcc[j] += dRow[j];
+                    }
+                }
+            }
+            if (single) {
+                copyBlock(target, row * cols, fAcc, cols, true);
+            } else {
+                copyBlock(target, row * cols, dAcc, cols, true);
+            }
+        }
+    }
+
+    private void read(INDArray a, long from, float[] f, double[] d, int len) {
+        if (f != null) {
+            copyBlock(a, from, f, len, false);
+        } else {
+            copyBlock(a, from, d, len, false);
+        }
     }
 
     @Override
