@@ -233,7 +233,12 @@ public final class Parameter {
      * delivered its contribution and the tape is the step's last micro-batch, the hook fires.
      * The caller must not use {@code g} afterwards.
      */
-    public synchronized void accumulateGrad(Tape tape, INDArray g) {
+    public void accumulateGrad(Tape tape, INDArray g) {
+        tape.awaitTurn(this);
+        addGrad(tape, g);
+    }
+
+    private synchronized void addGrad(Tape tape, INDArray g) {
         requireTrainable();
         awaitWriter();
         boolean complete = tape.release(this);
@@ -278,9 +283,10 @@ public final class Parameter {
      * written in place; the computation itself runs outside this parameter's lock.
      */
     public void accumulateGradInto(Tape tape, UnaryOperator<INDArray> contribution) {
+        tape.awaitTurn(this);
         INDArray target = claimBuffer();
         if (target == null) {
-            accumulateGrad(tape, contribution.apply(null));
+            addGrad(tape, contribution.apply(null));
             return;
         }
         boolean written = false;
@@ -319,6 +325,7 @@ public final class Parameter {
             sums = Nd4j.zeros(dtype, unique.length, shape[1]);
             Kernels.get().scatterAddRows(sums, Nd4j.createFromArray(at), rows);
         }
+        tape.awaitTurn(this);
         addRows(tape, unique.length > 0 ? Nd4j.createFromArray(unique) : null, sums);
     }
 
@@ -330,7 +337,7 @@ public final class Parameter {
             if (ids != null) {
                 Kernels.get().scatterAddRows(dense, ids, sums);
             }
-            accumulateGrad(tape, dense);
+            addGrad(tape, dense);
             return;
         }
         if (grad == null) {

@@ -6,6 +6,7 @@ import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
 /**
@@ -20,6 +21,7 @@ public final class Tape {
     private static final class Shared {
         final Map<Object, Object> cache = new HashMap<>();
         final GradState grads;
+        final int part;           // which of the micro-batch's row parts this tape runs (0 without parts)
         int batchSize;
         int seqLen;
         int pastLength;
@@ -27,33 +29,94 @@ public final class Tape {
         KvCache kvCache;
         Attention.Prefix attentionPrefix;
 
-        Shared(GradState grads) {
+        Shared(GradState grads, int part) {
             this.grads = grads;
+            this.part = part;
         }
     }
 
     /**
      * Pending gradient contributions per parameter, shared by every tape of one micro-batch, including
-     * {@link #sibling} tapes that run parts of its rows on other threads (hence the locking).
+     * {@link #part} tapes that run parts of its rows on other threads (hence the locking): in total and per part.
+     * With three or more parts, a part adds to a parameter only once the parts before it have delivered all of
+     * theirs, so the sum is made in part order whatever the threads' timing (two parts' sums are one addition,
+     * which commutes, so they need no waiting).
      */
     private static final class GradState {
         private final IdentityHashMap<Parameter, int[]> pendingUses = new IdentityHashMap<>();
         private volatile boolean lastMicroBatch = true;
+        private int parts = 1;
+        private String failed;
 
-        synchronized void use(Parameter p) {
-            pendingUses.computeIfAbsent(p, k -> new int[1])[0]++;
+        synchronized void split(int n) {
+            if (!pendingUses.isEmpty()) {
+                throw new IllegalStateException("a micro-batch is split into parts before any parameter is used");
+            }
+            parts = n;
         }
 
-        synchronized boolean release(Parameter p) {
+        synchronized void use(Parameter p, int part) {
+            int[] n = pendingUses.computeIfAbsent(p, k -> new int[1 + parts]);
+            n[0]++;
+            n[1 + part]++;
+        }
+
+        synchronized boolean release(Parameter p, int part) {
             int[] n = pendingUses.get(p);
-            if (n == null || n[0] <= 0) {
+            if (n == null || n[0] <= 0 || n[1 + part] <= 0) {
                 throw new IllegalStateException("more gradient contributions than uses for " + p);
+            }
+            n[1 + part]--;
+            if (parts > 2) {
+                notifyAll();
             }
             if (--n[0] == 0) {
                 pendingUses.remove(p);
                 return lastMicroBatch;
             }
             return false;
+        }
+
+        /** Waits until the parts before {@code part} have delivered every contribution to {@code p}. */
+        synchronized void awaitTurn(Parameter p, int part) {
+            if (parts < 3 || part == 0) {
+                return;
+            }
+            long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
+            while (failed == null && !earlierPartsDone(p, part)) {
+                long left = deadline - System.nanoTime();
+                if (left <= 0) {
+                    throw new IllegalStateException("part " + part + " waited 10 minutes for the earlier parts'"
+                            + " gradients of " + p);
+                }
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(this, left);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while waiting for the earlier parts' gradients", e);
+                }
+            }
+            if (failed != null) {
+                throw new IllegalStateException("another part of the micro-batch failed: " + failed);
+            }
+        }
+
+        private boolean earlierPartsDone(Parameter p, int part) {
+            int[] n = pendingUses.get(p);
+            if (n == null) {
+                return true;
+            }
+            for (int j = 0; j < part; j++) {
+                if (n[1 + j] > 0) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        synchronized void fail(String why) {
+            failed = why;
+            notifyAll();
         }
     }
 
@@ -71,7 +134,7 @@ public final class Tape {
 
     /** A tape for a training forward of a {@code [batchSize, seqLen]} micro-batch. */
     public static Tape forTraining(int batchSize, int seqLen) {
-        Shared s = new Shared(new GradState());
+        Shared s = new Shared(new GradState(), 0);
         s.batchSize = batchSize;
         s.seqLen = seqLen;
         return new Tape(s, true, true);
@@ -79,7 +142,7 @@ public final class Tape {
 
     /** A tape that saves nothing and counts nothing: forward only (scoring, evaluation, generation). */
     public static Tape forInference(int batchSize, int seqLen) {
-        Shared s = new Shared(new GradState());
+        Shared s = new Shared(new GradState(), 0);
         s.batchSize = batchSize;
         s.seqLen = seqLen;
         return new Tape(s, false, false);
@@ -94,12 +157,35 @@ public final class Tape {
     }
 
     /**
-     * A tape for {@code batchSize} of this micro-batch's rows, run on another thread: its own layout,
-     * saved state and cache, but the same gradient bookkeeping, so each parameter's hook fires once,
-     * after every part has delivered its contribution.
+     * A tape with its own layout ({@code batchSize} rows of {@code seqLen}), saved state and cache, but the same
+     * gradient bookkeeping and part as this one (prompt tuning's longer rows), so each parameter's hook fires once,
+     * after every contribution.
      */
     public Tape sibling(int batchSize, int seqLen) {
-        Shared s = new Shared(shared.grads);
+        return sibling(shared.part, batchSize, seqLen);
+    }
+
+    /**
+     * Splits this micro-batch's rows into {@code parts} parts, each run by a {@link #part} tape on a thread of its
+     * own; call before any forward.
+     */
+    public Tape splitInto(int parts) {
+        shared.grads.split(parts);
+        return this;
+    }
+
+    /** The tape of part {@code index} of a {@link #splitInto split} micro-batch, {@code batchSize} of its rows. */
+    public Tape part(int index, int batchSize, int seqLen) {
+        return sibling(index, batchSize, seqLen);
+    }
+
+    /** Tells the other parts that this one failed: a part waiting for its turn fails at once instead of waiting. */
+    public void abandon(Throwable why) {
+        shared.grads.fail(String.valueOf(why));
+    }
+
+    private Tape sibling(int part, int batchSize, int seqLen) {
+        Shared s = new Shared(shared.grads, part);
         s.batchSize = batchSize;
         s.seqLen = seqLen;
         return new Tape(s, saving, counting);
@@ -218,12 +304,20 @@ public final class Tape {
     /** Records that forward used {@code p}: backward owes it one gradient contribution. */
     public void use(Parameter p) {
         if (counting && p.requiresGrad()) {
-            shared.grads.use(p);
+            shared.grads.use(p, shared.part);
         }
     }
 
     /** Called by {@link Parameter#accumulateGrad}: true when the gradient of the step is now complete. */
     boolean release(Parameter p) {
-        return shared.grads.release(p);
+        return shared.grads.release(p, shared.part);
+    }
+
+    /**
+     * Called by {@link Parameter} before it adds this tape's contribution (holding no lock): waits for the earlier
+     * parts' contributions to {@code p}, so that the sum is made in part order.
+     */
+    void awaitTurn(Parameter p) {
+        shared.grads.awaitTurn(p, shared.part);
     }
 }

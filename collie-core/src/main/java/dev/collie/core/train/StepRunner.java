@@ -119,13 +119,15 @@ public final class StepRunner implements MicroBatchRunner {
         // every part registers its parameter uses (forward) before any delivers a gradient (backward):
         // otherwise a hook could fire on one part's gradient alone
         CyclicBarrier forwardsDone = new CyclicBarrier(parts);
+        root.splitInto(parts);        // gradients summed in part order: the same bits whatever the threads' timing
         List<Future<Double>> futures = new ArrayList<>();
         for (int p = 1; p < parts; p++) {
             Batch s = slices.get(p);
             double w = share[p];
-            futures.add(pool().submit(() -> part(root.sibling(s.rows(), s.seqLen()), s, scale * w, forwardsDone, seed)));
+            Tape t = root.part(p, s.rows(), s.seqLen());
+            futures.add(pool().submit(() -> part(t, s, scale * w, forwardsDone, seed)));
         }
-        double loss = weighted(part(root.sibling(slices.get(0).rows(), b.seqLen()), slices.get(0), scale * share[0],
+        double loss = weighted(part(root.part(0, slices.get(0).rows(), b.seqLen()), slices.get(0), scale * share[0],
                 forwardsDone, seed), share[0]);
         for (int p = 1; p < parts; p++) {
             try {
@@ -166,7 +168,12 @@ public final class StepRunner implements MicroBatchRunner {
             if (forwardsDone != null) {
                 await(forwardsDone);
             }
-            model.backward(tape, lossFn.backward(tape, gradScale));
+            try {
+                model.backward(tape, lossFn.backward(tape, gradScale));
+            } catch (RuntimeException | Error e) {
+                tape.abandon(e);          // the other parts fail fast instead of waiting for this one's turn
+                throw e;
+            }
             return loss;
         }
     }
