@@ -12,18 +12,19 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 OUT=$WORK/out
 collie() { java -jar "$JAR" "$@"; }
-train() { collie train --preset "$PRESET" --tokenizer "$ROOT/examples/data/tokenizer" --data "$DATA" --seq 64 --steps 1 \
+# exec: the background job's pid is the JVM's own, so the kill reaches it
+train() { exec java -jar "$JAR" train --preset "$PRESET" --tokenizer "$ROOT/examples/data/tokenizer" --data "$DATA" --seq 64 --steps 1 \
   --save "$OUT" --seed "$1"; }
 
-train 1 > "$WORK/first.log" 2>&1
+(train 1) > "$WORK/first.log" 2>&1
 old=$(sha256sum "$OUT/model.safetensors" | cut -c1-16)
 kept_old=0; got_new=0
 for i in $(seq 1 "$ROUNDS"); do
-  train $((i + 1)) > "$WORK/run.log" 2>&1 &
+  (train $((i + 1))) > "$WORK/run.log" 2>&1 &
   pid=$!
-  # wait for the new directory to appear beside OUT, then kill after a random 0..99 ms into the save
+  # wait for the new directory to appear beside OUT, then kill after a random 0..399 ms into the save
   while kill -0 "$pid" 2>/dev/null && ! compgen -G "$WORK/.out.tmp-*" > /dev/null; do sleep 0.005; done
-  sleep "0.$(printf '%03d' $((RANDOM % 100)))"
+  sleep "0.$(printf '%03d' $((RANDOM % 400)))"
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   if ! collie score --model "$OUT" --ids 1,2,3 > "$WORK/score.log" 2>&1; then
