@@ -19,8 +19,8 @@ import java.util.stream.Stream;
 /**
  * A model or adapter directory written as a whole: the new one is written beside the old and swapped in by rename
  * at the end, so a crash at any point leaves the old directory or the new one, never a mix. What the old directory
- * held besides model files (a {@code checkpoints/} folder, the user's notes) is carried into the new one by hard
- * links; its model files (weights, configs, tokenizer) are not, so no stale shard survives a save.
+ * held besides weight files (its tokenizer, a {@code checkpoints/} folder, the user's notes) is carried into the new
+ * one by hard links unless the save wrote its own; its weight files and configs are not, so no stale shard survives.
  */
 public final class ModelDirectory {
     /** What a directory holds: a full model ({@code config.json} and weights) or a peft adapter. */
@@ -40,13 +40,14 @@ public final class ModelDirectory {
         void write(Path dir) throws IOException;
     }
 
-    /** Files a model or adapter save writes: never carried over from the directory it replaces. */
+    /**
+     * Weight files and the configs that describe them: never carried over from the directory a save replaces, so no
+     * stale shard of an older layout survives. Everything else (tokenizer files, a checkpoints folder, notes) is.
+     */
     private static final Predicate<String> MODEL_FILE = Pattern.compile(String.join("|",
-            "config\\.json", "generation_config\\.json", "model(-\\d+-of-\\d+)?\\.safetensors",
-            "model\\.safetensors\\.index\\.json", "pytorch_model.*\\.bin(\\.index\\.json)?", "adapter_config\\.json",
-            "adapter_model\\.(safetensors|bin)", "tokenizer\\.json", "tokenizer_config\\.json",
-            "special_tokens_map\\.json", "tokenizer\\.model", "added_tokens\\.json", "vocab\\.json", "merges\\.txt",
-            "chat_template\\.jinja")).asMatchPredicate();
+            "config\\.json", "model(-\\d+-of-\\d+)?\\.safetensors", "model\\.safetensors\\.index\\.json",
+            "pytorch_model.*\\.bin(\\.index\\.json)?", "adapter_config\\.json", "adapter_model\\.(safetensors|bin)"))
+            .asMatchPredicate();
 
     private ModelDirectory() {
     }

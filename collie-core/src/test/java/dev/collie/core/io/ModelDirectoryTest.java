@@ -40,8 +40,9 @@ class ModelDirectoryTest {
         Files.writeString(out.resolve("checkpoints/step_2/trainer.json"), "{}");
         Files.writeString(out.resolve("notes.txt"), "mine");
         ModelDirectory.replace(out, ModelDirectory.Content.MODEL, dir -> model(dir, "new", "model.safetensors"));
-        assertEquals(List.of("checkpoints", "config.json", "model.safetensors", "notes.txt"), names(out),
-                "the old shards, index and tokenizer are gone; the checkpoints and notes stay");
+        assertEquals(List.of("checkpoints", "config.json", "model.safetensors", "notes.txt", "tokenizer.json"),
+                names(out), "the old shards and index are gone; the tokenizer, checkpoints and notes stay");
+        assertEquals("old", Files.readString(out.resolve("tokenizer.json")), "not written by this save: kept");
         assertEquals("new", Files.readString(out.resolve("config.json")));
         assertEquals("{}", Files.readString(out.resolve("checkpoints/step_2/trainer.json")));
         assertEquals(List.of("out"), names(tmp), "nothing left beside it");
