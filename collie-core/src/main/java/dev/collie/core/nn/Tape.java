@@ -37,10 +37,12 @@ public final class Tape {
 
     /**
      * Pending gradient contributions per parameter, shared by every tape of one micro-batch, including
-     * {@link #part} tapes that run parts of its rows on other threads (hence the locking): in total and per part.
-     * With three or more parts, a part adds to a parameter only once the parts before it have delivered all of
-     * theirs, so the sum is made in part order whatever the threads' timing (two parts' sums are one addition,
-     * which commutes, so they need no waiting).
+     * {@link #part} tapes that run parts of its rows on other threads (hence the locking): in total, and per part
+     * pending and delivered. With three or more parts the contributions to a parameter are added in rounds: the k-th
+     * contribution of part p waits for the k-th of the parts before it and the (k−1)-th of those after it, so the
+     * sum is made in one order whatever the threads' timing, and a parameter used twice (tied embeddings) does not
+     * make the parts wait for each other's whole backward. Two parts that add one contribution each need no waiting:
+     * one addition commutes.
      */
     private static final class GradState {
         private final IdentityHashMap<Parameter, int[]> pendingUses = new IdentityHashMap<>();
@@ -55,8 +57,9 @@ public final class Tape {
             parts = n;
         }
 
+        /** {@code [0]}: pending in all; {@code [1 + j]}: pending of part j; {@code [1 + parts + j]}: delivered by j. */
         synchronized void use(Parameter p, int part) {
-            int[] n = pendingUses.computeIfAbsent(p, k -> new int[1 + parts]);
+            int[] n = pendingUses.computeIfAbsent(p, k -> new int[1 + 2 * parts]);
             n[0]++;
             n[1 + part]++;
         }
@@ -67,7 +70,8 @@ public final class Tape {
                 throw new IllegalStateException("more gradient contributions than uses for " + p);
             }
             n[1 + part]--;
-            if (parts > 2) {
+            n[1 + parts + part]++;
+            if (parts > 1) {
                 notifyAll();
             }
             if (--n[0] == 0) {
@@ -77,13 +81,15 @@ public final class Tape {
             return false;
         }
 
-        /** Waits until the parts before {@code part} have delivered every contribution to {@code p}. */
+        /** Waits until {@code part}'s next contribution to {@code p} is the next in the order of rounds. */
         synchronized void awaitTurn(Parameter p, int part) {
-            if (parts < 3 || part == 0) {
+            int[] n = pendingUses.get(p);
+            // one part, or two parts adding one contribution each (one addition, which commutes): nothing to order
+            if (parts == 1 || n == null || parts == 2 && n[1 + part] + n[1 + parts + part] == 1) {
                 return;
             }
             long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(10);
-            while (failed == null && !earlierPartsDone(p, part)) {
+            while (failed == null && !isTurn(p, part)) {
                 long left = deadline - System.nanoTime();
                 if (left <= 0) {
                     throw new IllegalStateException("part " + part + " waited 10 minutes for the earlier parts'"
@@ -101,13 +107,15 @@ public final class Tape {
             }
         }
 
-        private boolean earlierPartsDone(Parameter p, int part) {
+        private boolean isTurn(Parameter p, int part) {
             int[] n = pendingUses.get(p);
             if (n == null) {
                 return true;
             }
-            for (int j = 0; j < part; j++) {
-                if (n[1 + j] > 0) {
+            int round = n[1 + parts + part] + 1;
+            for (int j = 0; j < parts; j++) {
+                int needed = j < part ? round : round - 1;
+                if (j != part && n[1 + j] > 0 && n[1 + parts + j] < needed) {
                     return false;
                 }
             }
