@@ -1,5 +1,6 @@
 package dev.collie.core.nn;
 
+import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.Sharding;
 import dev.collie.core.tensor.Kernels;
@@ -35,6 +36,12 @@ public final class Parameter {
     private volatile Sharding sharding = Sharding.WHOLE;
 
     public Parameter(INDArray data) {
+        DataType t = data.dataType();
+        if (t != DataType.FLOAT && t != DataType.DOUBLE) {
+            throw new CollieException("a parameter of type " + t + ": collie trains in FLOAT (or DOUBLE, for checks);"
+                    + " bf16 and fp16 checkpoints are upcast when loaded, and mixed-precision training (bf16/fp16"
+                    + " weights with fp32 master copies) does not exist yet");
+        }
         this.data = data.isAttached() ? data.detach() : data;
         this.shape = this.data.shape();
         this.numel = this.data.length();

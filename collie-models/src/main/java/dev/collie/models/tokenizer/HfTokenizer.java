@@ -16,6 +16,7 @@ import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.Map;
@@ -220,17 +221,25 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
         return out;
     }
 
+    /**
+     * The text of {@code ids}. An id at or beyond the vocabulary decodes to nothing, as in transformers: published
+     * models pad their embedding table past the tokenizer (Qwen2.5, ChatGLM3) and may emit such an id.
+     *
+     * @throws CollieException for a negative id
+     */
     @Override
     public String decode(int[] ids, boolean skipSpecialTokens) {
         long[] l = new long[ids.length];
-        for (int i = 0; i < ids.length; i++) {
-            if (ids[i] < 0 || ids[i] >= vocabSize) {
-                throw new CollieException(file + ": cannot decode token id " + ids[i] + " (vocabulary size "
-                        + vocabSize + ")");
+        int n = 0;
+        for (int id : ids) {
+            if (id < 0) {
+                throw new CollieException(file + ": cannot decode token id " + id + " (ids are >= 0)");
             }
-            l[i] = ids[i];
+            if (id < vocabSize) {
+                l[n++] = id;
+            }
         }
-        return tokenizer.decode(l, skipSpecialTokens);
+        return tokenizer.decode(Arrays.copyOf(l, n), skipSpecialTokens);
     }
 
     /**

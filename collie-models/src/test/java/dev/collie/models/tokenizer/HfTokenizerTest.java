@@ -163,11 +163,17 @@ class HfTokenizerTest {
         assertTrue(e.getMessage().startsWith(f.toString()), e.getMessage());
     }
 
+    /**
+     * An id beyond the tokenizer's vocabulary (a model whose embedding table is padded past it emits one) decodes to
+     * nothing, as transformers does; a negative id is an error.
+     */
     @Test
-    void decodeRejectsIdsOutsideTheVocabulary() {
+    void idsBeyondTheVocabularyDecodeToNothingAndNegativeOnesAreRefused() {
         try (HfTokenizer tok = HfTokenizer.load(resource("wordlevel"))) {
-            CollieException e = assertThrows(CollieException.class, () -> tok.decode(new int[] {4, 17}, false));
-            assertTrue(e.getMessage().contains("17"), e.getMessage());
+            assertEquals(tok.decode(new int[] {4}, false), tok.decode(new int[] {4, 17, tok.vocabSize()}, false));
+            assertEquals("", tok.decode(new int[] {17}, false));
+            CollieException e = assertThrows(CollieException.class, () -> tok.decode(new int[] {4, -1}, false));
+            assertTrue(e.getMessage().contains("-1"), e.getMessage());
         }
     }
 
