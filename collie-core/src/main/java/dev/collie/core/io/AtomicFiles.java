@@ -93,7 +93,8 @@ public final class AtomicFiles {
         return removeLeftovers(abs.getParent(), n -> n.startsWith("." + name + ".") || n.startsWith(name + "."));
     }
 
-    private static List<Path> removeLeftovers(Path dir, Predicate<String> names) throws IOException {
+    /** As {@link #removeLeftovers(Path)} for the entries whose names pass {@code names}. */
+    static List<Path> removeLeftovers(Path dir, Predicate<String> names) throws IOException {
         List<Path> removed = new ArrayList<>();
         if (!Files.isDirectory(dir)) {
             return removed;
@@ -177,7 +178,8 @@ public final class AtomicFiles {
         }
     }
 
-    private static void deleteQuietly(Path p) {
+    /** Deletes {@code p} if it exists (nothing for null); a failure leaves a hidden leftover the next save removes. */
+    static void deleteQuietly(Path p) {
         if (p == null) {
             return;
         }

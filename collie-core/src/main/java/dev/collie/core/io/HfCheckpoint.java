@@ -101,7 +101,7 @@ public final class HfCheckpoint {
         if (shards.size() == 1) {
             SafeTensors.write(dir.resolve(SINGLE_FILE), shards.get(0), meta);
             removeStaleShards(dir, List.of());
-            deleteQuietly(index);
+            AtomicFiles.deleteQuietly(index);
             return;
         }
         int n = shards.size();
@@ -124,7 +124,7 @@ public final class HfCheckpoint {
         } catch (IOException e) {
             throw new CollieException(index + ": cannot write: " + e, e);
         }
-        deleteQuietly(dir.resolve(SINGLE_FILE));
+        AtomicFiles.deleteQuietly(dir.resolve(SINGLE_FILE));
         removeStaleShards(dir, names);
     }
 
@@ -154,19 +154,11 @@ public final class HfCheckpoint {
             for (Path p : (Iterable<Path>) s::iterator) {
                 String f = p.getFileName().toString();
                 if (SHARD_NAME.matcher(f).matches() && !keep.contains(f)) {
-                    deleteQuietly(p);
+                    AtomicFiles.deleteQuietly(p);
                 }
             }
         } catch (IOException ignored) {
             // stale shards are harmless once the index no longer names them
-        }
-    }
-
-    private static void deleteQuietly(Path p) {
-        try {
-            Files.deleteIfExists(p);
-        } catch (IOException ignored) {
-            // best effort
         }
     }
 }

@@ -84,7 +84,7 @@ public final class ModelDirectory {
         } catch (IOException e) {
             throw new CollieException(target + ": cannot be written (" + e + "); checked before training", e);
         } finally {
-            deleteQuietly(probe);
+            AtomicFiles.deleteQuietly(probe);
         }
     }
 
@@ -101,7 +101,8 @@ public final class ModelDirectory {
         Path tmp = null;
         try {
             AtomicFiles.removeLeftoversOf(abs);
-            AtomicFiles.removeLeftovers(abs);
+            // inside the directory only hidden temporaries are ours: a user's "notes.tmp-1" is carried over
+            AtomicFiles.removeLeftovers(abs, name -> name.startsWith("."));
             tmp = AtomicFiles.newSiblingDirectory(abs);
             body.write(tmp);
             carryOver(abs, tmp);
@@ -184,15 +185,5 @@ public final class ModelDirectory {
 
     private static String mb(long bytes) {
         return String.format(Locale.ROOT, "%.1f MB", bytes / 1e6);
-    }
-
-    private static void deleteQuietly(Path p) {
-        if (p != null) {
-            try {
-                Files.deleteIfExists(p);
-            } catch (IOException ignored) {
-                // a hidden probe file; removed as a leftover by the next save
-            }
-        }
     }
 }

@@ -106,9 +106,10 @@ class ModelDirectoryTest {
         Files.createDirectories(tmp.resolve(".out.tmp-1-7"));                   // pid 1 is alive: kept
         Files.writeString(out.resolve(".model.safetensors." + dead + "-3.tmp"), "torn");
         Files.writeString(tmp.resolve("other.tmp-1"), "not ours");
+        Files.writeString(out.resolve("notes.tmp-1"), "the user's");             // inside: only hidden ones are ours
         ModelDirectory.replace(out, ModelDirectory.Content.MODEL, dir -> model(dir, "new", "model.safetensors"));
         assertEquals(List.of(".out.tmp-1-7", "other.tmp-1", "out"), names(tmp));
-        assertEquals(List.of("config.json", "model.safetensors"), names(out));
+        assertEquals(List.of("config.json", "model.safetensors", "notes.tmp-1"), names(out));
     }
 
     @Test
