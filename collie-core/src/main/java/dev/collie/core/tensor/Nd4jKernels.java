@@ -12,8 +12,6 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.Arrays;
-import java.util.HashSet;
-import java.util.Set;
 
 import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
@@ -171,37 +169,37 @@ final class Nd4jKernels implements Kernels {
     @Override
     public void scatterAddRows(INDArray target, INDArray ids, INDArray updates) {
         long[] at = ids.reshape(ids.length()).toLongVector();
+        long[] order = new long[at.length];        // (row, i), sorted: each row's updates together, in order of i
+        for (int i = 0; i < at.length; i++) {
+            order[i] = at[i] << 32 | i;
+        }
+        Arrays.sort(order);
         DataType t = target.dataType();
-        if (distinct(at) || t != updates.dataType() || t != DataType.FLOAT && t != DataType.DOUBLE
+        if (!repeatsARow(order) || t != updates.dataType() || t != DataType.FLOAT && t != DataType.DOUBLE
                 || !isDense(target)) {
             scatterAdd(target, ids.reshape(ids.length()), updates.reshape(ids.length(), target.size(1)));
         } else {
-            addRowsInOrder(target, at, isDense(updates) ? updates : updates.dup('c'));
+            addRowsInOrder(target, order, isDense(updates) ? updates : updates.dup('c'));
         }
     }
 
-    private static boolean distinct(long[] ids) {
-        Set<Long> seen = new HashSet<>();
-        for (long id : ids) {
-            if (!seen.add(id)) {
-                return false;
+    private static boolean repeatsARow(long[] order) {
+        for (int k = 1; k < order.length; k++) {
+            if (order[k] >>> 32 == order[k - 1] >>> 32) {
+                return true;
             }
         }
-        return true;
+        return false;
     }
 
     /**
-     * {@code target[ids[i]] += updates[i]} with repeated ids summed in the order of {@code i}, each target row by one
-     * thread: ND4J's scatter adds a repeated row's updates from several threads in whatever order they run, so two
-     * runs of the same step differed in the last bits (the token embedding's gradient).
+     * {@code target[row] += updates[i]} for the {@code (row, i)} pairs of {@code order} (sorted), repeated rows summed
+     * in the order of {@code i}, each target row by one thread: ND4J's scatter adds a repeated row's updates from
+     * several threads in whatever order they run, so two runs of the same step differed in the last bits (the token
+     * embedding's gradient).
      */
-    private void addRowsInOrder(INDArray target, long[] ids, INDArray updates) {
+    private void addRowsInOrder(INDArray target, long[] order, INDArray updates) {
         int cols = (int) target.size(1);
-        long[] order = new long[ids.length];       // (row, i): sorted, each row's updates together, in order of i
-        for (int i = 0; i < ids.length; i++) {
-            order[i] = ids[i] << 32 | i;
-        }
-        Arrays.sort(order);
         boolean single = target.dataType() == DataType.FLOAT;
         float[] fAcc = single ? new float[cols] : null;
         float[] fRow = single ? new float[cols] : null;
