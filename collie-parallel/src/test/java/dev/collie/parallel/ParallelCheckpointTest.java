@@ -6,7 +6,7 @@ import dev.collie.core.tensor.Backends;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.decoder.DecoderCheckpoint;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.testing.Fixtures;
 import dev.collie.parallel.comm.LocalRanks;
@@ -52,7 +52,7 @@ class ParallelCheckpointTest {
         int world = dp * tp * pp;
         return LocalRanks.run(world, Duration.ofSeconds(30), 120, c -> {
             try (c; Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero)
-                    .build(c, LlamaCheckpoint.load(TINY_TIED, DataType.DOUBLE))) {
+                    .build(c, DecoderCheckpoint.load(TINY_TIED, DataType.DOUBLE))) {
                 CollieConfig config = CollieConfig.builder().shuffle(false).lr(1e-2).trainMicroBatchSize(2)
                         .gradientAccumulationSteps(2).maxSteps(steps).workerThreads(1).build();
                 Trainer t = par.configure(Trainer.builder()).optimizer(new AdamW(par.optimizerParameters()))

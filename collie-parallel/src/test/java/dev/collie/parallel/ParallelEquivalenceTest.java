@@ -9,8 +9,8 @@ import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.Agreement;
@@ -102,8 +102,8 @@ class ParallelEquivalenceTest {
                 .gradientAccumulationSteps(ACCUM).maxSteps(STEPS).workerThreads(1).clipGradNorm(1.0).build();
     }
 
-    private static LlamaForCausalLM model(boolean tied, DataType dtype) {
-        return LlamaCheckpoint.load(tied ? TINY_TIED : TINY, dtype);
+    private static DecoderForCausalLM model(boolean tied, DataType dtype) {
+        return DecoderCheckpoint.load(tied ? TINY_TIED : TINY, dtype);
     }
 
     /**
@@ -125,7 +125,7 @@ class ParallelEquivalenceTest {
 
     private static Reference train(int dp, boolean tied, DataType dtype, int workers, String opt) {
         {
-            LlamaForCausalLM m = model(tied, dtype);
+            DecoderForCausalLM m = model(tied, dtype);
             List<StepStats> stats = Trainer.builder().model(m).optimizer(optimizer(opt, m.namedParameters()))
                     .config(config(MICRO * dp).toBuilder().workerThreads(workers).build())
                     .trainData(rows(STEPS * MICRO * ACCUM * dp)).build().train();
@@ -199,7 +199,7 @@ class ParallelEquivalenceTest {
     private static Object[] runRank(Communicator c, int dp, int tp, int pp, int zero, boolean tied, DataType dtype,
                                     String opt, int world) {
         try (c) {
-            LlamaForCausalLM m = model(tied, dtype);
+            DecoderForCausalLM m = model(tied, dtype);
             try (Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero).build(c, m)) {
                 Map<String, Parameter> owned = par.optimizerParameters();
                 Trainer t = par.configure(Trainer.builder()).optimizer(optimizer(opt, owned)).config(config(MICRO))

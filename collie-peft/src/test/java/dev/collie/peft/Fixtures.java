@@ -1,7 +1,7 @@
 package dev.collie.peft;
 
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -18,8 +18,8 @@ final class Fixtures {
     private Fixtures() {
     }
 
-    static LlamaForCausalLM tiny(DataType dtype) {
-        return LlamaCheckpoint.load(TINY, dtype);
+    static DecoderForCausalLM tiny(DataType dtype) {
+        return DecoderCheckpoint.load(TINY, dtype);
     }
 
     /** The configurations the fixture script uses, for a fresh wrap. */

@@ -14,8 +14,8 @@ import dev.collie.core.nn.Tape;
 import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -74,7 +74,7 @@ class PeftModelTest {
 
     @Test
     void loraKeepsHuggingFaceNamesAndFreezesTheBase() {
-        LlamaForCausalLM base = Fixtures.tiny(DataType.FLOAT);
+        DecoderForCausalLM base = Fixtures.tiny(DataType.FLOAT);
         Set<String> baseNames = new TreeSet<>(base.namedParameters().keySet());
         PeftModel m = Peft.wrap(base, LoraConfig.builder().r(2).targets("q_proj", "v_proj").build());
         Map<String, Parameter> names = m.namedParameters();
@@ -113,9 +113,9 @@ class PeftModelTest {
         Tape tape = Tape.forInference(2, 6);
         INDArray adapted = m.forward(tape, IDS);
         double loss = new CausalLmLoss().forward(tape, adapted.dup(), IDS);
-        LlamaForCausalLM merged = (LlamaForCausalLM) m.mergeAndUnload();
-        LlamaCheckpoint.save(merged, tmp);
-        LlamaForCausalLM reloaded = LlamaCheckpoint.load(tmp, DataType.FLOAT);
+        DecoderForCausalLM merged = (DecoderForCausalLM) m.mergeAndUnload();
+        DecoderCheckpoint.save(merged, tmp);
+        DecoderForCausalLM reloaded = DecoderCheckpoint.load(tmp, DataType.FLOAT);
         assertEquals(Fixtures.tiny(DataType.FLOAT).namedParameters().keySet(), reloaded.namedParameters().keySet());
         Tape t2 = Tape.forInference(2, 6);
         INDArray exported = reloaded.forward(t2, IDS);
@@ -126,7 +126,7 @@ class PeftModelTest {
 
     @Test
     void mergeThenUnmergeRestoresEveryBaseWeight() {
-        LlamaForCausalLM base = Fixtures.tiny(DataType.FLOAT);
+        DecoderForCausalLM base = Fixtures.tiny(DataType.FLOAT);
         Map<String, INDArray> before = new TreeMap<>();
         base.namedParameters().forEach((n, p) -> before.put(n, p.data().dup()));
         PeftModel m = Peft.loadAdapter(base, Fixtures.PEFT.resolve("lora"));
@@ -224,7 +224,7 @@ class PeftModelTest {
         Map<String, INDArray> grads = new TreeMap<>();
         for (boolean ckpt : new boolean[] {false, true}) {
             Nd4j.getRandom().setSeed(6);
-            LlamaForCausalLM base = Fixtures.tiny(DataType.DOUBLE);
+            DecoderForCausalLM base = Fixtures.tiny(DataType.DOUBLE);
             ActivationCheckpointing.apply(base, ckpt);
             PeftModel m = Peft.wrap(base, PrefixTuningConfig.withProjection(2, 8));
             perturb(m);
@@ -255,7 +255,7 @@ class PeftModelTest {
 
     @Test
     void textInitialisationCopiesTheWordEmbeddingsOfTheText() {
-        LlamaForCausalLM base = Fixtures.tiny(DataType.FLOAT);
+        DecoderForCausalLM base = Fixtures.tiny(DataType.FLOAT);
         PeftModel m = Peft.wrap(base, PromptTuningConfig.fromText(5, "a b", List.of(7, 11), null));
         INDArray table = m.promptEncoder().tableParameter().data();
         INDArray emb = base.namedParameters().get("model.embed_tokens.weight").data();

@@ -7,8 +7,8 @@ import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.Memory;
 import dev.collie.core.train.StepRunner;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.AdamW;
 import dev.collie.peft.LoraConfig;
 import dev.collie.peft.Peft;
@@ -46,11 +46,11 @@ public final class LoraMemoryBench {
             System.err.println("usage: LoraMemoryBench full|lora|frozen [steps]");
             System.exit(2);
         }
-        LlamaConfig cfg = LlamaConfig.builder().vocabSize(32000).hiddenSize(768).intermediateSize(2048)
+        DecoderConfig cfg = DecoderConfig.builder().vocabSize(32000).hiddenSize(768).intermediateSize(2048)
                 .numHiddenLayers(12).numAttentionHeads(12).numKeyValueHeads(12).headDim(64)
                 .maxPositionEmbeddings(2048).tieWordEmbeddings(false).build();
         Nd4j.getRandom().setSeed(1);
-        LlamaForCausalLM net = new LlamaForCausalLM(cfg, DataType.FLOAT);
+        DecoderForCausalLM net = new DecoderForCausalLM(cfg, DataType.FLOAT);
         long rssModel = Memory.residentBytes();
         LanguageModel model = net;
         if (mode.equals("lora")) {

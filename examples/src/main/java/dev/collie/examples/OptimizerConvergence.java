@@ -9,8 +9,8 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.Trainer;
 import dev.collie.examples.cli.Presets;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import dev.collie.optim.SophiaG;
 import org.knowm.xchart.BitmapEncoder;
@@ -67,7 +67,7 @@ public final class OptimizerConvergence {
         try (HfTokenizer tok = HfTokenizer.load(data.resolve("tokenizer"))) {
             PackedTextDataset text = PackedTextDataset.load(data.resolve("moby-dick.txt"), tok, SEQ, tok.vocabSize());
             Datasets.Split split = Datasets.split(text, 0.02, SEED);
-            LlamaConfig cfg = Presets.get("small", tok.vocabSize());
+            DecoderConfig cfg = Presets.get("small", tok.vocabSize());
             table.append(String.format(Locale.ROOT, "Preset `small` (%s), %d steps of %d×%d tokens, constant default"
                     + " lr, no clipping; validation: %d held-out rows of %d tokens.%n%n",
                     String.format(Locale.ROOT, "%.1fM parameters", paramCount(cfg) / 1e6), steps, MICRO_BATCH, SEQ,
@@ -76,7 +76,7 @@ public final class OptimizerConvergence {
                     .append(" | change | train loss, last 20 steps | s/step |\n|---|---|---|---|---|---|---|\n");
             for (String name : OptimizerMemoryBench.OPTIMIZERS) {
                 Nd4j.getRandom().setSeed(SEED);
-                LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
+                DecoderForCausalLM model = new DecoderForCausalLM(cfg, DataType.FLOAT);
                 // Sophia with its default Hessian interval of 10 (the memory bench uses 2 to refresh within 3 steps)
                 Optimizer opt = name.equals("sophia") ? new SophiaG(model.namedParameters())
                         : OptimizerMemoryBench.create(name, model.namedParameters());
@@ -118,7 +118,7 @@ public final class OptimizerConvergence {
         }
     }
 
-    private static long paramCount(LlamaConfig c) {
+    private static long paramCount(DecoderConfig c) {
         long h = c.hiddenSize();
         long perLayer = 2 * h * c.numAttentionHeads() * c.headDim() + 2 * h * c.numKeyValueHeads() * c.headDim()
                 + 3 * h * c.intermediateSize() + 2 * h;

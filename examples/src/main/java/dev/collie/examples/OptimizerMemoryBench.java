@@ -13,8 +13,8 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.Memory;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.AdaLomo;
 import dev.collie.optim.AdamW;
 import dev.collie.optim.Adan;
@@ -121,8 +121,8 @@ public final class OptimizerMemoryBench {
         }
     }
 
-    static LlamaConfig modelConfig() {
-        return LlamaConfig.builder().vocabSize(32000).hiddenSize(768).intermediateSize(2048).numHiddenLayers(12)
+    static DecoderConfig modelConfig() {
+        return DecoderConfig.builder().vocabSize(32000).hiddenSize(768).intermediateSize(2048).numHiddenLayers(12)
                 .numAttentionHeads(12).numKeyValueHeads(12).headDim(64).maxPositionEmbeddings(2048)
                 .tieWordEmbeddings(false).build();
     }
@@ -155,7 +155,7 @@ public final class OptimizerMemoryBench {
         Nd4j.create(DataType.FLOAT, 4).addi(1); // initialise ND4J before the baseline
         long baseline = Memory.residentBytes();
         Nd4j.getRandom().setSeed(1);
-        LlamaForCausalLM model = new LlamaForCausalLM(modelConfig(), DataType.FLOAT);
+        DecoderForCausalLM model = new DecoderForCausalLM(modelConfig(), DataType.FLOAT);
         Optimizer opt = create(name, model.namedParameters());
         long afterModel = Memory.residentBytes();
         long peakAfterModel = Memory.peakResidentBytes();

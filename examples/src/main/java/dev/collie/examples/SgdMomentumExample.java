@@ -9,7 +9,7 @@ import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
 import dev.collie.core.train.Trainer;
 import dev.collie.examples.cli.Presets;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
@@ -49,7 +49,7 @@ public final class SgdMomentumExample {
             PackedTextDataset text = PackedTextDataset.load(data.resolve("moby-dick.txt"), tok, 64, tok.vocabSize());
             Datasets.Split split = Datasets.split(text, 0.02, 1);
             Nd4j.getRandom().setSeed(1);
-            LlamaForCausalLM model = new LlamaForCausalLM(Presets.get("tiny", tok.vocabSize()), DataType.FLOAT);
+            DecoderForCausalLM model = new DecoderForCausalLM(Presets.get("tiny", tok.vocabSize()), DataType.FLOAT);
             SgdMomentum optimizer = new SgdMomentum(model.namedParameters(), 0.9);
             LossHistory history = new LossHistory();
             Trainer trainer = Trainer.builder().model(model).optimizer(optimizer)

@@ -11,9 +11,9 @@ import dev.collie.core.train.Trainer;
 import dev.collie.examples.cli.LossCurve;
 import dev.collie.examples.cli.Presets;
 import dev.collie.models.generation.Generator;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import dev.collie.optim.AdamW;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -83,10 +83,10 @@ public final class TrainMobyDick {
         PackedTextDataset text = PackedTextDataset.load(data.resolve("moby-dick.txt"), tok, SEQ, tok.vocabSize());
         Datasets.Split split = Datasets.split(text, 0.05, SEED);
 
-        LlamaConfig cfg = Presets.builder("small", tok.vocabSize()).bosTokenId(tok.bosId().getAsInt())
+        DecoderConfig cfg = Presets.builder("small", tok.vocabSize()).bosTokenId(tok.bosId().getAsInt())
                 .eosTokenIds(tok.eosId().getAsInt()).build();
         Nd4j.getRandom().setSeed(SEED);
-        LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
+        DecoderForCausalLM model = new DecoderForCausalLM(cfg, DataType.FLOAT);
         System.out.printf(Locale.ROOT, "model: LLaMA hidden %d, %d layers, %d heads, vocab %d: %,d parameters%n",
                 cfg.hiddenSize(), cfg.numHiddenLayers(), cfg.numAttentionHeads(), cfg.vocabSize(),
                 model.parameterCount());
@@ -110,7 +110,7 @@ public final class TrainMobyDick {
         Path png = out.resolve("loss.png");
         LossCurve.write(history, png, "LLaMA " + model.parameterCount() / 100_000 / 10.0 + "M on Moby-Dick");
         Path modelDir = out.resolve("model");
-        LlamaCheckpoint.save(model, modelDir);
+        DecoderCheckpoint.save(model, modelDir);
         copyTokenizer(data.resolve("tokenizer"), modelDir);
 
         LossHistory.Step first = history.steps().get(0);

@@ -14,7 +14,10 @@ import dev.collie.core.CollieException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.OptionalInt;
+import java.util.TreeMap;
 
 /**
  * A Hugging Face {@code config.json}, read field by field with errors that name the file and the field (and line
@@ -187,6 +190,33 @@ public final class HfConfig {
         return id == null || id < 0 ? new int[0] : new int[] {id};
     }
 
+    /** Whether {@code key} is in the object at all, even as null (some defaults differ between absent and null). */
+    public boolean has(String key) {
+        return root.has(key);
+    }
+
+    /** The list of strings at {@code key}; empty when absent or null. */
+    public List<String> strings(String key) {
+        JsonNode v = get(key);
+        if (v == null) {
+            return List.of();
+        }
+        List<String> out = new ArrayList<>();
+        if (v.isArray()) {
+            for (JsonNode e : v) {
+                if (!e.isTextual()) {
+                    out = null;
+                    break;
+                }
+                out.add(e.asText());
+            }
+        }
+        if (out == null || !v.isArray()) {
+            throw bad(prefix + key + " must be a list of strings, got " + v);
+        }
+        return out;
+    }
+
     private <T> T required(String key, T value) {
         if (value == null) {
             throw bad("missing required field " + prefix + key);
@@ -227,6 +257,15 @@ public final class HfConfig {
                 a.add(id);
             }
         }
+    }
+
+    /** The text of a config.json with its keys sorted, as transformers writes it ({@link #text}). */
+    public static String sortedText(ObjectNode o) {
+        TreeMap<String, JsonNode> byKey = new TreeMap<>();
+        o.fields().forEachRemaining(e -> byKey.put(e.getKey(), e.getValue()));
+        ObjectNode sorted = newObject();
+        byKey.forEach(sorted::set);
+        return text(sorted);
     }
 
     /** The text of a config.json: two-space indent, {@code "key": value}, one array element per line, a final newline. */

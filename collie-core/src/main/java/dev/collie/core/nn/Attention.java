@@ -17,7 +17,8 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  * Rows in and out are {@code [batch·seq, hidden]}; the tape gives batch, length, padding mask and KV cache.
  * GQA costs no copy: the queries of one group are laid out as one taller matrix against their shared keys.
  * The heads a forward computes are read off its projections' widths, so when tensor parallelism gives the
- * projections a share of the heads, attention runs over that share unchanged.
+ * projections a share of the heads, attention runs over that share unchanged. {@link Options} hold what differs
+ * between model families: which projections carry a bias, a per-head RMSNorm of queries and keys, a sliding window.
  */
 public final class Attention extends Module implements Layer {
     private static final double MASKED = -1e9;
@@ -27,7 +28,57 @@ public final class Attention extends Module implements Layer {
     private final int heads;
     private final int kvHeads;
     private final int headDim;
+    private final int window;
+    private final Projections projections;
     private final RotaryEmbedding rope;
+
+    /**
+     * What differs between families' attention.
+     *
+     * @param qkvBias bias on q_proj, k_proj, v_proj
+     * @param outputBias bias on o_proj
+     * @param qkNormEps above 0: RMSNorm ({@code q_norm}, {@code k_norm}, weight per head dimension) of every query
+     *                  and key head before the rotary embedding, with this epsilon (Qwen3)
+     * @param window above 0: a query sees only the last {@code window} positions, itself included (sliding window)
+     */
+    public record Options(boolean qkvBias, boolean outputBias, double qkNormEps, int window, Projections projections) {
+        public Options {
+            if (!(qkNormEps >= 0) || window < 0) {
+                throw new IllegalArgumentException("qkNormEps " + qkNormEps + " and window " + window
+                        + " must not be negative");
+            }
+            java.util.Objects.requireNonNull(projections, "projections");
+        }
+
+        /** Bias on all four projections or on none; no q/k norm, no window, LLaMA's projections. */
+        public static Options bias(boolean bias) {
+            return new Options(bias, bias, 0, 0, Projections.SEPARATE);
+        }
+    }
+
+    /**
+     * How the queries, keys and values are projected and what the projections are called: three linears
+     * {@code q_proj}, {@code k_proj}, {@code v_proj} ({@code fusedQkv} null), or one named {@code fusedQkv} whose
+     * output heads are laid out as {@code layout} says; the output projection is {@code output}.
+     */
+    public record Projections(String fusedQkv, QkvLayout layout, String output) {
+        /** LLaMA's: q_proj, k_proj, v_proj and o_proj. */
+        public static final Projections SEPARATE = new Projections(null, null, "o_proj");
+
+        public Projections {
+            if ((fusedQkv == null) != (layout == null) || output == null) {
+                throw new IllegalArgumentException("a fused projection has a name and a layout; the output a name");
+            }
+        }
+    }
+
+    /** The order of the heads in a fused q/k/v projection's output. */
+    public enum QkvLayout {
+        /** For each key/value head: its query heads, then its key head, then its value head (InternLM2's wqkv). */
+        GROUPED,
+        /** Every query head, then every key head, then every value head (ChatGLM's query_key_value). */
+        SECTIONED
+    }
 
     /** What backward needs; {@code prefix} is the number of leading key positions that came from a {@link Prefix}. */
     private record Saved(INDArray q, INDArray k, INDArray v, INDArray p, int prefix, int heads, int kvHeads) {
@@ -49,7 +100,13 @@ public final class Attention extends Module implements Layer {
         void backward(Tape tape, Attention attention, INDArray dKeys, INDArray dValues);
     }
 
+    /** LLaMA's attention: a bias on all four projections or on none ({@link Options#bias}). */
     public Attention(long hidden, int heads, int kvHeads, int headDim, boolean bias, RotaryEmbedding rope,
+                     DataType dtype, double initStd) {
+        this(hidden, heads, kvHeads, headDim, Options.bias(bias), rope, dtype, initStd);
+    }
+
+    public Attention(long hidden, int heads, int kvHeads, int headDim, Options options, RotaryEmbedding rope,
                      DataType dtype, double initStd) {
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException("heads " + heads + " not divisible by kv heads " + kvHeads);
@@ -57,11 +114,23 @@ public final class Attention extends Module implements Layer {
         this.heads = heads;
         this.kvHeads = kvHeads;
         this.headDim = headDim;
+        this.window = options.window();
+        this.projections = options.projections();
         this.rope = rope;
-        registerModule("q_proj", new Linear(hidden, (long) heads * headDim, bias, dtype, initStd));
-        registerModule("k_proj", new Linear(hidden, (long) kvHeads * headDim, bias, dtype, initStd));
-        registerModule("v_proj", new Linear(hidden, (long) kvHeads * headDim, bias, dtype, initStd));
-        registerModule("o_proj", new Linear((long) heads * headDim, hidden, bias, dtype, initStd));
+        if (projections.fusedQkv() == null) {
+            registerModule("q_proj", new Linear(hidden, (long) heads * headDim, options.qkvBias(), dtype, initStd));
+            registerModule("k_proj", new Linear(hidden, (long) kvHeads * headDim, options.qkvBias(), dtype, initStd));
+            registerModule("v_proj", new Linear(hidden, (long) kvHeads * headDim, options.qkvBias(), dtype, initStd));
+        } else {
+            registerModule(projections.fusedQkv(), new Linear(hidden, (long) (heads + 2 * kvHeads) * headDim,
+                    options.qkvBias(), dtype, initStd));
+        }
+        registerModule(projections.output(), new Linear((long) heads * headDim, hidden, options.outputBias(), dtype,
+                initStd));
+        if (options.qkNormEps() > 0) {
+            registerModule("q_norm", new RMSNorm(headDim, options.qkNormEps(), dtype));
+            registerModule("k_norm", new RMSNorm(headDim, options.qkNormEps(), dtype));
+        }
     }
 
     public int heads() {
@@ -80,9 +149,10 @@ public final class Attention extends Module implements Layer {
     public INDArray forward(Tape tape, INDArray x) {
         int b = tape.batchSize();
         int t = tape.seqLen();
-        INDArray q = layer("q_proj").forward(tape, x);
-        INDArray k = layer("k_proj").forward(tape, x);
-        INDArray v = layer("v_proj").forward(tape, x);
+        INDArray[] qkv = projectQkv(tape, x);
+        INDArray q = perHead(tape, "q_norm", qkv[0], false);
+        INDArray k = perHead(tape, "k_norm", qkv[1], false);
+        INDArray v = qkv[2];
         // this forward's heads: all of them, or a tensor-parallel rank's share
         int heads = (int) (q.size(1) / headDim);
         int kvHeads = (int) (k.size(1) / headDim);
@@ -112,7 +182,7 @@ public final class Attention extends Module implements Layer {
         }
         long tk = kh.size(2);
         INDArray scores = Kernels.get().matmul(qh, kh, false, true);
-        addMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk);
+        addMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk, window);
         INDArray p = Kernels.get().softmax(scores);
         // the heads' outputs written straight into rows [b·t, h·d] where the layout allows (no group stacking)
         INDArray rows = Nd4j.createUninitialized(p.dataType(), (long) b * t, (long) heads * headDim);
@@ -121,7 +191,7 @@ public final class Attention extends Module implements Layer {
             heads(rows, b, t, heads).assign(o.reshape('c', b, heads, t, headDim));
         }
         tape.save(this, new Saved(qh, kh, vh, p, prefix, heads, kvHeads));
-        return layer("o_proj").forward(tape, rows);
+        return layer(projections.output()).forward(tape, rows);
     }
 
     @Override
@@ -132,7 +202,7 @@ public final class Attention extends Module implements Layer {
         int heads = s.heads;
         int kvHeads = s.kvHeads;
         int g = heads / kvHeads;
-        INDArray dO = grouped(heads(layer("o_proj").backward(tape, dy), b, t, heads), b, kvHeads, g, t);
+        INDArray dO = grouped(heads(layer(projections.output()).backward(tape, dy), b, t, heads), b, kvHeads, g, t);
         DataType dt = dO.dataType();
         // the gradients of q, k, v as rows [b·t, ·], written by their products where the layout allows
         INDArray dq = Nd4j.createUninitialized(dt, (long) b * t, (long) heads * headDim);
@@ -159,13 +229,73 @@ public final class Attention extends Module implements Layer {
         dq.muli(1.0 / Math.sqrt(headDim));
         dq = rope.backward(dq, rope.tables(tape, heads, dq.dataType()), heads);
         dk = rope.backward(dk, rope.tables(tape, kvHeads, dk.dataType()), kvHeads);
-        INDArray dx = layer("q_proj").backward(tape, dq);
-        dx.addi(layer("k_proj").backward(tape, dk));
-        dx.addi(layer("v_proj").backward(tape, dv));
+        INDArray dx = projectQkvBackward(tape, perHead(tape, "q_norm", dq, true), perHead(tape, "k_norm", dk, true),
+                dv);
         if (dKp != null) {
             tape.attentionPrefix().backward(tape, this, dKp, dVp);
         }
         return dx;
+    }
+
+    /** Queries, keys and values as rows {@code [b·t, n·d]}: three products, or views of one fused product. */
+    private INDArray[] projectQkv(Tape tape, INDArray x) {
+        if (projections.fusedQkv() == null) {
+            return new INDArray[] {layer("q_proj").forward(tape, x), layer("k_proj").forward(tape, x),
+                    layer("v_proj").forward(tape, x)};
+        }
+        INDArray y = layer(projections.fusedQkv()).forward(tape, x);
+        INDArray[] parts = fusedParts(y);
+        return new INDArray[] {parts[0].dup('c').reshape('c', y.size(0), parts[0].length() / y.size(0)),
+                parts[1].dup('c').reshape('c', y.size(0), parts[1].length() / y.size(0)),
+                parts[2].dup('c').reshape('c', y.size(0), parts[2].length() / y.size(0))};
+    }
+
+    /** The input gradient from those of the queries, keys and values ({@link #projectQkv}'s backward). */
+    private INDArray projectQkvBackward(Tape tape, INDArray dq, INDArray dk, INDArray dv) {
+        if (projections.fusedQkv() == null) {
+            INDArray dx = layer("q_proj").backward(tape, dq);
+            dx.addi(layer("k_proj").backward(tape, dk));
+            return dx.addi(layer("v_proj").backward(tape, dv));
+        }
+        INDArray dy = Nd4j.createUninitialized(dq.dataType(), dq.size(0), dq.size(1) + dk.size(1) + dv.size(1));
+        INDArray[] parts = fusedParts(dy);
+        parts[0].assign(dq.reshape(parts[0].shape()));
+        parts[1].assign(dk.reshape(parts[1].shape()));
+        parts[2].assign(dv.reshape(parts[2].shape()));
+        return layer(projections.fusedQkv()).backward(tape, dy);
+    }
+
+    /**
+     * Views of a fused projection's rows {@code y} holding the queries, keys and values, in head order. The heads
+     * are read off the width (a tensor-parallel rank holds whole key/value groups): {@code kv·(g + 2)} heads.
+     */
+    private INDArray[] fusedParts(INDArray y) {
+        int g = heads / kvHeads;
+        long n = y.size(1) / headDim;
+        long kv = n / (g + 2);
+        long rows = y.size(0);
+        if (projections.layout() == QkvLayout.GROUPED) {
+            INDArray y4 = y.reshape('c', rows, kv, g + 2, headDim);
+            return new INDArray[] {y4.get(all(), all(), interval(0, g), all()),
+                    y4.get(all(), all(), interval(g, g + 1), all()), y4.get(all(), all(), interval(g + 1, g + 2), all())};
+        }
+        long q = kv * g * headDim;
+        long k = kv * headDim;
+        return new INDArray[] {y.get(all(), interval(0, q)), y.get(all(), interval(q, q + k)),
+                y.get(all(), interval(q + k, q + 2 * k))};
+    }
+
+    /**
+     * The per-head norm {@code norm} (q_norm or k_norm) forward or backward over rows {@code [b·t, n·d]}, each head
+     * {@code d} wide; the rows unchanged when the model has none.
+     */
+    private INDArray perHead(Tape tape, String norm, INDArray rows, boolean backward) {
+        if (!children().containsKey(norm)) {
+            return rows;
+        }
+        INDArray flat = rows.reshape('c', rows.length() / headDim, headDim);
+        INDArray out = backward ? layer(norm).backward(tape, flat) : layer(norm).forward(tape, flat);
+        return out.reshape('c', rows.size(0), rows.size(1));
     }
 
     /** Rows {@code [b·t, n·d]} seen as heads {@code [b, n, t, d]}: a view, no copy. */
@@ -178,31 +308,42 @@ public final class Attention extends Module implements Layer {
         return g == 1 ? heads : heads.dup('c').reshape('c', b, kv, (long) g * t, headDim);
     }
 
-    /** Adds the causal (and padding) mask to scores {@code [b, h, t, tk]}: query i sees keys up to past + i. */
-    private static void addMask(Tape tape, INDArray scores, int t, int tk) {
+    /**
+     * Adds the causal (and padding) mask to scores {@code [b, h, t, tk]}: query i sees keys up to past + i, and with
+     * a {@code window} (0: none) only the last {@code window} of them.
+     */
+    private static void addMask(Tape tape, INDArray scores, int t, int tk, int window) {
         INDArray mask = tape.attentionMask();
         DataType dt = scores.dataType();
         if (mask == null) {
-            INDArray causal = CAUSAL.get(List.of(t, tk, dt), () -> causalMask(t, tk, dt));
+            INDArray causal = CAUSAL.get(List.of(t, tk, window, dt), () -> causalMask(t, tk, window, dt));
             Nd4j.exec(new BroadcastAddOp(scores, causal, scores, 2, 3));
         } else {
-            INDArray full = tape.cached(List.of("padded-mask", t, tk, dt), () -> paddedMask(mask, t, tk, dt));
+            INDArray full = tape.cached(List.of("padded-mask", t, tk, window, dt),
+                    () -> paddedMask(mask, t, tk, window, dt));
             Nd4j.exec(new BroadcastAddOp(scores, full, scores, 0, 2, 3));
         }
     }
 
-    private static INDArray causalMask(int t, int tk, DataType dt) {
+    /** Whether query {@code i} (of a block whose first query is key {@code past}) cannot see key {@code j}. */
+    private static boolean hidden(int i, int j, int past, int window) {
+        return j > past + i || (window > 0 && j <= past + i - window);
+    }
+
+    private static INDArray causalMask(int t, int tk, int window, DataType dt) {
         int past = tk - t;
         double[] m = new double[t * tk];
         for (int i = 0; i < t; i++) {
-            for (int j = past + i + 1; j < tk; j++) {
-                m[i * tk + j] = MASKED;
+            for (int j = 0; j < tk; j++) {
+                if (hidden(i, j, past, window)) {
+                    m[i * tk + j] = MASKED;
+                }
             }
         }
         return Nd4j.create(m, new long[] {t, tk}, 'c').castTo(dt);
     }
 
-    private static INDArray paddedMask(INDArray mask, int t, int tk, DataType dt) {
+    private static INDArray paddedMask(INDArray mask, int t, int tk, int window, DataType dt) {
         int b = (int) mask.size(0);
         int past = tk - t;
         double[] m = new double[b * t * tk];
@@ -211,7 +352,7 @@ public final class Attention extends Module implements Layer {
             for (int i = 0; i < t; i++) {
                 boolean any = false;
                 for (int j = 0; j < tk; j++) {
-                    if (j > past + i || keep[j] == 0) {
+                    if (hidden(i, j, past, window) || keep[j] == 0) {
                         m[(bi * t + i) * tk + j] = MASKED;
                     } else {
                         any = true;

@@ -6,6 +6,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.List;
+import java.util.function.LongFunction;
 
 /**
  * Rotary position embedding in Hugging Face's "rotate half" layout: within each head of size d,
@@ -15,12 +16,27 @@ import java.util.List;
  */
 public final class RotaryEmbedding {
     private final double[] invFreq;
+    private final LongFunction<double[]> invFreqForLength;
+    private final long maxPositionEmbeddings;
     private final int headDim;
     /** Tables of unpadded batches: they depend only on the layout, so every step reuses them. */
     private final LayoutCache<INDArray[]> unpadded = new LayoutCache<>(16);
 
+    /** Fixed inverse frequencies, whatever the sequence length. */
     public RotaryEmbedding(double[] invFreq) {
-        this.invFreq = invFreq.clone();
+        this(n -> invFreq, Long.MAX_VALUE);
+    }
+
+    /**
+     * Inverse frequencies that depend on the length once it passes {@code maxPositionEmbeddings} (dynamic NTK
+     * scaling): a forward whose furthest position is {@code p} uses {@code invFreqForLength(p + 1)} when
+     * {@code p + 1 > maxPositionEmbeddings}, as transformers' dynamic rope does for a model that has not seen
+     * a longer sequence before.
+     */
+    public RotaryEmbedding(LongFunction<double[]> invFreqForLength, long maxPositionEmbeddings) {
+        this.invFreq = invFreqForLength.apply(Math.min(maxPositionEmbeddings, Integer.MAX_VALUE)).clone();
+        this.invFreqForLength = invFreqForLength;
+        this.maxPositionEmbeddings = maxPositionEmbeddings;
         this.headDim = invFreq.length * 2;
     }
 
@@ -45,6 +61,13 @@ public final class RotaryEmbedding {
         int b = tape.batchSize();
         int t = tape.seqLen();
         long[][] pos = positions(tape);
+        long length = 0;
+        for (long[] row : pos) {
+            for (long p : row) {
+                length = Math.max(length, p + 1);
+            }
+        }
+        double[] invFreq = length > maxPositionEmbeddings ? invFreqForLength.apply(length) : this.invFreq;
         int half = headDim / 2;
         int width = heads * headDim;
         // float, as the values are (below): half the Java garbage of doubles and no float64 staging array

@@ -78,6 +78,54 @@ class LayerGradientTest {
     }
 
     @Test
+    void fusedGroupedQkvWithSlidingWindowAndBiasMatchesFiniteDifferences() {
+        RotaryEmbedding rope = new RotaryEmbedding(new double[] {1.0, 0.1});
+        Attention.Options o = new Attention.Options(true, true, 0, 3,
+                new Attention.Projections("wqkv", Attention.QkvLayout.GROUPED, "wo"));
+        Attention a = new Attention(8, 4, 2, 4, o, rope, D, 0.4);
+        perturb(a);
+        GradCheck.check(a, a.namedParameters(), Nd4j.randn(D, 2 * 5, 8), tapes(2, 5), 11);
+    }
+
+    @Test
+    void fusedSectionedQkvWithQkvBiasAndPaddingMatchesFiniteDifferences() {
+        RotaryEmbedding rope = new RotaryEmbedding(new double[] {1.0, 0.1});
+        Attention.Options o = new Attention.Options(true, false, 0, 0,
+                new Attention.Projections("query_key_value", Attention.QkvLayout.SECTIONED, "dense"));
+        Attention a = new Attention(8, 4, 1, 4, o, rope, D, 0.4);
+        perturb(a);
+        INDArray mask = Nd4j.createFromArray(new long[][] {{1, 1, 1, 0}, {0, 1, 1, 1}});
+        GradCheck.TapeFactory f = training -> (training ? Tape.forTraining(2, 4) : Tape.forInference(2, 4))
+                .setAttentionMask(mask);
+        GradCheck.check(a, a.namedParameters(), Nd4j.randn(D, 8, 8), f, 12);
+    }
+
+    @Test
+    void perHeadQkNormMatchesFiniteDifferences() {
+        RotaryEmbedding rope = new RotaryEmbedding(new double[] {1.0, 0.1});
+        Attention a = new Attention(8, 4, 2, 4, new Attention.Options(false, false, 1e-6, 0,
+                Attention.Projections.SEPARATE), rope, D, 0.4);
+        perturb(a);
+        assertEquals(java.util.Set.of("q_proj.weight", "k_proj.weight", "v_proj.weight", "o_proj.weight",
+                "q_norm.weight", "k_norm.weight"), a.namedParameters().keySet());
+        GradCheck.check(a, a.namedParameters(), Nd4j.randn(D, 2 * 5, 8), tapes(2, 5), 13);
+    }
+
+    @Test
+    void dynamicRopeGrowsItsBaseOnlyPastTheTrainedLength() {
+        double[][] asked = new double[1][];
+        RotaryEmbedding rope = new RotaryEmbedding(n -> {
+            asked[0] = new double[] {n};
+            return new double[] {1.0 / n, 0.1 / n};
+        }, 4);
+        INDArray x = Nd4j.randn(D, 3, 4);
+        rope.apply(x, rope.tables(Tape.forInference(1, 3), 1, D), 1);
+        assertEquals(4, asked[0][0]);       // built once, at the trained length
+        rope.apply(Nd4j.randn(D, 6, 4), rope.tables(Tape.forInference(1, 6), 1, D), 1);
+        assertEquals(6, asked[0][0]);
+    }
+
+    @Test
     void checkpointedBlockGivesTheSameGradientsAndFiresHooksOnce() {
         SwiGluMlp m = new SwiGluMlp(5, 7, false, D, 0.4);
         Checkpointed c = new Checkpointed(m);

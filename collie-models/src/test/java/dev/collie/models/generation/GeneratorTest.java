@@ -4,8 +4,8 @@ import dev.collie.core.CollieException;
 import dev.collie.core.nn.KvCache;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.testing.NumericalParity;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -28,11 +28,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 @NumericalParity
 class GeneratorTest {
     static final Path TINY = Path.of("src/test/resources/fixtures/tiny-llama");
-    static LlamaForCausalLM model;
+    static DecoderForCausalLM model;
 
     @BeforeAll
     static void load() {
-        model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        model = DecoderCheckpoint.load(TINY, DataType.FLOAT);
     }
 
     /** Greedy decoding the slow way: the whole sequence through the model for every new token. */

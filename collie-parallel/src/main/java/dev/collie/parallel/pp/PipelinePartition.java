@@ -23,7 +23,7 @@ import java.util.regex.PatternSyntaxException;
  *       whose layer counts are most even, then the earliest cuts;</li>
  *   <li>{@code uniform}: balance the number of layers; the first {@code n mod stages} stages get one more;</li>
  *   <li>{@code type:REGEX}: balance the layers whose class simple name (below any wrapper) contains a match of
- *       REGEX, case-insensitively ({@code type:LlamaDecoderLayer}, {@code type:decoder}), as {@code uniform}
+ *       REGEX, case-insensitively ({@code type:DecoderLayer}, {@code type:decoder}), as {@code uniform}
  *       balances all layers; a stage starts at its first matching layer, so the layers before the first
  *       match (the embedding) stay on the first stage, those after the last (final norm, head) on the last,
  *       and any in between go with the stage before them.</li>
@@ -65,7 +65,7 @@ public final class PipelinePartition {
             return byType(layers, stages, m.substring("type:".length()), method);
         }
         throw new CollieException("unknown pipeline partition method '" + method
-                + "'; use parameters, uniform or type:REGEX (e.g. type:LlamaDecoderLayer)");
+                + "'; use parameters, uniform or type:REGEX (e.g. type:DecoderLayer)");
     }
 
     /** The parameter elements of one layer: each distinct parameter once, below any wrapper. */
@@ -101,7 +101,7 @@ public final class PipelinePartition {
     private static int[] byType(List<Layer> layers, int stages, String regex, String method) {
         if (regex.isEmpty()) {
             throw new CollieException("pipeline partition method '" + method + "' names no layer type; write e.g."
-                    + " type:LlamaDecoderLayer");
+                    + " type:DecoderLayer");
         }
         Pattern p;
         try {

@@ -20,7 +20,7 @@ public final class TensorParallelModel extends ForwardingLanguageModel {
         this.loss = new VocabParallelLoss(tp, base.vocabSize());
     }
 
-    /** The model whose modules were replaced (e.g. the {@code LlamaForCausalLM}). */
+    /** The model whose modules were replaced (e.g. the {@code DecoderForCausalLM}). */
     public LanguageModel base() {
         return delegate();
     }

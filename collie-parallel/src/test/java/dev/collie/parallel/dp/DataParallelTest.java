@@ -16,8 +16,8 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.GradientRoute;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.parallel.comm.LocalCommunicators;
 import dev.collie.parallel.comm.LocalRanks;
 import dev.collie.parallel.testing.OneOpThread;
@@ -61,7 +61,7 @@ class DataParallelTest {
     }
 
     /** What one data-parallel rank ended with: its replica, its steps, its bytes sent per step, the bucketed bytes. */
-    private record Replica(LlamaForCausalLM model, List<StepStats> stats, List<Long> bytesSent, long gradientBytes) { }
+    private record Replica(DecoderForCausalLM model, List<StepStats> stats, List<Long> bytesSent, long gradientBytes) { }
 
     /** The bytes {@code comm} sent during each step. */
     private static final class BytesPerStep implements Callback {
@@ -81,7 +81,7 @@ class DataParallelTest {
     private static List<Replica> twoRanks(Dataset data, CollieConfig config, long bucketBytes,
                                           Function<Map<String, Parameter>, Optimizer> optimizer) {
         return LocalRanks.run(2, TIMEOUT, 9, c -> {
-            LlamaForCausalLM m = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+            DecoderForCausalLM m = DecoderCheckpoint.load(TINY, DataType.FLOAT);
             Optimizer o = optimizer.apply(m.namedParameters());
             try (DataParallel dp = new DataParallel(o.parameters(), c, bucketBytes)) {
                 BytesPerStep bytes = new BytesPerStep(c);
@@ -94,7 +94,7 @@ class DataParallelTest {
 
     private static void compare(int steps, double lr, int micro, int accum, long bucketBytes,
                                 Function<Map<String, Parameter>, Optimizer> optimizer, double weightTol) {
-        LlamaForCausalLM ref = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        DecoderForCausalLM ref = DecoderCheckpoint.load(TINY, DataType.FLOAT);
         List<StepStats> refStats = Trainer.builder().model(ref).optimizer(optimizer.apply(ref.namedParameters()))
                 .config(config(steps, lr, micro * 2, accum)).trainData(ROWS).build().train();
         List<Replica> r = twoRanks(ROWS, config(steps, lr, micro, accum), bucketBytes, optimizer);
@@ -183,7 +183,7 @@ class DataParallelTest {
     }
 
     private static List<StepStats> twoRanksBody(Communicator c, Dataset data) {
-        LlamaForCausalLM m = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        DecoderForCausalLM m = DecoderCheckpoint.load(TINY, DataType.FLOAT);
         Optimizer o = new Sgd(m.namedParameters());
         try (DataParallel dp = new DataParallel(o.parameters(), c)) {
             return Trainer.builder().model(m).optimizer(o).config(config(3, 0.5, 1, 1)).trainData(data).distributed(dp)

@@ -13,8 +13,8 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.Distributed;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.Lomo;
 import dev.collie.optim.SophiaG;
 import dev.collie.parallel.comm.LocalCommunicators;
@@ -53,11 +53,11 @@ class TrainerDataParallelTest {
         Backends.setOpThreads(Runtime.getRuntime().availableProcessors());
     }
 
-    private record Run(List<StepStats> stats, LlamaForCausalLM model, long stateBytes) {
+    private record Run(List<StepStats> stats, DecoderForCausalLM model, long stateBytes) {
     }
 
     private static Run single(Function<Map<String, Parameter>, Optimizer> opt) {
-        LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+        DecoderForCausalLM model = DecoderCheckpoint.load(TINY, DataType.FLOAT);
         List<StepStats> stats = Trainer.builder().model(model).optimizer(opt.apply(model.namedParameters()))
                 .config(BASE.toBuilder().trainMicroBatchSize(2).build()).trainData(ROWS).build().train();
         return new Run(stats, model, 0);
@@ -81,7 +81,7 @@ class TrainerDataParallelTest {
             List<Future<Run>> futures = new ArrayList<>();
             for (Communicator comm : comms) {
                 futures.add(pool.submit(() -> {
-                    LlamaForCausalLM model = LlamaCheckpoint.load(TINY, DataType.FLOAT);
+                    DecoderForCausalLM model = DecoderCheckpoint.load(TINY, DataType.FLOAT);
                     Zero1 zero = zero1 ? new Zero1(model.namedParameters(), comm) : null;
                     Optimizer o = opt.apply(zero1 ? zero.ownedParameters() : model.namedParameters());
                     Distributed sync = zero1 ? zero : new DataParallel(o.parameters(), comm);
@@ -113,7 +113,7 @@ class TrainerDataParallelTest {
         }
     }
 
-    private static double maxAbsDiff(LlamaForCausalLM a, LlamaForCausalLM b) {
+    private static double maxAbsDiff(DecoderForCausalLM a, DecoderForCausalLM b) {
         double d = 0;
         for (var e : a.namedParameters().entrySet()) {
             d = Math.max(d, e.getValue().data().sub(b.namedParameters().get(e.getKey()).data()).amaxNumber().doubleValue());

@@ -9,7 +9,7 @@ import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.GradientRoute;
 import dev.collie.core.train.StepRunner;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.Lomo;
 import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.AfterAll;
@@ -126,7 +126,7 @@ class Zero2Test {
     @Test
     void nonOwnersFreeTheirGradientsAndTheGlobalNormCoversAllRanks() throws Exception {
         List<double[]> got = LocalRanks.run(2, Duration.ofSeconds(10), 15, c -> {
-            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
+            DecoderForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
             try (Zero2 z = new Zero2(m.namedParameters(), c, 4096);
                  StepRunner runner = new StepRunner(m, 1, 1)) {
                 var loader = DataLoader.builder(ZeroHarnessTest.ROWS,

@@ -8,7 +8,7 @@ import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.AfterAll;
@@ -128,12 +128,12 @@ class Zero3Test {
 
     /** Runs {@code body} on two fresh ranks, each with its tiny model under ZeRO-3. */
     private interface Body<T> {
-        T run(LlamaForCausalLM model, Zero3 zero, Communicator comm) throws Exception;
+        T run(DecoderForCausalLM model, Zero3 zero, Communicator comm) throws Exception;
     }
 
     private static <T> List<T> twoRanks(boolean tied, Body<T> body) throws Exception {
         return LocalRanks.run(2, Duration.ofSeconds(10), 15, c -> {
-            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(tied), DataType.FLOAT);
+            DecoderForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(tied), DataType.FLOAT);
             try (Zero3 z = new Zero3(m, c, 4096)) {
                 return body.run(m, z, c);
             }
@@ -142,7 +142,7 @@ class Zero3Test {
 
     @Test
     void wrappersKeepNamesAndOffloadedParametersExplainThemselves() throws Exception {
-        LlamaForCausalLM plain = ZeroHarnessTest.model(ZeroHarnessTest.config(true), DataType.FLOAT);
+        DecoderForCausalLM plain = ZeroHarnessTest.model(ZeroHarnessTest.config(true), DataType.FLOAT);
         List<String> names = new ArrayList<>(plain.namedParameters().keySet());
         twoRanks(true, (m, z, c) -> {
             assertEquals(names, new ArrayList<>(m.namedParameters().keySet()), "the wrappers keep every name");

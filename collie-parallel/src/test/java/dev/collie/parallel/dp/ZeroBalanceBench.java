@@ -10,8 +10,8 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.Distributed;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.comm.LocalCommunicators;
 import org.junit.jupiter.api.Test;
@@ -56,7 +56,7 @@ class ZeroBalanceBench {
         int heads = args.length > 4 ? Integer.parseInt(args[4]) : 12;
         int inter = args.length > 5 ? Integer.parseInt(args[5]) : 2048;
         int vocab = args.length > 6 ? Integer.parseInt(args[6]) : 32000;
-        LlamaConfig cfg = LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(inter)
+        DecoderConfig cfg = DecoderConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(inter)
                 .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(heads).maxPositionEmbeddings(256)
                 .tieWordEmbeddings(false).build();
         run(dp, stage, cfg, 128);
@@ -75,7 +75,7 @@ class ZeroBalanceBench {
                               List<String> split) {
     }
 
-    static void run(int dp, int stage, LlamaConfig cfg, int seq) throws Exception {
+    static void run(int dp, int stage, DecoderConfig cfg, int seq) throws Exception {
         List<Communicator> comms = LocalCommunicators.create(dp, Duration.ofMinutes(10));
         ExecutorService pool = Executors.newFixedThreadPool(dp);
         try {
@@ -112,10 +112,10 @@ class ZeroBalanceBench {
         }
     }
 
-    private static RankResult rank(Communicator comm, int dp, int stage, LlamaConfig cfg, int seq) throws Exception {
+    private static RankResult rank(Communicator comm, int dp, int stage, DecoderConfig cfg, int seq) throws Exception {
         try {
             Nd4j.getRandom().setSeed(1);
-            LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
+            DecoderForCausalLM model = new DecoderForCausalLM(cfg, DataType.FLOAT);
             long params = model.parameterCount();
             Distributed sync;
             Map<String, Parameter> mine;

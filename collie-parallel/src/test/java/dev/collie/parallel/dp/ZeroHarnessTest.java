@@ -13,8 +13,8 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.Distributed;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.AdaLomo;
 import dev.collie.optim.AdamW;
 import dev.collie.optim.Lomo;
@@ -74,20 +74,20 @@ class ZeroHarnessTest {
     }
 
     /** Hidden 32, 4 heads, 2 KV heads, intermediate 64, vocabulary 64, 2 layers. */
-    static LlamaConfig config(boolean tied) {
+    static DecoderConfig config(boolean tied) {
         return config(tied, 64);
     }
 
     /** {@link #config(boolean)} with {@code vocab} rows in the embedding (and head). */
-    static LlamaConfig config(boolean tied, int vocab) {
-        return LlamaConfig.builder().vocabSize(vocab).hiddenSize(32).intermediateSize(64).numHiddenLayers(2)
+    static DecoderConfig config(boolean tied, int vocab) {
+        return DecoderConfig.builder().vocabSize(vocab).hiddenSize(32).intermediateSize(64).numHiddenLayers(2)
                 .numAttentionHeads(4).numKeyValueHeads(2).maxPositionEmbeddings(64).tieWordEmbeddings(tied).build();
     }
 
     /** The same initial weights on every thread (ND4J's generator is thread-local). */
-    static LlamaForCausalLM model(LlamaConfig c, DataType dtype) {
+    static DecoderForCausalLM model(DecoderConfig c, DataType dtype) {
         Nd4j.getRandom().setSeed(1234);
-        return new LlamaForCausalLM(c, dtype);
+        return new DecoderForCausalLM(c, dtype);
     }
 
     static Dataset rows(int count, int len, int vocab, long seed) {
@@ -144,7 +144,7 @@ class ZeroHarnessTest {
 
     /** One rank with micro-batches of all ranks' rows: the global batch of the data-parallel run. */
     static Run single(Setup s, Function<Map<String, Parameter>, Optimizer> opt) {
-        LlamaForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
+        DecoderForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
         ActivationCheckpointing.apply(model, s.recompute());
         Optimizer o = opt.apply(model.namedParameters());
         List<StepStats> stats = Trainer.builder().model(model).optimizer(o).config(s.collie(s.ranks() * s.rowsPerRank()))
@@ -154,7 +154,7 @@ class ZeroHarnessTest {
                 new long[] {o.stateBytes()}, new long[] {0}, new long[] {0}, new long[] {0}, List.of());
     }
 
-    static Map<String, INDArray> copy(LlamaForCausalLM model) {
+    static Map<String, INDArray> copy(DecoderForCausalLM model) {
         Map<String, INDArray> out = new LinkedHashMap<>();
         model.namedParameters().forEach((n, p) -> out.put(n, p.data().dup()));
         return out;
@@ -166,11 +166,11 @@ class ZeroHarnessTest {
     }
 
     interface Zero3Body {
-        Map<String, INDArray> run(LlamaForCausalLM model, Zero3 zero) throws Exception;
+        Map<String, INDArray> run(DecoderForCausalLM model, Zero3 zero) throws Exception;
     }
 
     /** The Trainer of a ZeRO-3 rank of two: AdamW over its owned parameters, {@code steps} steps of {@link #ROWS}. */
-    static Trainer zero3Trainer(LlamaForCausalLM m, Zero3 z, int steps) {
+    static Trainer zero3Trainer(DecoderForCausalLM m, Zero3 z, int steps) {
         return Trainer.builder().model(m).optimizer(ADAMW.apply(z.ownedParameters()))
                 .config(setup(2).collie(1).toBuilder().maxSteps(steps).build())
                 .trainData(ROWS).distributed(z).localRanks(2).build();
@@ -243,7 +243,7 @@ class ZeroHarnessTest {
 
     private static RankResult rank(Setup s, Stage stage, Function<Map<String, Parameter>, Optimizer> opt,
                                    Communicator comm) throws Exception {
-        LlamaForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
+        DecoderForCausalLM model = model(config(s.tied(), s.vocab()), s.dtype());
         ActivationCheckpointing.apply(model, s.recompute());
         // a fused-backward optimizer needs whole parameters: the caller says so (Parallelism: from the CLI)
         boolean fused = opt.apply(Map.of()) instanceof FusedBackwardOptimizer;
@@ -400,9 +400,9 @@ class ZeroHarnessTest {
 
     @Test
     void bucketLayoutsChooseReduceScatterOnlyWhenItSendsLess() throws Exception {
-        LlamaForCausalLM[] models = new LlamaForCausalLM[4];
+        DecoderForCausalLM[] models = new DecoderForCausalLM[4];
         List<long[]> got = LocalRanks.run(4, Duration.ofSeconds(10), 15, c -> {
-            LlamaForCausalLM m = model(config(false), DataType.FLOAT);
+            DecoderForCausalLM m = model(config(false), DataType.FLOAT);
             models[c.rank()] = m;
             try (Zero2 big = new Zero2(m.namedParameters(), c); Zero2 small = new Zero2(m.namedParameters(), c, 4096)) {
                 return new long[] {big.bucketCount(), big.scatteredBucketCount(), small.bucketCount(),

@@ -14,8 +14,8 @@ import dev.collie.core.train.GradientRoute;
 import dev.collie.core.train.StepRunner;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.Adan;
 import dev.collie.optim.Lion;
 import dev.collie.optim.Lomo;
@@ -84,15 +84,15 @@ class ZeroSplitTest {
     // ---------------------------------------------------------------- which parameters are split
 
     /** The 134M model's proportions (hidden 768, 12 layers, intermediate 2048, vocab 32000), every dimension ÷ 16. */
-    private static LlamaConfig like134M() {
-        return LlamaConfig.builder().vocabSize(2000).hiddenSize(48).intermediateSize(128).numHiddenLayers(12)
+    private static DecoderConfig like134M() {
+        return DecoderConfig.builder().vocabSize(2000).hiddenSize(48).intermediateSize(128).numHiddenLayers(12)
                 .numAttentionHeads(12).numKeyValueHeads(12).maxPositionEmbeddings(64).tieWordEmbeddings(false).build();
     }
 
     /** Per rank: the split parameters' names and the parameter bytes ZeRO-3 keeps right after sharding. */
-    private static List<Object[]> shard(LlamaConfig cfg, int n, SplitPolicy policy) throws Exception {
+    private static List<Object[]> shard(DecoderConfig cfg, int n, SplitPolicy policy) throws Exception {
         return LocalRanks.run(n, Duration.ofSeconds(10), 30, c -> {
-            LlamaForCausalLM m = ZeroHarnessTest.model(cfg, DataType.FLOAT);
+            DecoderForCausalLM m = ZeroHarnessTest.model(cfg, DataType.FLOAT);
             // the 134M model's 25 MB buckets hold as many of its matrices as 25 MB / 256 hold of these
             try (Zero3 z = new Zero3(m, c, DataParallel.DEFAULT_BUCKET_BYTES / 256, policy)) {
                 return new Object[] {z.splitParameters(), z.memory().parameterBytes()};
@@ -110,7 +110,7 @@ class ZeroSplitTest {
 
     @Test
     void aModelShapedLikeThe134MSplitsItsEmbeddingAndHeadAtDp4Only() throws Exception {
-        LlamaConfig cfg = like134M();
+        DecoderConfig cfg = like134M();
         long total = ZeroHarnessTest.model(cfg, DataType.FLOAT).parameterCount() * 4;
         List<Object[]> two = shard(cfg, 2, SplitPolicy.DEFAULT);
         assertEquals(List.of(), two.get(0)[0], "dp 2: whole parameters balance it already");
@@ -131,7 +131,7 @@ class ZeroSplitTest {
     void blocksAreRowsOfTheParameterUnderItsNameAndUnevenRowsAreShared() throws Exception {
         List<long[]> got = LocalRanks.run(4, Duration.ofSeconds(10), 15, c -> {
             // 66 rows over 4 ranks: 16, 17, 16, 17
-            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false, 66), DataType.FLOAT);
+            DecoderForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false, 66), DataType.FLOAT);
             Parameter embed = m.namedParameters().get("model.embed_tokens.weight");
             INDArray before = embed.data().dup();
             try (Zero2 z = new Zero2(m.namedParameters(), c, 4096, FORCE)) {
@@ -289,12 +289,12 @@ class ZeroSplitTest {
         // parameters (owned whole ones and row blocks), squares summed over the ranks, then scale those
         int steps = 4;
         ZeroHarnessTest.Setup s = setup(2, steps, 1, 4096, DataType.DOUBLE, false, 1e-2);
-        LlamaForCausalLM ref = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.DOUBLE);
+        DecoderForCausalLM ref = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.DOUBLE);
         Optimizer refOpt = ADAMW.apply(ref.namedParameters());
         List<StepStats> refStats = Trainer.builder().model(ref).optimizer(refOpt)
                 .config(s.collie(2).toBuilder().clipGradNorm(0.5).build()).trainData(ZeroHarnessTest.ROWS).build().train();
         List<Object[]> got = LocalRanks.run(2, Duration.ofSeconds(10), 30, c -> {
-            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.DOUBLE);
+            DecoderForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.DOUBLE);
             try (Zero2 z = new Zero2(m.namedParameters(), c, 4096, FORCE_DP2);
                  StepRunner runner = new StepRunner(m, 1, 1)) {
                 Optimizer opt = ADAMW.apply(z.ownedParameters());
@@ -334,12 +334,12 @@ class ZeroSplitTest {
     }
 
     private interface Body<T> {
-        T run(LlamaForCausalLM model, Zero3 zero) throws Exception;
+        T run(DecoderForCausalLM model, Zero3 zero) throws Exception;
     }
 
     private static <T> List<T> twoRanks(Body<T> body) throws Exception {
         return LocalRanks.run(2, Duration.ofSeconds(10), 30, c -> {
-            LlamaForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
+            DecoderForCausalLM m = ZeroHarnessTest.model(ZeroHarnessTest.config(false), DataType.FLOAT);
             try (Zero3 z = new Zero3(m, c, 4096, FORCE_DP2)) {
                 assertFalse(z.splitParameters().isEmpty());
                 return body.run(m, z);

@@ -15,8 +15,8 @@ import dev.collie.core.train.Callback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.optim.AdaLomo;
 import dev.collie.optim.AdamW;
 import dev.collie.optim.Adan;
@@ -154,14 +154,14 @@ class OptimizerEquivalenceTest {
                 .clipGradNorm(o.fused ? 0 : 1.0).build();
     }
 
-    private static LlamaForCausalLM model(boolean tied, DataType dtype) {
-        return LlamaCheckpoint.load(tied ? TINY_TIED : TINY, dtype);
+    private static DecoderForCausalLM model(boolean tied, DataType dtype) {
+        return DecoderCheckpoint.load(tied ? TINY_TIED : TINY, dtype);
     }
 
     /** One rank with a whole step's rows (every replica's). */
     private static synchronized Reference reference(Opt o, int dp, boolean tied, DataType dtype) {
         return REFERENCES.computeIfAbsent(o + "/" + dp + "/" + tied + "/" + dtype, k -> {
-            LlamaForCausalLM m = model(tied, dtype);
+            DecoderForCausalLM m = model(tied, dtype);
             Optimizer opt = o.make.apply(m.namedParameters());
             List<Double> norms = new ArrayList<>();
             List<StepStats> stats = Trainer.builder().model(m).optimizer(opt).config(config(o, ROWS * dp))
@@ -226,7 +226,7 @@ class OptimizerEquivalenceTest {
     private static Reference runRank(Communicator c, Opt o, int dp, int tp, int pp, int zero, boolean tied,
                                      DataType dtype, int world) {
         try (c) {
-            LlamaForCausalLM m = model(tied, dtype);
+            DecoderForCausalLM m = model(tied, dtype);
             try (Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero).build(c, m)) {
                 Optimizer opt = o.make.apply(par.optimizerParameters());
                 List<Double> norms = new ArrayList<>();
@@ -259,7 +259,7 @@ class OptimizerEquivalenceTest {
         List<Map<String, INDArray>> out = new ArrayList<>();
         List<List<Double>> losses = new ArrayList<>();
         for (int workers = 1; workers <= 2; workers++) {
-            LlamaForCausalLM m = model(false, DataType.DOUBLE);
+            DecoderForCausalLM m = model(false, DataType.DOUBLE);
             SophiaG opt = new SophiaG(m.namedParameters(), 0.965, 0.99, 0.04, 0.1, 5120, 1);
             List<StepStats> stats = Trainer.builder().model(m).optimizer(opt).config(CollieConfig.builder()
                     .shuffle(false).lr(1e-3).trainMicroBatchSize(4).maxSteps(3).workerThreads(workers).build())

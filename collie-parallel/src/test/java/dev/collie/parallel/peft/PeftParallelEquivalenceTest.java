@@ -13,7 +13,7 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.decoder.DecoderCheckpoint;
 import dev.collie.optim.AdaLomo;
 import dev.collie.optim.AdamW;
 import dev.collie.parallel.Parallelism;
@@ -101,7 +101,7 @@ class PeftParallelEquivalenceTest {
 
     /** The tiny LLaMA with the adapter; adapter weights from the parameter names (the same on every rank and thread). */
     static PeftModel model(String method, DataType dtype) {
-        PeftModel m = Peft.wrap(LlamaCheckpoint.load(TINY, dtype), config(method));
+        PeftModel m = Peft.wrap(DecoderCheckpoint.load(TINY, dtype), config(method));
         new TreeMap<>(Peft.trainableNamedParameters(m)).forEach((name, p) -> {
             Random rnd = new Random(name.hashCode());
             double scale = name.contains("lora_") ? 0.1 : 0.5;     // lora_B non-zero: B = 0 would hide mistakes
@@ -346,7 +346,7 @@ class PeftParallelEquivalenceTest {
     /** Bytes one rank sends for one training forward/backward of a [2, 12] micro-batch under tp 2. */
     private static long bytesPerMicroBatch(String method) throws Exception {
         List<Long> sent = Ranks.run(2, c -> {
-            LanguageModel m = method.equals("none") ? LlamaCheckpoint.load(TINY, DataType.FLOAT)
+            LanguageModel m = method.equals("none") ? DecoderCheckpoint.load(TINY, DataType.FLOAT)
                     : model(method, DataType.FLOAT);
             var tpModel = TensorParallel.apply(m, c);
             INDArray ids = Nd4j.zeros(DataType.INT64, 2, 12);
@@ -384,7 +384,7 @@ class PeftParallelEquivalenceTest {
     /** Prompt tuning lengthens every sequence, so the base's own collectives grow: the same rows without an adapter. */
     private static long bytesPerMicroBatchOfAPromptOfLength(int n) throws Exception {
         List<Long> sent = Ranks.run(2, c -> {
-            var tpModel = TensorParallel.apply(LlamaCheckpoint.load(TINY, DataType.FLOAT), c);
+            var tpModel = TensorParallel.apply(DecoderCheckpoint.load(TINY, DataType.FLOAT), c);
             INDArray ids = Nd4j.zeros(DataType.INT64, 2, 12 + n);
             long before = c.bytesSent();
             Tape tape = Tape.forTraining(2, 12 + n);
@@ -413,7 +413,7 @@ class PeftParallelEquivalenceTest {
         Map<String, Parameter> expect = Peft.trainableNamedParameters(whole);
         assertEquals(expect.keySet(), got.get(0).keySet());
         expect.forEach((n, p) -> assertEquals(0.0, maxDiff(p.data(), got.get(0).get(n)), n));
-        PeftModel loaded = Peft.loadAdapter(LlamaCheckpoint.load(TINY, DataType.FLOAT), tmp.resolve("selection"));
+        PeftModel loaded = Peft.loadAdapter(DecoderCheckpoint.load(TINY, DataType.FLOAT), tmp.resolve("selection"));
         Peft.trainableNamedParameters(loaded).forEach((n, p) -> assertEquals(0.0, maxDiff(expect.get(n).data(), p.data()), n));
     }
 }

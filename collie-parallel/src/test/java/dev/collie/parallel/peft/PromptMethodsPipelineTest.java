@@ -4,7 +4,7 @@ import dev.collie.core.data.Batch;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.Sgd;
 import dev.collie.core.train.StepRunner;
-import dev.collie.models.llama.LlamaCheckpoint;
+import dev.collie.models.decoder.DecoderCheckpoint;
 import dev.collie.parallel.pp.OneFOneBSchedule;
 import dev.collie.parallel.pp.PipelineStage;
 import dev.collie.parallel.testing.Fixtures;
@@ -49,7 +49,7 @@ class PromptMethodsPipelineTest {
     private static final double LR = 0.05;
 
     private static PeftModel model(String method, boolean tied) {
-        PeftModel m = Peft.wrap(LlamaCheckpoint.load(tied ? TINY_TIED : TINY, DataType.DOUBLE),
+        PeftModel m = Peft.wrap(DecoderCheckpoint.load(tied ? TINY_TIED : TINY, DataType.DOUBLE),
                 PeftParallelEquivalenceTest.config(method));
         new TreeMap<>(Peft.trainableNamedParameters(m)).forEach((name, p) -> {
             Random rnd = new Random(name.hashCode());

@@ -8,8 +8,8 @@ import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.train.ActivationCheckpointing;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -143,16 +143,16 @@ class PipelinePartitionTest {
 
     // ---- the tiny LLaMA: embedding, 4 blocks, norm, head ----------------------------------------------------
 
-    private static LlamaForCausalLM tinyLlama(boolean tied) {
-        LlamaConfig c = LlamaConfig.builder().vocabSize(64).hiddenSize(32).intermediateSize(64).numHiddenLayers(4)
+    private static DecoderForCausalLM tinyLlama(boolean tied) {
+        DecoderConfig c = DecoderConfig.builder().vocabSize(64).hiddenSize(32).intermediateSize(64).numHiddenLayers(4)
                 .numAttentionHeads(4).numKeyValueHeads(2).maxPositionEmbeddings(64).tieWordEmbeddings(tied).build();
-        return new LlamaForCausalLM(c, DataType.FLOAT);
+        return new DecoderForCausalLM(c, DataType.FLOAT);
     }
 
     @Test
     void tinyLlamaBoundsByEveryMethod() {
         for (boolean tied : new boolean[] {false, true}) {
-            LlamaForCausalLM model = tinyLlama(tied);
+            DecoderForCausalLM model = tinyLlama(tied);
             List<Layer> layers = model.pipelineLayers();
             assertEquals(7, layers.size());
             // embedding 64·32 = 2048; block 3072 (attention) + 6144 (MLP) + 64 (norms) = 9280; norm 32; head 2048
@@ -163,7 +163,7 @@ class PipelinePartitionTest {
             assertArrayEquals(new int[] {0, 2, 3, 4, 7}, PipelinePartition.bounds(layers, 4, "parameters"));
             assertArrayEquals(new int[] {0, 4, 7}, PipelinePartition.bounds(layers, 2, "uniform"));
             assertArrayEquals(new int[] {0, 2, 4, 6, 7}, PipelinePartition.bounds(layers, 4, "uniform"));
-            for (String type : new String[] {"type:LlamaDecoderLayer", "type:decoder", "TYPE:DecoderLayer$"}) {
+            for (String type : new String[] {"type:DecoderLayer", "type:decoder", "TYPE:DecoderLayer$"}) {
                 assertArrayEquals(new int[] {0, 3, 7}, PipelinePartition.bounds(layers, 2, type));
                 assertArrayEquals(new int[] {0, 3, 4, 7}, PipelinePartition.bounds(layers, 3, type));
                 assertArrayEquals(new int[] {0, 2, 3, 4, 7}, PipelinePartition.bounds(layers, 4, type));
@@ -192,7 +192,7 @@ class PipelinePartitionTest {
         fails(layers, 2, "balanced", "unknown pipeline partition method 'balanced'", "type:REGEX");
         fails(layers, 2, "type:[decoder", "not a valid regular expression");
         fails(layers, 2, "type:", "names no layer type");
-        fails(layers, 5, "type:decoder", "5 stages", "only 4 of the 7 layers match", "LlamaDecoderLayer");
+        fails(layers, 5, "type:decoder", "5 stages", "only 4 of the 7 layers match", "DecoderLayer");
         fails(layers, 2, "type:mamba", "only 0 of the 7 layers match");
         fails(layers, 8, "parameters", "7 pipeline layers into 8 stages");
         fails(layers, 8, "uniform", "7 pipeline layers into 8 stages");

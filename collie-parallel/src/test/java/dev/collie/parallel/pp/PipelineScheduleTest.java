@@ -7,8 +7,8 @@ import dev.collie.core.optim.Sgd;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.StepRunner;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.parallel.comm.LocalCommunicators;
 import dev.collie.parallel.testing.Fixtures;
 import dev.collie.parallel.testing.OneOpThread;
@@ -56,12 +56,12 @@ class PipelineScheduleTest {
     private static final double LR = 0.5;
     private static final int STEPS = 3;
 
-    private static LlamaForCausalLM model(boolean tied, DataType dtype) {
-        LlamaConfig c = LlamaConfig.builder().vocabSize(64).hiddenSize(HIDDEN).intermediateSize(64).numHiddenLayers(4)
+    private static DecoderForCausalLM model(boolean tied, DataType dtype) {
+        DecoderConfig c = DecoderConfig.builder().vocabSize(64).hiddenSize(HIDDEN).intermediateSize(64).numHiddenLayers(4)
                 .numAttentionHeads(4).numKeyValueHeads(2).maxPositionEmbeddings(64).tieWordEmbeddings(tied)
                 .initializerRange(0.2).build();
         Nd4j.getRandom().setSeed(SEED);
-        return new LlamaForCausalLM(c, dtype);
+        return new DecoderForCausalLM(c, dtype);
     }
 
     /**
@@ -81,7 +81,7 @@ class PipelineScheduleTest {
                        List<Long> bytes, List<String> tiedNames, int hookCalls, int trainable) { }
 
     private static Run reference(boolean tied, int m, boolean padded, DataType dtype) {
-        LlamaForCausalLM model = model(tied, dtype);
+        DecoderForCausalLM model = model(tied, dtype);
         Sgd opt = new Sgd(model.namedParameters());
         List<Double> losses = new ArrayList<>();
         Map<String, INDArray> grads = null;
@@ -105,7 +105,7 @@ class PipelineScheduleTest {
     private static List<Run> pipeline(int pp, String method, boolean tied, int m, boolean padded, DataType dtype,
                                       boolean checkpointing) throws Exception {
         return onRanks(pp, comm -> {
-            LlamaForCausalLM model = model(tied, dtype);
+            DecoderForCausalLM model = model(tied, dtype);
             ActivationCheckpointing.apply(model, checkpointing);
             PipelineStage stage = PipelineStage.of(model, comm.rank(), pp, method);
             AtomicInteger hookCalls = new AtomicInteger();
@@ -194,7 +194,7 @@ class PipelineScheduleTest {
     void stagesRunWarmUpForwardsThenOneForwardOneBackwardThenDrain() throws Exception {
         int pp = 4;
         List<List<String>> traces = onRanks(pp, comm -> {
-            LlamaForCausalLM model = model(false, DataType.DOUBLE);
+            DecoderForCausalLM model = model(false, DataType.DOUBLE);
             List<String> order = new ArrayList<>();
             try (OneFOneBSchedule schedule = new OneFOneBSchedule(PipelineStage.of(model, comm.rank(), pp, "uniform"),
                     comm)) {
@@ -242,7 +242,7 @@ class PipelineScheduleTest {
             expected = runner.loss(probe);
         }
         List<double[]> got = onRanks(4, comm -> {
-            LlamaForCausalLM model = model(true, DataType.DOUBLE);
+            DecoderForCausalLM model = model(true, DataType.DOUBLE);
             try (OneFOneBSchedule schedule = new OneFOneBSchedule(PipelineStage.of(model, comm.rank(), 4, "parameters"),
                     comm)) {
                 Batch b = microBatches(2, true, 99).get(0);
@@ -261,7 +261,7 @@ class PipelineScheduleTest {
 
     @Test
     void stagesNameTheirParametersAsHuggingFaceDoes() {
-        LlamaForCausalLM model = model(true, DataType.FLOAT);
+        DecoderForCausalLM model = model(true, DataType.FLOAT);
         PipelineStage first = PipelineStage.of(model, 0, 2, "parameters");
         PipelineStage last = PipelineStage.of(model, 1, 2, "parameters");
         assertArrayEquals(new int[] {0, 3, 7}, first.bounds());
@@ -289,7 +289,7 @@ class PipelineScheduleTest {
             int live = 1 - silent;
             List<Communicator> comms = LocalCommunicators.create(2, timeout);
             try {
-                LlamaForCausalLM model = model(false, DataType.DOUBLE);
+                DecoderForCausalLM model = model(false, DataType.DOUBLE);
                 OneFOneBSchedule schedule = new OneFOneBSchedule(PipelineStage.of(model, live, 2, "parameters"),
                         comms.get(live));
                 long t0 = System.nanoTime();
@@ -319,7 +319,7 @@ class PipelineScheduleTest {
             for (Communicator c : comms) {
                 fs.add(pool.submit(() -> {
                     try {
-                        LlamaForCausalLM model = model(false, DataType.DOUBLE);
+                        DecoderForCausalLM model = model(false, DataType.DOUBLE);
                         OneFOneBSchedule schedule = new OneFOneBSchedule(
                                 PipelineStage.of(model, c.rank(), 3, "parameters"), c);
                         List<Batch> micro = microBatches(4, false, 1);

@@ -17,8 +17,8 @@ import dev.collie.core.testing.NumericalParity;
 import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.parallel.comm.LocalCommunicators;
 import dev.collie.parallel.testing.OneOpThread;
 import org.junit.jupiter.api.Test;
@@ -58,16 +58,16 @@ class TensorParallelModelTest {
     private static final int ROWS = 2;
     private static final int SEQ = 8;
 
-    private static LlamaConfig config(boolean tied, int heads, int kvHeads) {
-        return LlamaConfig.builder().vocabSize(64).hiddenSize(HIDDEN).intermediateSize(64).numHiddenLayers(LAYERS)
+    private static DecoderConfig config(boolean tied, int heads, int kvHeads) {
+        return DecoderConfig.builder().vocabSize(64).hiddenSize(HIDDEN).intermediateSize(64).numHiddenLayers(LAYERS)
                 .numAttentionHeads(heads).numKeyValueHeads(kvHeads).maxPositionEmbeddings(64)
                 .tieWordEmbeddings(tied).initializerRange(0.1).build();
     }
 
     /** The same weights every time: the seed is set before construction. */
-    private static LlamaForCausalLM model(LlamaConfig c) {
+    private static DecoderForCausalLM model(DecoderConfig c) {
         Nd4j.getRandom().setSeed(42);
-        return new LlamaForCausalLM(c, DataType.DOUBLE);
+        return new DecoderForCausalLM(c, DataType.DOUBLE);
     }
 
     /** Two rows of 8 tokens; an ignored label in row 0, row 1 padded at the end. */
@@ -99,17 +99,17 @@ class TensorParallelModelTest {
     }
 
     /** Splits the model on n ranks and runs the micro-batches; compares with one rank; returns the bytes per rank. */
-    private static long compare(LlamaConfig c, int n, List<Batch> micro, boolean checkpointing) throws Exception {
-        LlamaForCausalLM ref = model(c);
+    private static long compare(DecoderConfig c, int n, List<Batch> micro, boolean checkpointing) throws Exception {
+        DecoderForCausalLM ref = model(c);
         ActivationCheckpointing.apply(ref, checkpointing);
         double refLoss;
         try (StepRunner r = new StepRunner(ref, 1, 1)) {
             refLoss = r.forwardBackward(micro);
         }
         Map<String, INDArray> refGrads = gradients(ref);
-        List<LlamaForCausalLM> models = new ArrayList<>();
+        List<DecoderForCausalLM> models = new ArrayList<>();
         for (int k = 0; k < n; k++) {
-            LlamaForCausalLM m = model(c);
+            DecoderForCausalLM m = model(c);
             ActivationCheckpointing.apply(m, checkpointing);
             m.namedParameters().forEach((name, p) -> assertEquals(0.0, maxAbsDiff(ref.namedParameters().get(name).data(),
                     p.data()), "seeded construction differs at " + name));
@@ -219,11 +219,11 @@ class TensorParallelModelTest {
 
     @Test
     void float32TrainingWithSgdFollowsTheSingleRankLossCurve() throws Exception {
-        LlamaConfig c = config(false, 4, 2);
+        DecoderConfig c = config(false, 4, 2);
         int steps = 4;
         double lr = 0.5;
         Nd4j.getRandom().setSeed(42);
-        LlamaForCausalLM ref = new LlamaForCausalLM(c, DataType.FLOAT);
+        DecoderForCausalLM ref = new DecoderForCausalLM(c, DataType.FLOAT);
         Sgd refOpt = new Sgd(ref.namedParameters());
         double[] refLoss = new double[steps];
         try (StepRunner r = new StepRunner(ref, 1, 1)) {
@@ -233,10 +233,10 @@ class TensorParallelModelTest {
                 ref.zeroGrad();
             }
         }
-        List<LlamaForCausalLM> models = new ArrayList<>();
+        List<DecoderForCausalLM> models = new ArrayList<>();
         for (int k = 0; k < 2; k++) {
             Nd4j.getRandom().setSeed(42);
-            models.add(new LlamaForCausalLM(c, DataType.FLOAT));
+            models.add(new DecoderForCausalLM(c, DataType.FLOAT));
         }
         List<Object[]> runs = TpRanks.run(2, comm -> {
             LanguageModel tp = TensorParallel.apply(models.get(comm.rank()), comm);
@@ -272,12 +272,12 @@ class TensorParallelModelTest {
 
     @Test
     void threeRanksAreRejectedNamingTheFieldsAndTheModelIsLeftAlone() {
-        LlamaForCausalLM m = model(config(false, 4, 2));
+        DecoderForCausalLM m = model(config(false, 4, 2));
         Map<String, String> before = new LinkedHashMap<>();
         m.namedModules().forEach((name, mod) -> before.put(name, mod.getClass().getName()));
         var comms = LocalCommunicators.create(3);
         CollieException e = assertThrows(CollieException.class, () -> TensorParallel.apply(m, comms.get(0)));
-        assertEquals("cannot split LlamaForCausalLM over 3 tensor-parallel ranks: vocab_size = 64,"
+        assertEquals("cannot split DecoderForCausalLM over 3 tensor-parallel ranks: vocab_size = 64,"
                 + " num_attention_heads = 4, num_key_value_heads = 2, intermediate_size = 64 are not divisible by 3",
                 e.getMessage());
         Map<String, String> after = new LinkedHashMap<>();
@@ -288,16 +288,16 @@ class TensorParallelModelTest {
 
     @Test
     void kvHeadsFewerThanRanksAreRejected() {
-        LlamaForCausalLM m = model(config(false, 4, 2));
+        DecoderForCausalLM m = model(config(false, 4, 2));
         var comms = LocalCommunicators.create(4);
         CollieException e = assertThrows(CollieException.class, () -> TensorParallel.apply(m, comms.get(0)));
-        assertEquals("cannot split LlamaForCausalLM over 4 tensor-parallel ranks: num_key_value_heads = 2 is not"
+        assertEquals("cannot split DecoderForCausalLM over 4 tensor-parallel ranks: num_key_value_heads = 2 is not"
                 + " divisible by 4", e.getMessage());
         comms.forEach(c -> c.close());
     }
 
     /** {@code m} with another plan. */
-    private static LanguageModel withPlan(LlamaForCausalLM m, Map<String, ParallelStyle> plan) {
+    private static LanguageModel withPlan(DecoderForCausalLM m, Map<String, ParallelStyle> plan) {
         return new LanguageModel() {
             @Override public Module module() { return m; }
             @Override public INDArray forward(Tape t, INDArray ids) { return m.forward(t, ids); }
@@ -310,7 +310,7 @@ class TensorParallelModelTest {
 
     @Test
     void aModelWithoutAPlanOrWithAWholeOutputHeadIsRejected() {
-        LlamaForCausalLM m = model(config(false, 4, 2));
+        DecoderForCausalLM m = model(config(false, 4, 2));
         var comms = LocalCommunicators.create(2);
         String none = assertThrows(CollieException.class, () -> TensorParallel.apply(withPlan(m, Map.of()), comms.get(0)))
                 .getMessage();
@@ -326,7 +326,7 @@ class TensorParallelModelTest {
 
     @Test
     void oneRankLeavesTheModelAsItIs() {
-        LlamaForCausalLM m = model(config(true, 4, 2));
+        DecoderForCausalLM m = model(config(true, 4, 2));
         var comms = LocalCommunicators.create(1);
         assertSame(m, TensorParallel.apply(m, comms.get(0)));
         assertFalse(TensorParallel.isSharded(m.namedParameters().get("model.embed_tokens.weight")));

@@ -1,8 +1,8 @@
 package com.example.consumer;
 
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -43,8 +43,8 @@ class ReadmeTest {
             "org.nd4j.linalg.api.buffer.DataType", "org.nd4j.linalg.api.ndarray.INDArray",
             "dev.collie.core.data.Dataset", "dev.collie.core.data.Datasets", "dev.collie.core.dist.Communicator",
             "dev.collie.core.optim.Optimizer", "dev.collie.core.tensor.Backends", "dev.collie.core.train.CollieConfig",
-            "dev.collie.core.train.ProgressBar", "dev.collie.core.train.Trainer", "dev.collie.models.llama.LlamaCheckpoint",
-            "dev.collie.models.llama.LlamaForCausalLM", "dev.collie.models.tokenizer.HfTokenizer",
+            "dev.collie.core.train.ProgressBar", "dev.collie.core.train.Trainer", "dev.collie.models.decoder.DecoderCheckpoint",
+            "dev.collie.models.decoder.DecoderForCausalLM", "dev.collie.models.tokenizer.HfTokenizer",
             "dev.collie.optim.AdamW", "dev.collie.parallel.Parallelism");
 
     private record Snippet(String uses, String code) {
@@ -102,8 +102,8 @@ class ReadmeTest {
         Path tuned = Path.of("my-llama-tuned");
         assertTrue(Files.isRegularFile(tuned.resolve("config.json")), tuned + "/config.json");
         assertTrue(Files.isRegularFile(tuned.resolve("model.safetensors")), tuned + "/model.safetensors");
-        LlamaForCausalLM back = LlamaCheckpoint.load(tuned, DataType.FLOAT);
-        assertEquals(LlamaCheckpoint.load(Path.of("my-llama"), DataType.FLOAT).namedParameters().keySet(),
+        DecoderForCausalLM back = DecoderCheckpoint.load(tuned, DataType.FLOAT);
+        assertEquals(DecoderCheckpoint.load(Path.of("my-llama"), DataType.FLOAT).namedParameters().keySet(),
                 back.namedParameters().keySet());
         System.out.println("README snippets compiled: " + snippets.size() + "; the first trained and saved " + tuned);
     }
@@ -136,9 +136,9 @@ class ReadmeTest {
         try (HfTokenizer tok = HfTokenizer.load(dir)) {
             vocab = tok.vocabSize();
         }
-        LlamaConfig cfg = LlamaConfig.builder().vocabSize(vocab).hiddenSize(32).intermediateSize(64)
+        DecoderConfig cfg = DecoderConfig.builder().vocabSize(vocab).hiddenSize(32).intermediateSize(64)
                 .numHiddenLayers(2).numAttentionHeads(4).numKeyValueHeads(4).maxPositionEmbeddings(512).build();
-        LlamaCheckpoint.save(new LlamaForCausalLM(cfg, DataType.FLOAT), dir);
+        DecoderCheckpoint.save(new DecoderForCausalLM(cfg, DataType.FLOAT), dir);
     }
 
     private static void writeRows(Path file, int rows) throws IOException {

@@ -2,7 +2,7 @@ package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
 import dev.collie.core.train.LanguageModel;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.peft.Peft;
 import dev.collie.peft.PeftModel;
 import dev.collie.peft.PeftType;
@@ -30,7 +30,7 @@ final class AdapterOptions {
      *
      * @throws CollieException for {@code --merge} without a LoRA adapter
      */
-    LanguageModel apply(LlamaForCausalLM net) {
+    LanguageModel apply(DecoderForCausalLM net) {
         if (adapter == null) {
             if (merge) {
                 throw new CollieException("--merge needs a LoRA adapter: --adapter DIR (or, when training, --lora-r R)");

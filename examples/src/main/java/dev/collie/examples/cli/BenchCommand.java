@@ -12,8 +12,8 @@ import dev.collie.core.data.Batch;
 import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.Memory;
 import dev.collie.core.train.StepRunner;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -69,7 +69,7 @@ final class BenchCommand implements Callable<Integer> {
         CliSupport.atLeast("--dp", dp, 1);
         CliSupport.atLeast("--tp", tp, 1);
         CliSupport.atLeast("--pp", pp, 1);
-        LlamaConfig cfg = shape.config(tie);
+        DecoderConfig cfg = shape.config(tie);
         int batch = shape.batch();
         int seq = shape.seq();
         // every rank (a thread here) builds the whole model before it keeps its share
@@ -79,7 +79,7 @@ final class BenchCommand implements Callable<Integer> {
             return 0;
         }
         Nd4j.getRandom().setSeed(1);
-        LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
+        DecoderForCausalLM model = new DecoderForCausalLM(cfg, DataType.FLOAT);
         ActivationCheckpointing.apply(model, checkpointing);
         Optimizer optimizer = opt.create(model.namedParameters());
         if (optimizer.fusedBackward() || optimizer instanceof HessianEstimator) {
@@ -144,7 +144,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** One step with a timer around each pipeline layer's forward and backward, the loss and the optimizer. */
-    private double profiledStep(LlamaForCausalLM model, CausalLmLoss loss, Optimizer optimizer, INDArray ids) {
+    private double profiledStep(DecoderForCausalLM model, CausalLmLoss loss, Optimizer optimizer, INDArray ids) {
         Backends.setOpThreads(Runtime.getRuntime().availableProcessors());   // one stream: all cores per op
         var layers = model.pipelineLayers();
         double[] fwd = new double[layers.size()];
@@ -168,7 +168,7 @@ final class BenchCommand implements Callable<Integer> {
                 t = System.nanoTime();
                 var layer = layers.get(i);
                 INDArray dy = d;
-                d = Workspaces.scratch(() -> layer.backward(tape, dy));   // as LlamaForCausalLM.backward does
+                d = Workspaces.scratch(() -> layer.backward(tape, dy));   // as DecoderForCausalLM.backward does
                 bwd[i] = (System.nanoTime() - t) / 1e6;
             }
         }

@@ -1,7 +1,7 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
-import dev.collie.models.llama.LlamaConfig;
+import dev.collie.models.decoder.DecoderConfig;
 import picocli.CommandLine.Option;
 
 /** The random LLaMA and batch shape that {@code collie bench} trains and {@code GemmFloor} times. */
@@ -61,12 +61,12 @@ public final class BenchShape {
      *
      * @throws CollieException for flags out of range or sizes the config refuses, naming the flags
      */
-    public LlamaConfig config(boolean tieEmbeddings) {
+    public DecoderConfig config(boolean tieEmbeddings) {
         CliSupport.atLeast("--batch", batch, 1);
         CliSupport.atLeast("--seq", seq, 2);
         CliSupport.atLeast("--heads", heads, 1);
         try {
-            return LlamaConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
+            return DecoderConfig.builder().vocabSize(vocab).hiddenSize(hidden).intermediateSize(intermediate)
                     .numHiddenLayers(layers).numAttentionHeads(heads).numKeyValueHeads(kvHeads())
                     .headDim(hidden / heads).maxPositionEmbeddings(Math.max(seq, 2048)).tieWordEmbeddings(tieEmbeddings)
                     .build();
@@ -82,7 +82,7 @@ public final class BenchShape {
      * attention's 12·layers·tokens·seq·(heads·headDim). A tied head still multiplies, so ties do not change it.
      */
     public double stepFlops() {
-        LlamaConfig c = config(false);
+        DecoderConfig c = config(false);
         long h = c.hiddenSize();
         long q = (long) c.numAttentionHeads() * c.headDim();
         long kv = (long) c.numKeyValueHeads() * c.headDim();

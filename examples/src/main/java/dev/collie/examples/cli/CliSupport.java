@@ -4,9 +4,9 @@ import dev.collie.core.CollieException;
 import dev.collie.core.io.HfCheckpoint;
 import dev.collie.core.io.HfWeights;
 import dev.collie.core.train.Memory;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -28,15 +28,15 @@ final class CliSupport {
     }
 
     /** Loads the Hugging Face directory {@code dir} in float32, checking first that it is a directory. */
-    static LlamaForCausalLM loadModel(Path dir) {
+    static DecoderForCausalLM loadModel(Path dir) {
         checkModelDirectory(dir);
-        return LlamaCheckpoint.load(dir, DataType.FLOAT);
+        return DecoderCheckpoint.load(dir, DataType.FLOAT);
     }
 
     /** The config.json of the Hugging Face directory {@code dir}, checking first that it is a directory. */
-    static LlamaConfig modelConfig(Path dir) {
+    static DecoderConfig modelConfig(Path dir) {
         checkModelDirectory(dir);
-        return LlamaConfig.load(dir.resolve("config.json"));
+        return DecoderConfig.load(dir.resolve("config.json"));
     }
 
     private static void checkModelDirectory(Path dir) {
@@ -56,12 +56,12 @@ final class CliSupport {
      * The model of {@code dir/config.json} with freshly initialised weights (for a rank that then loads only
      * its own part of {@code dir}'s weights).
      */
-    static LlamaForCausalLM modelFromConfig(Path dir) {
-        LlamaConfig config = modelConfig(dir);
+    static DecoderForCausalLM modelFromConfig(Path dir) {
+        DecoderConfig config = modelConfig(dir);
         try (HfWeights w = HfCheckpoint.open(dir)) {
-            LlamaCheckpoint.checkWeights(config, w);    // before the model is allocated
+            DecoderCheckpoint.checkWeights(config, w);    // before the model is allocated
         }
-        return new LlamaForCausalLM(config, DataType.FLOAT);
+        return new DecoderForCausalLM(config, DataType.FLOAT);
     }
 
     /** The tokenizer given with --tokenizer, else the one in the model directory, else null. */
@@ -84,7 +84,7 @@ final class CliSupport {
     }
 
     /** Refuses a tokenizer with ids the model of {@code config} (read from {@code modelDir}, or a preset) lacks. */
-    static void requireTokenizerFits(HfTokenizer tok, LlamaConfig config, Path modelDir) {
+    static void requireTokenizerFits(HfTokenizer tok, DecoderConfig config, Path modelDir) {
         if (tok != null) {
             tok.requireFits(config.vocabSize(), modelDir != null ? modelDir.resolve("config.json").toString()
                     : "the new model");
@@ -137,7 +137,7 @@ final class CliSupport {
      * {@code rows} rows of {@code seq} tokens. A lower bound (optimizer state and other activations come on top), so
      * a run that fits is never refused; the message ends with {@code remedy} where the activations weigh most.
      */
-    static void requireStepMemory(LlamaConfig c, long rows, long seq, int copies, boolean gradients, String remedy) {
+    static void requireStepMemory(DecoderConfig c, long rows, long seq, int copies, boolean gradients, String remedy) {
         long weights = Memory.times(Memory.times(c.parameterCount(), 4), (gradients ? 2L : 1L) * copies);
         long scores = c.attentionScoreBytes(rows, seq);
         long logits = c.logitBytes(rows, seq);

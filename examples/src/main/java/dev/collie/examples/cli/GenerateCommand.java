@@ -2,7 +2,7 @@ package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
 import dev.collie.models.generation.Generator;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -40,7 +40,7 @@ final class GenerateCommand implements Callable<Integer> {
     public Integer call() {
         Generator.Options options = Generator.Options.builder().maxNewTokens(maxNewTokens).temperature(temperature)
                 .topP(topP).seed(seed).build();
-        LlamaForCausalLM net = CliSupport.loadModel(model);
+        DecoderForCausalLM net = CliSupport.loadModel(model);
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
         if (tok == null) {
             throw new CollieException("generate needs a tokenizer: " + model + " has no tokenizer.json;"

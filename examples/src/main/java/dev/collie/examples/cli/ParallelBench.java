@@ -9,8 +9,8 @@ import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.Memory;
 import dev.collie.core.train.StepStats;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.parallel.Parallelism;
 import dev.collie.parallel.comm.LocalRanks;
 import dev.collie.parallel.dp.RankMemory;
@@ -31,7 +31,7 @@ import java.util.Random;
 final class ParallelBench {
     private static final double MIB = 1048576.0;
 
-    private final LlamaConfig cfg;
+    private final DecoderConfig cfg;
     private final int batch;
     private final int seq;
     private final int gradAccum;
@@ -48,7 +48,7 @@ final class ParallelBench {
     private record RankResult(RankMemory memory, long optimizerBytes, List<StepStats> stats, long parameters) {
     }
 
-    ParallelBench(LlamaConfig cfg, int batch, int seq, int gradAccum, int steps, int warmup, int workers,
+    ParallelBench(DecoderConfig cfg, int batch, int seq, int gradAccum, int steps, int warmup, int workers,
                   OptimizerOptions opt, int dp, int tp, int pp, int zero) {
         this.cfg = cfg;
         this.batch = batch;
@@ -71,7 +71,7 @@ final class ParallelBench {
 
     private RankResult rank(Communicator c, int world) {
         Nd4j.getRandom().setSeed(1);
-        LlamaForCausalLM model = new LlamaForCausalLM(cfg, DataType.FLOAT);
+        DecoderForCausalLM model = new DecoderForCausalLM(cfg, DataType.FLOAT);
         long parameters = model.parameterCount();
         try (Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero).build(c, model)) {
             Optimizer optimizer = opt.create(par.optimizerParameters());

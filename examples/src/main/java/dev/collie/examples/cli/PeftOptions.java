@@ -3,8 +3,8 @@ package dev.collie.examples.cli;
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.train.LanguageModel;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.peft.LoraConfig;
 import dev.collie.peft.Peft;
 import dev.collie.peft.PeftConfig;
@@ -122,7 +122,7 @@ final class PeftOptions {
      * The model to train: {@code net} itself without PEFT flags, else {@code net} wrapped with a new adapter or the one
      * in {@code --adapter} (base frozen); peft's "trainable params: ..." line is printed.
      */
-    LanguageModel apply(LlamaForCausalLM net, Path baseModel) {
+    LanguageModel apply(DecoderForCausalLM net, Path baseModel) {
         PeftConfig cfg = config(baseModel == null ? null : baseModel.toString());
         if (existing.merge && cfg != null && cfg.type() != PeftType.LORA) {
             throw new CollieException("--merge applies to LoRA only (" + cfg.type() + " adds virtual tokens)");
@@ -152,12 +152,12 @@ final class PeftOptions {
      * adapter directory ({@code adapter_config.json}, {@code adapter_model.safetensors}) for a PEFT model; with
      * {@code --merge}, LoRA merged into the weights, saved as a full Hugging Face directory.
      */
-    void save(LanguageModel trained, LlamaForCausalLM net, Path dir) {
+    void save(LanguageModel trained, DecoderForCausalLM net, Path dir) {
         if (!(trained instanceof PeftModel m)) {
-            LlamaCheckpoint.save(net, dir);
+            DecoderCheckpoint.save(net, dir);
         } else if (existing.merge) {
             m.mergeAndUnload();
-            LlamaCheckpoint.save(net, dir);
+            DecoderCheckpoint.save(net, dir);
         } else {
             m.saveAdapter(dir);
         }

@@ -1,7 +1,7 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.CollieException;
-import dev.collie.models.llama.LlamaConfig;
+import dev.collie.models.decoder.DecoderConfig;
 
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -38,7 +38,7 @@ public final class Presets {
      *
      * @throws CollieException for an unknown name
      */
-    public static LlamaConfig.Builder builder(String name, int vocabSize) {
+    public static DecoderConfig.Builder builder(String name, int vocabSize) {
         int[] s = SHAPES.get(name);
         if (s == null) {
             throw new CollieException("--preset: unknown preset '" + name + "' (available: "
@@ -47,13 +47,13 @@ public final class Presets {
         if (vocabSize <= 0) {
             throw new CollieException("--preset " + name + ": the vocabulary size must be positive, got " + vocabSize);
         }
-        return LlamaConfig.builder().vocabSize(vocabSize).hiddenSize(s[0]).numHiddenLayers(s[1])
+        return DecoderConfig.builder().vocabSize(vocabSize).hiddenSize(s[0]).numHiddenLayers(s[1])
                 .numAttentionHeads(s[2]).numKeyValueHeads(s[3]).intermediateSize(s[4]).headDim(s[0] / s[2])
                 .maxPositionEmbeddings(2048).ropeTheta(10000.0).rmsNormEps(1e-6).tieWordEmbeddings(false);
     }
 
     /** Preset {@code name} with {@code vocabSize} tokens. */
-    public static LlamaConfig get(String name, int vocabSize) {
+    public static DecoderConfig get(String name, int vocabSize) {
         return builder(name, vocabSize).build();
     }
 }

@@ -5,7 +5,7 @@ import dev.collie.core.io.SafeTensors;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.nn.Tape;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -47,7 +47,7 @@ final class ScoreCommand implements Callable<Integer> {
         if (dumpLogits != null) {
             CliSupport.outputFile("--dump-logits", dumpLogits);
         }
-        LlamaForCausalLM net = CliSupport.loadModel(model);
+        DecoderForCausalLM net = CliSupport.loadModel(model);
         long vocab = net.config().vocabSize();
         int[] tokens;
         if (ids != null) {

@@ -19,9 +19,9 @@ import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
 import dev.collie.core.train.Trainer;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaConfig;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderConfig;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
 import dev.collie.parallel.Parallelism;
 import dev.collie.parallel.comm.LaunchEnv;
@@ -118,7 +118,7 @@ final class TrainCommand implements Callable<Integer> {
     private int tp;
     private int pp;
     /** The model's config, read or made in {@link #call()} before any rank builds the model. */
-    private LlamaConfig modelConfig;
+    private DecoderConfig modelConfig;
     /** Ranks of this job running on this machine (threads or processes); set for tcp from LOCAL_WORLD_SIZE. */
     private int localRanks;
     @Option(names = "--tp", paramLabel = "N",
@@ -259,7 +259,7 @@ final class TrainCommand implements Callable<Integer> {
         Nd4j.getRandom().setSeed(config.seed());
         // a split model's ranks read only their stage's tensors, each sliced to its tensor-parallel share
         boolean loadOwnPart = comm != null && model != null && (tp > 1 || pp > 1) && !peft.active();
-        LlamaForCausalLM net = loadOwnPart ? CliSupport.modelFromConfig(model) : createModel(config.seed());
+        DecoderForCausalLM net = loadOwnPart ? CliSupport.modelFromConfig(model) : createModel(config.seed());
         int vocabSize = net.config().vocabSize();
         Dataset all = Datasets.open(data, tok, seq, vocabSize);
         Dataset train = all;
@@ -358,7 +358,7 @@ final class TrainCommand implements Callable<Integer> {
             if (full != null && peftModel instanceof PeftModel adapter) {
                 adapter.saveAdapter(dir, full);            // the adapter in peft's layout, full shapes
             } else if (full != null) {
-                LlamaCheckpoint.save(net.config(), full, dir);
+                DecoderCheckpoint.save(net.config(), full, dir);
             } else {
                 peft.save(trained, net, dir);   // a HF model directory, or an adapter directory with PEFT flags
             }
@@ -541,16 +541,16 @@ final class TrainCommand implements Callable<Integer> {
         return b.build();
     }
 
-    private LlamaForCausalLM createModel(long seed) {
+    private DecoderForCausalLM createModel(long seed) {
         if (model != null) {
             return CliSupport.loadModel(model);
         }
         Nd4j.getRandom().setSeed(seed);
-        return new LlamaForCausalLM(modelConfig, DataType.FLOAT);
+        return new DecoderForCausalLM(modelConfig, DataType.FLOAT);
     }
 
     /** The config of a {@code --preset} model: its vocabulary from --vocab or the tokenizer. */
-    private LlamaConfig presetConfig(HfTokenizer tok) {
+    private DecoderConfig presetConfig(HfTokenizer tok) {
         int v;
         if (vocab != null) {
             v = vocab;
@@ -560,7 +560,7 @@ final class TrainCommand implements Callable<Integer> {
             throw new CollieException("--preset " + preset + " needs a vocabulary size: give --tokenizer DIR"
                     + " (or --vocab N for data of {\"tokens\"} rows)");
         }
-        LlamaConfig.Builder cb = Presets.builder(preset, v).maxPositionEmbeddings(Math.max(2048, seq));
+        DecoderConfig.Builder cb = Presets.builder(preset, v).maxPositionEmbeddings(Math.max(2048, seq));
         if (tok != null) {
             if (tok.bosId().isPresent() && tok.bosId().getAsInt() < v) {
                 cb.bosTokenId(tok.bosId().getAsInt());

@@ -3,8 +3,8 @@ package dev.collie.examples.cli;
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.train.LanguageModel;
-import dev.collie.models.llama.LlamaCheckpoint;
-import dev.collie.models.llama.LlamaForCausalLM;
+import dev.collie.models.decoder.DecoderCheckpoint;
+import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.peft.PeftModel;
 import dev.collie.peft.PeftType;
 import dev.collie.peft.PrefixTuningConfig;
@@ -42,13 +42,13 @@ class PeftOptionsTest {
         return c.peft;
     }
 
-    private static LlamaForCausalLM tiny() {
-        return LlamaCheckpoint.load(TINY, DataType.FLOAT);
+    private static DecoderForCausalLM tiny() {
+        return DecoderCheckpoint.load(TINY, DataType.FLOAT);
     }
 
     @Test
     void withoutFlagsTheModelIsUnchanged() {
-        LlamaForCausalLM net = tiny();
+        DecoderForCausalLM net = tiny();
         PeftOptions p = parse();
         assertFalse(p.active());
         assertSame(net, p.apply(net, TINY));
@@ -107,7 +107,7 @@ class PeftOptionsTest {
         LanguageModel withAdapter = scoreOptions("--adapter", adapter.toString()).apply(tiny());
         assertInstanceOf(PeftModel.class, withAdapter);
         LanguageModel merged = scoreOptions("--adapter", adapter.toString(), "--merge").apply(tiny());
-        assertInstanceOf(LlamaForCausalLM.class, merged);
+        assertInstanceOf(DecoderForCausalLM.class, merged);
         INDArray a = withAdapter.forward(Tape.forInference(1, 5), ids);
         INDArray b = merged.forward(Tape.forInference(1, 5), ids);
         assertTrue(a.equalsWithEps(b, 1e-5));
@@ -116,16 +116,16 @@ class PeftOptionsTest {
     @Test
     void trainingSavesTheAdapterOrWithMergeAFullModel(@TempDir Path tmp) {
         PeftOptions p = parse("--lora-r", "2");
-        LlamaForCausalLM net = tiny();
+        DecoderForCausalLM net = tiny();
         LanguageModel m = p.apply(net, TINY);
         p.save(m, net, tmp.resolve("adapter"));
         assertTrue(Files.isRegularFile(tmp.resolve("adapter/adapter_config.json")));
         assertTrue(Files.isRegularFile(tmp.resolve("adapter/adapter_model.safetensors")));
         PeftOptions pm = parse("--lora-r", "2", "--merge");
-        LlamaForCausalLM net2 = tiny();
+        DecoderForCausalLM net2 = tiny();
         pm.save(pm.apply(net2, TINY), net2, tmp.resolve("merged"));
         assertTrue(Files.isRegularFile(tmp.resolve("merged/config.json")));
         assertEquals(tiny().namedParameters().keySet(),
-                LlamaCheckpoint.load(tmp.resolve("merged"), DataType.FLOAT).namedParameters().keySet());
+                DecoderCheckpoint.load(tmp.resolve("merged"), DataType.FLOAT).namedParameters().keySet());
     }
 }
