@@ -25,6 +25,9 @@ public final class Attention extends Module implements Layer {
     /** Causal masks by (t, tk, dtype): the same for every unpadded batch of a length. */
     private static final LayoutCache<INDArray> CAUSAL = new LayoutCache<>(16);
 
+    /** The names of the per-head query and key norms, where the options ask for them. */
+    public static final List<String> PER_HEAD_NORMS = List.of("q_norm", "k_norm");
+
     private final int heads;
     private final int kvHeads;
     private final int headDim;
@@ -128,8 +131,9 @@ public final class Attention extends Module implements Layer {
         registerModule(projections.output(), new Linear((long) heads * headDim, hidden, options.outputBias(), dtype,
                 initStd));
         if (options.qkNormEps() > 0) {
-            registerModule("q_norm", new RMSNorm(headDim, options.qkNormEps(), dtype));
-            registerModule("k_norm", new RMSNorm(headDim, options.qkNormEps(), dtype));
+            for (String norm : PER_HEAD_NORMS) {
+                registerModule(norm, new RMSNorm(headDim, options.qkNormEps(), dtype));
+            }
         }
     }
 
@@ -143,6 +147,11 @@ public final class Attention extends Module implements Layer {
 
     public int headDim() {
         return headDim;
+    }
+
+    /** The projections and their names (a fused q/k/v projection and its layout, or three). */
+    public Projections projections() {
+        return projections;
     }
 
     @Override

@@ -6,6 +6,7 @@ import dev.collie.core.CollieException;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.Attention;
+import dev.collie.core.nn.RMSNorm;
 import dev.collie.core.nn.Embedding;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.LayerWrapper;
@@ -120,6 +121,16 @@ public final class TensorParallel {
             modules.get(parentOf(name)).replaceModule(lastOf(name), replacement);
             if (style == ParallelStyle.COLUMN) {
                 regions.add(parentOf(name));
+            }
+        }
+        // per-head norms of an attention whose heads are now split see only this rank's heads
+        for (String r : regions) {
+            if (modules.get(r) instanceof Attention a) {
+                for (String norm : Attention.PER_HEAD_NORMS) {
+                    if (a.children().get(norm) instanceof RMSNorm headNorm) {
+                        a.replaceModule(norm, new HeadShardNorm(headNorm, tp));
+                    }
+                }
             }
         }
         // one all-reduce of the input gradient per module whose column-parallel layers share an input
@@ -341,7 +352,14 @@ public final class TensorParallel {
             }
             boolean column = style == ParallelStyle.COLUMN;
             long features = column ? shape[0] : shape[1];
-            if (parent instanceof Attention a) {
+            if (parent instanceof Attention a && lastOf(name).equals(a.projections().fusedQkv())) {
+                // a fused q/k/v projection is cut into contiguous blocks: whole key/value groups when grouped
+                if (a.projections().layout() != Attention.QkvLayout.GROUPED) {
+                    throw new CollieException("tensor-parallel plan: " + name + " lays its heads out "
+                            + a.projections().layout() + ", which a contiguous split would mix across ranks");
+                }
+                check(notDivisible, "num_key_value_heads", a.kvHeads(), n);
+            } else if (parent instanceof Attention a) {
                 long heads = features / a.headDim();
                 boolean kv = column && heads != a.heads();
                 check(notDivisible, kv ? "num_key_value_heads" : "num_attention_heads", heads, n);

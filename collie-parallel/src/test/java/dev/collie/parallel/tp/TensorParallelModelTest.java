@@ -19,6 +19,7 @@ import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.decoder.DecoderConfig;
 import dev.collie.models.decoder.DecoderForCausalLM;
+import dev.collie.models.decoder.ModelFamily;
 import dev.collie.parallel.comm.LocalCommunicators;
 import dev.collie.parallel.testing.OneOpThread;
 import org.junit.jupiter.api.Test;
@@ -294,6 +295,18 @@ class TensorParallelModelTest {
         assertEquals("cannot split DecoderForCausalLM over 4 tensor-parallel ranks: num_key_value_heads = 2 is not"
                 + " divisible by 4", e.getMessage());
         comms.forEach(c -> c.close());
+    }
+
+    /** A fused projection in key/value-group order is cut into whole groups, so its groups must divide by the ranks. */
+    @Test
+    void internLm2sFusedProjectionNeedsWholeKeyValueGroupsPerRank() {
+        DecoderConfig c = config(false, 4, 1).toBuilder().family(ModelFamily.INTERNLM2).build();
+        DecoderForCausalLM m = model(c);
+        var comms = LocalCommunicators.create(2);
+        CollieException e = assertThrows(CollieException.class, () -> TensorParallel.apply(m, comms.get(0)));
+        assertEquals("cannot split DecoderForCausalLM over 2 tensor-parallel ranks: num_key_value_heads = 1 is not"
+                + " divisible by 2", e.getMessage());
+        comms.forEach(c2 -> c2.close());
     }
 
     /** {@code m} with another plan. */

@@ -1,0 +1,85 @@
+package dev.collie.examples.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.collie.core.io.SafeTensors;
+import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.NumericalParity;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+import static dev.collie.examples.cli.CliTest.assertUserError;
+import static dev.collie.examples.cli.CliTest.maxAbsDiff;
+import static dev.collie.examples.cli.CliTest.run;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The CLI on the other families' checkpoints (tools/reference/make_family_fixtures.py): {@code train} from the
+ * directory as a user would, in one rank and split over ranks, saves the family's own names and config and the
+ * weights of torch's three AdamW steps.
+ */
+@NumericalParity
+class CliFamiliesTest {
+    private static final Path FAMILIES = Path.of("../collie-models/src/test/resources/fixtures/families");
+
+    @ParameterizedTest(name = "{0} dp {1} tp {2} pp {3}")
+    @CsvSource({"qwen2, 1, 1, 1", "qwen2, 1, 2, 1", "qwen2, 2, 1, 2", "internlm2, 1, 1, 1", "internlm2, 1, 2, 1",
+            "internlm2, 2, 1, 2", "mistral, 1, 2, 1", "qwen3, 1, 1, 1", "qwen3, 1, 2, 1", "internlm, 1, 1, 1"})
+    void trainSavesTheFamilyAndTorchsThreeAdamWSteps(String family, int dp, int tp, int pp, @TempDir Path tmp)
+            throws IOException {
+        Path dir = FAMILIES.resolve(family);
+        Path save = tmp.resolve("out");
+        List<String> args = new ArrayList<>(List.of("train", "--model", dir.toString(), "--data",
+                dir.resolve("adamw_rows.jsonl").toString(), "--micro-batch", Integer.toString(2 / dp), "--no-shuffle",
+                "--steps", "3", "--lr", "1e-2", "--weight-decay", "0.01", "--eps",
+                Double.toString(Agreement.ADAM_EPS_ABOVE_NOISE), "--dp", Integer.toString(dp), "--tp",
+                Integer.toString(tp), "--pp", Integer.toString(pp), "--save", save.toString()));
+        CliTest.Result r = run(args.toArray(String[]::new));
+        assertEquals(0, r.code(), r.err());
+        ObjectMapper json = new ObjectMapper();
+        assertEquals(json.readTree(dir.resolve("config.json").toFile()).get("model_type"),
+                json.readTree(save.resolve("config.json").toFile()).get("model_type"));
+        double worst = 0;
+        try (SafeTensors ref = SafeTensors.open(dir.resolve("adamw_reference.safetensors"));
+             SafeTensors got = SafeTensors.open(save.resolve("model.safetensors"))) {
+            int compared = 0;
+            for (String name : ref.names()) {
+                if (name.startsWith("adamw/final.")) {
+                    worst = Math.max(worst, maxAbsDiff(got.load(name.substring("adamw/final.".length())),
+                            ref.load(name)));
+                    compared++;
+                }
+            }
+            assertEquals(got.names().size(), compared);
+        }
+        Agreement.within(family + " dp " + dp + " tp " + tp + " pp " + pp
+                + ": saved weights vs torch's after 3 AdamW steps", worst, 1e-5);
+    }
+
+    @Test
+    void aFamilyOutsideTheListNamesTheSupportedOnes(@TempDir Path tmp) throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("gpt"));
+        Files.writeString(dir.resolve("config.json"), "{\"model_type\": \"gpt2\", \"n_embd\": 32}");
+        assertUserError(run("score", "--model", dir.toString(), "--ids", "1,2,3"), "model_type \"gpt2\"",
+                "supported: llama, qwen2");
+    }
+
+    @Test
+    void anInternLm2WhoseFusedProjectionDisagreesWithItsHeadsNamesBothShapes(@TempDir Path tmp) throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve("m"));
+        Path src = FAMILIES.resolve("internlm2");
+        Files.copy(src.resolve("model.safetensors"), dir.resolve("model.safetensors"));
+        Files.writeString(dir.resolve("config.json"), Files.readString(src.resolve("config.json"))
+                .replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 4"));
+        assertUserError(run("score", "--model", dir.toString(), "--ids", "1,2,3"),
+                "model.layers.0.attention.wqkv.weight", "[64, 32]", "[96, 32]");
+    }
+}
