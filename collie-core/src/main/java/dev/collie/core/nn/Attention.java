@@ -149,6 +149,18 @@ public final class Attention extends Module implements Layer {
         return headDim;
     }
 
+    /**
+     * The output sections a column split must cut one by one: a fused projection's queries, keys and values when
+     * they are {@link QkvLayout#SECTIONED} (else none: whole key/value groups are contiguous).
+     */
+    public long[] sectionsOf(String child, long outFeatures) {
+        if (!child.equals(projections.fusedQkv()) || projections.layout() != QkvLayout.SECTIONED) {
+            return null;
+        }
+        long kv = outFeatures / ((long) (heads / kvHeads + 2) * headDim) * headDim;
+        return new long[] {outFeatures - 2 * kv, kv, kv};
+    }
+
     /** The projections and their names (a fused q/k/v projection and its layout, or three). */
     public Projections projections() {
         return projections;

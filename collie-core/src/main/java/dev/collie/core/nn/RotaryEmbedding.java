@@ -1,6 +1,7 @@
 package dev.collie.core.nn;
 
 import dev.collie.core.tensor.Kernels;
+import dev.collie.core.tensor.RotaryPairs;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -9,16 +10,18 @@ import java.util.List;
 import java.util.function.LongFunction;
 
 /**
- * Rotary position embedding in Hugging Face's "rotate half" layout: within each head of size d,
- * {@code x' = x·cos + rotate_half(x)·sin}, {@code rotate_half(x) = [-x[d/2:], x[:d/2]]}, with angle
- * {@code position · invFreq[i]} for both halves. The inverse frequencies come from the model config
- * (rope_theta and rope scaling are applied there).
+ * Rotary position embedding: within each head of size d, pair i of dimensions is rotated by the angle
+ * {@code position · invFreq[i]}. In Hugging Face's "rotate half" layout ({@link RotaryPairs#HALVES}) the pairs are
+ * (i, i + d/2) and cover the head; with {@link RotaryPairs#INTERLEAVED} they are (2i, 2i + 1) and cover the first
+ * {@code 2·invFreq.length} dimensions, the rest passing through (ChatGLM rotates half of each head). The inverse
+ * frequencies come from the model config (rope_theta and rope scaling are applied there).
  */
 public final class RotaryEmbedding {
     private final double[] invFreq;
     private final LongFunction<double[]> invFreqForLength;
     private final long maxPositionEmbeddings;
     private final int headDim;
+    private final RotaryPairs pairs;
     /** Tables of unpadded batches: they depend only on the layout, so every step reuses them. */
     private final LayoutCache<INDArray[]> unpadded = new LayoutCache<>(16);
 
@@ -34,10 +37,25 @@ public final class RotaryEmbedding {
      * a longer sequence before.
      */
     public RotaryEmbedding(LongFunction<double[]> invFreqForLength, long maxPositionEmbeddings) {
+        this(invFreqForLength, maxPositionEmbeddings, RotaryPairs.HALVES, 0);
+    }
+
+    /**
+     * As {@link #RotaryEmbedding(LongFunction, long)}, with the pairs of {@code pairs}; {@code headDim} 0 means
+     * {@code 2·invFreq.length} (the whole head rotates), a larger one leaves the dimensions past those
+     * (interleaved pairs only).
+     */
+    public RotaryEmbedding(LongFunction<double[]> invFreqForLength, long maxPositionEmbeddings, RotaryPairs pairs,
+                           int headDim) {
         this.invFreq = invFreqForLength.apply(Math.min(maxPositionEmbeddings, Integer.MAX_VALUE)).clone();
         this.invFreqForLength = invFreqForLength;
         this.maxPositionEmbeddings = maxPositionEmbeddings;
-        this.headDim = invFreq.length * 2;
+        this.pairs = pairs;
+        this.headDim = headDim == 0 ? invFreq.length * 2 : headDim;
+        if (this.headDim < invFreq.length * 2 || (pairs == RotaryPairs.HALVES && this.headDim != invFreq.length * 2)) {
+            throw new IllegalArgumentException(invFreq.length + " rotated pairs in heads of " + this.headDim
+                    + " as " + pairs);
+        }
     }
 
     public int headDim() {
@@ -68,30 +86,32 @@ public final class RotaryEmbedding {
             }
         }
         double[] invFreq = length > maxPositionEmbeddings ? invFreqForLength.apply(length) : this.invFreq;
-        int half = headDim / 2;
         int width = heads * headDim;
         // float, as the values are (below): half the Java garbage of doubles and no float64 staging array
         float[] cos = new float[b * t * width];
         float[] sin = new float[b * t * width];
-        float[] c = new float[half];
-        float[] s = new float[half];
+        // one head's values: each pair's two dimensions share their angle; unrotated dimensions cos 1, sin 0
+        float[] c = new float[headDim];
+        float[] s = new float[headDim];
+        java.util.Arrays.fill(c, 1f);
         for (int bi = 0; bi < b; bi++) {
             for (int ti = 0; ti < t; ti++) {
                 long p = pos[bi][ti];
-                for (int i = 0; i < half; i++) {
+                for (int i = 0; i < invFreq.length; i++) {
                     // as Hugging Face computes the tables whatever the model's dtype: inv_freq, angles and
                     // their cos/sin in float32 (so a float64 model matches a float64 transformers model)
                     float angle = (float) p * (float) invFreq[i];
-                    c[i] = (float) Math.cos(angle);
-                    s[i] = (float) Math.sin(angle);
+                    float ci = (float) Math.cos(angle);
+                    float si = (float) Math.sin(angle);
+                    c[pairs.first(i, headDim)] = ci;
+                    c[pairs.second(i, headDim)] = ci;
+                    s[pairs.first(i, headDim)] = si;
+                    s[pairs.second(i, headDim)] = si;
                 }
                 int row = (bi * t + ti) * width;
                 for (int h = 0; h < heads; h++) {
-                    int o = row + h * headDim;
-                    System.arraycopy(c, 0, cos, o, half);
-                    System.arraycopy(c, 0, cos, o + half, half);
-                    System.arraycopy(s, 0, sin, o, half);
-                    System.arraycopy(s, 0, sin, o + half, half);
+                    System.arraycopy(c, 0, cos, row + h * headDim, headDim);
+                    System.arraycopy(s, 0, sin, row + h * headDim, headDim);
                 }
             }
         }
@@ -134,11 +154,11 @@ public final class RotaryEmbedding {
 
     /** Rows {@code x} {@code [batch·seq, heads·headDim]} rotated by the angles of {@code tables} ({@link #tables}). */
     public INDArray apply(INDArray x, INDArray[] tables, int heads) {
-        return Kernels.get().rotary(x, tables[0], tables[1], heads, false);
+        return Kernels.get().rotary(x, tables[0], tables[1], heads, pairs, false);
     }
 
     /** Gradient of {@link #apply}: the rotation back (the transposed rotation). */
     public INDArray backward(INDArray dy, INDArray[] tables, int heads) {
-        return Kernels.get().rotary(dy, tables[0], tables[1], heads, true);
+        return Kernels.get().rotary(dy, tables[0], tables[1], heads, pairs, true);
     }
 }

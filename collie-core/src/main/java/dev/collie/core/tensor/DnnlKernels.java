@@ -5,6 +5,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
@@ -50,34 +51,35 @@ final class DnnlKernels implements Kernels {
     }
 
     @Override
-    public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, boolean inverse) {
+    public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, RotaryPairs pairs, boolean inverse) {
         INDArray rows = Nd4jKernels.rotaryRows(x, cos, sin, heads);
         if (!fits(rows) || !fits(cos) || !fits(sin)) {
-            return ND4J.rotary(x, cos, sin, heads, inverse);
+            return ND4J.rotary(x, cos, sin, heads, pairs, inverse);
         }
         long n = x.size(0);
         long d = x.size(1) / heads;
         INDArray out = Nd4j.createUninitialized(x.dataType(), n, x.size(1));
-        // out = x ⊙ cos, then out += (x·P) ⊙ sin with P the signed swap of a head's halves, one exact fp32
+        // out = x ⊙ cos, then out += (x·P) ⊙ sin with P the signed swap within each pair, one exact fp32
         // product per head row (a ±1 and zeros per column) fused with the multiply-add: no gather, two passes
         Dnnl.multiply(rows, cos, out, 0f);
-        Dnnl.matmulMulAdd(rows.reshape('c', n * heads, d), swapMatrix(d, inverse), sin.reshape('c', n * heads, d),
+        Dnnl.matmulMulAdd(rows.reshape('c', n * heads, d), swapMatrix(d, pairs, inverse), sin.reshape('c', n * heads, d),
                 out.reshape('c', n * heads, d));
         return out;
     }
 
-    private static final Map<Long, INDArray> SWAPS = new ConcurrentHashMap<>();
+    private static final Map<List<Object>, INDArray> SWAPS = new ConcurrentHashMap<>();
 
-    /** {@code [d, d]} fp32: row·P = {@code [−x2, x1]} (or {@code [x2, −x1]} for the inverse) for a row {@code [x1, x2]}. */
-    private static INDArray swapMatrix(long d, boolean inverse) {
-        return SWAPS.computeIfAbsent(inverse ? -d : d, key -> {
+    /** {@code [d, d]} fp32: row·P = {@code −b} at each pair's first dimension a and {@code a} at b (negated for the inverse). */
+    private static INDArray swapMatrix(long d, RotaryPairs pairs, boolean inverse) {
+        return SWAPS.computeIfAbsent(List.of(d, pairs, inverse), key -> {
             int n = (int) d;
-            int half = n / 2;
             float[] p = new float[n * n];
             float sign = inverse ? -1f : 1f;
-            for (int i = 0; i < half; i++) {
-                p[(half + i) * n + i] = -sign;   // out[i] = −x2[i]
-                p[i * n + half + i] = sign;      // out[half + i] = x1[i]
+            for (int i = 0; i < n / 2; i++) {
+                int a = pairs.first(i, n);
+                int b = pairs.second(i, n);
+                p[b * n + a] = -sign;   // out[a] = −x[b]
+                p[a * n + b] = sign;    // out[b] = x[a]
             }
             try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
                 return Nd4j.create(p, new long[] {n, n}, 'c');

@@ -28,12 +28,13 @@ public interface Kernels {
     INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB, INDArray out);
 
     /**
-     * Rotary position embedding, "rotate half" layout, of rows {@code x} {@code [n, heads·d]}: per head, with halves
-     * {@code x1, x2}, {@code [x1·cos − x2·sin, x2·cos + x1·sin]}; {@code cos, sin} {@code [n, heads·d]} hold each
-     * row's values in both halves of every head. With {@code inverse} the transposed rotation ({@code sin}
-     * negated), which is the gradient. Into a new array.
+     * Rotary position embedding of rows {@code x} {@code [n, heads·d]}, its dimensions paired as {@code pairs} says:
+     * per head, each pair {@code (a, b)} becomes {@code (a·cos − b·sin, b·cos + a·sin)}, with {@code cos, sin}
+     * {@code [n, heads·d]} holding each dimension's value (the same for both of a pair; cos 1 and sin 0 leave a
+     * dimension as it is). With {@code inverse} the transposed rotation ({@code sin} negated), which is the
+     * gradient. Into a new array.
      */
-    INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, boolean inverse);
+    INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, RotaryPairs pairs, boolean inverse);
 
     /**
      * {@code x = c·x − y} in place ({@code x}, {@code y} of one shape): an optimizer's decoupled weight decay and

@@ -64,21 +64,19 @@ final class Nd4jKernels implements Kernels {
     }
 
     @Override
-    public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, boolean inverse) {
+    public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, RotaryPairs pairs, boolean inverse) {
         INDArray rows = rotaryRows(x, cos, sin, heads);
         long n = x.size(0);
         long d = x.size(1) / heads;
-        long half = d / 2;
         INDArray out = Nd4j.createUninitialized(x.dataType(), n, x.size(1));
-        INDArray x3 = rows.reshape('c', n, heads, d);
-        INDArray o3 = out.reshape('c', n, heads, d);
-        INDArray s3 = sin.reshape('c', n, heads, d);
         out.assign(rows.mul(cos));
         float sign = inverse ? -1f : 1f;
-        INDArray o1 = o3.get(all(), all(), interval(0, half));
-        INDArray o2 = o3.get(all(), all(), interval(half, d));
-        o1.subi(x3.get(all(), all(), interval(half, d)).mul(s3.get(all(), all(), interval(0, half))).muli(sign));
-        o2.addi(x3.get(all(), all(), interval(0, half)).mul(s3.get(all(), all(), interval(half, d))).muli(sign));
+        // the two dimensions of every pair as views [n, heads, d/2]: halves, or even and odd positions
+        INDArray[] xs = pairs.split(rows.reshape('c', n, heads, d));
+        INDArray[] os = pairs.split(out.reshape('c', n, heads, d));
+        INDArray[] ss = pairs.split(sin.reshape('c', n, heads, d));
+        os[0].subi(xs[1].mul(ss[0]).muli(sign));
+        os[1].addi(xs[0].mul(ss[1]).muli(sign));
         return out;
     }
 

@@ -60,6 +60,25 @@ class LayerGradientTest {
     }
 
     @Test
+    void fusedGateUpSwiGluBackwardMatchesFiniteDifferences() {
+        SwiGluMlp m = new SwiGluMlp(SwiGluMlp.Names.fused("dense_h_to_4h", "dense_4h_to_h"), 6, 10, false, D, 0.4);
+        assertEquals(java.util.Set.of("dense_h_to_4h.weight", "dense_4h_to_h.weight"), m.namedParameters().keySet());
+        GradCheck.check(m, m.namedParameters(), Nd4j.randn(D, 4, 6), tapes(1, 4), 14);
+    }
+
+    @Test
+    void halfHeadInterleavedRotaryAttentionMatchesFiniteDifferences() {
+        // ChatGLM's: the first half of each head of 8 turns in pairs (0,1), (2,3); dimensions 4..7 pass through
+        RotaryEmbedding rope = new RotaryEmbedding(n -> new double[] {1.0, 0.1}, 64,
+                dev.collie.core.tensor.RotaryPairs.INTERLEAVED, 8);
+        Attention.Options o = new Attention.Options(true, false, 0, 0,
+                new Attention.Projections("query_key_value", Attention.QkvLayout.SECTIONED, "dense"));
+        Attention a = new Attention(8, 2, 1, 8, o, rope, D, 0.4);
+        perturb(a);
+        GradCheck.check(a, a.namedParameters(), Nd4j.randn(D, 2 * 4, 8), tapes(2, 4), 15);
+    }
+
+    @Test
     void groupedQueryAttentionBackwardMatchesFiniteDifferences() {
         RotaryEmbedding rope = new RotaryEmbedding(new double[] {1.0, 0.1});
         Attention a = new Attention(8, 4, 2, 4, false, rope, D, 0.4);

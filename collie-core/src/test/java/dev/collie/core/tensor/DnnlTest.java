@@ -236,15 +236,15 @@ class DnnlTest {
         INDArray cos = Nd4j.concat(1, c, c, c, c, c, c);          // both halves of every head
         INDArray sin = Nd4j.concat(1, s, s, s, s, s, s);
         for (boolean inverse : new boolean[] {false, true}) {
-            INDArray got = Kernels.get().rotary(x, cos, sin, heads, inverse);               // oneDNN, fp32
+            INDArray got = Kernels.get().rotary(x, cos, sin, heads, RotaryPairs.HALVES, inverse);   // oneDNN, fp32
             INDArray want = Kernels.get().rotary(x.castTo(DataType.DOUBLE), cos.castTo(DataType.DOUBLE),
-                    sin.castTo(DataType.DOUBLE), heads, inverse);                          // ND4J ops, float64
+                    sin.castTo(DataType.DOUBLE), heads, RotaryPairs.HALVES, inverse);              // ND4J ops, float64
             assertEquals(DataType.FLOAT, got.dataType());
             assertTrue(got.castTo(DataType.DOUBLE).sub(want).amaxNumber().doubleValue() < 1e-6, "inverse " + inverse);
         }
         // by hand, head 1, row 7, frequency 2: [x1·c − x2·s, x2·c + x1·s]
         Backends.setMatmulPrecision(MatmulPrecision.BF16);      // the swap stays an exact fp32 product
-        INDArray y = Kernels.get().rotary(x, cos, sin, heads, false);
+        INDArray y = Kernels.get().rotary(x, cos, sin, heads, RotaryPairs.HALVES, false);
         double x1 = x.getDouble(7, 8 + 2);
         double x2 = x.getDouble(7, 8 + half + 2);
         double cv = c.getDouble(7, 2);
@@ -252,8 +252,34 @@ class DnnlTest {
         assertEquals(x1 * cv - x2 * sv, y.getDouble(7, 8 + 2), 1e-6);
         assertEquals(x2 * cv + x1 * sv, y.getDouble(7, 8 + half + 2), 1e-6);
         // the inverse undoes the rotation
-        INDArray back = Kernels.get().rotary(y, cos, sin, heads, true);
+        INDArray back = Kernels.get().rotary(y, cos, sin, heads, RotaryPairs.HALVES, true);
         assertTrue(back.sub(x).amaxNumber().doubleValue() < 1e-5);
+    }
+
+    /** Interleaved pairs (2i, 2i+1), as ChatGLM and GPT-J rotate: oneDNN's swap product against ND4J's views and by hand. */
+    @Test
+    void interleavedRotaryMatchesTheFloat64PathAndTheDefinition() {
+        Nd4j.getRandom().setSeed(6);
+        int n = 5;
+        int heads = 2;
+        int d = 8;
+        INDArray x = Nd4j.randn(DataType.FLOAT, n, heads * d);
+        INDArray cos = Nd4j.rand(DataType.FLOAT, n, heads * d);
+        INDArray sin = Nd4j.rand(DataType.FLOAT, n, heads * d);
+        for (boolean inverse : new boolean[] {false, true}) {
+            INDArray got = Kernels.get().rotary(x, cos, sin, heads, RotaryPairs.INTERLEAVED, inverse);
+            INDArray want = Kernels.get().rotary(x.castTo(DataType.DOUBLE), cos.castTo(DataType.DOUBLE),
+                    sin.castTo(DataType.DOUBLE), heads, RotaryPairs.INTERLEAVED, inverse);
+            assertTrue(got.castTo(DataType.DOUBLE).sub(want).amaxNumber().doubleValue() < 1e-6, "inverse " + inverse);
+            double sign = inverse ? -1 : 1;
+            // head 1, row 3, pair 2: dimensions 4 and 5 of the head
+            int a = d + 4;
+            int b = d + 5;
+            assertEquals(x.getDouble(3, a) * cos.getDouble(3, a) - sign * x.getDouble(3, b) * sin.getDouble(3, a),
+                    got.getDouble(3, a), 1e-6);
+            assertEquals(x.getDouble(3, b) * cos.getDouble(3, b) + sign * x.getDouble(3, a) * sin.getDouble(3, b),
+                    got.getDouble(3, b), 1e-6);
+        }
     }
 
     @Test

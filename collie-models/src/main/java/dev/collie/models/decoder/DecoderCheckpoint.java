@@ -74,8 +74,9 @@ public final class DecoderCheckpoint {
             p.data().assign(v);
             v.close();
         }
+        Map<String, INDArray> buffers = model.config().family().buffers(model.config());
         for (String name : w.names()) {
-            if (!model.namedParameters().containsKey(name)) {
+            if (!model.namedParameters().containsKey(name) && !buffers.containsKey(name)) {
                 LOG.warn("{}: ignoring tensor {} that the model does not have", w.location(), name);
             }
         }
@@ -116,6 +117,7 @@ public final class DecoderCheckpoint {
                         + " but config.json implies " + Arrays.toString(shape));
             }
         });
+        tensors.putAll(config.family().buffers(config));
         DecoderConfig written = config.toBuilder().dtype("float32").build();     // what the file holds
         ModelDirectory.replace(dir, ModelDirectory.Content.MODEL, tmp -> {
             written.save(tmp);

@@ -121,7 +121,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
             }
         }
         family.validate(qkvBias, outputBias, mlpBias, qkNorm, layerTypes, numAttentionHeads, numKeyValueHeads,
-                headDim * numAttentionHeads == hiddenSize, rope);
+                headDim, headDim * numAttentionHeads == hiddenSize, rope);
     }
 
     /** Keys a query of layer {@code layer} sees, itself included: {@link #slidingWindow} on a sliding layer, else 0 (all). */
@@ -207,8 +207,12 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
                 visit.accept(a + "k_norm.weight", new long[] {headDim});
             }
             String m = names.inLayer(i, names.mlp()) + ".";
-            linear(visit, m + names.mlpNames().gate(), in, h, mlpBias);
-            linear(visit, m + names.mlpNames().up(), in, h, mlpBias);
+            if (names.mlpNames().isFused()) {
+                linear(visit, m + names.mlpNames().gate(), 2 * in, h, mlpBias);
+            } else {
+                linear(visit, m + names.mlpNames().gate(), in, h, mlpBias);
+                linear(visit, m + names.mlpNames().up(), in, h, mlpBias);
+            }
             linear(visit, m + names.mlpNames().down(), h, in, mlpBias);
             visit.accept(names.inLayer(i, names.inputNorm()) + ".weight", new long[] {h});
             visit.accept(names.inLayer(i, names.postAttentionNorm()) + ".weight", new long[] {h});
@@ -252,6 +256,17 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
 
     private static DecoderConfig from(HfConfig f) {
         ModelFamily family = ModelFamily.of(f);
+        try {
+            Builder b = family.hasOwnKeys() ? builder(family) : sharedKeys(f, family);
+            family.read(f, b);
+            return b.build();
+        } catch (CollieException e) {
+            throw e.getMessage().startsWith(f.bad("").getMessage()) ? e : f.bad(e.getMessage());
+        }
+    }
+
+    /** The keys the families that follow transformers' LLaMA config share. */
+    private static Builder sharedKeys(HfConfig f, ModelFamily family) {
         Builder b = builder().family(family).vocabSize(f.requiredInt("vocab_size"))
                 .hiddenSize(f.requiredInt("hidden_size")).intermediateSize(f.requiredInt("intermediate_size"))
                 .numHiddenLayers(f.requiredInt("num_hidden_layers"))
@@ -263,13 +278,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
                 .bosTokenId(f.optTokenId("bos_token_id")).padTokenId(f.optTokenId("pad_token_id"))
                 .eosTokenIds(f.tokenIds("eos_token_id"))
                 .dtype(f.string("dtype", f.string("torch_dtype", null)));
-        b.rope(RopeScaling.read(f, b.maxPositionEmbeddings));
-        try {
-            family.read(f, b);
-            return b.build();
-        } catch (CollieException e) {
-            throw e.getMessage().startsWith(f.bad("").getMessage()) ? e : f.bad(e.getMessage());
-        }
+        return b.rope(RopeScaling.read(f, b.maxPositionEmbeddings));
     }
 
     /** This config as its family's config.json text, keys sorted as transformers writes them. */
@@ -297,6 +306,9 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         dtype.ifPresent(d -> o.put("torch_dtype", d));
         o.put("use_cache", true);
         o.put("vocab_size", vocabSize);
+        if (family.hasOwnKeys()) {
+            o.removeAll();
+        }
         family.write(this, o);
         return HfConfig.sortedText(o);
     }
@@ -313,7 +325,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
 
     /** The rotary inverse frequencies for sequences of length {@code seqLen} (only "dynamic" depends on it). */
     public double[] ropeInvFreq(long seqLen) {
-        return rope.invFreq(headDim, maxPositionEmbeddings, seqLen);
+        return rope.invFreq(family.layout().rotaryDims(headDim), maxPositionEmbeddings, seqLen);
     }
 
     /** Shorthand for {@code rope().theta()}. */

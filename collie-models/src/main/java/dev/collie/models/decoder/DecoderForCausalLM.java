@@ -56,7 +56,8 @@ public final class DecoderForCausalLM extends Module implements LanguageModel {
         this.names = config.family().layout();
         place(names.embed(), new Embedding(config.vocabSize(), config.hiddenSize(), dtype, config.initializerRange()));
         ModuleList<DecoderLayer> layers = new ModuleList<>();
-        RotaryEmbedding rope = new RotaryEmbedding(config::ropeInvFreq, config.maxPositionEmbeddings());
+        RotaryEmbedding rope = new RotaryEmbedding(config::ropeInvFreq, config.maxPositionEmbeddings(),
+                names.rotaryPairs(), config.headDim());
         for (int i = 0; i < config.numHiddenLayers(); i++) {
             layers.add(new DecoderLayer(config, i, rope, dtype));
         }

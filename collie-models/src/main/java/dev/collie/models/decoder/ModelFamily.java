@@ -5,10 +5,14 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.core.CollieException;
 import dev.collie.core.io.HfConfig;
 import dev.collie.core.nn.RopeScaling;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Collectors;
 
 /**
@@ -30,7 +34,15 @@ public enum ModelFamily {
     /** InternLM (v1), remote code: bias on q/k/v/o ({@code bias}), multi-head attention, rope base 10000. */
     INTERNLM("internlm", "InternLMForCausalLM"),
     /** InternLM2 (and 2.5), remote code: the LLaMA block with a fused {@code wqkv} and its own names. */
-    INTERNLM2("internlm2", "InternLM2ForCausalLM", FamilyLayout.INTERNLM2);
+    INTERNLM2("internlm2", "InternLM2ForCausalLM", FamilyLayout.INTERNLM2),
+    /**
+     * ChatGLM2 and ChatGLM3, remote code: multi-query attention with q/k/v bias, a fused {@code query_key_value}
+     * and {@code dense_h_to_4h}, rotary on half of each head in interleaved pairs, and keys of its own.
+     */
+    CHATGLM("chatglm", "ChatGLMModel", FamilyLayout.CHATGLM);
+
+    /** ChatGLM's checkpoints hold the rotary frequencies as a tensor; no computation reads it. */
+    private static final String CHATGLM_INV_FREQ = "transformer.rotary_pos_emb.inv_freq";
 
     private final String modelType;
     private final String architecture;
@@ -93,6 +105,27 @@ public enum ModelFamily {
                 + " supported model types: " + supported());
     }
 
+    /** Whether config.json names even the shared sizes its own way (ChatGLM's num_layers, kv_channels, ...). */
+    boolean hasOwnKeys() {
+        return this == CHATGLM;
+    }
+
+    /**
+     * Tensors a checkpoint of this family holds beyond the parameters, as the family's own code computes them
+     * (ChatGLM's rotary frequencies): written by a save, skipped by a load.
+     */
+    Map<String, INDArray> buffers(DecoderConfig c) {
+        if (this != CHATGLM) {
+            return Map.of();
+        }
+        int dims = c.headDim() / 2;
+        double[] f = new double[dims / 2];
+        for (int i = 0; i < f.length; i++) {
+            f[i] = 1.0 / Math.pow(10000.0, 2.0 * i / dims);     // ChatGLM's own, whatever its rope_ratio
+        }
+        return Map.of(CHATGLM_INV_FREQ, Nd4j.createFromArray(f).castTo(DataType.FLOAT));
+    }
+
     /** The builder's defaults for a model of this family made in code (Qwen2's q/k/v bias, Qwen3's q/k norm). */
     void defaults(DecoderConfig.Builder b) {
         b.family(this);
@@ -132,6 +165,38 @@ public enum ModelFamily {
                 }
             }
             case INTERNLM2 -> b.attentionBias(f.bool("bias", true));
+            case CHATGLM -> readChatGlm(f, b);
+        }
+    }
+
+    /** ChatGLM2/3's config.json; what it can say but collie does not build (ChatGLM-6B v1's GLM block) is refused. */
+    private static void readChatGlm(HfConfig f, DecoderConfig.Builder b) {
+        if (f.has("position_encoding_2d") || f.has("inner_hidden_size")) {
+            throw f.bad("this is ChatGLM-6B (v1), whose 2D positions and GELU block collie does not build;"
+                    + " ChatGLM2 and ChatGLM3 are supported");
+        }
+        requireFlag(f, "rmsnorm", true);
+        requireFlag(f, "post_layer_norm", true);
+        requireFlag(f, "apply_residual_connection_post_layernorm", false);
+        requireFlag(f, "original_rope", true);
+        int heads = f.requiredInt("num_attention_heads");
+        int hidden = f.requiredInt("hidden_size");
+        b.vocabSize(f.requiredInt("padded_vocab_size")).hiddenSize(hidden)
+                .intermediateSize(f.requiredInt("ffn_hidden_size")).numHiddenLayers(f.requiredInt("num_layers"))
+                .numAttentionHeads(heads).headDim(f.intOr("kv_channels", hidden / Math.max(1, heads)))
+                .numKeyValueHeads(f.bool("multi_query_attention", false) ? f.intOr("multi_query_group_num", 1) : heads)
+                .rmsNormEps(f.dbl("layernorm_epsilon", 1e-5)).maxPositionEmbeddings(f.intOr("seq_length", 2048))
+                .tieWordEmbeddings(f.bool("tie_word_embeddings", false)).qkvBias(f.bool("add_qkv_bias", false))
+                .outputBias(f.bool("add_bias_linear", false)).mlpBias(f.bool("add_bias_linear", false))
+                .attentionDropout(f.dbl("attention_dropout", 0.0))
+                .rope(RopeScaling.standard(10000.0 * f.dbl("rope_ratio", 1.0)))
+                .bosTokenId(f.optTokenId("bos_token_id")).eosTokenIds(f.tokenIds("eos_token_id"))
+                .padTokenId(f.optTokenId("pad_token_id")).dtype(f.string("torch_dtype", null));
+    }
+
+    private static void requireFlag(HfConfig f, String key, boolean expected) {
+        if (f.has(key) && f.bool(key, expected) != expected) {
+            throw f.bad(key + " is " + !expected + ", but ChatGLM2/3 as collie builds it has " + expected);
         }
     }
 
@@ -195,6 +260,7 @@ public enum ModelFamily {
                 o.remove("head_dim");
                 o.putObject("rotary").put("base", c.ropeTheta()).put("type", "origin");
             }
+            case CHATGLM -> writeChatGlm(c, o);
             case INTERNLM2 -> {
                 // the remote code reads rope_theta and rope_scaling {type, factor}
                 o.put("bias", c.qkvBias());
@@ -209,12 +275,47 @@ public enum ModelFamily {
         }
     }
 
+    /** ChatGLM3's config.json keys, as it ships them (for its remote code). */
+    private static void writeChatGlm(DecoderConfig c, ObjectNode o) {
+        o.putArray("architectures").add(CHATGLM.architecture);
+        o.put("add_bias_linear", c.outputBias());
+        o.put("add_qkv_bias", c.qkvBias());
+        o.put("apply_query_key_layer_scaling", true);
+        o.put("apply_residual_connection_post_layernorm", false);
+        o.put("attention_dropout", c.attentionDropout());
+        o.put("attention_softmax_in_fp32", true);
+        o.put("bias_dropout_fusion", true);
+        HfConfig.putIds(o, "eos_token_id", c.eosTokenIds().stream().mapToInt(Integer::intValue).toArray());
+        o.put("ffn_hidden_size", c.intermediateSize());
+        o.put("fp32_residual_connection", false);
+        o.put("hidden_dropout", 0.0);
+        o.put("hidden_size", c.hiddenSize());
+        o.put("kv_channels", c.headDim());
+        o.put("layernorm_epsilon", c.rmsNormEps());
+        o.put("model_type", CHATGLM.modelType);
+        o.put("multi_query_attention", c.numKeyValueHeads() != c.numAttentionHeads());
+        o.put("multi_query_group_num", c.numKeyValueHeads());
+        o.put("num_attention_heads", c.numAttentionHeads());
+        o.put("num_layers", c.numHiddenLayers());
+        o.put("original_rope", true);
+        HfConfig.putId(o, "pad_token_id", c.padTokenId());
+        c.bosTokenId().ifPresent(id -> o.put("bos_token_id", id));
+        o.put("padded_vocab_size", c.vocabSize());
+        o.put("post_layer_norm", true);
+        o.put("rmsnorm", true);
+        o.put("rope_ratio", c.ropeTheta() / 10000.0);
+        o.put("seq_length", c.maxPositionEmbeddings());
+        o.put("tie_word_embeddings", c.tieWordEmbeddings());
+        c.dtype().ifPresent(d -> o.put("torch_dtype", d));
+        o.put("use_cache", true);
+    }
+
     /**
      * Refuses what this family cannot express (the model would be saved as something else than it trained as);
      * called by {@link DecoderConfig}'s constructor with its values.
      */
     void validate(boolean qkvBias, boolean outputBias, boolean mlpBias, boolean qkNorm, List<String> layerTypes,
-                  int heads, int kvHeads, boolean headsFillHidden, RopeScaling rope) {
+                  int heads, int kvHeads, int headDim, boolean headsFillHidden, RopeScaling rope) {
         String name = "a " + modelType + " model";
         if (qkNorm != (this == QWEN3)) {
             throw new CollieException(qkNorm ? "q/k norms are Qwen3's (model_type qwen3), not " + modelType + "'s"
@@ -223,14 +324,14 @@ public enum ModelFamily {
         if (this == QWEN2 && (!qkvBias || outputBias)) {
             throw new CollieException(name + " has a bias on q_proj, k_proj and v_proj and none on o_proj");
         }
-        if (this != QWEN2 && qkvBias != outputBias) {
+        if (this != QWEN2 && this != CHATGLM && qkvBias != outputBias) {
             throw new CollieException(name + " has a bias on all four attention projections or on none");
         }
-        if (this != LLAMA && mlpBias) {
+        if (this != LLAMA && this != CHATGLM && mlpBias) {
             throw new CollieException(name + " has no bias in its MLP (mlp_bias is LLaMA's)");
         }
         boolean anySliding = layerTypes.contains(DecoderConfig.SLIDING_ATTENTION);
-        if (anySliding && (this == LLAMA || this == INTERNLM || this == INTERNLM2)) {
+        if (anySliding && (this == LLAMA || this == INTERNLM || this == INTERNLM2 || this == CHATGLM)) {
             throw new CollieException(name + " has no sliding-window attention");
         }
         if (this == MISTRAL && anySliding && layerTypes.contains(DecoderConfig.FULL_ATTENTION)) {
@@ -242,6 +343,10 @@ public enum ModelFamily {
         }
         if (this == INTERNLM2 && !headsFillHidden) {
             throw new CollieException(name + " has head_dim = hidden_size / num_attention_heads");
+        }
+        if (this == CHATGLM && (!rope.type().equals("default") || headDim % 4 != 0 || outputBias != mlpBias)) {
+            throw new CollieException(name + " has plain rotary embeddings on half of each head (kv_channels "
+                    + headDim + " must be divisible by 4) and add_bias_linear on dense and the MLP alike");
         }
         if (this == INTERNLM) {
             if (kvHeads != heads) {

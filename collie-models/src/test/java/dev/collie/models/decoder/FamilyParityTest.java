@@ -75,14 +75,14 @@ class FamilyParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2"})
+    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm"})
     void logitsLossAndGradientsMatchTransformers(String family) {
         Path dir = FAMILIES.resolve(family);
         forwardBackwardMatches(dir, DecoderCheckpoint.load(dir, DataType.FLOAT));
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2"})
+    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm"})
     void threeAdamWStepsMatchTorch(String family) {
         Path dir = FAMILIES.resolve(family);
         DecoderForCausalLM model = DecoderCheckpoint.load(dir, DataType.FLOAT);
@@ -111,7 +111,7 @@ class FamilyParityTest {
      * generate()'s (the tokens alone would let a degenerate run pass: tiny Qwen2 repeats one token).
      */
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2"})
+    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm"})
     void greedyGenerationWithTheCacheIsTransformersGenerate(String family) throws IOException {
         Path dir = FAMILIES.resolve(family);
         JsonNode g = new ObjectMapper().readTree(dir.resolve("generation.json").toFile());
@@ -141,7 +141,7 @@ class FamilyParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2"})
+    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm"})
     void loadThenSaveKeepsTheFamilysNamesConfigAndEveryTensorByte(String family, @TempDir Path tmp) {
         Path dir = FAMILIES.resolve(family);
         DecoderForCausalLM model = DecoderCheckpoint.load(dir, DataType.FLOAT);
