@@ -302,7 +302,7 @@ public final class Parallelism implements AutoCloseable {
             INDArray full = weights.loadWeight(name, p.dtype());
             ParallelStyle style = TensorParallel.styleOf(p);
             INDArray mine = style == ParallelStyle.REPLICATE ? full
-                    : TensorParallel.shardOf(full, style, tpRank, topology.tp());
+                    : TensorParallel.shardOf(full, p.sharding(), tpRank, topology.tp());
             if (!Arrays.equals(mine.shape(), p.shape())) {
                 throw new CollieException(weights.fileOf(name) + ": tensor " + name + " has shape "
                         + Arrays.toString(full.shape()) + ", which does not fit this model's "

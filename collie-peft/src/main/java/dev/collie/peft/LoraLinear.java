@@ -227,8 +227,8 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
         boolean column = style == ParallelStyle.COLUMN;
         INDArray ca = a.castTo(loraA().dtype());
         INDArray cb = b.castTo(loraB().dtype());
-        loraA().data().assign(tp == null || column ? ca : tp.shardOf(ca, ParallelStyle.ROW));
-        loraB().data().assign(tp == null || !column ? cb : tp.shardOf(cb, ParallelStyle.COLUMN));
+        loraA().data().assign(tp == null || column ? ca : tp.shardLike(ca, loraA()));
+        loraB().data().assign(tp == null || !column ? cb : tp.shardLike(cb, loraB()));
     }
 
     private static void check(String what, INDArray t, long[] shape) {

@@ -1,18 +1,29 @@
 package dev.collie.core.dist;
 
+import java.util.List;
+
 /**
  * How a parameter is split over tensor-parallel ranks: its style ({@link ParallelStyle#COLUMN} and
- * {@link ParallelStyle#VOCAB} split dimension 0, {@link ParallelStyle#ROW} dimension 1) and the ranks holding the
- * blocks. The one record of the fact: the parameter carries it ({@code Parameter.sharding()}).
+ * {@link ParallelStyle#VOCAB} split dimension 0, {@link ParallelStyle#ROW} dimension 1), the ranks holding the
+ * blocks, and the sections of the split dimension that are split one by one (a fused projection's queries, keys and
+ * values: each rank holds its block of every section, in order). The one record of the fact: the parameter carries
+ * it ({@code Parameter.sharding()}).
  *
  * @param style how the tensor is split; {@link ParallelStyle#REPLICATE} for a whole one
  * @param group the ranks holding the other blocks; null for a whole tensor
+ * @param sections the lengths of the split dimension's sections, summing to it; empty for one section
  */
-public record Sharding(ParallelStyle style, Communicator group) {
+public record Sharding(ParallelStyle style, Communicator group, List<Long> sections) {
     /** A whole tensor, the same on every rank. */
     public static final Sharding WHOLE = new Sharding(ParallelStyle.REPLICATE, null);
 
+    /** A split of the whole dimension into contiguous blocks. */
+    public Sharding(ParallelStyle style, Communicator group) {
+        this(style, group, List.of());
+    }
+
     public Sharding {
+        sections = List.copyOf(sections);
         if (style == null) {
             throw new IllegalArgumentException("a sharding needs a style");
         }

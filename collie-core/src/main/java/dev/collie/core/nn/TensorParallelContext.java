@@ -50,6 +50,9 @@ public interface TensorParallelContext {
     /** This rank's shard of a full tensor along {@code style}'s dimension (a contiguous copy outside workspaces). */
     INDArray shardOf(INDArray full, ParallelStyle style);
 
+    /** This rank's part of a full tensor, cut as {@code shard} was cut (its {@link Parameter#sharding()}, sections too). */
+    INDArray shardLike(INDArray full, Parameter shard);
+
     /**
      * A parameter holding this rank's shard of {@code full} (trainable as {@code full} is), registered as split by
      * {@code style}; for {@link ParallelStyle#REPLICATE} {@code full} itself, registered as replicated.

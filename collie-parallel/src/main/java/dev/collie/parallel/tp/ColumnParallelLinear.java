@@ -10,6 +10,8 @@ import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
+import java.util.List;
+
 /**
  * A column-parallel linear (Megatron): rank r of n keeps output features {@code [r·out/n, (r+1)·out/n)},
  * i.e. those rows of the {@code [out, in]} weight (and of the bias), under the names {@code weight} and
@@ -26,22 +28,38 @@ public final class ColumnParallelLinear extends Module implements Layer {
 
     /** This rank's shard of {@code full}; {@code tp} gives rank and size (no communication happens here). */
     public ColumnParallelLinear(Linear full, Communicator tp) {
-        this(full, tp.rank(), tp.size());
+        this(full, tp, List.of());
+    }
+
+    /**
+     * This rank's block of each of the output {@code sections} of {@code full} (lengths summing to its output
+     * features, e.g. a fused projection's queries, keys and values), side by side; empty: one section.
+     */
+    public ColumnParallelLinear(Linear full, Communicator tp, List<Long> sections) {
+        this(full, tp.rank(), tp.size(), sections);
         // whole-tensor statistics of the weight and bias (AdaLomo) sum over tp: split along dimension 0
-        weight.setSharding(new Sharding(ParallelStyle.COLUMN, tp));
+        weight.setSharding(new Sharding(ParallelStyle.COLUMN, tp, sections));
         if (bias != null) {
-            bias.setSharding(new Sharding(ParallelStyle.COLUMN, tp));
+            bias.setSharding(new Sharding(ParallelStyle.COLUMN, tp, sections));
         }
     }
 
     /** Rank {@code rank}'s shard of {@code full} over {@code size} tensor-parallel ranks. */
     public ColumnParallelLinear(Linear full, int rank, int size) {
+        this(full, rank, size, List.of());
+    }
+
+    private ColumnParallelLinear(Linear full, int rank, int size, List<Long> sections) {
         Shards.requireDivisible("out_features", full.outFeatures(), size);
+        for (long s : sections) {
+            Shards.requireDivisible("an output section of", s, size);
+        }
         this.rank = rank;
         this.size = size;
-        this.weight = registerParameter("weight", Shards.shardParameter(full.weight(), ParallelStyle.COLUMN, rank, size));
-        this.bias = full.bias() == null ? null
-                : registerParameter("bias", Shards.shardParameter(full.bias(), ParallelStyle.COLUMN, rank, size));
+        this.weight = registerParameter("weight", Shards.shardParameter(full.weight(), ParallelStyle.COLUMN, rank, size,
+                sections));
+        this.bias = full.bias() == null ? null : registerParameter("bias", Shards.shardParameter(full.bias(),
+                ParallelStyle.COLUMN, rank, size, sections));
     }
 
     public Parameter weight() {

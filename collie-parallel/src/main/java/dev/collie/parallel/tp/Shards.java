@@ -13,7 +13,9 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.INDArrayIndex;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 
 /** Slicing of full tensors into tensor-parallel shards, and the in-place all-reduce the layers share. */
 final class Shards {
@@ -22,6 +24,31 @@ final class Shards {
 
     /** See {@link TensorParallel#shardOf}. */
     static INDArray shardOf(INDArray full, ParallelStyle style, int rank, int n) {
+        return shardOf(full, style, rank, n, List.of());
+    }
+
+    /**
+     * As {@link #shardOf(INDArray, ParallelStyle, int, int)}, cutting each of {@code sections} (lengths along the
+     * split dimension, in order) into {@code n} blocks and keeping the rank's block of each, concatenated.
+     */
+    static INDArray shardOf(INDArray full, ParallelStyle style, int rank, int n, List<Long> sections) {
+        if (!sections.isEmpty() && n > 1) {
+            int dim = Sharding.dimOf(style);
+            List<INDArray> parts = new ArrayList<>();
+            long start = 0;
+            for (long len : sections) {
+                INDArray section = full.get(range(full.rank(), dim, start, start + len));
+                parts.add(shardOf(section, style, rank, n, List.of()));
+                start += len;
+            }
+            if (start != full.size(dim)) {
+                throw new IllegalArgumentException("sections " + sections + " do not add up to dimension " + dim
+                        + " of shape " + Arrays.toString(full.shape()));
+            }
+            try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                return Nd4j.concat(dim, parts.toArray(INDArray[]::new));
+            }
+        }
         if (n < 1 || rank < 0 || rank >= n) {
             throw new IllegalArgumentException("rank " + rank + " of " + n + " tensor-parallel ranks");
         }
@@ -40,17 +67,27 @@ final class Shards {
                         + " (" + len + ") is not divisible by " + n + " tensor-parallel ranks");
             }
             long per = len / n;
-            INDArrayIndex[] idx = new INDArrayIndex[full.rank()];
-            for (int d = 0; d < idx.length; d++) {
-                idx[d] = d == dim ? NDArrayIndex.interval(rank * per, (rank + 1) * per) : NDArrayIndex.all();
-            }
-            return full.get(idx).dup('c');
+            return full.get(range(full.rank(), dim, rank * per, (rank + 1) * per)).dup('c');
         }
+    }
+
+    /** Indices selecting {@code [from, to)} of dimension {@code dim} and all of every other. */
+    static INDArrayIndex[] range(int rank, int dim, long from, long to) {
+        INDArrayIndex[] idx = new INDArrayIndex[rank];
+        for (int d = 0; d < idx.length; d++) {
+            idx[d] = d == dim ? NDArrayIndex.interval(from, to) : NDArrayIndex.all();
+        }
+        return idx;
     }
 
     /** A parameter holding this rank's shard of {@code full}, trainable as {@code full} is. */
     static Parameter shardParameter(Parameter full, ParallelStyle style, int rank, int n) {
-        return new Parameter(shardOf(full.data(), style, rank, n)).setTrainable(full.requiresGrad());
+        return shardParameter(full, style, rank, n, List.of());
+    }
+
+    /** A parameter holding this rank's shard of {@code full} (by sections, if any), trainable as {@code full} is. */
+    static Parameter shardParameter(Parameter full, ParallelStyle style, int rank, int n, List<Long> sections) {
+        return new Parameter(shardOf(full.data(), style, rank, n, sections)).setTrainable(full.requiresGrad());
     }
 
     /** {@code a} itself when the communicator can use it in place (contiguous c-order), else a c-order copy. */

@@ -23,6 +23,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -103,6 +104,9 @@ public final class TensorParallel {
             ParallelStyle style = e.getValue();
             Module old = modules.get(name);
             Module replacement;
+            // a fused projection's outputs (queries | keys | values, gate | up) are split section by section
+            ctx.sections = style == ParallelStyle.COLUMN ? sectionsOf(modules.get(parentOf(name)), lastOf(name),
+                    weightShape(old) == null ? 0 : weightShape(old)[0]) : List.of();
             if (!(old instanceof Linear) && !(old instanceof Embedding) && old instanceof TensorParallelizable t) {
                 // a module that splits itself (a LoRA-wrapped linear): it registers its split parameters in ctx
                 replacement = t.shardForTensorParallel(style, ctx);
@@ -184,6 +188,11 @@ public final class TensorParallel {
         return Shards.shardOf(full, style, rank, n);
     }
 
+    /** Rank {@code rank}'s part of a full tensor as {@code sharding} cuts it (by sections, if it has them). */
+    public static INDArray shardOf(INDArray full, Sharding sharding, int rank, int n) {
+        return Shards.shardOf(full, sharding.style(), rank, n, sharding.sections());
+    }
+
     /**
      * Every parameter of {@code tpModel} in its full Hugging Face shape, by HF name, on every rank: split
      * parameters are all-gathered along their split dimension, replicated ones copied. A collective: every
@@ -211,7 +220,7 @@ public final class TensorParallel {
                 Parameter p = e.getValue();
                 INDArray full = done.get(p);
                 if (full == null) {
-                    full = gather(p.data(), styleOf(p), tp);
+                    full = gather(p.data(), p.sharding(), tp);
                     done.put(p, full);
                 }
                 out.put(e.getKey(), full);
@@ -220,9 +229,9 @@ public final class TensorParallel {
         return out;
     }
 
-    private static INDArray gather(INDArray shard, ParallelStyle style, Communicator tp) {
+    private static INDArray gather(INDArray shard, Sharding sharding, Communicator tp) {
         int n = tp.size();
-        int dim = Sharding.dimOf(style);
+        int dim = Sharding.dimOf(sharding.style());
         INDArray local = Shards.contiguous(shard);
         if (dim < 0 || n == 1) {
             return local.dup('c');
@@ -233,7 +242,7 @@ public final class TensorParallel {
             fullShape[0] *= n;
             INDArray out = Nd4j.createUninitialized(local.dataType(), fullShape);
             tp.allGather(local, out);
-            return out;
+            return sharding.sections().isEmpty() ? out : bySection(out, sharding.sections(), n);
         }
         // dimension 1: the ranks' [out, in/n] blocks side by side
         INDArray blocks = Nd4j.createUninitialized(local.dataType(), n, shape[0], shape[1]);
@@ -242,11 +251,41 @@ public final class TensorParallel {
     }
 
     /**
+     * The rank-major rows {@code byRank} (each rank's block of every section, rank after rank) put back in section
+     * order: section s is rank 0's block of s, then rank 1's, ...
+     */
+    private static INDArray bySection(INDArray byRank, List<Long> sections, int n) {
+        long local = byRank.size(0) / n;
+        List<INDArray> parts = new ArrayList<>();
+        long offset = 0;
+        for (long len : sections) {
+            long per = len / n;
+            for (int r = 0; r < n; r++) {
+                parts.add(byRank.get(Shards.range(byRank.rank(), 0, r * local + offset, r * local + offset + per)));
+            }
+            offset += per;
+        }
+        return Nd4j.concat(0, parts.toArray(INDArray[]::new));
+    }
+
+    /**
+     * The output sections of {@code parent}'s child {@code child} ({@code out} features) that a column split cuts
+     * one by one: a fused projection's (Attention, SwiGluMlp); empty for any other module.
+     */
+    private static List<Long> sectionsOf(Module parent, String child, long out) {
+        long[] s = parent instanceof Attention a ? a.sectionsOf(child, out)
+                : parent instanceof SwiGluMlp m ? m.sectionsOf(child, out) : null;
+        return s == null ? List.of() : Arrays.stream(s).boxed().toList();
+    }
+
+    /**
      * The context {@link #apply} hands {@link TensorParallelizable} modules: the group, the standard split of a
      * linear, and the shards of other parameters, each tagged with its {@link Parameter#sharding()}.
      */
     private static class ApplyContext implements TensorParallelContext {
         private final Communicator tp;
+        /** The output sections of the module being split now (empty: one). */
+        private List<Long> sections = List.of();
 
         ApplyContext(Communicator tp) {
             this.tp = tp;
@@ -260,7 +299,7 @@ public final class TensorParallel {
         @Override
         public Module shardLinear(Linear full, ParallelStyle style) {
             Module m = switch (style) {
-                case COLUMN -> new ColumnParallelLinear(full, tp);
+                case COLUMN -> new ColumnParallelLinear(full, tp, sections);
                 case ROW -> new RowParallelLinear(full, tp);
                 default -> throw new IllegalArgumentException("a linear layer is split COLUMN or ROW, not " + style);
             };
@@ -275,6 +314,12 @@ public final class TensorParallel {
         @Override
         public INDArray shardOf(INDArray full, ParallelStyle style) {
             return Shards.shardOf(full, style, tp.rank(), tp.size());
+        }
+
+        @Override
+        public INDArray shardLike(INDArray full, Parameter shard) {
+            Sharding s = shard.sharding();
+            return Shards.shardOf(full, s.style(), tp.rank(), tp.size(), s.sections());
         }
 
         @Override
@@ -353,18 +398,17 @@ public final class TensorParallel {
             boolean column = style == ParallelStyle.COLUMN;
             long features = column ? shape[0] : shape[1];
             if (parent instanceof Attention a && lastOf(name).equals(a.projections().fusedQkv())) {
-                // a fused q/k/v projection is cut into contiguous blocks: whole key/value groups when grouped
-                if (a.projections().layout() != Attention.QkvLayout.GROUPED) {
-                    throw new CollieException("tensor-parallel plan: " + name + " lays its heads out "
-                            + a.projections().layout() + ", which a contiguous split would mix across ranks");
-                }
+                // a fused q/k/v projection keeps whole key/value groups: contiguous blocks when grouped, the
+                // rank's block of the queries, keys and values when sectioned
+                check(notDivisible, "num_attention_heads", a.heads(), n);
                 check(notDivisible, "num_key_value_heads", a.kvHeads(), n);
             } else if (parent instanceof Attention a) {
                 long heads = features / a.headDim();
                 boolean kv = column && heads != a.heads();
                 check(notDivisible, kv ? "num_key_value_heads" : "num_attention_heads", heads, n);
-            } else if (parent instanceof SwiGluMlp) {
-                check(notDivisible, "intermediate_size", features, n);
+            } else if (parent instanceof SwiGluMlp mlp) {
+                boolean fused = column && mlp.sectionsOf(lastOf(name), features) != null;
+                check(notDivisible, "intermediate_size", fused ? features / 2 : features, n);
             } else {
                 check(notDivisible, (column ? "out_features of " : "in_features of ") + name, features, n);
             }

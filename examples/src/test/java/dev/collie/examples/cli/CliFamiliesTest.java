@@ -32,7 +32,7 @@ class CliFamiliesTest {
 
     @ParameterizedTest(name = "{0} dp {1} tp {2} pp {3}")
     @CsvSource({"qwen2, 1, 1, 1", "qwen2, 1, 2, 1", "qwen2, 2, 1, 2", "internlm2, 1, 1, 1", "internlm2, 1, 2, 1",
-            "internlm2, 2, 1, 2", "mistral, 1, 2, 1", "qwen3, 1, 1, 1", "qwen3, 1, 2, 1", "internlm, 1, 1, 1"})
+            "internlm2, 2, 1, 2", "chatglm, 1, 1, 1", "chatglm, 1, 2, 1", "chatglm, 2, 1, 2", "mistral, 1, 2, 1", "qwen3, 1, 1, 1", "qwen3, 1, 2, 1", "internlm, 1, 1, 1"})
     void trainSavesTheFamilyAndTorchsThreeAdamWSteps(String family, int dp, int tp, int pp, @TempDir Path tmp)
             throws IOException {
         Path dir = FAMILIES.resolve(family);
@@ -58,7 +58,8 @@ class CliFamiliesTest {
                     compared++;
                 }
             }
-            assertEquals(got.names().size(), compared);
+            // every parameter compared (ChatGLM's file holds its rotary frequencies too)
+            assertEquals(got.names().stream().filter(n -> !n.endsWith("rotary_pos_emb.inv_freq")).count(), compared);
         }
         Agreement.within(family + " dp " + dp + " tp " + tp + " pp " + pp
                 + ": saved weights vs torch's after 3 AdamW steps", worst, 1e-5);
