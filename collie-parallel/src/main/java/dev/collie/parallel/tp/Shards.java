@@ -46,7 +46,7 @@ final class Shards {
                         + " of shape " + Arrays.toString(full.shape()));
             }
             try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
-                return Nd4j.concat(dim, parts.toArray(INDArray[]::new));
+                return contiguous(Nd4j.concat(dim, parts.toArray(INDArray[]::new)));   // (a vector's concat is 'f')
             }
         }
         if (n < 1 || rank < 0 || rank >= n) {

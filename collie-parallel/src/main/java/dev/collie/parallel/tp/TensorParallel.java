@@ -265,7 +265,7 @@ public final class TensorParallel {
             }
             offset += per;
         }
-        return Nd4j.concat(0, parts.toArray(INDArray[]::new));
+        return Shards.contiguous(Nd4j.concat(0, parts.toArray(INDArray[]::new)));      // (a vector's concat is 'f')
     }
 
     /**
