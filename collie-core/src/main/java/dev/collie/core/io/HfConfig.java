@@ -195,6 +195,27 @@ public final class HfConfig {
         return root.has(key);
     }
 
+    /**
+     * The string entries of the object at {@code key} (e.g. {@code auto_map}; an entry of another type, such as a
+     * tokenizer's pair of classes, is left out); empty when absent or null.
+     */
+    public java.util.Map<String, String> stringMap(String key) {
+        JsonNode v = get(key);
+        if (v == null) {
+            return java.util.Map.of();
+        }
+        if (!v.isObject()) {
+            throw bad(prefix + key + " must be a JSON object, got " + v);
+        }
+        java.util.Map<String, String> out = new TreeMap<>();
+        v.fields().forEachRemaining(e -> {
+            if (e.getValue().isTextual()) {
+                out.put(e.getKey(), e.getValue().asText());
+            }
+        });
+        return out;
+    }
+
     /** The list of strings at {@code key}; empty when absent or null. */
     public List<String> strings(String key) {
         JsonNode v = get(key);

@@ -9,11 +9,14 @@ import dev.collie.core.train.Memory;
 
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.OptionalInt;
+import java.util.TreeMap;
 import java.util.function.BiConsumer;
 
 /**
@@ -29,6 +32,8 @@ import java.util.function.BiConsumer;
  * @param qkNorm RMSNorm of each query and key head before the rotary embedding (Qwen3)
  * @param slidingWindow keys a query sees on a "sliding_attention" layer, itself included (0: none)
  * @param layerTypes per layer "full_attention" or "sliding_attention" (empty: all full)
+ * @param autoMap config.json's {@code auto_map}: the classes of a remote-code family's own Python files
+ *                (InternLM2's, ChatGLM's), kept so that a saved directory loads in transformers as the original did
  */
 public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, int intermediateSize,
                             int numHiddenLayers, int numAttentionHeads, int numKeyValueHeads, int headDim,
@@ -36,7 +41,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
                             boolean qkvBias, boolean outputBias, boolean mlpBias, boolean qkNorm, int slidingWindow,
                             List<String> layerTypes, double attentionDropout, String hiddenAct,
                             double initializerRange, OptionalInt bosTokenId, List<Integer> eosTokenIds,
-                            OptionalInt padTokenId, Optional<String> dtype) {
+                            OptionalInt padTokenId, Optional<String> dtype, Map<String, String> autoMap) {
     /** A layer type: attention over every earlier position. */
     public static final String FULL_ATTENTION = "full_attention";
     /** A layer type: attention over the last {@code sliding_window} positions. */
@@ -44,6 +49,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
 
     public DecoderConfig {
         Objects.requireNonNull(family, "family");
+        autoMap = Collections.unmodifiableMap(new TreeMap<>(autoMap));
         positive("vocab_size", vocabSize);
         positive("hidden_size", hiddenSize);
         positive("intermediate_size", intermediateSize);
@@ -259,6 +265,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         try {
             Builder b = family.hasOwnKeys() ? builder(family) : sharedKeys(f, family);
             family.read(f, b);
+            b.autoMap(f.stringMap("auto_map"));
             return b.build();
         } catch (CollieException e) {
             throw e.getMessage().startsWith(f.bad("").getMessage()) ? e : f.bad(e.getMessage());
@@ -310,6 +317,10 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
             o.removeAll();
         }
         family.write(this, o);
+        if (!autoMap.isEmpty()) {
+            ObjectNode m = o.putObject("auto_map");
+            autoMap.forEach(m::put);
+        }
         return HfConfig.sortedText(o);
     }
 
@@ -383,6 +394,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         b.eosTokenIds = eosTokenIds;
         b.padTokenId = padTokenId;
         b.dtype = dtype;
+        b.autoMap = autoMap;
         return b;
     }
 
@@ -413,6 +425,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         private List<Integer> eosTokenIds = List.of();
         private OptionalInt padTokenId = OptionalInt.empty();
         private Optional<String> dtype = Optional.empty();
+        private Map<String, String> autoMap = Map.of();
 
         private Builder() {
         }
@@ -452,6 +465,8 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         /** One or more EOS ids; none clears them. */
         public Builder eosTokenIds(int... ids) { eosTokenIds = Arrays.stream(ids).boxed().toList(); return this; }
         public Builder padTokenId(Integer id) { padTokenId = id == null ? OptionalInt.empty() : OptionalInt.of(id); return this; }
+        /** config.json's {@code auto_map} (remote code's classes), kept as given. */
+        public Builder autoMap(Map<String, String> v) { autoMap = Map.copyOf(v); return this; }
         /** Informational weights dtype, e.g. "bfloat16"; null for none. */
         public Builder dtype(String v) { dtype = Optional.ofNullable(v); return this; }
 
@@ -460,7 +475,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
             return new DecoderConfig(family, vocabSize, hiddenSize, intermediateSize, numHiddenLayers,
                     numAttentionHeads, numKeyValueHeads, headDim, rmsNormEps, rope, maxPositionEmbeddings,
                     tieWordEmbeddings, qkvBias, outputBias, mlpBias, qkNorm, slidingWindow, layerTypes, attentionDropout,
-                    hiddenAct, initializerRange, bosTokenId, eosTokenIds, padTokenId, dtype);
+                    hiddenAct, initializerRange, bosTokenId, eosTokenIds, padTokenId, dtype, autoMap);
         }
     }
 }

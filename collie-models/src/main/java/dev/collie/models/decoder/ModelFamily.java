@@ -105,6 +105,18 @@ public enum ModelFamily {
                 + " supported model types: " + supported());
     }
 
+    /**
+     * The modules LoRA adapts when none are named: peft's defaults for the family ({@code q_proj}, {@code v_proj};
+     * ChatGLM's {@code query_key_value}), and for InternLM2, which peft has none for, its fused {@code wqkv}.
+     */
+    public List<String> loraTargets() {
+        return switch (this) {
+            case INTERNLM2 -> List.of("wqkv");
+            case CHATGLM -> List.of("query_key_value");
+            default -> List.of("q_proj", "v_proj");
+        };
+    }
+
     /** Whether config.json names even the shared sizes its own way (ChatGLM's num_layers, kv_channels, ...). */
     boolean hasOwnKeys() {
         return this == CHATGLM;

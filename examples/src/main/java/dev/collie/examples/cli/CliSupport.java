@@ -186,7 +186,10 @@ final class CliSupport {
         }
     }
 
-    /** Copies the tokenizer files in {@code from}, and generation_config.json of {@code modelDir}, to {@code to}. */
+    /**
+     * Copies the tokenizer files in {@code from}, generation_config.json of {@code modelDir}, and the Python files of
+     * a remote-code family in either, to {@code to}.
+     */
     static void copyTokenizerFiles(Path from, Path modelDir, Path to) {
         try {
             Files.createDirectories(to);
@@ -197,6 +200,17 @@ final class CliSupport {
             }
             if (modelDir != null) {
                 copyIfPresent(modelDir.resolve("generation_config.json"), to.resolve("generation_config.json"));
+            }
+            // a remote-code family's own Python files (InternLM2's, ChatGLM's model and tokenizer), which the
+            // auto_map of its config.json and tokenizer_config.json name
+            for (Path src : new Path[] {modelDir, from}) {
+                if (src != null && Files.isDirectory(src)) {
+                    try (var files = Files.list(src)) {
+                        for (Path f : files.filter(p -> p.getFileName().toString().endsWith(".py")).toList()) {
+                            copyIfPresent(f, to.resolve(f.getFileName().toString()));
+                        }
+                    }
+                }
             }
         } catch (IOException e) {
             throw new CollieException(to + ": cannot copy the tokenizer files: " + e.getMessage(), e);

@@ -38,7 +38,9 @@ final class PeftOptions {
             description = "dropout on the LoRA input in training (default 0)")
     Double loraDropout;
     @Option(names = "--lora-targets", paramLabel = "NAMES",
-            description = "modules to adapt: names separated by commas (default q_proj,v_proj), or one regular"
+            description = "modules to adapt: names separated by commas (default: the family's, as peft picks them:"
+                    + " q_proj,v_proj for LLaMA, Qwen and Mistral, wqkv for InternLM2, query_key_value for ChatGLM),"
+                    + " or one regular"
                     + " expression matched against the whole module name, e.g. '.*mlp.*'")
     String loraTargets;
     @Option(names = "--prefix-tokens", paramLabel = "N", description = "train N key/value prefix positions per layer")
@@ -59,7 +61,7 @@ final class PeftOptions {
     }
 
     /** The configuration the flags describe, or null for an --adapter directory or no PEFT. */
-    PeftConfig config(String baseModel) {
+    PeftConfig config(String baseModel, List<String> defaultTargets) {
         int methods = (loraR != null ? 1 : 0) + (prefixTokens != null ? 1 : 0) + (promptTokens != null ? 1 : 0)
                 + (existing.adapter != null ? 1 : 0);
         if (methods > 1) {
@@ -82,7 +84,7 @@ final class PeftOptions {
             if (loraDropout != null) {
                 b.dropout(loraDropout);
             }
-            String t = loraTargets == null ? "q_proj,v_proj" : loraTargets.trim();
+            String t = loraTargets == null ? String.join(",", defaultTargets) : loraTargets.trim();
             if (t.matches(".*[\\\\.*+?()\\[\\]{}|^$].*")) {
                 b.targetRegex(t);
             } else {
@@ -123,7 +125,8 @@ final class PeftOptions {
      * in {@code --adapter} (base frozen); peft's "trainable params: ..." line is printed.
      */
     LanguageModel apply(DecoderForCausalLM net, Path baseModel) {
-        PeftConfig cfg = config(baseModel == null ? null : baseModel.toString());
+        PeftConfig cfg = config(baseModel == null ? null : baseModel.toString(),
+                net.config().family().loraTargets());
         if (existing.merge && cfg != null && cfg.type() != PeftType.LORA) {
             throw new CollieException("--merge applies to LoRA only (" + cfg.type() + " adds virtual tokens)");
         }

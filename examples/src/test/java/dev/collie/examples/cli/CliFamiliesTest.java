@@ -65,6 +65,26 @@ class CliFamiliesTest {
                 + ": saved weights vs torch's after 3 AdamW steps", worst, 1e-5);
     }
 
+    /** A remote-code family's directory stays loadable by transformers: auto_map kept, its Python files copied. */
+    @Test
+    void savingARemoteCodeModelKeepsItsAutoMapAndPythonFiles(@TempDir Path tmp) throws IOException {
+        Path src = FAMILIES.resolve("internlm2");
+        Path dir = Files.createDirectories(tmp.resolve("internlm2"));
+        Files.copy(src.resolve("model.safetensors"), dir.resolve("model.safetensors"));
+        String autoMap = "\"auto_map\": {\"AutoConfig\": \"configuration_internlm2.InternLM2Config\","
+                + " \"AutoModelForCausalLM\": \"modeling_internlm2.InternLM2ForCausalLM\"},";
+        Files.writeString(dir.resolve("config.json"), Files.readString(src.resolve("config.json"))
+                .replaceFirst("\\{", "{" + autoMap));
+        Files.writeString(dir.resolve("modeling_internlm2.py"), "# the model's own code\n");
+        Path save = tmp.resolve("out");
+        CliTest.Result r = run("train", "--model", dir.toString(), "--data", src.resolve("adamw_rows.jsonl").toString(),
+                "--micro-batch", "2", "--steps", "1", "--save", save.toString());
+        assertEquals(0, r.code(), r.err());
+        var saved = new ObjectMapper().readTree(save.resolve("config.json").toFile());
+        assertEquals("modeling_internlm2.InternLM2ForCausalLM", saved.get("auto_map").get("AutoModelForCausalLM").asText());
+        assertEquals("# the model's own code\n", Files.readString(save.resolve("modeling_internlm2.py")));
+    }
+
     @Test
     void aFamilyOutsideTheListNamesTheSupportedOnes(@TempDir Path tmp) throws IOException {
         Path dir = Files.createDirectories(tmp.resolve("gpt"));
