@@ -88,9 +88,14 @@ public final class DecoderCheckpoint {
      * replacing an older model there as a whole ({@link ModelDirectory#replace}).
      */
     public static void save(DecoderForCausalLM model, Path dir) {
+        save(model, dir, Long.MAX_VALUE);
+    }
+
+    /** As {@link #save(DecoderForCausalLM, Path)}, in shards of at most {@code maxShardBytes} ({@link HfCheckpoint#save}). */
+    public static void save(DecoderForCausalLM model, Path dir, long maxShardBytes) {
         Map<String, INDArray> weights = new TreeMap<>();
         model.namedParameters().forEach((name, p) -> weights.put(name, p.data()));
-        save(model.config(), weights, dir);
+        save(model.config(), weights, dir, maxShardBytes);
     }
 
     /**
@@ -98,6 +103,14 @@ public final class DecoderCheckpoint {
      * parallel run) as {@link #save(DecoderForCausalLM, Path)} does, checking every name and shape first.
      */
     public static void save(DecoderConfig config, Map<String, INDArray> weights, Path dir) {
+        save(config, weights, dir, Long.MAX_VALUE);
+    }
+
+    /**
+     * As {@link #save(DecoderConfig, Map, Path)}, in shards of at most {@code maxShardBytes} with
+     * {@code model.safetensors.index.json} when the weights are larger ({@link HfCheckpoint#save}).
+     */
+    public static void save(DecoderConfig config, Map<String, INDArray> weights, Path dir, long maxShardBytes) {
         Map<String, INDArray> tensors = new TreeMap<>();
         weights.forEach((name, a) -> {
             if (!(name.equals(config.headWeight()) && config.tieWordEmbeddings())) {
@@ -121,7 +134,7 @@ public final class DecoderCheckpoint {
         DecoderConfig written = config.toBuilder().dtype("float32").build();     // what the file holds
         ModelDirectory.replace(dir, ModelDirectory.Content.MODEL, tmp -> {
             written.save(tmp);
-            HfCheckpoint.save(tmp, tensors);
+            HfCheckpoint.save(tmp, tensors, maxShardBytes);
         });
     }
 

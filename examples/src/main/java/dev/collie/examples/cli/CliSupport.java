@@ -99,6 +99,24 @@ final class CliSupport {
         return value;
     }
 
+    /**
+     * A size as transformers' {@code max_shard_size} takes it: bytes, or a number with KB, MB, GB or TB (powers of
+     * 1000, any case): {@code "50GB"} is 5·10^10. Refused naming the flag otherwise.
+     */
+    static long byteSize(String flag, String text) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("\\s*(\\d+(?:\\.\\d+)?)\\s*([KMGT]B)?\\s*",
+                java.util.regex.Pattern.CASE_INSENSITIVE).matcher(text);
+        if (!m.matches()) {
+            throw new CollieException(flag + " " + text + ": expected bytes or a size such as 500MB or 5GB");
+        }
+        int power = m.group(2) == null ? 0 : "KMGT".indexOf(Character.toUpperCase(m.group(2).charAt(0))) + 1;
+        double bytes = Double.parseDouble(m.group(1)) * Math.pow(1000, power);
+        if (bytes < 1 || bytes > Long.MAX_VALUE) {
+            throw new CollieException(flag + " " + text + ": must be at least one byte and below 2^63");
+        }
+        return (long) bytes;
+    }
+
     /** Refuses, before any work, an output file that is a directory or whose directory cannot be written. */
     static void outputFile(String flag, Path file) {
         Path abs = file.toAbsolutePath().normalize();

@@ -155,12 +155,12 @@ final class PeftOptions {
      * adapter directory ({@code adapter_config.json}, {@code adapter_model.safetensors}) for a PEFT model; with
      * {@code --merge}, LoRA merged into the weights, saved as a full Hugging Face directory.
      */
-    void save(LanguageModel trained, DecoderForCausalLM net, Path dir) {
+    void save(LanguageModel trained, DecoderForCausalLM net, Path dir, long maxShardBytes) {
         if (!(trained instanceof PeftModel m)) {
-            DecoderCheckpoint.save(net, dir);
+            DecoderCheckpoint.save(net, dir, maxShardBytes);
         } else if (existing.merge) {
             m.mergeAndUnload();
-            DecoderCheckpoint.save(net, dir);
+            DecoderCheckpoint.save(net, dir, maxShardBytes);
         } else {
             m.saveAdapter(dir);
         }

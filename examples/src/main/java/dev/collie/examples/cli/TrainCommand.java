@@ -71,6 +71,13 @@ final class TrainCommand implements Callable<Integer> {
     Integer vocab;
     @Option(names = "--save", paramLabel = "DIR", description = "where to write the trained model")
     Path save;
+    @Option(names = "--max-shard-size", paramLabel = "SIZE", defaultValue = "50GB",
+            description = "--save writes model-0000k-of-0000n.safetensors shards of at most SIZE (bytes, or KB, MB,"
+                    + " GB, TB as transformers counts them: 1GB = 10^9 bytes) with model.safetensors.index.json"
+                    + " when the model is larger (default ${DEFAULT-VALUE}, as save_pretrained)")
+    String maxShardSize;
+    /** {@link #maxShardSize} in bytes. */
+    private long shardBytes;
     @Mixin OptimizerOptions opt;
     @Mixin PeftOptions peft;
     @Mixin MatmulOption matmul;
@@ -170,6 +177,7 @@ final class TrainCommand implements Callable<Integer> {
         tp = config.tpSize();
         pp = config.ppSize();
         checkOptions();
+        shardBytes = CliSupport.byteSize("--max-shard-size", maxShardSize);
         config.validate();
         if (CollieCli.standalone) {
             StopSignals.install(signal -> { });
@@ -358,9 +366,9 @@ final class TrainCommand implements Callable<Integer> {
             if (full != null && peftModel instanceof PeftModel adapter) {
                 adapter.saveAdapter(dir, full);            // the adapter in peft's layout, full shapes
             } else if (full != null) {
-                DecoderCheckpoint.save(net.config(), full, dir);
+                DecoderCheckpoint.save(net.config(), full, dir, shardBytes);
             } else {
-                peft.save(trained, net, dir);   // a HF model directory, or an adapter directory with PEFT flags
+                peft.save(trained, net, dir, shardBytes);   // a HF model directory, or an adapter one with PEFT flags
             }
             CliSupport.copyTokenizerFiles(tok != null ? CliSupport.tokenizerDir(tok) : null, model, dir);
         });

@@ -19,6 +19,7 @@ import static dev.collie.examples.cli.CliTest.assertUserError;
 import static dev.collie.examples.cli.CliTest.maxAbsDiff;
 import static dev.collie.examples.cli.CliTest.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
@@ -83,6 +84,28 @@ class CliFamiliesTest {
         var saved = new ObjectMapper().readTree(save.resolve("config.json").toFile());
         assertEquals("modeling_internlm2.InternLM2ForCausalLM", saved.get("auto_map").get("AutoModelForCausalLM").asText());
         assertEquals("# the model's own code\n", Files.readString(save.resolve("modeling_internlm2.py")));
+    }
+
+    /** Above --max-shard-size the model is saved in shards with an index, which loads back as the same weights. */
+    @Test
+    void aModelAboveTheShardSizeIsSavedInShards(@TempDir Path tmp) throws IOException {
+        Path src = FAMILIES.resolve("chatglm");
+        Path save = tmp.resolve("out");
+        CliTest.Result r = run("train", "--model", src.toString(), "--data", src.resolve("adamw_rows.jsonl").toString(),
+                "--micro-batch", "2", "--steps", "1", "--max-shard-size", "40KB", "--save", save.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(Files.isRegularFile(save.resolve("model.safetensors.index.json")));
+        assertFalse(Files.exists(save.resolve("model.safetensors")));
+        long shards;
+        try (var files = Files.list(save)) {
+            shards = files.filter(f -> f.getFileName().toString().matches("model-\\d{5}-of-\\d{5}\\.safetensors"))
+                    .count();
+        }
+        assertTrue(shards >= 3, shards + " shards");
+        assertEquals(0, run("score", "--model", save.toString(), "--ids", "1,2,3").code());
+        assertUserError(run("train", "--model", src.toString(), "--data", src.resolve("adamw_rows.jsonl").toString(),
+                "--steps", "1", "--max-shard-size", "5 gigs", "--save", tmp.resolve("x").toString()),
+                "--max-shard-size 5 gigs", "500MB");
     }
 
     @Test

@@ -118,12 +118,12 @@ class PeftOptionsTest {
         PeftOptions p = parse("--lora-r", "2");
         DecoderForCausalLM net = tiny();
         LanguageModel m = p.apply(net, TINY);
-        p.save(m, net, tmp.resolve("adapter"));
+        p.save(m, net, tmp.resolve("adapter"), Long.MAX_VALUE);
         assertTrue(Files.isRegularFile(tmp.resolve("adapter/adapter_config.json")));
         assertTrue(Files.isRegularFile(tmp.resolve("adapter/adapter_model.safetensors")));
         PeftOptions pm = parse("--lora-r", "2", "--merge");
         DecoderForCausalLM net2 = tiny();
-        pm.save(pm.apply(net2, TINY), net2, tmp.resolve("merged"));
+        pm.save(pm.apply(net2, TINY), net2, tmp.resolve("merged"), Long.MAX_VALUE);
         assertTrue(Files.isRegularFile(tmp.resolve("merged/config.json")));
         assertEquals(tiny().namedParameters().keySet(),
                 DecoderCheckpoint.load(tmp.resolve("merged"), DataType.FLOAT).namedParameters().keySet());
