@@ -21,11 +21,11 @@ import math
 import sys
 
 import torch
-from transformers import LlamaForCausalLM
+from transformers import AutoModelForCausalLM
 
 
 def main():
-    ap = argparse.ArgumentParser(description="mean next-token loss of an HF llama directory")
+    ap = argparse.ArgumentParser(description="mean next-token loss of an HF causal-LM directory")
     ap.add_argument("dir")
     ap.add_argument("--ids", help="comma-separated token ids")
     ap.add_argument("--rows", help="jsonl file with {\"tokens\": [...]} rows")
@@ -33,7 +33,7 @@ def main():
     ap.add_argument("--attn", default="eager", help="attn_implementation (eager|sdpa)")
     args = ap.parse_args()
 
-    model, info = LlamaForCausalLM.from_pretrained(
+    model, info = AutoModelForCausalLM.from_pretrained(
         args.dir, dtype=torch.float32, attn_implementation=args.attn, output_loading_info=True)
     model.eval()
     cfg = model.config
