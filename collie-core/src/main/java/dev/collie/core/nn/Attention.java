@@ -20,7 +20,7 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  * projections a share of the heads, attention runs over that share unchanged. {@link Options} hold what differs
  * between model families: which projections carry a bias, a per-head RMSNorm of queries and keys, a sliding window.
  */
-public final class Attention extends Module implements Layer {
+public final class Attention extends Module implements Layer, TensorParallelizable {
     private static final double MASKED = -1e9;
     /** Causal masks by (t, tk, dtype): the same for every unpadded batch of a length. */
     private static final LayoutCache<INDArray> CAUSAL = new LayoutCache<>(16);
@@ -34,6 +34,9 @@ public final class Attention extends Module implements Layer {
     private final int window;
     private final Projections projections;
     private final RotaryEmbedding rope;
+    /** This attention's tensor-parallel rank and group size (0 and 1 when whole). */
+    private int tpRank;
+    private int tpSize = 1;
 
     /**
      * What differs between families' attention.
@@ -84,7 +87,8 @@ public final class Attention extends Module implements Layer {
     }
 
     /** What backward needs; {@code prefix} is the number of leading key positions that came from a {@link Prefix}. */
-    private record Saved(INDArray q, INDArray k, INDArray v, INDArray p, int prefix, int heads, int kvHeads) {
+    private record Saved(INDArray q, INDArray k, INDArray v, INDArray p, int prefix, int heads, int kvHeads,
+                         long[] shared) {
     }
 
     /**
@@ -174,6 +178,13 @@ public final class Attention extends Module implements Layer {
         INDArray q = perHead(tape, "q_norm", qkv[0], false);
         INDArray k = perHead(tape, "k_norm", qkv[1], false);
         INDArray v = qkv[2];
+        long[] shared = sharedKeyValueHeads(q, k);
+        if (shared != null) {
+            // more tensor-parallel ranks than key/value heads: every rank holds them all, and uses the ones its
+            // query heads read
+            k = k.get(all(), interval(shared[0] * headDim, shared[1] * headDim)).dup('c');
+            v = v.get(all(), interval(shared[0] * headDim, shared[1] * headDim)).dup('c');
+        }
         // this forward's heads: all of them, or a tensor-parallel rank's share
         int heads = (int) (q.size(1) / headDim);
         int kvHeads = (int) (k.size(1) / headDim);
@@ -195,6 +206,10 @@ public final class Attention extends Module implements Layer {
             vh = full[1];
         }
         int prefix = 0;
+        if (tape.attentionPrefix() != null && shared != null) {
+            throw new IllegalStateException("prefix tuning with key/value heads shared by tensor-parallel ranks"
+                    + " (more ranks than num_key_value_heads) is not supported");
+        }
         if (tape.attentionPrefix() != null) {
             INDArray[] pkv = tape.attentionPrefix().keysValues(tape, this);
             prefix = (int) pkv[0].size(2);
@@ -211,7 +226,7 @@ public final class Attention extends Module implements Layer {
         if (g > 1) {
             heads(rows, b, t, heads).assign(o.reshape('c', b, heads, t, headDim));
         }
-        tape.save(this, new Saved(qh, kh, vh, p, prefix, heads, kvHeads));
+        tape.save(this, new Saved(qh, kh, vh, p, prefix, heads, kvHeads, shared));
         return layer(projections.output()).forward(tape, rows);
     }
 
@@ -250,12 +265,45 @@ public final class Attention extends Module implements Layer {
         dq.muli(1.0 / Math.sqrt(headDim));
         dq = rope.backward(dq, rope.tables(tape, heads, dq.dataType()), heads);
         dk = rope.backward(dk, rope.tables(tape, kvHeads, dk.dataType()), kvHeads);
+        long[] shared = s.shared;
+        if (shared != null) {
+            dk = widen(dk, shared);
+            dv = widen(dv, shared);
+        }
         INDArray dx = projectQkvBackward(tape, perHead(tape, "q_norm", dq, true), perHead(tape, "k_norm", dk, true),
                 dv);
         if (dKp != null) {
             tape.attentionPrefix().backward(tape, this, dKp, dVp);
         }
         return dx;
+    }
+
+    /**
+     * With more tensor-parallel ranks than key/value heads, the projections of those are whole on every rank
+     * (tensor parallelism replicates them): the range {@code [from, to)} of key/value heads this rank's query
+     * heads read; null when the heads are split alike (or not at all).
+     */
+    private long[] sharedKeyValueHeads(INDArray q, INDArray k) {
+        long localHeads = q.size(1) / headDim;
+        if (tpSize == 1 || localHeads == heads || k.size(1) / headDim != kvHeads || kvHeads % tpSize == 0) {
+            return null;
+        }
+        long g = heads / kvHeads;
+        long first = tpRank * localHeads;
+        return new long[] {first / g, (first + localHeads - 1) / g + 1};
+    }
+
+    /** The gradient of the key/value heads {@code shared} read, widened with zeros to all of them. */
+    private INDArray widen(INDArray d, long[] shared) {
+        INDArray all = Nd4j.zeros(d.dataType(), d.size(0), (long) kvHeads * headDim);
+        all.get(all(), interval(shared[0] * headDim, shared[1] * headDim)).assign(d);
+        return all;
+    }
+
+    @Override
+    public void tensorParallelApplied(TensorParallelContext ctx) {
+        tpRank = ctx.communicator().rank();
+        tpSize = ctx.communicator().size();
     }
 
     /** Queries, keys and values as rows {@code [b·t, n·d]}: three products, or views of one fused product. */

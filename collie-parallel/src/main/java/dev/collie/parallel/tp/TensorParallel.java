@@ -114,6 +114,9 @@ public final class TensorParallel {
                     throw new CollieException(old.getClass().getSimpleName() + " split " + name + " into a "
                             + replacement.getClass().getSimpleName() + ", which is not a Layer");
                 }
+            } else if (sharedKeyValues(modules.get(parentOf(name)), lastOf(name), n)) {
+                // more ranks than key/value heads: every rank keeps them whole (Attention reads the ones it needs)
+                replacement = new ReplicatedBeforeColumnLinear((Linear) old, tp);
             } else {
                 replacement = switch (style) {
                     case COLUMN, ROW -> ctx.shardLinear((Linear) old, style);
@@ -145,8 +148,12 @@ public final class TensorParallel {
         // modules that act across the model (prefix tuning's keys and values) learn the rank's share
         Set<Module> told = Collections.newSetFromMap(new IdentityHashMap<>());
         for (Module m : model.module().namedModules().values()) {
-            if (m instanceof TensorParallelizable t && told.add(m)) {
-                t.tensorParallelApplied(ctx);
+            // a wrapped layer (an attention inside its region) is told as well
+            Object inner = m instanceof Layer l ? LayerWrapper.unwrap(l) : m;
+            for (Object o : new Object[] {m, inner}) {
+                if (o instanceof TensorParallelizable t && o instanceof Module om && told.add(om)) {
+                    t.tensorParallelApplied(ctx);
+                }
             }
         }
         return new TensorParallelModel(model, tp);
@@ -266,6 +273,17 @@ public final class TensorParallel {
             offset += per;
         }
         return Shards.contiguous(Nd4j.concat(0, parts.toArray(INDArray[]::new)));      // (a vector's concat is 'f')
+    }
+
+    /**
+     * Whether {@code parent}'s child {@code child} is a separate key or value projection that {@code n} ranks share
+     * rather than split: fewer key/value heads than ranks, every rank's query heads reading one of them
+     * ({@code n} a multiple of the key/value heads). Such a projection is kept whole on every rank.
+     */
+    private static boolean sharedKeyValues(Module parent, String child, int n) {
+        return parent instanceof Attention a && a.projections().fusedQkv() == null
+                && (child.equals("k_proj") || child.equals("v_proj"))
+                && a.kvHeads() % n != 0 && n % a.kvHeads() == 0 && a.heads() % n == 0;
     }
 
     /**
@@ -405,6 +423,14 @@ public final class TensorParallel {
             } else if (parent instanceof Attention a) {
                 long heads = features / a.headDim();
                 boolean kv = column && heads != a.heads();
+                if (kv && sharedKeyValues(a, lastOf(name), n)) {
+                    if (!(m instanceof Linear)) {
+                        throw new CollieException("tensor-parallel plan: " + name + " is a " + m.getClass()
+                                .getSimpleName() + "; with more ranks (" + n + ") than key/value heads (" + heads
+                                + ") the key/value projections are replicated, which only a plain Linear can be");
+                    }
+                    continue;
+                }
                 check(notDivisible, kv ? "num_key_value_heads" : "num_attention_heads", heads, n);
             } else if (parent instanceof SwiGluMlp mlp) {
                 boolean fused = column && mlp.sectionsOf(lastOf(name), features) != null;

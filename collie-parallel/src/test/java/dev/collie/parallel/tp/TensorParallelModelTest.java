@@ -287,13 +287,25 @@ class TensorParallelModelTest {
         comms.forEach(c -> c.close());
     }
 
+    /**
+     * More ranks than key/value heads (4 ranks, 2 heads; and multi-query, 1 head on 2 ranks): every rank keeps the
+     * key/value projections whole, reads the heads its query heads use, and sums their gradients: one rank's loss
+     * and gradients, in float64.
+     */
     @Test
-    void kvHeadsFewerThanRanksAreRejected() {
-        DecoderForCausalLM m = model(config(false, 4, 2));
-        var comms = LocalCommunicators.create(4);
+    void moreRanksThanKeyValueHeadsShareThemAndEqualOneRank() throws Exception {
+        compare(config(false, 4, 2), 4, List.of(batch(7)), false);
+        compare(config(true, 4, 1), 2, List.of(batch(8)), false);
+    }
+
+    @Test
+    void keyValueHeadsThatRanksCanNeitherSplitNorShareAreRejected() {
+        DecoderForCausalLM m = model(config(false, 4, 2).toBuilder().vocabSize(96).numAttentionHeads(6).headDim(4)
+                .intermediateSize(66).build());
+        var comms = LocalCommunicators.create(3);
         CollieException e = assertThrows(CollieException.class, () -> TensorParallel.apply(m, comms.get(0)));
-        assertEquals("cannot split DecoderForCausalLM over 4 tensor-parallel ranks: num_key_value_heads = 2 is not"
-                + " divisible by 4", e.getMessage());
+        assertEquals("cannot split DecoderForCausalLM over 3 tensor-parallel ranks: num_key_value_heads = 2 is not"
+                + " divisible by 3", e.getMessage());
         comms.forEach(c -> c.close());
     }
 
