@@ -23,19 +23,23 @@ import java.util.List;
 import java.util.OptionalInt;
 
 /**
- * A fine-tuning data set read from a JSON Lines file, with CoLLiE's three sample forms:
+ * A fine-tuning data set read from a JSON Lines file, with CoLLiE's sample forms:
  * <ul>
  *   <li>{@code {"text": "..."}}: labels equal the ids, so every token is trained on;</li>
  *   <li>{@code {"input": "...", "output": "..."}}: the ids of {@code input + output}, with the input part's labels
  *       set to {@link Sample#IGNORE_INDEX}, so only the output is trained on;</li>
+ *   <li>{@code {"messages": [{"role": "system"|"user"|"assistant"|..., "content": "..."}, ...]}}: a conversation,
+ *       rendered with the tokenizer's chat template ({@link Tokenizer#chat()}) and tokenized without adding special
+ *       tokens; only the assistant's tokens (and the end-of-turn token the template puts after each) are trained
+ *       on. Any role is passed to the template, which decides; other keys of a message are ignored;</li>
  *   <li>{@code {"tokens": [...], "labels": [...]}}: already tokenized; {@code labels} is optional (it defaults to
  *       the tokens; JSON {@code null} counts as absent) and no tokenizer is needed.</li>
  * </ul>
- * When a line has several of these keys, {@code tokens} wins over {@code input}/{@code output}, which win over
- * {@code text}; other keys are ignored. Blank lines are skipped. A file whose first character is {@code [} is read
- * as one JSON array of such objects instead. With a tokenizer that has an EOS token and {@code appendEos}, EOS is
- * appended to the text forms (unless the tokenizer already put it last). Samples longer than {@code maxLength}
- * are cut on the right.
+ * When a line has several of these keys, {@code tokens} wins over {@code messages}, which wins over
+ * {@code input}/{@code output}, which win over {@code text}; other keys are ignored. Blank lines are skipped. A file
+ * whose first character is {@code [} is read as one JSON array of such objects instead. With a tokenizer that has an
+ * EOS token and {@code appendEos}, EOS is appended to the text forms (unless the tokenizer already put it last), not
+ * to {@code messages}, whose end is the template's. Samples longer than {@code maxLength} are cut on the right.
  *
  * <p>The whole file is read, tokenized and checked when it is loaded, so a bad line is reported before training
  * starts, as a {@link CollieException} naming the file and the 1-based line. The samples are kept in flat
@@ -43,7 +47,8 @@ import java.util.OptionalInt;
  */
 public final class JsonlDataset implements Dataset {
     private static final Logger LOG = LoggerFactory.getLogger(JsonlDataset.class);
-    private static final String FORMS = "expected one of {\"text\"}, {\"input\",\"output\"} or {\"tokens\"}";
+    private static final String FORMS =
+            "expected one of {\"text\"}, {\"input\",\"output\"}, {\"messages\"} or {\"tokens\"}";
 
     private final Path source;
     private final int[] ids;
@@ -93,8 +98,8 @@ public final class JsonlDataset implements Dataset {
         LOG.info("{}: {} samples, {} tokens{}", file, ds.size(), ds.tokenCount(),
                 loader.truncated > 0 ? ", " + loader.truncated + " cut to " + maxLength + " tokens" : "");
         if (loader.noLoss > 0) {
-            LOG.warn("{}: {} samples have no trained label (e.g. the input part fills max_length)", file,
-                    loader.noLoss);
+            LOG.warn("{}: {} samples have no trained label (e.g. the input part fills max_length, or a conversation"
+                    + " has no assistant turn)", file, loader.noLoss);
         }
         return ds;
     }
@@ -274,6 +279,11 @@ public final class JsonlDataset implements Dataset {
                                 + sampleIds.length + "; they must be the same length");
                     }
                 }
+            } else if (node.has("messages")) {
+                List<ChatMessage> messages = messages(node.get("messages"), line);
+                ChatEncoding chat = encodeChat(messages, line);
+                sampleIds = checkTokenizerIds(chat.ids(), line);
+                labels = chat.labels();
             } else if (node.has("input") && node.has("output")) {
                 String input = string(node, "input", line);
                 String output = string(node, "output", line);
@@ -339,6 +349,46 @@ public final class JsonlDataset implements Dataset {
             }
             ids.addAll(sampleIds);
             offsets.add(ids.size());
+        }
+
+        /** The {@code "messages"} array as messages; each must be an object with a string role and content. */
+        private List<ChatMessage> messages(JsonNode v, int line) {
+            if (!v.isArray() || v.isEmpty()) {
+                throw error(line, "\"messages\" must be a non-empty array of {\"role\", \"content\"} objects, got "
+                        + describe(v));
+            }
+            List<ChatMessage> out = new ArrayList<>(v.size());
+            for (int j = 0; j < v.size(); j++) {
+                JsonNode m = v.get(j);
+                if (!m.isObject()) {
+                    throw error(line, "\"messages\"[" + j + "] must be an object {\"role\", \"content\"}, got "
+                            + describe(m));
+                }
+                String[] fields = new String[2];
+                String[] keys = {"role", "content"};
+                for (int k = 0; k < 2; k++) {
+                    JsonNode f = m.get(keys[k]);
+                    if (f == null || !f.isTextual()) {
+                        throw error(line, "\"messages\"[" + j + "]." + keys[k] + " must be a string, got "
+                                + describe(f));
+                    }
+                    fields[k] = f.textValue();
+                }
+                out.add(new ChatMessage(fields[0], fields[1]));
+            }
+            return out;
+        }
+
+        private ChatEncoding encodeChat(List<ChatMessage> messages, int line) {
+            Tokenizer tok = requireTokenizer(line, "{\"messages\"}");
+            ChatFormat chat = tok.chat().orElseThrow(() -> error(line, "a {\"messages\"} sample needs a chat"
+                    + " template, and the tokenizer " + tok + " has none: add \"chat_template\" to the"
+                    + " tokenizer_config.json next to its tokenizer.json"));
+            try {
+                return chat.encode(messages, false);
+            } catch (CollieException e) {
+                throw new CollieException(file + ":" + line + ": " + e.getMessage(), e);
+            }
         }
 
         private int[] withEos(Tokenizer tok, int[] encoded) {

@@ -1,5 +1,6 @@
 package dev.collie.core.data;
 
+import java.util.Optional;
 import java.util.OptionalInt;
 
 /** Text to token ids and back. Implementations: the Hugging Face tokenizer.json loader in collie-models. */
@@ -18,4 +19,9 @@ public interface Tokenizer {
 
     /** The padding id; falls back to EOS, then 0, as most LLaMA tokenizers have no pad token. */
     int padId();
+
+    /** The chat template that renders and tokenizes conversations; empty when the tokenizer has none. */
+    default Optional<ChatFormat> chat() {
+        return Optional.empty();
+    }
 }

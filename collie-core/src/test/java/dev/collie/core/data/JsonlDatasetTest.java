@@ -9,6 +9,8 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Optional;
 import java.util.stream.IntStream;
 
 import static dev.collie.core.data.CharTokenizer.BOS;
@@ -195,8 +197,8 @@ class JsonlDatasetTest {
     void lineWithoutAKnownFormListsItsKeys() throws IOException {
         Path file = write("{\"text\": \"a\"}", "{\"foo\": 1, \"bar\": 2}");
         CollieException e = loadFails(file, new CharTokenizer(), 0, 0);
-        assertEquals(file + ":2: expected one of {\"text\"}, {\"input\",\"output\"} or {\"tokens\"}, got keys [foo, bar]",
-                e.getMessage());
+        assertEquals(file + ":2: expected one of {\"text\"}, {\"input\",\"output\"}, {\"messages\"} or {\"tokens\"},"
+                + " got keys [foo, bar]", e.getMessage());
     }
 
     @Test
@@ -314,6 +316,134 @@ class JsonlDatasetTest {
         assertEquals(2, ds.get(1).labelCount()); // "2" and EOS
         assertEquals(new Sample(of(7, 8, 9), of(IGNORE_INDEX, 8, 9)), ds.get(2));
         assertEquals(file, ds.source());
+    }
+
+    /**
+     * A chat format for tests: each message as {@code [role]content|}, the assistant's {@code content|} marked, or
+     * a failure for a message whose content is "boom".
+     */
+    private static final class ChatCharTokenizer extends CharTokenizer {
+        final ChatFormat format = new ChatFormat() {
+            @Override
+            public String render(List<ChatMessage> messages, boolean addGenerationPrompt) {
+                StringBuilder sb = new StringBuilder();
+                for (ChatMessage m : messages) {
+                    if (m.content().equals("boom")) {
+                        throw new CollieException("chat template test raised an exception: boom");
+                    }
+                    sb.append('[').append(m.role()).append(']').append(m.content()).append('|');
+                }
+                return sb.append(addGenerationPrompt ? "[assistant]" : "").toString();
+            }
+
+            @Override
+            public ChatEncoding encode(List<ChatMessage> messages, boolean addGenerationPrompt) {
+                String text = render(messages, addGenerationPrompt);
+                boolean[] mask = new boolean[text.length()];
+                int at = 0;
+                for (ChatMessage m : messages) {
+                    at += m.role().length() + 2;
+                    if (m.role().equals("assistant")) {
+                        Arrays.fill(mask, at, at + m.content().length() + 1, true);
+                    }
+                    at += m.content().length() + 1;
+                }
+                return new ChatEncoding(ChatCharTokenizer.this.encode(text, false), mask);
+            }
+        };
+
+        @Override
+        public Optional<ChatFormat> chat() {
+            return Optional.of(format);
+        }
+
+        @Override
+        public String toString() {
+            return "ChatCharTokenizer";
+        }
+    }
+
+    private static String messages(String... roleContent) {
+        StringBuilder sb = new StringBuilder("{\"messages\": [");
+        for (int i = 0; i < roleContent.length; i += 2) {
+            sb.append(i > 0 ? ", " : "").append("{\"role\": \"").append(roleContent[i]).append("\", \"content\": \"")
+                    .append(roleContent[i + 1]).append("\"}");
+        }
+        return sb.append("]}").toString();
+    }
+
+    @Test
+    void messagesFormTrainsOnTheAssistantTurnsOnlyAndAppendsNoEos() throws IOException {
+        JsonlDataset ds = JsonlDataset.load(write(messages("system", "s", "user", "hi", "assistant", "yo",
+                "user", "ok", "assistant", "no")), new ChatCharTokenizer(), 0, 0);
+        String text = "[system]s|[user]hi|[assistant]yo|[user]ok|[assistant]no|";
+        assertArrayEquals(CharTokenizer.ids(text), ds.get(0).inputIds(), "no BOS, no EOS: the template's text");
+        int[] labels = ds.get(0).labels();
+        StringBuilder trained = new StringBuilder();
+        for (int i = 0; i < labels.length; i++) {
+            if (labels[i] != IGNORE_INDEX) {
+                assertEquals(ds.get(0).inputIds()[i], labels[i]);
+                trained.append(text.charAt(i));
+            }
+        }
+        assertEquals("yo|no|", trained.toString());
+    }
+
+    @Test
+    void messagesGoToTheTemplateWhateverTheirRoleAndAreCutToMaxLength() throws IOException {
+        JsonlDataset ds = JsonlDataset.load(write(messages("narrator", "x", "assistant", "abc")),
+                new ChatCharTokenizer(), 16, 0);
+        assertArrayEquals(CharTokenizer.ids("[narrator]x|[ass"), ds.get(0).inputIds());
+        assertEquals(0, ds.get(0).labelCount());
+        JsonlDataset whole = JsonlDataset.load(write(messages("narrator", "x", "assistant", "abc")),
+                new ChatCharTokenizer(), 0, 0);
+        assertEquals(4, whole.get(0).labelCount());
+    }
+
+    @Test
+    void tokensWinOverMessagesWhichWinOverInputOutput() throws IOException {
+        JsonlDataset ds = JsonlDataset.load(write(
+                "{\"tokens\": [4, 5], \"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}",
+                "{\"input\": \"q\", \"output\": \"a\", \"messages\": [{\"role\": \"user\", \"content\": \"a\"}]}"),
+                new ChatCharTokenizer(), 0, 0);
+        assertArrayEquals(of(4, 5), ds.get(0).inputIds());
+        assertArrayEquals(CharTokenizer.ids("[user]a|"), ds.get(1).inputIds());
+    }
+
+    @Test
+    void messagesWithoutATokenizerOrItsChatTemplateAreRejected() throws IOException {
+        Path file = write("{\"tokens\": [1]}", messages("user", "hi"));
+        CollieException none = loadFails(file, null, 0, 0);
+        assertTrue(none.getMessage().startsWith(file + ":2: a {\"messages\"} sample needs a tokenizer"),
+                none.getMessage());
+        CollieException noTemplate = loadFails(file, new CharTokenizer(), 0, 0);
+        assertTrue(noTemplate.getMessage().startsWith(file + ":2: a {\"messages\"} sample needs a chat template"),
+                noTemplate.getMessage());
+        assertTrue(noTemplate.getMessage().contains("add \"chat_template\" to the tokenizer_config.json"),
+                noTemplate.getMessage());
+    }
+
+    @Test
+    void badMessagesNameTheLineAndTheField() throws IOException {
+        String[][] cases = {
+            {"{\"messages\": \"hi\"}", "\"messages\" must be a non-empty array of {\"role\", \"content\"} objects,"
+                + " got a string \"hi\""},
+            {"{\"messages\": []}", "\"messages\" must be a non-empty array"},
+            {"{\"messages\": [3]}", "\"messages\"[0] must be an object {\"role\", \"content\"}, got the number 3"},
+            {"{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": 3, \"content\": \"b\"}]}",
+                "\"messages\"[1].role must be a string, got the number 3"},
+            {"{\"messages\": [{\"role\": \"user\"}]}", "\"messages\"[0].content must be a string, got nothing"},
+            {"{\"messages\": [{\"role\": \"user\", \"content\": null}]}",
+                "\"messages\"[0].content must be a string, got null"},
+            {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\"}]}]}",
+                "\"messages\"[0].content must be a string, got an array"},
+            {messages("user", "boom"), "chat template test raised an exception: boom"},
+        };
+        for (String[] c : cases) {
+            Path file = write(messages("user", "fine"), c[0]);
+            CollieException e = loadFails(file, new ChatCharTokenizer(), 0, 0);
+            assertTrue(e.getMessage().startsWith(file + ":2: " + c[1]), e.getMessage());
+        }
     }
 
     @Test

@@ -1,11 +1,14 @@
 package dev.collie.models.tokenizer;
 
+import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
+import ai.djl.huggingface.tokenizers.jni.CharSpan;
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.CollieException;
+import dev.collie.core.data.ChatFormat;
 import dev.collie.core.data.Tokenizer;
 import dev.collie.core.io.InputFiles;
 import dev.collie.core.tensor.NativeStartupMessages;
@@ -20,6 +23,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Iterator;
 import java.util.Map;
+import java.util.Optional;
 import java.util.OptionalInt;
 
 /**
@@ -30,7 +34,8 @@ import java.util.OptionalInt;
  * <p>BOS/EOS/PAD come from, in order of precedence, {@code tokenizer_config.json}, {@code special_tokens_map.json}
  * (token strings, looked up in the vocabulary) and {@code config.json} ({@code bos_token_id}, ...) next to
  * {@code tokenizer.json}. Whether {@code encode(text, true)} adds BOS/EOS is up to the tokenizer's post-processor.
- * Thread-safe; close it to free the native tokenizer.
+ * The directory's chat template, if any, is {@link #chatTemplate()}. Thread-safe; close it to free the native
+ * tokenizer.
  */
 public final class HfTokenizer implements Tokenizer, AutoCloseable {
 
@@ -44,6 +49,8 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
     private final Integer bos;
     private final Integer eos;
     private final Integer pad;
+    /** The chat template, read on first use: null until then, then the loaded one or empty. */
+    private volatile Optional<ChatTemplate> chatTemplate;
 
     private HfTokenizer(Path file, HuggingFaceTokenizer tokenizer, Map<String, Integer> vocab, int vocabSize,
                         Integer bos, Integer eos, Integer pad) {
@@ -219,6 +226,63 @@ public final class HfTokenizer implements Tokenizer, AutoCloseable {
             out[i] = Math.toIntExact(ids[i]);
         }
         return out;
+    }
+
+    /** Token ids of {@code text} without special tokens added, with each token's span of the text. */
+    Offsets encodeWithOffsets(String text) {
+        Encoding e = tokenizer.encode(text, false, false);
+        long[] ids = e.getIds();
+        CharSpan[] spans = e.getCharTokenSpans();
+        int[] out = new int[ids.length];
+        int[] starts = new int[ids.length];
+        int[] ends = new int[ids.length];
+        for (int i = 0; i < ids.length; i++) {
+            out[i] = Math.toIntExact(ids[i]);
+            starts[i] = spans[i] == null ? -1 : spans[i].getStart();
+            ends[i] = spans[i] == null ? -1 : spans[i].getEnd();
+        }
+        return new Offsets(out, starts, ends);
+    }
+
+    /**
+     * Ids with the text each token came from, {@code [starts[i], ends[i])} in code points (as the Rust library
+     * counts; -1 for a token of no text).
+     */
+    record Offsets(int[] ids, int[] starts, int[] ends) {
+        /** The first token whose span holds code point {@code c} (the Rust library's char_to_token), or -1. */
+        int tokenAt(int c) {
+            for (int i = 0; i < ids.length; i++) {
+                if (starts[i] <= c && c < ends[i]) {
+                    return i;
+                }
+            }
+            return -1;
+        }
+    }
+
+    /**
+     * The chat template of this tokenizer's directory ({@code chat_template.jinja}, or {@code "chat_template"} in
+     * tokenizer_config.json), read on first use; empty when there is none.
+     *
+     * @throws dev.collie.core.CollieException if the files that hold it are malformed
+     */
+    public Optional<ChatTemplate> chatTemplate() {
+        Optional<ChatTemplate> t = chatTemplate;
+        if (t == null) {
+            synchronized (this) {
+                t = chatTemplate;
+                if (t == null) {
+                    t = ChatTemplate.load(this);
+                    chatTemplate = t;
+                }
+            }
+        }
+        return t;
+    }
+
+    @Override
+    public Optional<ChatFormat> chat() {
+        return chatTemplate().map(t -> t);
     }
 
     /**

@@ -22,7 +22,8 @@ import java.util.stream.Stream;
 final class CliSupport {
     /** Files of a Hugging Face tokenizer directory that are copied next to a saved model. */
     static final List<String> TOKENIZER_FILES = List.of("tokenizer.json", "tokenizer_config.json",
-            "special_tokens_map.json", "tokenizer.model", "added_tokens.json", "vocab.json", "merges.txt");
+            "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "added_tokens.json", "vocab.json",
+            "merges.txt");
 
     private CliSupport() {
     }
