@@ -79,6 +79,44 @@ class LayerGradientTest {
     }
 
     @Test
+    void layerNormBackwardMatchesFiniteDifferences() {
+        LayerNorm n = new LayerNorm(6, 1e-5, D);
+        perturb(n);
+        assertEquals(java.util.Set.of("weight", "bias"), n.namedParameters().keySet());
+        GradCheck.check(n, n.namedParameters(), Nd4j.randn(D, 5, 6).addi(0.7), tapes(1, 5), 16);
+    }
+
+    @Test
+    void layerNormNormalisesEachRowToItsWeightAndBias() {
+        LayerNorm n = new LayerNorm(4, 0, D);
+        n.weight().data().assign(Nd4j.createFromArray(1.0, 2.0, 1.0, 1.0));
+        n.bias().data().assign(Nd4j.createFromArray(0.0, 0.0, 0.5, 0.0));
+        INDArray y = n.forward(Tape.forInference(1, 1), Nd4j.createFromArray(new double[][] {{1, 2, 3, 6}}));
+        // mean 3, biased variance 3.5
+        double s = Math.sqrt(3.5);
+        assertEquals(Nd4j.createFromArray(new double[][] {{-2 / s, -2 / s, 0.5, 3 / s}}), y);
+    }
+
+    @Test
+    void geluMlpBackwardMatchesFiniteDifferences() {
+        GeluMlp m = new GeluMlp(GeluMlp.Names.CODEGEN, 6, 10, true, D, 0.6);
+        perturb(m);
+        assertEquals(java.util.Set.of("fc_in.weight", "fc_in.bias", "fc_out.weight", "fc_out.bias"),
+                m.namedParameters().keySet());
+        GradCheck.check(m, m.namedParameters(), Nd4j.randn(D, 4, 6).muli(1.5), tapes(1, 4), 17);
+    }
+
+    @Test
+    void geluIsTheTanhApproximationOfGeluNew() {
+        INDArray y = dev.collie.core.tensor.Kernels.get().geluTanh(Nd4j.createFromArray(-3.0, -1.0, 0.5, 2.0));
+        // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); the exact (erf) GELU of -1 is -0.158655
+        double[] want = {-0.0036373920817729943, -0.15880800939172324, 0.34571400982514394, 1.954597694087775};
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], y.getDouble(i), 1e-15);
+        }
+    }
+
+    @Test
     void groupedQueryAttentionBackwardMatchesFiniteDifferences() {
         RotaryEmbedding rope = new RotaryEmbedding(new double[] {1.0, 0.1});
         Attention a = new Attention(8, 4, 2, 4, false, rope, D, 0.4);
