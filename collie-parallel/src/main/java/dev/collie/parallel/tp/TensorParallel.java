@@ -398,10 +398,13 @@ public final class TensorParallel {
             boolean column = style == ParallelStyle.COLUMN;
             long features = column ? shape[0] : shape[1];
             if (parent instanceof Attention a && lastOf(name).equals(a.projections().fusedQkv())) {
-                // a fused q/k/v projection keeps whole key/value groups: contiguous blocks when grouped, the
-                // rank's block of the queries, keys and values when sectioned
+                // a fused q/k/v projection keeps whole groups when it has several (contiguous blocks), and the
+                // rank's block of the queries, keys and values of a single one
                 check(notDivisible, "num_attention_heads", a.heads(), n);
                 check(notDivisible, "num_key_value_heads", a.kvHeads(), n);
+                if (a.fusedGroups() > 1 && a.fusedGroups() != a.kvHeads()) {
+                    check(notDivisible, "the groups of " + lastOf(name), a.fusedGroups(), n);
+                }
             } else if (parent instanceof Attention a) {
                 long heads = features / a.headDim();
                 boolean kv = column && heads != a.heads();
