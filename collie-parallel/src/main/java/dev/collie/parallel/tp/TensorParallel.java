@@ -8,6 +8,7 @@ import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.Attention;
 import dev.collie.core.nn.RMSNorm;
 import dev.collie.core.nn.Embedding;
+import dev.collie.core.nn.GeluMlp;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.LayerWrapper;
 import dev.collie.core.nn.Linear;
@@ -412,6 +413,8 @@ public final class TensorParallel {
             } else if (parent instanceof SwiGluMlp mlp) {
                 boolean fused = column && mlp.sectionsOf(lastOf(name), features) != null;
                 check(notDivisible, "intermediate_size", fused ? features / 2 : features, n);
+            } else if (parent instanceof GeluMlp) {
+                check(notDivisible, "intermediate_size", features, n);
             } else {
                 check(notDivisible, (column ? "out_features of " : "in_features of ") + name, features, n);
             }
