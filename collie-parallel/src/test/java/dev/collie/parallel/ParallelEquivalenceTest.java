@@ -179,13 +179,13 @@ class ParallelEquivalenceTest {
     }
 
     /**
-     * The other families with fused, sectioned and biased projections, per-head norms and sliding windows:
-     * InternLM2, ChatGLM and Qwen2 (tied) under every layout with AdamW in float64 and fp32, Qwen3 and Mistral in
-     * float64.
+     * The other families with fused, sectioned and biased projections, per-head norms, sliding windows and
+     * CodeGen's parallel block: InternLM2, ChatGLM, Qwen2 (tied) and MOSS-moon-003 (CodeGen) under every layout with
+     * AdamW in float64 and fp32, Qwen3 and Mistral in float64.
      */
     static Stream<Arguments> familyLayouts() {
         List<Arguments> out = new ArrayList<>();
-        for (String family : List.of("internlm2", "chatglm", "qwen2", "qwen3", "mistral")) {
+        for (String family : List.of("internlm2", "chatglm", "qwen2", "qwen3", "mistral", "moss-moon")) {
             boolean both = !family.equals("qwen3") && !family.equals("mistral");      // else float64 only
             layouts().map(Arguments::get)
                     .filter(a -> a[6].equals("adamw") && (boolean) a[4] == ((int) a[3] % 2 == 0))

@@ -78,12 +78,34 @@ public final class Attention extends Module implements Layer, TensorParallelizab
         }
     }
 
-    /** The order of the heads in a fused q/k/v projection's output. */
-    public enum QkvLayout {
+    /**
+     * The order of the heads in a fused q/k/v projection's output: {@code groups} blocks one after another, each
+     * holding its share of the heads, {@code heads/groups} queries and {@code kvHeads/groups} keys and values, as
+     * three sections in {@code order}; {@code groups} 0 means one group per key/value head. A tensor-parallel split
+     * keeps whole groups when there are several, and cuts each section of a single group into the ranks' blocks
+     * ({@link Attention#sectionsOf}).
+     */
+    public record QkvLayout(int groups, List<Part> order) {
         /** For each key/value head: its query heads, then its key head, then its value head (InternLM2's wqkv). */
-        GROUPED,
+        public static final QkvLayout GROUPED = new QkvLayout(0, List.of(Part.QUERY, Part.KEY, Part.VALUE));
         /** Every query head, then every key head, then every value head (ChatGLM's query_key_value). */
-        SECTIONED
+        public static final QkvLayout SECTIONED = new QkvLayout(1, List.of(Part.QUERY, Part.KEY, Part.VALUE));
+
+        /** The three kinds of heads. */
+        public enum Part { QUERY, KEY, VALUE }
+
+        public QkvLayout {
+            order = List.copyOf(order);
+            if (groups < 0 || order.size() != 3 || !order.containsAll(List.of(Part.values()))) {
+                throw new IllegalArgumentException("a fused q/k/v layout has a non-negative number of groups and"
+                        + " each of query, key and value once in its order, not " + groups + " " + order);
+            }
+        }
+
+        /** The number of groups of a projection over {@code kvHeads} key/value heads. */
+        public int groupsFor(int kvHeads) {
+            return groups == 0 ? kvHeads : groups;
+        }
     }
 
     /** What backward needs; {@code prefix} is the number of leading key positions that came from a {@link Prefix}. */
@@ -117,6 +139,11 @@ public final class Attention extends Module implements Layer, TensorParallelizab
                      DataType dtype, double initStd) {
         if (heads % kvHeads != 0) {
             throw new IllegalArgumentException("heads " + heads + " not divisible by kv heads " + kvHeads);
+        }
+        QkvLayout layout = options.projections().layout();
+        if (layout != null && (heads % layout.groupsFor(kvHeads) != 0 || kvHeads % layout.groupsFor(kvHeads) != 0)) {
+            throw new IllegalArgumentException("a fused q/k/v projection in " + layout.groupsFor(kvHeads)
+                    + " groups needs heads (" + heads + ") and kv heads (" + kvHeads + ") divisible by them");
         }
         this.heads = heads;
         this.kvHeads = kvHeads;
@@ -154,15 +181,21 @@ public final class Attention extends Module implements Layer, TensorParallelizab
     }
 
     /**
-     * The output sections a column split must cut one by one: a fused projection's queries, keys and values when
-     * they are {@link QkvLayout#SECTIONED} (else none: whole key/value groups are contiguous).
+     * The output sections a column split must cut one by one: a fused projection's queries, keys and values in its
+     * order when it is one group (else none: whole groups are contiguous).
      */
     public long[] sectionsOf(String child, long outFeatures) {
-        if (!child.equals(projections.fusedQkv()) || projections.layout() != QkvLayout.SECTIONED) {
+        if (!child.equals(projections.fusedQkv()) || projections.layout().groupsFor(kvHeads) != 1) {
             return null;
         }
         long kv = outFeatures / ((long) (heads / kvHeads + 2) * headDim) * headDim;
-        return new long[] {outFeatures - 2 * kv, kv, kv};
+        return projections.layout().order().stream()
+                .mapToLong(part -> part == QkvLayout.Part.QUERY ? outFeatures - 2 * kv : kv).toArray();
+    }
+
+    /** The groups of the fused q/k/v projection ({@link QkvLayout#groupsFor}), or 0 without one. */
+    public int fusedGroups() {
+        return projections.layout() == null ? 0 : projections.layout().groupsFor(kvHeads);
     }
 
     /** The projections and their names (a fused q/k/v projection and its layout, or three). */
@@ -335,23 +368,25 @@ public final class Attention extends Module implements Layer, TensorParallelizab
     }
 
     /**
-     * Views of a fused projection's rows {@code y} holding the queries, keys and values, in head order. The heads
-     * are read off the width (a tensor-parallel rank holds whole key/value groups): {@code kv·(g + 2)} heads.
+     * Views {@code [rows, groups, n·d]} of a fused projection's rows {@code y} holding the queries, keys and values,
+     * each in head order once flattened. The heads are read off the width: a tensor-parallel rank holds whole groups
+     * when there are several ({@link QkvLayout}), or its block of each section of a single one.
      */
     private INDArray[] fusedParts(INDArray y) {
         int g = heads / kvHeads;
-        long n = y.size(1) / headDim;
-        long kv = n / (g + 2);
-        long rows = y.size(0);
-        if (projections.layout() == QkvLayout.GROUPED) {
-            INDArray y4 = y.reshape('c', rows, kv, g + 2, headDim);
-            return new INDArray[] {y4.get(all(), all(), interval(0, g), all()),
-                    y4.get(all(), all(), interval(g, g + 1), all()), y4.get(all(), all(), interval(g + 1, g + 2), all())};
+        long kv = y.size(1) / headDim / (g + 2);      // this forward's key/value heads
+        int total = projections.layout().groupsFor(kvHeads);
+        long groups = total == 1 ? 1 : total * kv / kvHeads;
+        long kvLen = kv / groups * headDim;
+        INDArray y3 = y.reshape('c', y.size(0), groups, y.size(1) / groups);
+        INDArray[] parts = new INDArray[3];
+        long offset = 0;
+        for (QkvLayout.Part part : projections.layout().order()) {
+            long len = part == QkvLayout.Part.QUERY ? g * kvLen : kvLen;
+            parts[part.ordinal()] = y3.get(all(), all(), interval(offset, offset + len));
+            offset += len;
         }
-        long q = kv * g * headDim;
-        long k = kv * headDim;
-        return new INDArray[] {y.get(all(), interval(0, q)), y.get(all(), interval(q, q + k)),
-                y.get(all(), interval(q + k, q + 2 * k))};
+        return parts;
     }
 
     /**

@@ -13,7 +13,7 @@ import java.util.concurrent.ConcurrentHashMap;
  * {@link Kernels} with oneDNN 3.3 ({@link Dnnl}) where it is faster than ND4J on fp32 arrays in dense C order:
  * every product under {@link MatmulPrecision#BF16}, fp32 batched products, rotary, the optimizers' scaled subtract,
  * softmax and its backward, SiLU·b and its backward, the cross-entropy. Everything else (float64, views with gaps,
- * rank-2 fp32 products, RMSNorm, gathers) goes to {@link Nd4jKernels}. Chosen by {@link Kernels#get()} when oneDNN
+ * rank-2 fp32 products, RMSNorm, LayerNorm, GELU, gathers) goes to {@link Nd4jKernels}. Chosen by {@link Kernels#get()} when oneDNN
  * 3.3 loads and is not switched off.
  */
 final class DnnlKernels implements Kernels {
@@ -124,6 +124,27 @@ final class DnnlKernels implements Kernels {
     @Override
     public INDArray[] rmsNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight, boolean needWeightGrad) {
         return ND4J.rmsNormBackward(dy, xhat, rstd, weight, needWeightGrad);
+    }
+
+    @Override
+    public INDArray[] layerNorm(INDArray x, INDArray weight, INDArray bias, double eps) {
+        return ND4J.layerNorm(x, weight, bias, eps);
+    }
+
+    @Override
+    public INDArray[] layerNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight,
+                                        boolean needParamGrads) {
+        return ND4J.layerNormBackward(dy, xhat, rstd, weight, needParamGrads);
+    }
+
+    @Override
+    public INDArray geluTanh(INDArray x) {
+        return ND4J.geluTanh(x);
+    }
+
+    @Override
+    public INDArray geluTanhBackward(INDArray dy, INDArray x) {
+        return ND4J.geluTanhBackward(dy, x);
     }
 
     @Override

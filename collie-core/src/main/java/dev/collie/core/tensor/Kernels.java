@@ -54,6 +54,27 @@ public interface Kernels {
     /** RMSNorm backward: returns {@code {dx, dweight}}; {@code dweight} is null when {@code needWeightGrad} is false. */
     INDArray[] rmsNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight, boolean needWeightGrad);
 
+    /**
+     * LayerNorm of rows: returns {@code {y, xhat, rstd}} with {@code y = xhat * weight + bias},
+     * {@code xhat = (x − mean) * rstd}, {@code rstd = 1 / sqrt(var + eps)} (the biased variance, as PyTorch's).
+     */
+    INDArray[] layerNorm(INDArray x, INDArray weight, INDArray bias, double eps);
+
+    /**
+     * LayerNorm backward: returns {@code {dx, dweight, dbias}}; {@code dweight} and {@code dbias} are null when
+     * {@code needParamGrads} is false.
+     */
+    INDArray[] layerNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight, boolean needParamGrads);
+
+    /**
+     * GELU in its tanh approximation (transformers' {@code gelu_new}, PyTorch's {@code approximate="tanh"}):
+     * {@code 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))}, into a new array.
+     */
+    INDArray geluTanh(INDArray x);
+
+    /** Backward of {@link #geluTanh}: {@code dy · gelu'(x)}, into a new array. */
+    INDArray geluTanhBackward(INDArray dy, INDArray x);
+
     /** {@code silu(a) * b}. */
     INDArray siluMul(INDArray a, INDArray b);
 

@@ -22,6 +22,9 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  */
 final class Nd4jKernels implements Kernels {
     static final Nd4jKernels INSTANCE = new Nd4jKernels();
+    /** √(2/π) and the cube's coefficient inside gelu_new's tanh. */
+    private static final double GELU_SCALE = Math.sqrt(2.0 / Math.PI);
+    private static final double GELU_CUBE = 0.044715;
 
     private Nd4jKernels() {
     }
@@ -137,6 +140,55 @@ final class Nd4jKernels implements Kernels {
         INDArray c = g.mul(xhat).mean(true, last);
         INDArray dx = g.subi(xhat.mul(c)).muli(rstd);
         return new INDArray[] {dx, dw};
+    }
+
+    @Override
+    public INDArray[] layerNorm(INDArray x, INDArray weight, INDArray bias, double eps) {
+        int last = x.rank() - 1;
+        INDArray xhat = x.sub(x.mean(true, last));
+        INDArray var = xhat.mul(xhat).mean(true, last);
+        INDArray rstd = Transforms.sqrt(var.addi(eps), false).rdivi(1.0);
+        xhat.muli(rstd);
+        INDArray y = xhat.mul(weight).addi(bias);
+        return new INDArray[] {y, xhat, rstd};
+    }
+
+    @Override
+    public INDArray[] layerNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight,
+                                        boolean needParamGrads) {
+        int last = dy.rank() - 1;
+        INDArray dw = null;
+        INDArray db = null;
+        if (needParamGrads) {
+            INDArray prod = dy.mul(xhat);
+            dw = prod.reshape(-1, prod.size(last)).sum(0);
+            db = dy.reshape(-1, dy.size(last)).sum(0);
+        }
+        // dx = rstd · (g − mean(g) − xhat · mean(g · xhat)), g = dy · weight
+        INDArray g = dy.mul(weight);
+        INDArray meanG = g.mean(true, last);
+        INDArray meanGx = g.mul(xhat).mean(true, last);
+        INDArray dx = g.subi(meanG).subi(xhat.mul(meanGx)).muli(rstd);
+        return new INDArray[] {dx, dw, db};
+    }
+
+    @Override
+    public INDArray geluTanh(INDArray x) {
+        // in transformers' order: 0.5·x · (1 + tanh(√(2/π) · (x + 0.044715·x³)))
+        INDArray t = x.mul(x).muli(x).muli(GELU_CUBE).addi(x).muli(GELU_SCALE);
+        Transforms.tanh(t, false);
+        return x.mul(0.5).muli(t.addi(1.0));
+    }
+
+    @Override
+    public INDArray geluTanhBackward(INDArray dy, INDArray x) {
+        INDArray x2 = x.mul(x);
+        INDArray t = x2.mul(GELU_CUBE).addi(1.0).muli(x).muli(GELU_SCALE);
+        Transforms.tanh(t, false);
+        // gelu'(x) = 0.5·(1 + t) + 0.5·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²)
+        INDArray inner = x2.muli(3 * GELU_CUBE).addi(1.0).muli(GELU_SCALE);
+        INDArray d = t.mul(t).rsubi(1.0).muli(inner).muli(x).muli(0.5);
+        return d.addi(t.addi(1.0).muli(0.5)).muli(dy);
     }
 
     @Override

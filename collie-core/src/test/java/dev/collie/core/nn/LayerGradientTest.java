@@ -79,6 +79,90 @@ class LayerGradientTest {
     }
 
     @Test
+    void layerNormBackwardMatchesFiniteDifferences() {
+        LayerNorm n = new LayerNorm(6, 1e-5, D);
+        perturb(n);
+        assertEquals(java.util.Set.of("weight", "bias"), n.namedParameters().keySet());
+        GradCheck.check(n, n.namedParameters(), Nd4j.randn(D, 5, 6).addi(0.7), tapes(1, 5), 16);
+    }
+
+    @Test
+    void layerNormNormalisesEachRowToItsWeightAndBias() {
+        LayerNorm n = new LayerNorm(4, 0, D);
+        n.weight().data().assign(Nd4j.createFromArray(1.0, 2.0, 1.0, 1.0));
+        n.bias().data().assign(Nd4j.createFromArray(0.0, 0.0, 0.5, 0.0));
+        INDArray y = n.forward(Tape.forInference(1, 1), Nd4j.createFromArray(new double[][] {{1, 2, 3, 6}}));
+        // mean 3, biased variance 3.5
+        double s = Math.sqrt(3.5);
+        assertEquals(Nd4j.createFromArray(new double[][] {{-2 / s, -2 / s, 0.5, 3 / s}}), y);
+    }
+
+    @Test
+    void geluMlpBackwardMatchesFiniteDifferences() {
+        GeluMlp m = new GeluMlp(GeluMlp.Names.CODEGEN, 6, 10, true, D, 0.6);
+        perturb(m);
+        assertEquals(java.util.Set.of("fc_in.weight", "fc_in.bias", "fc_out.weight", "fc_out.bias"),
+                m.namedParameters().keySet());
+        GradCheck.check(m, m.namedParameters(), Nd4j.randn(D, 4, 6).muli(1.5), tapes(1, 4), 17);
+    }
+
+    @Test
+    void geluIsTheTanhApproximationOfGeluNew() {
+        INDArray y = dev.collie.core.tensor.Kernels.get().geluTanh(Nd4j.createFromArray(-3.0, -1.0, 0.5, 2.0));
+        // 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))); the exact (erf) GELU of -1 is -0.158655
+        double[] want = {-0.0036373920817729943, -0.15880800939172324, 0.34571400982514394, 1.954597694087775};
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], y.getDouble(i), 1e-15);
+        }
+    }
+
+    /** CodeGen's qkv_proj: 4 groups, each [queries | values | keys] of heads/4 heads. */
+    private static Attention.Projections codeGenProjections() {
+        return new Attention.Projections("qkv_proj", new Attention.QkvLayout(4, java.util.List.of(
+                Attention.QkvLayout.Part.QUERY, Attention.QkvLayout.Part.VALUE, Attention.QkvLayout.Part.KEY)),
+                "out_proj");
+    }
+
+    @Test
+    void fusedQkvInFourGroupsOfQueryValueKeyWithPartialRotaryMatchesFiniteDifferences() {
+        // 8 heads of 6, the first 4 dimensions of each turning in interleaved pairs; 2 heads per group
+        RotaryEmbedding rope = new RotaryEmbedding(n -> new double[] {1.0, 0.1}, 64,
+                dev.collie.core.tensor.RotaryPairs.INTERLEAVED, 6);
+        Attention a = new Attention(12, 8, 8, 6, new Attention.Options(false, false, 0, 0, codeGenProjections()),
+                rope, D, 0.4);
+        perturb(a);
+        assertEquals(java.util.Set.of("qkv_proj.weight", "out_proj.weight"), a.namedParameters().keySet());
+        GradCheck.check(a, a.namedParameters(), Nd4j.randn(D, 2 * 4, 12), tapes(2, 4), 18);
+    }
+
+    @Test
+    void fusedQkvInGroupsReadsEachHeadWhereItsLayoutPutsIt() {
+        RotaryEmbedding rope = new RotaryEmbedding(n -> new double[] {1.0, 0.1}, 64,
+                dev.collie.core.tensor.RotaryPairs.INTERLEAVED, 6);
+        Attention separate = new Attention(12, 8, 8, 6, Attention.Options.bias(false), rope, D, 0.4);
+        Attention fused = new Attention(12, 8, 8, 6, new Attention.Options(false, false, 0, 0, codeGenProjections()),
+                rope, D, 0.4);
+        // group m = [q heads 2m, 2m+1 | v heads 2m, 2m+1 | k heads 2m, 2m+1], 12 rows per part
+        INDArray[] parts = new INDArray[3];
+        String[] names = {"q_proj.weight", "v_proj.weight", "k_proj.weight"};
+        INDArray w = fused.namedParameters().get("qkv_proj.weight").data();
+        for (int m = 0; m < 4; m++) {
+            for (int p = 0; p < 3; p++) {
+                parts[p] = separate.namedParameters().get(names[p]).data()
+                        .get(org.nd4j.linalg.indexing.NDArrayIndex.interval(12 * m, 12 * m + 12),
+                                org.nd4j.linalg.indexing.NDArrayIndex.all());
+                w.get(org.nd4j.linalg.indexing.NDArrayIndex.interval(36 * m + 12 * p, 36 * m + 12 * p + 12),
+                        org.nd4j.linalg.indexing.NDArrayIndex.all()).assign(parts[p]);
+            }
+        }
+        fused.namedParameters().get("out_proj.weight").data()
+                .assign(separate.namedParameters().get("o_proj.weight").data());
+        INDArray x = Nd4j.randn(D, 2 * 4, 12);
+        INDArray want = separate.forward(Tape.forInference(2, 4), x);
+        assertEquals(0, want.sub(fused.forward(Tape.forInference(2, 4), x)).amaxNumber().doubleValue(), 1e-12);
+    }
+
+    @Test
     void groupedQueryAttentionBackwardMatchesFiniteDifferences() {
         RotaryEmbedding rope = new RotaryEmbedding(new double[] {1.0, 0.1});
         Attention a = new Attention(8, 4, 2, 4, false, rope, D, 0.4);

@@ -50,7 +50,8 @@ public final class DecoderCheckpoint {
         config.forEachParameter((name, shape) -> {
             if (!w.contains(name)) {
                 throw new CollieException(w.location() + ": tensor " + name + " is missing" + (name.equals(config.headWeight())
-                        ? " (config.json says tie_word_embeddings is false)" : name.startsWith("model.layers.")
+                        ? " (config.json says tie_word_embeddings is false)"
+                        : name.startsWith(config.family().layout().layers() + ".")
                         ? " (config.json says num_hidden_layers is " + config.numHiddenLayers() + ")" : ""));
             }
             long[] stored = w.weightInfo(name).shape();

@@ -20,13 +20,16 @@ import java.util.TreeMap;
 import java.util.function.BiConsumer;
 
 /**
- * The hyper-parameters of a decoder of one of the {@link ModelFamily families} built on the LLaMA block, as in a
- * Hugging Face {@code config.json}: immutable, and validated by its constructor (messages name the field). Read with
+ * The hyper-parameters of a decoder of one of the {@link ModelFamily families}, as in a Hugging Face
+ * {@code config.json}: immutable, and validated by its constructor (messages name the field). Read with
  * {@link #load}/{@link #fromJson} through {@link HfConfig} (the family from {@code model_type}, either rope layout:
  * {@link RopeScaling#read}), written with {@link #toJson()}/{@link #save} in the family's own keys (for LLaMA the
  * transformers 5 layout plus the 4.x rope fields). {@code numKeyValueHeads} 0 means "as many as attention heads",
- * {@code headDim} 0 "hidden_size / heads"; an empty {@code layerTypes} means every layer "full_attention".
+ * {@code headDim} 0 "hidden_size / heads", {@code rotaryDim} 0 the family's share of a head; an empty
+ * {@code layerTypes} means every layer "full_attention".
  *
+ * @param rotaryDim the dimensions of each head the rotary embedding turns (the first ones; the rest pass through)
+ * @param rmsNormEps every norm's epsilon (RMSNorm's, or LayerNorm's for the families that have it)
  * @param qkvBias bias on the query, key and value projections
  * @param outputBias bias on the attention's output projection
  * @param qkNorm RMSNorm of each query and key head before the rotary embedding (Qwen3)
@@ -37,8 +40,8 @@ import java.util.function.BiConsumer;
  */
 public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, int intermediateSize,
                             int numHiddenLayers, int numAttentionHeads, int numKeyValueHeads, int headDim,
-                            double rmsNormEps, RopeScaling rope, int maxPositionEmbeddings, boolean tieWordEmbeddings,
-                            boolean qkvBias, boolean outputBias, boolean mlpBias, boolean qkNorm, int slidingWindow,
+                            int rotaryDim, double rmsNormEps, RopeScaling rope, int maxPositionEmbeddings,
+                            boolean tieWordEmbeddings, boolean qkvBias, boolean outputBias, boolean mlpBias, boolean qkNorm, int slidingWindow,
                             List<String> layerTypes, double attentionDropout, String hiddenAct,
                             double initializerRange, OptionalInt bosTokenId, List<Integer> eosTokenIds,
                             OptionalInt padTokenId, Optional<String> dtype, Map<String, String> autoMap) {
@@ -72,6 +75,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         if (headDim % 2 != 0) {
             throw new CollieException("head_dim (" + headDim + ") must be even for rotary embeddings");
         }
+        rotaryDim = rotaryDim == 0 ? family.rotaryDim(headDim) : rotaryDim;
         if (!(rmsNormEps > 0) || Double.isInfinite(rmsNormEps)) {
             throw new CollieException("rms_norm_eps (" + rmsNormEps + ") must be positive");
         }
@@ -82,8 +86,8 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
                 (long) numAttentionHeads * headDim, hiddenSize);
         arraySize("model.layers.*.mlp.gate_proj.weight", "intermediate_size × hidden_size", intermediateSize,
                 hiddenSize);
-        if (count(vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads,
-                headDim, tieWordEmbeddings, qkvBias, outputBias, mlpBias, qkNorm) == Long.MAX_VALUE) {
+        if (count(family.layout(), vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, tieWordEmbeddings, qkvBias, outputBias, mlpBias, qkNorm) == Long.MAX_VALUE) {
             throw new CollieException("num_hidden_layers (" + numHiddenLayers + ") × the parameters of one layer"
                     + " is more parameters than a 64-bit count holds");
         }
@@ -93,9 +97,9 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         if (!(initializerRange >= 0) || Double.isInfinite(initializerRange)) {
             throw new CollieException("initializer_range (" + initializerRange + ") must be non-negative");
         }
-        if (hiddenAct == null || !(hiddenAct.equals("silu") || hiddenAct.equals("swish"))) {
+        if (hiddenAct == null || !family.activations().contains(hiddenAct)) {
             throw new CollieException("hidden_act \"" + hiddenAct + "\" is not supported: " + family.modelType()
-                    + " uses \"silu\"");
+                    + " uses \"" + family.activations().get(0) + "\"");
         }
         tokenId("bos_token_id", bosTokenId, vocabSize);
         eosTokenIds = List.copyOf(eosTokenIds);
@@ -127,7 +131,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
             }
         }
         family.validate(qkvBias, outputBias, mlpBias, qkNorm, layerTypes, numAttentionHeads, numKeyValueHeads,
-                headDim, headDim * numAttentionHeads == hiddenSize, rope);
+                headDim, rotaryDim, headDim * numAttentionHeads == hiddenSize, rope, tieWordEmbeddings);
     }
 
     /** Keys a query of layer {@code layer} sees, itself included: {@link #slidingWindow} on a sliding layer, else 0 (all). */
@@ -157,8 +161,8 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
      * alone: what {@code new DecoderForCausalLM(config, dtype).parameterCount()} would report, without building it.
      */
     public long parameterCount() {
-        return count(vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads,
-                headDim, tieWordEmbeddings, qkvBias, outputBias, mlpBias, qkNorm);
+        return count(family.layout(), vocabSize, hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads,
+                numKeyValueHeads, headDim, tieWordEmbeddings, qkvBias, outputBias, mlpBias, qkNorm);
     }
 
     /**
@@ -174,16 +178,29 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         return Memory.times(Memory.times(rows, seqLen), 4L * vocabSize);
     }
 
-    /** Parameters of the given sizes ({@link #forEachParameter} in arithmetic); {@link Long#MAX_VALUE} on overflow. */
-    private static long count(long vocab, long h, long inter, long layers, long heads, long kvHeads, long headDim,
-                              boolean tie, boolean qkvBias, boolean outputBias, boolean mlpBias, boolean qkNorm) {
-        long q = heads * headDim;
-        long kv = kvHeads * headDim;
-        long perLayer = 2 * q * h + 2 * kv * h + 3 * inter * h + 2 * h       // each term < 2^31 (checked above)
-                + (qkvBias ? q + 2 * kv : 0) + (outputBias ? h : 0) + (mlpBias ? 2 * inter + h : 0)
-                + (qkNorm ? 2 * headDim : 0);
-        long embeddings = (tie ? 1 : 2) * vocab * h;
-        return Memory.plus(Memory.plus(embeddings, h), Memory.times(layers, perLayer));
+    /**
+     * Parameters of the given sizes: the ends' and {@code layers} times one block's ({@link #forEachParameter}'s,
+     * counted without visiting every block); {@link Long#MAX_VALUE} on overflow.
+     */
+    private static long count(FamilyLayout names, long vocab, long h, long inner, long layers, long heads,
+                              long kvHeads, long headDim, boolean tie, boolean qkvBias, boolean outputBias,
+                              boolean mlpBias, boolean qkNorm) {
+        long[] ends = {0};
+        long[] block = {0};
+        // each weight has fewer than 2^31 elements (checked above): only the product by the layers may overflow
+        embedding(names, vocab, h, (n, shape) -> ends[0] += elements(shape));
+        top(names, vocab, h, tie, (n, shape) -> ends[0] += elements(shape));
+        block(names, 0, h, heads * headDim, kvHeads * headDim, inner, headDim, qkvBias, outputBias, mlpBias, qkNorm,
+                (n, shape) -> block[0] += elements(shape));
+        return Memory.plus(ends[0], Memory.times(layers, block[0]));
+    }
+
+    private static long elements(long[] shape) {
+        long n = 1;
+        for (long d : shape) {
+            n *= d;
+        }
+        return n;
     }
 
     /**
@@ -192,40 +209,50 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
      */
     public void forEachParameter(BiConsumer<String, long[]> visit) {
         FamilyLayout names = family.layout();
-        long h = hiddenSize;
-        long q = (long) numAttentionHeads * headDim;
-        long kv = (long) numKeyValueHeads * headDim;
-        long in = intermediateSize;
-        visit.accept(names.embed() + ".weight", new long[] {vocabSize, h});
+        embedding(names, vocabSize, hiddenSize, visit);
         for (int i = 0; i < numHiddenLayers; i++) {
-            String a = names.inLayer(i, names.attention()) + ".";
-            String fused = names.projections().fusedQkv();
-            if (fused == null) {
-                linear(visit, a + "q_proj", q, h, qkvBias);
-                linear(visit, a + "k_proj", kv, h, qkvBias);
-                linear(visit, a + "v_proj", kv, h, qkvBias);
-            } else {
-                linear(visit, a + fused, q + 2 * kv, h, qkvBias);
-            }
-            linear(visit, a + names.projections().output(), h, q, outputBias);
-            if (qkNorm) {
-                visit.accept(a + "q_norm.weight", new long[] {headDim});
-                visit.accept(a + "k_norm.weight", new long[] {headDim});
-            }
-            String m = names.inLayer(i, names.mlp()) + ".";
-            if (names.mlpNames().isFused()) {
-                linear(visit, m + names.mlpNames().gate(), 2 * in, h, mlpBias);
-            } else {
-                linear(visit, m + names.mlpNames().gate(), in, h, mlpBias);
-                linear(visit, m + names.mlpNames().up(), in, h, mlpBias);
-            }
-            linear(visit, m + names.mlpNames().down(), h, in, mlpBias);
-            visit.accept(names.inLayer(i, names.inputNorm()) + ".weight", new long[] {h});
-            visit.accept(names.inLayer(i, names.postAttentionNorm()) + ".weight", new long[] {h});
+            block(names, i, hiddenSize, (long) numAttentionHeads * headDim, (long) numKeyValueHeads * headDim,
+                    intermediateSize, headDim, qkvBias, outputBias, mlpBias, qkNorm, visit);
         }
-        visit.accept(names.finalNorm() + ".weight", new long[] {h});
-        if (!tieWordEmbeddings) {
-            visit.accept(headWeight(), new long[] {vocabSize, h});
+        top(names, vocabSize, hiddenSize, tieWordEmbeddings, visit);
+    }
+
+    private static void embedding(FamilyLayout names, long vocab, long h, BiConsumer<String, long[]> visit) {
+        visit.accept(names.embed() + ".weight", new long[] {vocab, h});
+    }
+
+    /** Block {@code i}'s parameters: {@code q} and {@code kv} are the widths of the queries and of the keys. */
+    private static void block(FamilyLayout names, int i, long h, long q, long kv, long inner, long headDim,
+                              boolean qkvBias, boolean outputBias, boolean mlpBias, boolean qkNorm,
+                              BiConsumer<String, long[]> visit) {
+        String a = names.inLayer(i, names.attention()) + ".";
+        String fused = names.projections().fusedQkv();
+        if (fused == null) {
+            linear(visit, a + "q_proj", q, h, qkvBias);
+            linear(visit, a + "k_proj", kv, h, qkvBias);
+            linear(visit, a + "v_proj", kv, h, qkvBias);
+        } else {
+            linear(visit, a + fused, q + 2 * kv, h, qkvBias);
+        }
+        linear(visit, a + names.projections().output(), h, q, outputBias);
+        if (qkNorm) {
+            visit.accept(a + "q_norm.weight", new long[] {headDim});
+            visit.accept(a + "k_norm.weight", new long[] {headDim});
+        }
+        String m = names.inLayer(i, names.mlp()) + ".";
+        names.feedForward().forEachProjection(h, inner, (p, shape) -> linear(visit, m + p, shape[0], shape[1],
+                mlpBias));
+        norm(visit, names.inLayer(i, names.inputNorm()), h, names.norm());
+        if (!names.parallelBlock()) {
+            norm(visit, names.inLayer(i, names.postAttentionNorm()), h, names.norm());
+        }
+    }
+
+    /** The final norm, and the output head unless it is tied to the embedding. */
+    private static void top(FamilyLayout names, long vocab, long h, boolean tie, BiConsumer<String, long[]> visit) {
+        norm(visit, names.finalNorm(), h, names.norm());
+        if (!tie) {
+            linear(visit, names.head(), vocab, h, names.headBias());
         }
     }
 
@@ -238,6 +265,13 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         visit.accept(name + ".weight", new long[] {out, in});
         if (bias) {
             visit.accept(name + ".bias", new long[] {out});
+        }
+    }
+
+    private static void norm(BiConsumer<String, long[]> visit, String name, long dim, FamilyLayout.Norm kind) {
+        visit.accept(name + ".weight", new long[] {dim});
+        if (kind.hasBias()) {
+            visit.accept(name + ".bias", new long[] {dim});
         }
     }
 
@@ -336,7 +370,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
 
     /** The rotary inverse frequencies for sequences of length {@code seqLen} (only "dynamic" depends on it). */
     public double[] ropeInvFreq(long seqLen) {
-        return rope.invFreq(family.layout().rotaryDims(headDim), maxPositionEmbeddings, seqLen);
+        return rope.invFreq(rotaryDim, maxPositionEmbeddings, seqLen);
     }
 
     /** Shorthand for {@code rope().theta()}. */
@@ -377,6 +411,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         b.numAttentionHeads = numAttentionHeads;
         b.numKeyValueHeads = numKeyValueHeads;
         b.headDim = headDim;
+        b.rotaryDim = rotaryDim;
         b.rmsNormEps = rmsNormEps;
         b.rope = rope;
         b.maxPositionEmbeddings = maxPositionEmbeddings;
@@ -408,6 +443,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         private int numAttentionHeads;
         private int numKeyValueHeads;
         private int headDim;
+        private int rotaryDim;
         private double rmsNormEps = 1e-6;
         private RopeScaling rope = RopeScaling.standard(10000.0);
         private int maxPositionEmbeddings = 2048;
@@ -439,6 +475,8 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         public Builder numKeyValueHeads(int v) { numKeyValueHeads = v; return this; }
         /** Default (0): hidden_size / num_attention_heads. */
         public Builder headDim(int v) { headDim = v; return this; }
+        /** Default (0): the family's share of each head (all of it; ChatGLM's half). */
+        public Builder rotaryDim(int v) { rotaryDim = v; return this; }
         public Builder rmsNormEps(double v) { rmsNormEps = v; return this; }
         public Builder rope(RopeScaling r) { rope = Objects.requireNonNull(r, "rope"); return this; }
         /** Sets the rope base, keeping the rope type and scaling. */
@@ -473,7 +511,7 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         /** Validates and builds; errors name the field. */
         public DecoderConfig build() {
             return new DecoderConfig(family, vocabSize, hiddenSize, intermediateSize, numHiddenLayers,
-                    numAttentionHeads, numKeyValueHeads, headDim, rmsNormEps, rope, maxPositionEmbeddings,
+                    numAttentionHeads, numKeyValueHeads, headDim, rotaryDim, rmsNormEps, rope, maxPositionEmbeddings,
                     tieWordEmbeddings, qkvBias, outputBias, mlpBias, qkNorm, slidingWindow, layerTypes, attentionDropout,
                     hiddenAct, initializerRange, bosTokenId, eosTokenIds, padTokenId, dtype, autoMap);
         }

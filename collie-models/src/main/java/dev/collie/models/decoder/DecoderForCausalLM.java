@@ -8,7 +8,6 @@ import dev.collie.core.nn.LayerStack;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.ModuleList;
-import dev.collie.core.nn.RMSNorm;
 import dev.collie.core.nn.RotaryEmbedding;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.nn.TiedEmbedding;
@@ -25,8 +24,9 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * LLaMA for causal language modelling, with Hugging Face's module tree and weight names
- * ({@code model.embed_tokens}, {@code model.layers.N.self_attn.q_proj}, {@code model.norm}, {@code lm_head}).
+ * A decoder of one of the {@link ModelFamily families} for causal language modelling, with the module tree and
+ * weight names of the family's checkpoints ({@link FamilyLayout}; LLaMA's {@code model.embed_tokens},
+ * {@code model.layers.N.self_attn.q_proj}, {@code model.norm}, {@code lm_head}).
  * The model is its ordered list of {@link #pipelineLayers()} (embedding, blocks, final norm, head):
  * forward runs them in order, backward in reverse; pipeline parallelism cuts the same list.
  * Input ids {@code [batch, seq]} give logits {@code [batch·seq, vocab]}.
@@ -62,10 +62,10 @@ public final class DecoderForCausalLM extends Module implements LanguageModel {
             layers.add(new DecoderLayer(config, i, rope, dtype));
         }
         place(names.layers(), layers);
-        place(names.finalNorm(), new RMSNorm(config.hiddenSize(), config.rmsNormEps(), dtype));
+        place(names.finalNorm(), names.norm().create(config.hiddenSize(), config.rmsNormEps(), dtype));
         // a tied head is not registered as a module: its weight is stored once, as the embedding's
         if (!config.tieWordEmbeddings()) {
-            place(names.head(), new Linear(config.hiddenSize(), config.vocabSize(), false, dtype,
+            place(names.head(), new Linear(config.hiddenSize(), config.vocabSize(), names.headBias(), dtype,
                     config.initializerRange()));
         }
     }
@@ -124,7 +124,9 @@ public final class DecoderForCausalLM extends Module implements LanguageModel {
 
     /**
      * How tensor parallelism may split this model, by module-name pattern (applied from outside): Megatron's
-     * column/row pairs, a fused q/k/v projection split by whole key/value groups, vocabulary-parallel ends.
+     * column/row pairs (a column projection's bias split with it, a row projection's kept whole), a fused q/k/v
+     * projection split by whole groups or section by section ({@link dev.collie.core.nn.Attention.QkvLayout}),
+     * vocabulary-parallel ends (the head's bias split with its rows).
      */
     @Override
     public Map<String, ParallelStyle> tensorParallelPlan() {
@@ -136,8 +138,8 @@ public final class DecoderForCausalLM extends Module implements LanguageModel {
         plan.put(names.embed(), ParallelStyle.VOCAB);
         plan.put(attn + (fused == null ? "(q_proj|k_proj|v_proj)" : fused), ParallelStyle.COLUMN);
         plan.put(attn + names.projections().output(), ParallelStyle.ROW);
-        plan.put(mlp + "(" + names.mlpNames().gate() + "|" + names.mlpNames().up() + ")", ParallelStyle.COLUMN);
-        plan.put(mlp + names.mlpNames().down(), ParallelStyle.ROW);
+        plan.put(mlp + "(" + String.join("|", names.feedForward().inputProjections()) + ")", ParallelStyle.COLUMN);
+        plan.put(mlp + names.feedForward().outputProjection(), ParallelStyle.ROW);
         plan.put(names.head(), ParallelStyle.VOCAB);
         return Collections.unmodifiableMap(plan);
     }

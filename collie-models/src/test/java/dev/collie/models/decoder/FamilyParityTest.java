@@ -75,14 +75,14 @@ class FamilyParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm"})
+    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm", "moss-moon"})
     void logitsLossAndGradientsMatchTransformers(String family) {
         Path dir = FAMILIES.resolve(family);
         forwardBackwardMatches(dir, DecoderCheckpoint.load(dir, DataType.FLOAT));
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm"})
+    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm", "moss-moon"})
     void threeAdamWStepsMatchTorch(String family) {
         Path dir = FAMILIES.resolve(family);
         DecoderForCausalLM model = DecoderCheckpoint.load(dir, DataType.FLOAT);
@@ -111,7 +111,7 @@ class FamilyParityTest {
      * generate()'s (the tokens alone would let a degenerate run pass: tiny Qwen2 repeats one token).
      */
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm"})
+    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm", "moss-moon"})
     void greedyGenerationWithTheCacheIsTransformersGenerate(String family) throws IOException {
         Path dir = FAMILIES.resolve(family);
         JsonNode g = new ObjectMapper().readTree(dir.resolve("generation.json").toFile());
@@ -141,22 +141,53 @@ class FamilyParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm"})
-    void loadThenSaveKeepsTheFamilysNamesConfigAndEveryTensorByte(String family, @TempDir Path tmp) {
+    @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm", "moss-moon"})
+    void loadThenSaveKeepsTheFamilysNamesConfigAndEveryTensorByte(String family, @TempDir Path tmp)
+            throws IOException {
         Path dir = FAMILIES.resolve(family);
         DecoderForCausalLM model = DecoderCheckpoint.load(dir, DataType.FLOAT);
         DecoderCheckpoint.save(model, tmp);
         DecoderConfig in = DecoderConfig.load(dir.resolve("config.json"));
         DecoderConfig out = DecoderConfig.load(tmp.resolve("config.json"));
         assertEquals(in.toBuilder().dtype("float32").build(), out);
-        assertEquals(family, out.family().modelType());
-        try (SafeTensors a = SafeTensors.open(dir.resolve("model.safetensors"));
-             SafeTensors b = SafeTensors.open(tmp.resolve("model.safetensors"))) {
-            assertEquals(new java.util.TreeSet<>(a.names()), new java.util.TreeSet<>(b.names()));
-            for (String n : a.names()) {
-                assertEquals(a.load(n), b.load(n), n);
+        assertEquals(family.equals("moss-moon") ? "codegen" : family, out.family().modelType());
+        assertSameTensors(dir, tmp);
+    }
+
+    /** Every tensor of {@code a}'s model.safetensors is in {@code b}'s, equal to the byte, and no other. */
+    private static void assertSameTensors(Path a, Path b) {
+        try (SafeTensors x = SafeTensors.open(a.resolve("model.safetensors"));
+             SafeTensors y = SafeTensors.open(b.resolve("model.safetensors"))) {
+            assertEquals(new java.util.TreeSet<>(x.names()), new java.util.TreeSet<>(y.names()));
+            for (String n : x.names()) {
+                assertEquals(x.load(n), y.load(n), n);
             }
         }
+    }
+
+    /**
+     * MOSS-moon-003's own config.json (model_type "moss", CodeGen's keys) over the same weights is the same model:
+     * transformers' logits, loss and gradients, and a save writes model_type "moss" back with MOSS's auto_map.
+     */
+    @Test
+    void mossMoonsOwnConfigIsTheSameModelAndSavesAsMoss(@TempDir Path tmp) throws IOException {
+        Path src = FAMILIES.resolve("moss-moon");
+        Path dir = Files.createDirectories(tmp.resolve("moss"));
+        Files.copy(src.resolve("config-moss.json"), dir.resolve("config.json"));
+        for (String f : new String[] {"model.safetensors", "reference.safetensors"}) {
+            Files.copy(src.resolve(f), dir.resolve(f));
+        }
+        DecoderForCausalLM model = DecoderCheckpoint.load(dir, DataType.FLOAT);
+        assertEquals(ModelFamily.MOSS_MOON, model.config().family());
+        forwardBackwardMatches(dir, model);
+        Path out = tmp.resolve("out");
+        DecoderCheckpoint.save(DecoderCheckpoint.load(dir, DataType.FLOAT), out);
+        JsonNode saved = new ObjectMapper().readTree(out.resolve("config.json").toFile());
+        assertEquals("moss", saved.get("model_type").asText());
+        assertEquals("MossForCausalLM", saved.get("architectures").get(0).asText());
+        assertEquals("modeling_moss.MossForCausalLM", saved.get("auto_map").get("AutoModelForCausalLM").asText());
+        assertEquals(model.config().toBuilder().dtype("float32").build(), DecoderConfig.load(out.resolve("config.json")));
+        assertSameTensors(src, out);
     }
 
     @Test

@@ -287,7 +287,7 @@ class LlamaConfigTest {
         String m = message(() -> DecoderConfig.load(none));
         assertTrue(m.startsWith(none + ": no such file"), m);
         m = message(() -> DecoderConfig.fromJson("{\"model_type\": \"gpt2\"}", "c.json"));
-        assertEquals("c.json: model_type \"gpt2\" is not supported; supported: llama, qwen2, qwen3, mistral, internlm, internlm2, chatglm", m);
+        assertEquals("c.json: model_type \"gpt2\" is not supported; supported: llama, qwen2, qwen3, mistral, internlm, internlm2, chatglm, codegen, moss", m);
         m = message(() -> DecoderConfig.fromJson("{\"architectures\": [\"GPT2LMHeadModel\"]}", "c.json"));
         assertTrue(m.startsWith("c.json: architectures [\"GPT2LMHeadModel\"] is not supported"), m);
         m = message(() -> DecoderConfig.fromJson(base(""), "c.json"));

@@ -8,6 +8,7 @@ import dev.collie.core.dist.ParallelStyle;
 import dev.collie.core.nn.Attention;
 import dev.collie.core.nn.RMSNorm;
 import dev.collie.core.nn.Embedding;
+import dev.collie.core.nn.GeluMlp;
 import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.LayerWrapper;
 import dev.collie.core.nn.Linear;
@@ -416,10 +417,13 @@ public final class TensorParallel {
             boolean column = style == ParallelStyle.COLUMN;
             long features = column ? shape[0] : shape[1];
             if (parent instanceof Attention a && lastOf(name).equals(a.projections().fusedQkv())) {
-                // a fused q/k/v projection keeps whole key/value groups: contiguous blocks when grouped, the
-                // rank's block of the queries, keys and values when sectioned
+                // a fused q/k/v projection keeps whole groups when it has several (contiguous blocks), and the
+                // rank's block of the queries, keys and values of a single one
                 check(notDivisible, "num_attention_heads", a.heads(), n);
                 check(notDivisible, "num_key_value_heads", a.kvHeads(), n);
+                if (a.fusedGroups() > 1 && a.fusedGroups() != a.kvHeads()) {
+                    check(notDivisible, "the groups of " + lastOf(name), a.fusedGroups(), n);
+                }
             } else if (parent instanceof Attention a) {
                 long heads = features / a.headDim();
                 boolean kv = column && heads != a.heads();
@@ -435,6 +439,8 @@ public final class TensorParallel {
             } else if (parent instanceof SwiGluMlp mlp) {
                 boolean fused = column && mlp.sectionsOf(lastOf(name), features) != null;
                 check(notDivisible, "intermediate_size", fused ? features / 2 : features, n);
+            } else if (parent instanceof GeluMlp) {
+                check(notDivisible, "intermediate_size", features, n);
             } else {
                 check(notDivisible, (column ? "out_features of " : "in_features of ") + name, features, n);
             }

@@ -321,6 +321,20 @@ class TensorParallelModelTest {
         comms.forEach(c2 -> c2.close());
     }
 
+    /** CodeGen's qkv_proj is cut into whole groups of its four, so more ranks than groups are refused. */
+    @Test
+    void codeGensFusedProjectionNeedsWholeGroupsPerRank() {
+        DecoderConfig c = DecoderConfig.builder(ModelFamily.CODEGEN).vocabSize(64).hiddenSize(HIDDEN)
+                .intermediateSize(64).numHiddenLayers(1).numAttentionHeads(8).rotaryDim(2).maxPositionEmbeddings(64)
+                .build();
+        DecoderForCausalLM m = model(c);
+        var comms = LocalCommunicators.create(8);
+        CollieException e = assertThrows(CollieException.class, () -> TensorParallel.apply(m, comms.get(0)));
+        assertEquals("cannot split DecoderForCausalLM over 8 tensor-parallel ranks: the groups of qkv_proj = 4 is not"
+                + " divisible by 8", e.getMessage());
+        comms.forEach(c2 -> c2.close());
+    }
+
     /** {@code m} with another plan. */
     private static LanguageModel withPlan(DecoderForCausalLM m, Map<String, ParallelStyle> plan) {
         return new LanguageModel() {
