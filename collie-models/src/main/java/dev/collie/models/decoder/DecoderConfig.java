@@ -411,7 +411,8 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         b.numAttentionHeads = numAttentionHeads;
         b.numKeyValueHeads = numKeyValueHeads;
         b.headDim = headDim;
-        b.rotaryDim = rotaryDim;
+        // the family's default stays a default, so that a builder given another head_dim derives it again
+        b.rotaryDim = rotaryDim == family.rotaryDim(headDim) ? 0 : rotaryDim;
         b.rmsNormEps = rmsNormEps;
         b.rope = rope;
         b.maxPositionEmbeddings = maxPositionEmbeddings;
