@@ -1,6 +1,7 @@
 package dev.collie.core.eval;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.collie.core.testing.MetricFixtures;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;

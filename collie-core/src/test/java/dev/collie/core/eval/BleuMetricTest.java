@@ -3,6 +3,7 @@ package dev.collie.core.eval;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.collie.core.CollieException;
 import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.MetricFixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -11,7 +12,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import java.util.ArrayList;
 import java.util.List;
 
-import static dev.collie.core.eval.MetricFixtures.PARITY;
+import static dev.collie.core.testing.MetricFixtures.PARITY;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;

@@ -3,14 +3,17 @@ package dev.collie.core.eval;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.collie.core.CollieException;
 import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.MetricFixtures;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 
-import static dev.collie.core.eval.MetricFixtures.PARITY;
+import static dev.collie.core.testing.MetricFixtures.PARITY;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -31,7 +34,7 @@ class ClassificationMetricTest {
             m.update(EvalBatch.ofLabels(slice(pred, b), slice(target, b), slice(mask, b)));
         }
         Map<String, Double> got = m.get();
-        assertEquals(java.util.List.of(KEYS), java.util.List.copyOf(got.keySet()));
+        assertEquals(List.of(KEYS), List.copyOf(got.keySet()));
         double worst = 0;
         for (String k : KEYS) {
             worst = Math.max(worst, Math.abs(got.get(k) - f.get(k).asDouble()));
@@ -67,7 +70,7 @@ class ClassificationMetricTest {
 
     /** Row {@code b} of ten of {@code values} as a [1, 10] INT32 array. */
     static INDArray slice(int[] values, int b) {
-        int[] row = java.util.Arrays.copyOfRange(values, 10 * b, 10 * b + 10);
+        int[] row = Arrays.copyOfRange(values, 10 * b, 10 * b + 10);
         return Nd4j.createFromArray(new int[][] {row}).castTo(DataType.INT32);
     }
 }

@@ -3,6 +3,7 @@ package dev.collie.core.eval;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.dist.SingleProcessCommunicator;
+import dev.collie.core.testing.MetricFixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

@@ -2,6 +2,7 @@ package dev.collie.core.eval;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.collie.core.testing.Agreement;
+import dev.collie.core.testing.MetricFixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -9,7 +10,7 @@ import org.junit.jupiter.params.provider.ValueSource;
 import java.util.List;
 import java.util.Map;
 
-import static dev.collie.core.eval.MetricFixtures.PARITY;
+import static dev.collie.core.testing.MetricFixtures.PARITY;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 

@@ -2,6 +2,7 @@ package dev.collie.core.eval;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.collie.core.CollieException;
+import dev.collie.core.testing.MetricFixtures;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;

@@ -1,7 +1,6 @@
 package dev.collie.parallel.dp;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.eval.AccuracyMetric;
 import dev.collie.core.eval.BleuConfig;
 import dev.collie.core.eval.BleuMetric;
@@ -13,16 +12,16 @@ import dev.collie.core.eval.Metric;
 import dev.collie.core.eval.PerplexityMetric;
 import dev.collie.core.eval.RougeMetric;
 import dev.collie.core.eval.TextTokenizer;
+import dev.collie.core.testing.MetricFixtures;
 import dev.collie.parallel.comm.LocalRanks;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
-import java.io.IOException;
-import java.io.InputStream;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -115,27 +114,21 @@ class MetricGatherTest {
         return batches.subList(at[rank], at[rank + 1]);
     }
 
-    /** The 35 prediction/reference pairs of the metric fixtures in batches of four. */
+    /** The prediction/reference pairs of the metric fixtures in batches of four. */
     private static List<EvalBatch> texts() {
-        JsonNode pairs = fixture("text.json").get("pairs");
+        List<String> preds = MetricFixtures.predictions();
+        List<List<String>> refs = MetricFixtures.references();
         List<EvalBatch> out = new ArrayList<>();
-        for (int start = 0; start < pairs.size(); start += 4) {
-            List<String> preds = new ArrayList<>();
-            List<List<String>> refs = new ArrayList<>();
-            for (int i = start; i < Math.min(start + 4, pairs.size()); i++) {
-                preds.add(pairs.get(i).get("prediction").asText());
-                List<String> r = new ArrayList<>();
-                pairs.get(i).get("references").forEach(x -> r.add(x.asText()));
-                refs.add(r);
-            }
-            out.add(EvalBatch.ofTexts(preds, refs));
+        for (int start = 0; start < preds.size(); start += 4) {
+            int end = Math.min(start + 4, preds.size());
+            out.add(EvalBatch.ofTexts(preds.subList(start, end), refs.subList(start, end)));
         }
         return out;
     }
 
     /** The classification fixture as eight [1, 5] batches with its mask (class 4 is predicted in some only). */
     private static List<EvalBatch> labels() {
-        JsonNode f = fixture("classification.json");
+        JsonNode f = MetricFixtures.classification();
         List<EvalBatch> out = new ArrayList<>();
         for (int b = 0; b < 8; b++) {
             out.add(EvalBatch.ofLabels(row(f.get("pred"), b), row(f.get("target"), b), row(f.get("mask"), b)));
@@ -143,7 +136,7 @@ class MetricGatherTest {
         return out;
     }
 
-    private static org.nd4j.linalg.api.ndarray.INDArray row(JsonNode values, int b) {
+    private static INDArray row(JsonNode values, int b) {
         long[][] r = new long[1][5];
         for (int i = 0; i < 5; i++) {
             r[0][i] = values.get(5 * b + i).asLong();
@@ -157,17 +150,5 @@ class MetricGatherTest {
             out.add(EvalBatch.ofLoss(0.37 * (b + 1) * (b % 3 + 1), 3L + b % 4));
         }
         return out;
-    }
-
-    private static JsonNode fixture(String name) {
-        try (InputStream in = MetricGatherTest.class.getResourceAsStream("/fixtures/metrics/" + name)) {
-            if (in == null) {
-                throw new IllegalStateException("fixtures/metrics/" + name + " (collie-core's test jar) is not on the"
-                        + " test class path");
-            }
-            return new ObjectMapper().readTree(in);
-        } catch (IOException e) {
-            throw new java.io.UncheckedIOException(e);
-        }
     }
 }

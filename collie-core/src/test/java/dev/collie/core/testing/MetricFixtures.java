@@ -1,4 +1,4 @@
-package dev.collie.core.eval;
+package dev.collie.core.testing;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -11,11 +11,11 @@ import java.util.List;
 
 /**
  * The fixtures of {@code tools/reference/make_metric_fixtures.py} (nltk, sacrebleu, torchmetrics and the definition
- * of F1), read from {@code fixtures/metrics/} on the test class path.
+ * of F1), read from {@code fixtures/metrics/} on the test class path (collie-core's test jar for other modules).
  */
-final class MetricFixtures {
+public final class MetricFixtures {
     /** How close every metric must come to its reference. */
-    static final double PARITY = 1e-6;
+    public static final double PARITY = 1e-6;
 
     private static JsonNode text;
     private static JsonNode classification;
@@ -23,14 +23,14 @@ final class MetricFixtures {
     private MetricFixtures() {
     }
 
-    static synchronized JsonNode text() {
+    public static synchronized JsonNode text() {
         if (text == null) {
             text = read("text.json");
         }
         return text;
     }
 
-    static synchronized JsonNode classification() {
+    public static synchronized JsonNode classification() {
         if (classification == null) {
             classification = read("classification.json");
         }
@@ -38,26 +38,26 @@ final class MetricFixtures {
     }
 
     /** The predictions of every pair in {@code text.json}. */
-    static List<String> predictions() {
+    public static List<String> predictions() {
         List<String> out = new ArrayList<>();
         text().get("pairs").forEach(p -> out.add(p.get("prediction").asText()));
         return out;
     }
 
     /** The references of every pair in {@code text.json}. */
-    static List<List<String>> references() {
+    public static List<List<String>> references() {
         List<List<String>> out = new ArrayList<>();
         text().get("pairs").forEach(p -> out.add(strings(p.get("references"))));
         return out;
     }
 
-    static List<String> strings(JsonNode array) {
+    public static List<String> strings(JsonNode array) {
         List<String> out = new ArrayList<>();
         array.forEach(s -> out.add(s.asText()));
         return out;
     }
 
-    static int[] ints(JsonNode array) {
+    public static int[] ints(JsonNode array) {
         int[] out = new int[array.size()];
         for (int i = 0; i < out.length; i++) {
             out[i] = array.get(i).asInt();
