@@ -95,8 +95,8 @@ public final class ClassificationMetric implements Metric {
 
     private static int classId(long id, String which) {
         if (id < 0 || id > Integer.MAX_VALUE / 3) {
-            throw new CollieException("metric 'f1': a " + which + " class id must be >= 0 (the ignore index aside), got "
-                    + id);
+            throw new CollieException("metric 'f1': a " + which + " class id must be >= 0 (the ignore index aside),"
+                    + " got " + id);
         }
         return (int) id;
     }
