@@ -7,6 +7,7 @@ import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.List;
+import java.util.Objects;
 
 import static org.nd4j.linalg.indexing.NDArrayIndex.all;
 import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
@@ -46,6 +47,7 @@ public final class Attention extends Module implements Layer, TensorParallelizab
      * @param qkNormEps above 0: RMSNorm ({@code q_norm}, {@code k_norm}, weight per head dimension) of every query
      *                  and key head before the rotary embedding, with this epsilon (Qwen3)
      * @param window above 0: a query sees only the last {@code window} positions, itself included (sliding window)
+     * @param projections the projections' names, and whether q, k and v come from one fused projection
      */
     public record Options(boolean qkvBias, boolean outputBias, double qkNormEps, int window, Projections projections) {
         public Options {
@@ -53,7 +55,7 @@ public final class Attention extends Module implements Layer, TensorParallelizab
                 throw new IllegalArgumentException("qkNormEps " + qkNormEps + " and window " + window
                         + " must not be negative");
             }
-            java.util.Objects.requireNonNull(projections, "projections");
+            Objects.requireNonNull(projections, "projections");
         }
 
         /** Bias on all four projections or on none; no q/k norm, no window, LLaMA's projections. */
