@@ -253,7 +253,8 @@ public final class Evaluator {
         for (int i = 0; i < batch.size(); i++) {
             EvalExample e = batch.get(i);
             int p = generated != null ? matchOption(generated.get(i), e.options()) : argmin(losses[i]);
-            predicted[i] = p;
+            // helm without a matching option: class id options.size(), never a target (wrong, and its own class for f1)
+            predicted[i] = p >= 0 ? p : e.options().size();
             target[i] = e.target();
             texts.add(p >= 0 ? e.options().get(p) : generated.get(i));
             refs.add(List.of(e.options().get(e.target())));
@@ -412,7 +413,7 @@ public final class Evaluator {
         public Builder data(Path v) { dataFile = v; examples = null; return this; }
         public Builder data(List<EvalExample> v) { examples = List.copyOf(v); dataFile = null; return this; }
         public Builder task(EvalTask v) { task = v; return this; }
-        /** Metric names of the registry ({@code ppl}, {@code bleu}, {@code rouge}, {@code accuracy}, {@code f1}, ...). */
+        /** Metric names of the registry ({@code ppl}, {@code bleu}, {@code rouge}, {@code accuracy}, {@code f1}). */
         public Builder metrics(String... v) { metricNames = List.of(v); return this; }
         public Builder metrics(List<String> v) { metricNames = List.copyOf(v); return this; }
         /** Where metric names are looked up: default the built-ins plus {@code ppl} for {@code perplexity}. */
@@ -442,16 +443,6 @@ public final class Evaluator {
             if (predictionsFile != null && task == EvalTask.PPL) {
                 throw new CollieException("the ppl task makes no predictions to write; drop the predictions file");
             }
-            List<EvalExample> data = examples != null ? examples
-                    : dataFile != null ? EvalData.read(dataFile, task) : null;
-            if (data == null || data.isEmpty()) {
-                throw new CollieException("an evaluator needs examples: give data(Path) or data(List)");
-            }
-            for (EvalExample e : data) {
-                if (task.classification() == e.options().isEmpty() || !task.classification() && e.outputs().isEmpty()) {
-                    throw new CollieException(e.source() + ": not a " + task.cliName() + " example");
-                }
-            }
             MetricRegistry reg = registry != null ? registry
                     : MetricRegistry.withBuiltIns().register("ppl", PerplexityMetric::new);
             Map<String, Metric> made = new LinkedHashMap<>();
@@ -468,6 +459,17 @@ public final class Evaluator {
                         throw new CollieException("metrics '" + before + "' and '" + key + "' both report '" + k
                                 + "'; name only one of them");
                     }
+                }
+            }
+            List<EvalExample> data = examples != null ? examples
+                    : dataFile != null ? EvalData.read(dataFile, task) : null;
+            if (data == null || data.isEmpty()) {
+                throw new CollieException("an evaluator needs examples: give data(Path) or data(List)");
+            }
+            for (EvalExample e : data) {
+                boolean fits = task.classification() ? !e.options().isEmpty() : !e.outputs().isEmpty();
+                if (!fits) {
+                    throw new CollieException(e.source() + ": not a " + task.cliName() + " example");
                 }
             }
             return new Evaluator(this, data, made, List.copyOf(owner.keySet()));
