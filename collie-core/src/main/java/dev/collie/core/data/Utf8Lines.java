@@ -13,10 +13,10 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 
 /** Reads a data file line by line as strict UTF-8 (a leading byte-order mark dropped), with 1-based line numbers. */
-final class Utf8Lines {
+public final class Utf8Lines {
     /** Receives each line with its number. */
     @FunctionalInterface
-    interface LineConsumer {
+    public interface LineConsumer {
         void line(String line, int lineNo) throws IOException;
     }
 
@@ -24,7 +24,7 @@ final class Utf8Lines {
     }
 
     /** Feeds every line of {@code in} to {@code consumer}; invalid UTF-8 is an error naming {@code file} and the line. */
-    static void read(InputStream in, Path file, LineConsumer consumer) throws IOException {
+    public static void read(InputStream in, Path file, LineConsumer consumer) throws IOException {
         CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPORT)
                 .onUnmappableCharacter(CodingErrorAction.REPORT);

@@ -11,8 +11,11 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
-/** The three collectives metrics gather with: a sum of statistics, a maximum, and texts in rank order. */
-final class Collectives {
+/**
+ * The three collectives metrics (and evaluators) gather with: a sum of statistics, a maximum, and texts in rank
+ * order.
+ */
+public final class Collectives {
     private Collectives() {
     }
 
@@ -20,7 +23,7 @@ final class Collectives {
      * The element-wise sum of every rank's {@code local} (each rank passes the same length). Counts travel as
      * doubles, exact up to 2^53.
      */
-    static double[] sum(Communicator group, double[] local) {
+    public static double[] sum(Communicator group, double[] local) {
         if (group.size() == 1) {
             return local.clone();
         }
@@ -30,7 +33,7 @@ final class Collectives {
     }
 
     /** The largest of every rank's {@code local}. */
-    static long max(Communicator group, long local) {
+    public static long max(Communicator group, long local) {
         if (group.size() == 1) {
             return local;
         }
@@ -40,7 +43,7 @@ final class Collectives {
     }
 
     /** Every rank's {@code local} texts, concatenated in rank order, on every rank. */
-    static List<String> gather(Communicator group, List<String> local) {
+    public static List<String> gather(Communicator group, List<String> local) {
         if (group.size() == 1) {
             return List.copyOf(local);
         }

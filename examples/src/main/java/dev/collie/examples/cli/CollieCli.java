@@ -10,11 +10,11 @@ import picocli.CommandLine.Command;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** The {@code collie} command line: train, score, generate, bench. */
+/** The {@code collie} command line: train, score, generate, eval, bench, launch. */
 @Command(name = "collie", mixinStandardHelpOptions = true, version = "collie 0.1.0",
         description = "Train, score and sample LLaMA-family models on the JVM.",
-        subcommands = {TrainCommand.class, ScoreCommand.class, GenerateCommand.class, BenchCommand.class,
-                LaunchCommand.class})
+        subcommands = {TrainCommand.class, ScoreCommand.class, GenerateCommand.class, EvalCommand.class,
+                BenchCommand.class, LaunchCommand.class})
 public final class CollieCli implements Runnable {
     @Override
     public void run() {
