@@ -1,0 +1,84 @@
+package dev.collie.core.train.monitor;
+
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.DoubleSupplier;
+
+/**
+ * A TensorBoard event file, {@code events.out.tfevents.<seconds>.<host>.<pid>.<n>} in the directory (TensorBoard
+ * reads every such file of a run directory): a {@code file_version} event, then one scalar event per value of
+ * each record, tagged {@code group/name} ({@code train/loss}) at the record's step and wall time, as PyTorch's and
+ * tensorboardX's {@code add_scalar} write them. Each event reaches the operating system as it is written. The
+ * format is encoded by {@link EventRecords}; see docs/design-notes.md for why no library writes it.
+ */
+public final class TensorBoardSink implements MonitorSink {
+    private static final AtomicInteger FILES = new AtomicInteger();
+
+    /** What the first event says wrote the file ({@code source_metadata.writer}). */
+    static final String WRITER = "collie-java";
+
+    private final AppendFile file;
+    private final DoubleSupplier clock;
+    private final String writer;
+
+    /** A new event file in {@code dir}, named now (created at the first write). */
+    public TensorBoardSink(Path dir) {
+        this(dir.resolve(fileName(System.currentTimeMillis() / 1000)), TensorBoardSink::now, WRITER);
+    }
+
+    /**
+     * Writes {@code file}, its {@code file_version} event stamped with {@code clock}'s seconds and naming
+     * {@code writer}.
+     */
+    TensorBoardSink(Path file, DoubleSupplier clock, String writer) {
+        this.file = new AppendFile(file, false);
+        this.clock = clock;
+        this.writer = writer;
+    }
+
+    /** {@code events.out.tfevents.<seconds>.<host>.<pid>.<n>}, unique among this host's writers. */
+    static String fileName(long seconds) {
+        return "events.out.tfevents." + seconds + "." + host() + "." + ProcessHandle.current().pid() + "."
+                + FILES.getAndIncrement();
+    }
+
+    private static String host() {
+        String h = System.getenv("HOSTNAME");
+        if (h == null || h.isBlank()) {
+            try {
+                h = InetAddress.getLocalHost().getHostName();
+            } catch (UnknownHostException e) {
+                h = "localhost";
+            }
+        }
+        return h.replaceAll("[^A-Za-z0-9._-]", "_");
+    }
+
+    private static double now() {
+        return System.currentTimeMillis() / 1000.0;
+    }
+
+    /** The event file written. */
+    public Path path() {
+        return file.path();
+    }
+
+    @Override
+    public void write(Scalars r) {
+        if (file.size() == 0) {
+            file.write(EventRecords.frame(EventRecords.fileVersion(clock.getAsDouble(), writer)));
+        }
+        for (Map.Entry<String, Double> e : r.values().entrySet()) {
+            file.write(EventRecords.frame(EventRecords.scalar(r.wallTime(), r.step(), r.tag(e.getKey()),
+                    e.getValue())));
+        }
+    }
+
+    @Override
+    public void close() {
+        file.close();
+    }
+}
