@@ -55,7 +55,8 @@ public final class Dashboard {
             tgs.add(r.step(), v.getOrDefault("tgs", Double.NaN));
         } else if (r.group().equals("eval") && !v.isEmpty()) {
             if (evalDrawn == null) {
-                evalDrawn = evalMetric != null ? evalMetric : v.containsKey("loss") ? "loss" : v.keySet().iterator().next();
+                evalDrawn = evalMetric != null ? evalMetric
+                        : v.containsKey("loss") ? "loss" : v.keySet().iterator().next();
             }
             if (v.containsKey(evalDrawn)) {
                 eval.add(r.step(), v.get(evalDrawn));

@@ -48,7 +48,7 @@ public final class Monitor implements Callback {
     private double stepSeconds;
     private long steps;
 
-    /** The sinks, cadence and dashboard of {@code config} (validated); {@code bytesSent} as in the other constructor. */
+    /** The sinks, cadence and dashboard of {@code config} (validated); {@code bytesSent} as below. */
     public Monitor(MonitorConfig config, LongSupplier bytesSent) {
         this(config.validate().createSinks(), config.every(), config.dashboardFile(), bytesSent);
     }

@@ -1,8 +1,11 @@
 package dev.collie.core.train.monitor;
 
 import java.net.InetAddress;
+import java.nio.ByteBuffer;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.DoubleSupplier;
@@ -11,7 +14,7 @@ import java.util.function.DoubleSupplier;
  * A TensorBoard event file, {@code events.out.tfevents.<seconds>.<host>.<pid>.<n>} in the directory (TensorBoard
  * reads every such file of a run directory): a {@code file_version} event, then one scalar event per value of
  * each record, tagged {@code group/name} ({@code train/loss}) at the record's step and wall time, as PyTorch's and
- * tensorboardX's {@code add_scalar} write them. Each event reaches the operating system as it is written. The
+ * tensorboardX's {@code add_scalar} write them. A record's events reach the operating system in one write. The
  * format is encoded by {@link EventRecords}; see docs/design-notes.md for why no library writes it.
  */
 public final class TensorBoardSink implements MonitorSink {
@@ -66,15 +69,20 @@ public final class TensorBoardSink implements MonitorSink {
         return file.path();
     }
 
+    /** Writes the record's events in one write, after the file_version event when the file is new. */
     @Override
     public void write(Scalars r) {
+        List<ByteBuffer> frames = new ArrayList<>();
         if (file.size() == 0) {
-            file.write(EventRecords.frame(EventRecords.fileVersion(clock.getAsDouble(), writer)));
+            frames.add(EventRecords.frame(EventRecords.fileVersion(clock.getAsDouble(), writer)));
         }
         for (Map.Entry<String, Double> e : r.values().entrySet()) {
-            file.write(EventRecords.frame(EventRecords.scalar(r.wallTime(), r.step(), r.tag(e.getKey()),
+            frames.add(EventRecords.frame(EventRecords.scalar(r.wallTime(), r.step(), r.tag(e.getKey()),
                     e.getValue())));
         }
+        ByteBuffer all = ByteBuffer.allocate(frames.stream().mapToInt(ByteBuffer::remaining).sum());
+        frames.forEach(all::put);
+        file.write(all.flip());
     }
 
     @Override

@@ -97,6 +97,22 @@ class CsvAndJsonlSinkTest {
     }
 
     @Test
+    void jsonlReadsBackAsTheRecordsWrittenLeavingOutALineInProgress(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("metrics.jsonl");
+        Scalars a = train(1, 2.5, Double.NaN);
+        Scalars b = eval(1, new LinkedHashMap<>(Map.of("ppl", 12.5)));
+        try (JsonlSink jsonl = new JsonlSink(file)) {
+            jsonl.write(a);
+            jsonl.write(b);
+        }
+        Files.writeString(file, "{\"step\": 2, \"wa", StandardOpenOption.APPEND);     // being written now
+        assertEquals(List.of(a, b), JsonlSink.read(file));
+        Files.writeString(file, "\n{\"step\": 3}\n", StandardOpenOption.APPEND);
+        CollieException e = assertThrows(CollieException.class, () -> JsonlSink.read(file));
+        assertEquals(file + ":3: not JSON: Unexpected end-of-input in field name", e.getMessage());
+    }
+
+    @Test
     void anUnknownSinkNameListsTheKnownOnes(@TempDir Path dir) {
         CollieException e = assertThrows(CollieException.class, () -> MonitorSink.named("tensorbord", dir));
         assertEquals("unknown monitor 'tensorbord'; known: csv, jsonl, tensorboard", e.getMessage());
