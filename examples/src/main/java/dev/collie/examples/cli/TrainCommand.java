@@ -519,7 +519,8 @@ final class TrainCommand implements Callable<Integer> {
             return;
         }
         if (monitorDir == null) {
-            throw new CollieException("--monitor needs --monitor-dir DIR: where to write " + String.join(", ", monitor));
+            throw new CollieException("--monitor needs --monitor-dir DIR: where to write "
+                    + String.join(", ", monitor));
         }
         CliSupport.atLeast("--monitor-every", monitorEvery, 1);
         try {

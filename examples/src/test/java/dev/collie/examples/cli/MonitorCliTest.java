@@ -47,13 +47,23 @@ class MonitorCliTest {
             assertEquals(1, files.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).count());
         }
         assertNotNull(ImageIO.read(mon.resolve("dashboard.png").toFile()), "a PNG");
+
+        // on demand, from metrics.jsonl
+        Path png = tmp.resolve("now.png");
+        CliTest.Result d = run("dashboard", "--monitor-dir", mon.toString(), "--out", png.toString());
+        assertEquals(0, d.code(), d.err());
+        assertEquals("dashboard of 2 logged steps: " + png, d.out().strip());
+        assertNotNull(ImageIO.read(png.toFile()), "a PNG");
+        assertUserError(run("dashboard", "--monitor-dir", tmp.toString()), "has no metrics.jsonl",
+                "--monitor jsonl");
     }
 
     @Test
     void badMonitorOptionsAreRefusedBeforeTraining(@TempDir Path tmp) throws IOException {
         String data = text(tmp).toString();
         String save = tmp.resolve("model").toString();
-        String[] base = {"train", "--preset", "tiny", "--data", data, "--tokenizer", TOKENIZER.toString(), "--seq", "16",
+        String[] base = {"train", "--preset", "tiny", "--data", data, "--tokenizer", TOKENIZER.toString(),
+            "--seq", "16",
             "--steps", "1", "--save", save};
         assertUserError(run(concat(base, "--monitor", "csv,tensorbord", "--monitor-dir", tmp.resolve("m").toString())),
                 "--monitor: unknown monitor 'tensorbord'; known: csv, jsonl, tensorboard");
