@@ -21,7 +21,7 @@ import java.util.Map;
 /**
  * The run on one PNG, four panels drawn with XChart: training loss, an evaluation metric, learning rate and TGS,
  * each against the step. It keeps only those figures of the records {@link #add added} to it (four numbers a
- * logged step), and draws at most {@value #MAX_POINTS} points a line (means of consecutive steps beyond that).
+ * logged step), and draws at most 2000 points a line (means of consecutive steps beyond that).
  * XChart is an optional dependency of collie-core: {@link #requireXChart()} says so when it is missing.
  */
 public final class Dashboard {
