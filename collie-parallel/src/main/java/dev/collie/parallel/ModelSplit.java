@@ -142,6 +142,11 @@ final class ModelSplit implements Distributed {
         return sync.shardsGradients();
     }
 
+    /** Bytes this rank has sent summing the weights pipeline stages share (0 before a pipeline runner is made). */
+    long sharedGradientBytesSent() {
+        return schedule != null ? schedule.sharedGradientBytesSent() : 0;
+    }
+
     @Override
     public MicroBatchRunner runner(LanguageModel m, int workers, int cores) {
         if (stage != null) {

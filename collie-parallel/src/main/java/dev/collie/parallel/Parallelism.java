@@ -317,6 +317,19 @@ public final class Parallelism implements AutoCloseable {
         }
     }
 
+    /**
+     * Payload bytes this rank has sent so far over all its communicators: the world, its tensor-, data- and
+     * pipeline-parallel groups, its model group and the groups summing weights that pipeline stages share. A
+     * monitor's {@code comm_bytes} is the growth of this over a step.
+     */
+    public long bytesSent() {
+        long n = 0;
+        for (Communicator c : new Communicator[] {world, tpComm, dpComm, ppComm, mpComm}) {
+            n += c.bytesSent();
+        }
+        return n + (split != null ? split.sharedGradientBytesSent() : 0);
+    }
+
     /** Whether this rank reports and writes files (world rank 0). */
     public boolean isLeadRank() {
         return rank == 0;

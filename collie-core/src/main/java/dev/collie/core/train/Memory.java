@@ -120,6 +120,14 @@ public final class Memory {
         return statusField("VmRSS:");
     }
 
+    /**
+     * Bytes ND4J's arrays hold outside the Java heap, as its allocator counts them for device 0 (the host on the CPU
+     * backend, where {@link #limitNd4jAllocations()} caps the same count; the GPU's memory on CUDA).
+     */
+    public static long offHeapBytes() {
+        return Nd4j.getEnvironment().getDeviceCouner(0);
+    }
+
     /** Peak resident set size in bytes since the process started. */
     public static long peakResidentBytes() {
         return statusField("VmHWM:");

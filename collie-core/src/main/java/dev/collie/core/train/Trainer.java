@@ -324,13 +324,14 @@ public final class Trainer {
             nonFiniteRun = 0;
         }
         double sec = (System.nanoTime() - t0) / 1e9;
-        // tokens and tokens/s count every data-parallel replica; TGS is per replica (CoLLiE's monitor)
+        // tokens and tokens/s count every data-parallel replica; TGS is CoLLiE's: this replica's tokens over its
+        // tp × pp ranks and the step's seconds (tokens per device per second)
         long rankTokens = tokens;
         if (dist.replicas() > 1) {
             tokens = Math.round(dist.average(tokens) * dist.replicas());
         }
         StepStats st = new StepStats(globalStep, totalSteps, epoch, loss, lr, gradNorm, tokens, sec,
-                tokens / sec, rankTokens / sec, Memory.residentBytes(), Memory.peakResidentBytes(), skipped);
+                tokens / sec, rankTokens / (dist.modelRanks() * sec), Memory.residentBytes(), Memory.peakResidentBytes(), skipped);
         history.add(st);
         if (globalStep % config.logPerNSteps() == 0) {
             LOG.debug("step {} loss {} lr {} tokens/s {}", st.step(), st.loss(), st.lr(), st.tokensPerSecond());

@@ -2,6 +2,9 @@ package dev.collie.core.train;
 
 import dev.collie.core.CollieException;
 import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 
 import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -25,6 +28,16 @@ class MemoryTest {
         long physical = ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory
                 .getOperatingSystemMXBean()).getTotalMemorySize();
         assertTrue(l.bytes() > 0 && l.bytes() <= physical, l.toString());
+    }
+
+    @Test
+    void offHeapBytesCountAnArrayWhileItLives() {
+        long before = Memory.offHeapBytes();
+        INDArray a = Nd4j.zeros(DataType.FLOAT, 1 << 20);
+        long during = Memory.offHeapBytes();
+        a.close();
+        assertTrue(during - before >= 4L << 20, before + " -> " + during);
+        assertTrue(Memory.offHeapBytes() <= during - (4L << 20), "released: " + Memory.offHeapBytes());
     }
 
     @Test

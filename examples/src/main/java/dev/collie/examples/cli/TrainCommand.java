@@ -19,6 +19,9 @@ import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
 import dev.collie.core.train.Trainer;
+import dev.collie.core.train.monitor.Monitor;
+import dev.collie.core.train.monitor.MonitorConfig;
+import dev.collie.core.train.monitor.MonitorSink;
 import dev.collie.models.decoder.DecoderCheckpoint;
 import dev.collie.models.decoder.DecoderConfig;
 import dev.collie.models.decoder.DecoderForCausalLM;
@@ -41,6 +44,7 @@ import picocli.CommandLine.Spec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -165,6 +169,16 @@ final class TrainCommand implements Callable<Integer> {
     Path configFile;
     @Option(names = "--loss-png", paramLabel = "FILE", description = "write the loss curve to this PNG")
     Path lossPng;
+    @Option(names = "--monitor", paramLabel = "NAMES", split = ",",
+            description = "write the run's figures (loss, lr, TGS, tokens/s, grad norm, memory, communicator bytes,"
+                    + " evaluations) into --monitor-dir as any of csv (metrics.csv, eval.csv), jsonl (metrics.jsonl)"
+                    + " and tensorboard (events.out.tfevents.*), and dashboard.png at the end")
+    List<String> monitor;
+    @Option(names = "--monitor-dir", paramLabel = "DIR", description = "where --monitor writes")
+    Path monitorDir;
+    @Option(names = "--monitor-every", paramLabel = "N", defaultValue = "1",
+            description = "--monitor logs every N steps and the last (default ${DEFAULT-VALUE})")
+    int monitorEvery;
     @Option(names = "--log-every", paramLabel = "N", defaultValue = "10",
             description = "progress line every N steps when the output is not a terminal (default ${DEFAULT-VALUE})")
     int logEvery;
@@ -310,6 +324,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (lead) {
             tb.callbacks(new ProgressBar(System.out, System.console() != null, logEvery));
+            if (monitor != null) {
+                tb.callbacks(new Monitor(monitorConfig(), par != null ? par::bytesSent : null));
+            }
         }
         Path checkpoints = checkpointDir != null ? checkpointDir : save.resolve("checkpoints");
         if (checkpointEvery != null) {
@@ -383,6 +400,10 @@ final class TrainCommand implements Callable<Integer> {
         if (lossPng != null) {
             System.out.println("loss curve: " + lossPng);
         }
+        if (monitor != null) {
+            System.out.println("monitor: " + monitorDir + " (" + String.join(", ", monitor) + ", "
+                    + MonitorConfig.DASHBOARD + ")");
+        }
         System.out.println("saved model to " + save);
     }
 
@@ -451,6 +472,7 @@ final class TrainCommand implements Callable<Integer> {
         if (lossPng != null) {
             CliSupport.outputFile("--loss-png", lossPng);
         }
+        checkMonitor();
         CliSupport.atLeast("--keep-checkpoints", keepCheckpoints, 0);
         if (checkpointEvery != null) {
             CliSupport.atLeast("--checkpoint-every", checkpointEvery, 1);
@@ -482,6 +504,39 @@ final class TrainCommand implements Callable<Integer> {
         if (vocab != null && model != null) {
             throw new CollieException("--vocab applies to --preset only; a --model has its vocabulary in config.json");
         }
+    }
+
+    /**
+     * --monitor names known sinks and comes with --monitor-dir (and the other way round), a directory that
+     * --save, replaced whole at the end, does not hold.
+     */
+    private void checkMonitor() {
+        if (monitor == null) {
+            if (monitorDir != null) {
+                throw new CollieException("--monitor-dir: give --monitor " + String.join(",", MonitorSink.KNOWN)
+                        + " (or some of them) to say what to write there");
+            }
+            return;
+        }
+        if (monitorDir == null) {
+            throw new CollieException("--monitor needs --monitor-dir DIR: where to write "
+                    + String.join(", ", monitor));
+        }
+        CliSupport.atLeast("--monitor-every", monitorEvery, 1);
+        try {
+            monitorConfig().validate();
+        } catch (CollieException e) {
+            throw new CollieException("--monitor: " + e.getMessage(), e);
+        }
+        CliSupport.outputDirectory("--monitor-dir", monitorDir);
+        if (monitorDir.toAbsolutePath().normalize().startsWith(save.toAbsolutePath().normalize())) {
+            throw new CollieException("--monitor-dir " + monitorDir + " is inside --save " + save + ", which the"
+                    + " trained model replaces whole at the end: give a directory outside it");
+        }
+    }
+
+    private MonitorConfig monitorConfig() {
+        return new MonitorConfig(monitorDir, monitor, monitorEvery, true);
     }
 
     /** Defaults or --config, then every option given on the command line. */

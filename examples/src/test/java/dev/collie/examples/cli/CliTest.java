@@ -235,7 +235,7 @@ class CliTest {
                 .orElseThrow(() -> new AssertionError("no final loss in: " + r.out())).substring("final loss: ".length()));
     }
 
-    private static String[] concat(String[] a, String... b) {
+    static String[] concat(String[] a, String... b) {
         String[] out = Arrays.copyOf(a, a.length + b.length);
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
