@@ -37,7 +37,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * The callbacks that watch an evaluation value, on ranks as threads: early stopping ends every data-parallel rank
  * after the same step (also when only one rank asks), and top-k checkpoints with loading the best back give under
- * dp 2 × tp 2 × pp 2 (ZeRO-1) what one rank gives.
+ * dp 2 (ZeRO-0 and ZeRO-3) and dp 2 × tp 2 × pp 2 (ZeRO-1) what one rank gives.
  */
 class MonitoredCallbacksParallelTest {
     private static final Path TINY_TIED = Path.of("../collie-models/src/test/resources/fixtures/tiny-llama-tied");
@@ -63,6 +63,7 @@ class MonitoredCallbacksParallelTest {
     private static List<Outcome> run(int dp, int tp, int pp, int zero, IntFunction<Callback[]> callbacks) {
         int world = dp * tp * pp;
         CollieConfig config = CONFIG.toBuilder().trainMicroBatchSize(2 / dp).build();
+        boolean whole = world == dp && zero < 3;      // each rank holds the whole model
         return LocalRanks.run(world, Duration.ofSeconds(30), 300, c -> {
             try (c; Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero)
                     .build(c, DecoderCheckpoint.load(TINY_TIED, DataType.DOUBLE))) {
@@ -72,7 +73,7 @@ class MonitoredCallbacksParallelTest {
                         .callbacks(callbacks.apply(c.rank())).build();
                 List<StepStats> stats = t.train();
                 return new Outcome(stats, h.evals(), t.stoppedEarly(),
-                        world == dp ? Fixtures.copies(par.model().module().namedParameters(), false) : null,
+                        whole ? Fixtures.copies(par.model().module().namedParameters(), false) : null,
                         Fixtures.copies(par.gatherFullWeights()));
             }
         });
@@ -145,6 +146,17 @@ class MonitoredCallbacksParallelTest {
         }
         sameTopK(tmp.resolve("one"), tmp.resolve("two"));
         assertTrue(Files.notExists(tmp.resolve("two/best")), "best is deleted once every replica loaded it");
+    }
+
+    @Test
+    void underZero3TheBestIsLoadedIntoTheShardsEachReplicaOwns(@TempDir Path tmp) throws IOException {
+        Outcome one = run(1, 1, 1, 0, r -> watching(tmp.resolve("one"), false)).get(0);
+        List<Outcome> two = run(2, 1, 1, 3, r -> watching(tmp.resolve("zero3"), true));
+        for (Outcome o : two) {
+            assertEquals(one.stats().size(), o.stats().size());
+        }
+        sameTopK(tmp.resolve("one"), tmp.resolve("zero3"));
+        assertEquals(0.0, fromBest(tmp.resolve("one/best"), two.get(0).whole()), 1e-9);
     }
 
     @Test
