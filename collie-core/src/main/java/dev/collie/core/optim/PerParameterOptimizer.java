@@ -145,7 +145,7 @@ public abstract class PerParameterOptimizer implements Optimizer {
         steps = step.getLong(0);
         String[] names = stateNames();
         params.forEach((name, p) -> {
-            if (state.containsKey(p) || !saved.containsKey(name + "." + names[0])) {
+            if (names.length == 0 || state.containsKey(p) || !saved.containsKey(name + "." + names[0])) {
                 return;
             }
             INDArray[] s = allocate(p);

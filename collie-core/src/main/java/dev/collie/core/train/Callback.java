@@ -36,6 +36,14 @@ public interface Callback {
     default void onEvaluateEnd(Trainer trainer, Map<String, Double> results) {
     }
 
+    /**
+     * After step {@code step} is complete: its {@link #onBatchEnd}, and the evaluation that follows it when one is
+     * due, have reached every callback, and the run has not yet asked whether to stop. A checkpoint written here holds
+     * everything the step changed, every callback's state included.
+     */
+    default void onStepEnd(Trainer trainer, long step) {
+    }
+
     default void onSave(Trainer trainer, Path dir) {
     }
 

@@ -1,5 +1,7 @@
 package dev.collie.core.train;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.core.CollieException;
 import dev.collie.core.Scope;
 import dev.collie.core.data.Batch;
@@ -20,11 +22,13 @@ import org.slf4j.LoggerFactory;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.function.BooleanSupplier;
 
 /**
@@ -37,6 +41,9 @@ import java.util.function.BooleanSupplier;
  */
 public final class Trainer {
     private static final Logger LOG = LoggerFactory.getLogger(Trainer.class);
+    /** The results of the Trainer's own evaluation: the token-mean loss and its perplexity. */
+    public static final Set<String> EVALUATION_KEYS = Collections.unmodifiableSet(new LinkedHashSet<>(
+            List.of("loss", "ppl")));
 
     private final LanguageModel model;
     private final Optimizer optimizer;
@@ -55,6 +62,9 @@ public final class Trainer {
     private int epoch;
     private final BooleanSupplier stopWhen;
     private boolean stopped;
+    private boolean stopRequested;    // by a callback, for this rank; the run ends after the step on every rank
+    private boolean stoppedEarly;
+    private boolean running;
     private int nonFiniteRun;         // consecutive steps skipped for a non-finite loss or gradient norm
     private long nonFiniteSteps;
     private final List<StepStats> history = new ArrayList<>();
@@ -128,6 +138,47 @@ public final class Trainer {
         return stopped;
     }
 
+    /**
+     * Asks the run to end after the step in progress (early stopping): every rank ends after the same step, since
+     * the ranks agree after every step whether any of them asked, and {@link #stoppedEarly()} says so. Asked before
+     * the first step (in {@link Callback#onTrainBegin}, from a state every rank restored alike), no step is taken.
+     */
+    public void requestStop() {
+        stopRequested = true;
+    }
+
+    /**
+     * Whether the last {@link #train} ended before its last step because a callback {@link #requestStop asked} on
+     * some rank (and not because of the {@link Builder#stopWhen stop condition}, which {@link #stopped()} reports).
+     */
+    public boolean stoppedEarly() {
+        return stoppedEarly;
+    }
+
+    /** Whether {@link #train} is in progress (from {@link Callback#onTrainBegin} to {@link Callback#onTrainEnd}). */
+    public boolean running() {
+        return running;
+    }
+
+    /** The epoch in progress, from 0 (after the last one, the number of epochs run). */
+    public int epoch() {
+        return epoch;
+    }
+
+    /** Optimizer steps in one pass over the training data. */
+    public int stepsPerEpoch() {
+        return loader.stepsPerEpoch();
+    }
+
+    /**
+     * The names of the results {@link #evaluate()} reports, which a callback may watch ({@link TrackedMetric}):
+     * {@link #EVALUATION_KEYS}, or none without evaluation data. An evaluator added to the Trainer adds the keys it
+     * declares here.
+     */
+    public Set<String> evaluationKeys() {
+        return evalData == null ? Set.of() : EVALUATION_KEYS;
+    }
+
     /** Steps skipped so far because their loss or gradient norm was not finite. */
     public long nonFiniteSteps() {
         return nonFiniteSteps;
@@ -146,12 +197,55 @@ public final class Trainer {
     public void save(Path dir) {
         try (Scope whole = dist.gatherParameters()) {
             if (splitState()) {
-                TrainingCheckpoint.save(dir, heldParameters(), optimizer, config, globalStep, epoch, shards());
+                TrainingCheckpoint.save(dir, heldParameters(), optimizer, config, globalStep, epoch, shards(),
+                        callbackStates());
             } else if (isLeadRank()) {
-                TrainingCheckpoint.save(dir, model.module(), optimizer, config, globalStep, epoch);
+                TrainingCheckpoint.save(dir, model.module().namedParameters(), optimizer, config, globalStep, epoch,
+                        null, callbackStates());
             }
         }
         callbacks.forEach(c -> c.onSave(this, dir));
+    }
+
+    /**
+     * Restores only the weights of checkpoint {@code dir} (written by {@link #save}) into the model, on every rank
+     * and under any layout; the optimizer state and the position stay as they are. A collective: it returns once
+     * every rank has read the checkpoint, so that one may then delete it. Returns the checkpoint's position.
+     */
+    public TrainingCheckpoint.Position loadWeights(Path dir) {
+        TrainingCheckpoint.Position pos;
+        try (Scope whole = dist.gatherParameters()) {
+            pos = TrainingCheckpoint.loadWeights(dir, heldParameters(), splitState() ? shards() : null);
+        }
+        dist.anyRank(false);       // a collective over every rank: all have read it
+        return pos;
+    }
+
+    /** The {@link StatefulCallback}s by the key their state is saved under: the simple class name, then #2, #3. */
+    private Map<String, StatefulCallback> statefulCallbacks() {
+        Map<String, StatefulCallback> out = new LinkedHashMap<>();
+        for (Callback c : callbacks) {
+            if (c instanceof StatefulCallback s) {
+                String name = c.getClass().getSimpleName();
+                String key = name;
+                for (int n = 2; out.containsKey(key); n++) {
+                    key = name + "#" + n;
+                }
+                out.put(key, s);
+            }
+        }
+        return out;
+    }
+
+    private Map<String, ObjectNode> callbackStates() {
+        Map<String, ObjectNode> out = new LinkedHashMap<>();
+        statefulCallbacks().forEach((key, c) -> out.put(key, c.saveState()));
+        return out;
+    }
+
+    /** The callbacks, in the order they run. */
+    List<Callback> callbacks() {
+        return callbacks;
     }
 
     /**
@@ -203,6 +297,14 @@ public final class Trainer {
         }
         globalStep = pos.globalStep();
         epoch = (int) (globalStep / loader.stepsPerEpoch());
+        Map<String, JsonNode> states = TrainingCheckpoint.callbackStates(dir);
+        statefulCallbacks().forEach((key, c) -> {
+            if (states.containsKey(key)) {
+                c.loadState(states.get(key));
+            } else if (isLeadRank()) {
+                LOG.warn("{}: the checkpoint keeps no state of callback {}: it starts afresh", dir, key);
+            }
+        });
         callbacks.forEach(c -> c.onLoad(this, dir));
     }
 
@@ -222,10 +324,14 @@ public final class Trainer {
             idleSettings(config, totalSteps - globalStep, evalData != null).forEach(LOG::warn);
         }
         stopped = false;
+        stoppedEarly = false;
+        stopRequested = false;
+        running = true;
         try {
             callbacks.forEach(c -> c.onTrainBegin(this));
+            stoppedEarly = stopRequested;
             outer:
-            for (; epoch < config.trainEpochs(); epoch++) {
+            for (; epoch < config.trainEpochs() && !stoppedEarly; epoch++) {
                 int e = epoch;
                 callbacks.forEach(c -> c.onEpochBegin(this, e));
                 int first = (int) (globalStep - (long) epoch * loader.stepsPerEpoch());
@@ -237,9 +343,13 @@ public final class Trainer {
                     if (config.evalPerNSteps() > 0 && evalData != null && globalStep % config.evalPerNSteps() == 0) {
                         evaluate();
                     }
+                    long done = globalStep;
+                    callbacks.forEach(c -> c.onStepEnd(this, done));
                     // every rank asks, after every step, so all stop at the same one
-                    if (dist.anyRank(stopWhen.getAsBoolean())) {
-                        stopped = true;
+                    boolean condition = stopWhen.getAsBoolean();
+                    if (dist.anyRank(condition || stopRequested)) {
+                        stopped = dist.anyRank(condition);
+                        stoppedEarly = !stopped;
                         break outer;
                     }
                 }
@@ -247,6 +357,7 @@ public final class Trainer {
             }
             callbacks.forEach(c -> c.onTrainEnd(this));
         } finally {
+            running = false;
             runner.close();    // worker threads end with the run; a later train() starts new ones
             callbacks.forEach(c -> c.onTrainExit(this));
         }
@@ -409,7 +520,7 @@ public final class Trainer {
                 count += n;
             }
         }
-        Map<String, Double> out = new LinkedHashMap<>();
+        Map<String, Double> out = new LinkedHashMap<>();       // the EVALUATION_KEYS
         double loss = count == 0 ? Double.NaN : sum / count;
         out.put("loss", loss);
         out.put("ppl", Math.exp(loss));

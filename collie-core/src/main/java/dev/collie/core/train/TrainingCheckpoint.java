@@ -28,7 +28,8 @@ import java.util.TreeMap;
 /**
  * A training checkpoint for exact resume: every parameter ({@code model.safetensors}, all of them,
  * adapters and frozen weights alike), the optimizer state ({@code optimizer.safetensors}) and a JSON
- * manifest ({@code trainer.json}: step, epoch, the config). The data position follows from the step,
+ * manifest ({@code trainer.json}: step, epoch, the config, the state of {@link StatefulCallback}s). The data
+ * position follows from the step,
  * since the loader's order depends only on the seed and epoch. The directory is written next to its
  * final place and renamed into it, so a crash leaves either the old checkpoint or the new one.
  */
@@ -37,6 +38,7 @@ public final class TrainingCheckpoint {
     private static final String MANIFEST = "trainer.json";
     private static final String MODEL = "model.safetensors";
     private static final String OPTIMIZER = "optimizer.safetensors";
+    private static final String CALLBACKS = "callbacks";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     /** What a checkpoint says about where training stood. */
@@ -71,15 +73,17 @@ public final class TrainingCheckpoint {
      */
     public static void save(Path dir, Module model, Optimizer optimizer, CollieConfig config, long globalStep,
                             int epoch, Shards shards) {
-        save(dir, model.namedParameters(), optimizer, config, globalStep, epoch, shards);
+        save(dir, model.namedParameters(), optimizer, config, globalStep, epoch, shards, Map.of());
     }
 
     /**
      * As {@link #save(Path, Module, Optimizer, CollieConfig, long, int, Shards)} for the parameters this rank
-     * holds ({@code params} by name; under pipeline parallelism one stage's).
+     * holds ({@code params} by name; under pipeline parallelism one stage's), with the callbacks' states by key
+     * (written by the rank that writes the manifest; a number in them that is not finite is refused, naming it).
      */
     public static void save(Path dir, Map<String, Parameter> params, Optimizer optimizer, CollieConfig config,
-                            long globalStep, int epoch, Shards shards) {
+                            long globalStep, int epoch, Shards shards, Map<String, ObjectNode> callbackStates) {
+        callbackStates.forEach((key, state) -> requireFinite(dir, "callbacks." + key, state));
         Path abs = dir.toAbsolutePath();
         Path parent = abs.getParent();
         boolean lead = shards == null || shards.rank() == 0;
@@ -117,6 +121,10 @@ public final class TrainingCheckpoint {
                 m.put("optimizer_shards", shards == null ? 1 : shards.count());
                 m.put("model_parts", shards == null ? 1 : shards.modelParts());
                 m.set("config", JSON.valueToTree(config));
+                if (!callbackStates.isEmpty()) {
+                    ObjectNode states = m.putObject(CALLBACKS);
+                    callbackStates.forEach(states::set);
+                }
                 AtomicFiles.writeString(tmp.resolve(MANIFEST), JSON.writeValueAsString(m));
                 AtomicFiles.replaceDirectory(tmp, abs);
             }
@@ -151,29 +159,67 @@ public final class TrainingCheckpoint {
     /** As {@link #load(Path, Module, Optimizer, Shards)} for the parameters this rank holds. */
     public static Position load(Path dir, Map<String, Parameter> params, Optimizer optimizer, Shards shards) {
         Path manifest = dir.resolve(MANIFEST);
-        JsonNode m = manifest(dir);
-        if (!FORMAT.equals(m.path("format").asText())) {
-            throw new CollieException(manifest + ": format is '" + m.path("format").asText() + "', expected " + FORMAT);
-        }
+        JsonNode m = modelManifest(dir, shards);
         String saved = m.path("optimizer").asText();
         if (!saved.equals(optimizer.getClass().getName())) {
             throw new CollieException(manifest + ": saved with optimizer " + saved + ", resuming with "
                     + optimizer.getClass().getName());
         }
-        long step = m.path("global_step").asLong();
-        int epoch = m.path("epoch").asInt();
         int savedShards = m.path("optimizer_shards").asInt(1);
         int now = shards == null ? 1 : shards.count();
+        if (savedShards != now) {
+            throw new CollieException(manifest + ": the optimizer state was saved in " + savedShards
+                    + " shard(s), this run has " + now + " (resume with the same --dp, --tp, --pp and ZeRO stage)");
+        }
+        loadParameters(dir, params, shards);
+        try (SafeTensors s = SafeTensors.open(dir.resolve(optimizerFile(shards)))) {
+            Map<String, INDArray> state = new LinkedHashMap<>();
+            for (String name : s.names()) {
+                state.put(name, s.load(name));
+            }
+            optimizer.loadStateDict(state);
+        }
+        return position(m);
+    }
+
+    /**
+     * Restores only the parameters from {@code dir} (this rank's part of them with {@code shards}); the optimizer
+     * state is not read. Returns the saved position.
+     */
+    public static Position loadWeights(Path dir, Map<String, Parameter> params, Shards shards) {
+        JsonNode m = modelManifest(dir, shards);
+        loadParameters(dir, params, shards);
+        return position(m);
+    }
+
+    /** The states of the {@link StatefulCallback}s saved in checkpoint {@code dir}, by key (none in an older one). */
+    public static Map<String, JsonNode> callbackStates(Path dir) {
+        Map<String, JsonNode> out = new LinkedHashMap<>();
+        manifest(dir).path(CALLBACKS).fields().forEachRemaining(e -> out.put(e.getKey(), e.getValue()));
+        return out;
+    }
+
+    private static Position position(JsonNode m) {
+        return new Position(m.path("global_step").asLong(), m.path("epoch").asInt());
+    }
+
+    /** The manifest of {@code dir}, checked to be a training checkpoint whose model has this run's parts. */
+    private static JsonNode modelManifest(Path dir, Shards shards) {
+        Path manifest = dir.resolve(MANIFEST);
+        JsonNode m = manifest(dir);
+        if (!FORMAT.equals(m.path("format").asText())) {
+            throw new CollieException(manifest + ": format is '" + m.path("format").asText() + "', expected " + FORMAT);
+        }
         int savedParts = m.path("model_parts").asInt(1);
         int parts = shards == null ? 1 : shards.modelParts();
         if (savedParts != parts) {
             throw new CollieException(manifest + ": the model was saved in " + savedParts + " part(s) (tensor x"
                     + " pipeline parallel ranks), this run has " + parts + "; resume with the same --tp and --pp");
         }
-        if (savedShards != now) {
-            throw new CollieException(manifest + ": the optimizer state was saved in " + savedShards
-                    + " shard(s), this run has " + now + " (resume with the same --dp, --tp, --pp and ZeRO stage)");
-        }
+        return m;
+    }
+
+    private static void loadParameters(Path dir, Map<String, Parameter> params, Shards shards) {
         Path modelPath = dir.resolve(modelFile(shards));
         try (SafeTensors w = SafeTensors.open(modelPath)) {
             for (Map.Entry<String, Parameter> e : distinctNamed(params).entrySet()) {
@@ -189,14 +235,20 @@ public final class TrainingCheckpoint {
                 p.data().assign(w.load(e.getKey(), p.dtype()));
             }
         }
-        try (SafeTensors s = SafeTensors.open(dir.resolve(optimizerFile(shards)))) {
-            Map<String, INDArray> state = new LinkedHashMap<>();
-            for (String name : s.names()) {
-                state.put(name, s.load(name));
-            }
-            optimizer.loadStateDict(state);
+    }
+
+    /** Refuses a number that is not finite anywhere in {@code node}, naming the checkpoint and the field. */
+    private static void requireFinite(Path dir, String field, JsonNode node) {
+        if (node.isNumber() && !Double.isFinite(node.doubleValue())) {
+            throw new CollieException(dir + ": " + field + " = " + node.asText() + " is not a finite number; a"
+                    + " checkpoint keeps finite numbers only");
         }
-        return new Position(step, epoch);
+        if (node.isArray()) {
+            for (int i = 0; i < node.size(); i++) {
+                requireFinite(dir, field + "[" + i + "]", node.get(i));
+            }
+        }
+        node.fields().forEachRemaining(e -> requireFinite(dir, field + "." + e.getKey(), e.getValue()));
     }
 
     /** Settings the order of the rows, or how many a step takes, depend on: resume is exact only if they are kept. */

@@ -73,8 +73,8 @@ class ResumeTest {
         Trainer a = Trainer.builder().model(first).optimizer(optimizer(opt).apply(first.namedParameters()))
                 .config(CONFIG).trainData(ROWS).callbacks(new CheckpointCallback(tmp, 5, 0), new Callback() {
                     @Override
-                    public void onBatchEnd(Trainer t, StepStats s) {
-                        if (s.step() == 5) {
+                    public void onStepEnd(Trainer t, long step) {
+                        if (step == 5) {
                             throw new IllegalStateException("killed");
                         }
                     }

@@ -13,7 +13,6 @@ import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.MatmulPrecision;
 import dev.collie.core.train.ActivationCheckpointing;
-import dev.collie.core.train.CheckpointCallback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.LossHistory;
@@ -158,13 +157,15 @@ final class TrainCommand implements Callable<Integer> {
             description = "write a training checkpoint (weights, optimizer state, position) every N steps")
     Long checkpointEvery;
     @Option(names = "--checkpoint-dir", paramLabel = "DIR",
-            description = "where checkpoints go, as DIR/step_N (default: <--save>/checkpoints)")
+            description = "where checkpoints go, as DIR/step_N (and --save-top-k's, --load-best's best; default:"
+                    + " <--save>/checkpoints)")
     Path checkpointDir;
     @Option(names = "--keep-checkpoints", paramLabel = "K", defaultValue = "2",
             description = "keep the newest K checkpoints, 0 = all (default ${DEFAULT-VALUE})")
     int keepCheckpoints;
     @Option(names = "--resume", paramLabel = "DIR", description = "continue exactly from a training checkpoint")
     Path resume;
+    @Mixin WatchOptions watch;
     @Option(names = "--config", paramLabel = "FILE", description = "CoLLiE config (.json or .yaml) to start from")
     Path configFile;
     @Option(names = "--loss-png", paramLabel = "FILE", description = "write the loss curve to this PNG")
@@ -191,6 +192,7 @@ final class TrainCommand implements Callable<Integer> {
         tp = config.tpSize();
         pp = config.ppSize();
         checkOptions();
+        watch.check(evalFraction > 0, config.evalPerNSteps());
         shardBytes = CliSupport.byteSize("--max-shard-size", maxShardSize);
         config.validate();
         if (CollieCli.standalone) {
@@ -329,9 +331,7 @@ final class TrainCommand implements Callable<Integer> {
             }
         }
         Path checkpoints = checkpointDir != null ? checkpointDir : save.resolve("checkpoints");
-        if (checkpointEvery != null) {
-            tb.callbacks(new CheckpointCallback(checkpoints, checkpointEvery, keepCheckpoints));
-        }
+        tb.callbacks(watch.callbacks(checkpoints, checkpointEvery, keepCheckpoints));
         tb.stopWhen(StopSignals::requested);
         Trainer trainer = tb.build();
         if (resume != null) {
@@ -359,8 +359,8 @@ final class TrainCommand implements Callable<Integer> {
                 return;
             }
             // evaluation under tensor or pipeline parallelism takes every rank of the model
-            if (eval != null && (config.evalPerNSteps() == 0 || trainer.globalStep() % config.evalPerNSteps() != 0)
-                    && (lead || split)) {
+            if (eval != null && (config.evalPerNSteps() == 0 || trainer.globalStep() % config.evalPerNSteps() != 0
+                    || watch.loadBest) && (lead || split)) {
                 lastEval = trainer.evaluate();
             } else if (history.lastEval() != null) {
                 lastEval = Map.of("loss", history.lastEval().loss(), "ppl", history.lastEval().ppl());
@@ -393,6 +393,7 @@ final class TrainCommand implements Callable<Integer> {
             LossCurve.write(history, lossPng, "collie train: " + data.getFileName());
         }
         System.out.printf(Locale.ROOT, "final loss: %.6f%n", history.lastLoss());
+        watch.report(trainer);
         if (lastEval != null) {
             System.out.printf(Locale.ROOT, "eval loss: %.6f (perplexity %.3f)%n", lastEval.get("loss"),
                     lastEval.get("ppl"));
