@@ -50,6 +50,7 @@ public final class Trainer {
     private final CollieConfig config;
     private final Dataset trainData;
     private final Dataset evalData;
+    private final List<Evaluation> evaluations;
     private final List<Callback> callbacks;
     private final int padId;
     private final DataLoader loader;
@@ -75,11 +76,17 @@ public final class Trainer {
         this.config = Objects.requireNonNull(b.config, "config").validate();
         this.trainData = Objects.requireNonNull(b.trainData, "trainData");
         this.evalData = b.evalData;
+        this.evaluations = List.copyOf(b.evaluations);
         this.callbacks = List.copyOf(b.callbacks);
         this.padId = b.padId;
         this.dist = b.distributed;
         this.stopWhen = b.stopWhen;
         checkLayout(config, dist.replicas(), dist.modelRanks());
+        if (!evaluations.isEmpty() && dist.splitsModel()) {
+            throw new CollieException("evaluations (generation, classification) run with data parallelism only for"
+                    + " now: this model is split over " + dist.modelRanks() + " tensor/pipeline-parallel ranks");
+        }
+        evaluationKeys();       // two evaluations reporting one name are refused before any step
         int cores = Math.max(1, Runtime.getRuntime().availableProcessors() / Math.max(1, b.localRanks));
         int workers = GradientRoute.singleStream(dist, optimizer) ? 1 : config.workerThreads();
         if (trainData.size() == 0) {
@@ -176,7 +183,21 @@ public final class Trainer {
      * declares here.
      */
     public Set<String> evaluationKeys() {
-        return evalData == null ? Set.of() : EVALUATION_KEYS;
+        Set<String> keys = new LinkedHashSet<>(evalData == null ? Set.of() : EVALUATION_KEYS);
+        for (Evaluation e : evaluations) {
+            for (String k : e.producedKeys()) {
+                if (!keys.add(k)) {
+                    throw new CollieException("two evaluations report '" + k + "' (the Trainer's own evaluation"
+                            + " reports " + EVALUATION_KEYS + " when it has evaluation data)");
+                }
+            }
+        }
+        return Collections.unmodifiableSet(keys);
+    }
+
+    /** Whether anything is evaluated: evaluation data, or an {@link Evaluation}. */
+    private boolean evaluates() {
+        return evalData != null || !evaluations.isEmpty();
     }
 
     /** Steps skipped so far because their loss or gradient norm was not finite. */
@@ -321,7 +342,7 @@ public final class Trainer {
         if (isLeadRank()) {
             LOG.info(String.format("trainable params: %d || all params: %d || trainable%%: %.4f%s", trainable, all,
                     100.0 * trainable / Math.max(1, all), split ? " (on this rank)" : ""));
-            idleSettings(config, totalSteps - globalStep, evalData != null).forEach(LOG::warn);
+            idleSettings(config, totalSteps - globalStep, evaluates()).forEach(LOG::warn);
         }
         stopped = false;
         stoppedEarly = false;
@@ -340,7 +361,7 @@ public final class Trainer {
                         break outer;
                     }
                     trainStep(loader.step(epoch, s));
-                    if (config.evalPerNSteps() > 0 && evalData != null && globalStep % config.evalPerNSteps() == 0) {
+                    if (config.evalPerNSteps() > 0 && evaluates() && globalStep % config.evalPerNSteps() == 0) {
                         evaluate();
                     }
                     long done = globalStep;
@@ -499,12 +520,28 @@ public final class Trainer {
         model.module().trainableParameters().forEach(Parameter::zeroGrad);
     }
 
-    /** Mean next-token loss over the evaluation data (token-weighted) and its perplexity. */
+    /**
+     * Mean next-token loss over the evaluation data (token-weighted) and its perplexity, then each
+     * {@link Evaluation}'s results, by name.
+     */
     public Map<String, Double> evaluate() {
-        if (evalData == null) {
-            throw new IllegalStateException("no evaluation data was given");
+        if (!evaluates()) {
+            throw new IllegalStateException("no evaluation data and no evaluation was given");
         }
         callbacks.forEach(c -> c.onEvaluateBegin(this));
+        Map<String, Double> out = new LinkedHashMap<>();
+        if (evalData != null) {
+            out.putAll(evaluationLoss());
+        }
+        for (Evaluation e : evaluations) {
+            out.putAll(e.evaluate());
+        }
+        callbacks.forEach(c -> c.onEvaluateEnd(this, out));
+        return out;
+    }
+
+    /** The {@link #EVALUATION_KEYS}: mean next-token loss over the evaluation data and its perplexity. */
+    private Map<String, Double> evaluationLoss() {
         DataLoader evalLoader = DataLoader.builder(evalData, collator()).microBatchSize(config.evalBatchSize())
                 .shuffle(false).build();
         double sum = 0;
@@ -525,7 +562,6 @@ public final class Trainer {
         out.put("loss", loss);
         out.put("ppl", Math.exp(loss));
         LOG.debug("eval at step {}: loss {} ppl {}", globalStep, loss, Math.exp(loss));
-        callbacks.forEach(c -> c.onEvaluateEnd(this, out));
         return out;
     }
 
@@ -554,6 +590,7 @@ public final class Trainer {
         private CollieConfig config = CollieConfig.defaults();
         private Dataset trainData;
         private Dataset evalData;
+        private List<Evaluation> evaluations = List.of();
         private final List<Callback> callbacks = new ArrayList<>();
         private LrSchedule schedule;
         private int padId;
@@ -566,6 +603,11 @@ public final class Trainer {
         public Builder config(CollieConfig c) { this.config = c; return this; }
         public Builder trainData(Dataset d) { this.trainData = d; return this; }
         public Builder evalData(Dataset d) { this.evalData = d; return this; }
+        /**
+         * Evaluations run with the evaluation loss every {@code eval_per_n_steps} (e.g. collie-models'
+         * {@code Evaluator}); data-parallel layouts only, for now: the model must not be split over ranks.
+         */
+        public Builder evaluations(Evaluation... e) { this.evaluations = List.of(e); return this; }
         public Builder callbacks(Callback... cs) { this.callbacks.addAll(List.of(cs)); return this; }
         /** Overrides the schedule named in the config. */
         public Builder lrSchedule(LrSchedule s) { this.schedule = s; return this; }

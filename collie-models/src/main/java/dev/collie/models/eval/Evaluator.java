@@ -15,6 +15,7 @@ import dev.collie.core.eval.PerplexityMetric;
 import dev.collie.core.io.AtomicFiles;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.train.Evaluation;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.models.generation.Generator;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -44,7 +45,7 @@ import java.util.stream.IntStream;
  * the metrics are gathered, so every rank reports what one rank reports over all the examples. Decoding is greedy;
  * texts are encoded with the tokenizer's special tokens (a BOS) and decoded without them.
  */
-public final class Evaluator {
+public final class Evaluator implements Evaluation {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final LanguageModel model;
@@ -126,6 +127,7 @@ public final class Evaluator {
     }
 
     /** The keys {@link #evaluate()} reports, in its order (e.g. {@code bleu, rouge-1-p, ..., rouge-l-f}). */
+    @Override
     public List<String> producedKeys() {
         return keys;
     }
@@ -139,6 +141,7 @@ public final class Evaluator {
      * Evaluates every example (this rank's share of them under data parallelism, then gathers: a collective that
      * every rank calls) and returns the metrics' values by key, in the order of {@link #producedKeys()}.
      */
+    @Override
     public Map<String, Double> evaluate() {
         metrics.values().forEach(Metric::reset);
         int rank = group == null ? 0 : group.rank();
