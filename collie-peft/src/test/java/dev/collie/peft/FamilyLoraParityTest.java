@@ -16,7 +16,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.nio.file.Path;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.TreeSet;
 
@@ -65,39 +64,7 @@ class FamilyLoraParityTest {
             ref.names().stream().filter(n -> n.startsWith("init.")).forEach(n -> names.add(n.substring(5)));
             assertEquals(names, new TreeSet<>(trainable.keySet()), family + ": trainable parameter names");
             trainable.forEach((n, p) -> p.setData(ref.load("init." + n, p.dtype())));
-            AdamW opt = new AdamW(trainable, 0.9, 0.999, 1e-8, 0.01);
-            CausalLmLoss loss = new CausalLmLoss();
-            for (int k = 0; k < 3; k++) {
-                if (k > 0) {
-                    String before = "after" + (k - 1) + ".";
-                    trainable.forEach((n, p) -> p.setData(ref.load(before + n, p.dtype())));
-                }
-                INDArray ids = ref.load("train.batch" + k);
-                Tape tape = Tape.forTraining((int) ids.size(0), (int) ids.size(1));
-                double l = loss.forward(tape, m.forward(tape, ids), ids);
-                Agreement.within(family + " LoRA: loss of step " + k,
-                        Math.abs(l - ref.load("losses").getDouble(k)), 1e-5);
-                m.backward(tape, loss.backward(tape, 1.0));
-                double worst = 0;
-                for (Map.Entry<String, Parameter> e : trainable.entrySet()) {
-                    INDArray expect = ref.load("grad" + k + "." + e.getKey(), DataType.DOUBLE);
-                    INDArray got = e.getValue().grad().castTo(DataType.DOUBLE);
-                    worst = Math.max(worst,
-                            got.sub(expect).norm2Number().doubleValue() / expect.norm2Number().doubleValue());
-                    e.getValue().setGrad(expect.castTo(e.getValue().dtype()));
-                }
-                Agreement.within(family + " LoRA: gradients of step " + k + " (relative, worst tensor)", worst, 1e-5);
-                opt.step(1e-2);
-                Map<String, INDArray> after = new HashMap<>();
-                Map<String, INDArray> expect = new HashMap<>();
-                String afterStep = "after" + k + ".";
-                trainable.forEach((n, p) -> {
-                    after.put(n, p.data());
-                    expect.put(n, ref.load(afterStep + n));
-                });
-                Agreement.within(family + " LoRA: AdamW step " + k + " on the reference gradients",
-                        Agreement.maxAbsDiff(after, expect), 1e-6);
-            }
+            PeftParityTest.stepsMatch(m, ref, "", family + " LoRA: ", "the reference");
         }
     }
 

@@ -3,14 +3,11 @@ package dev.collie.models.decoder;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.io.SafeTensors;
-import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.KvCache;
-import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.testing.Agreement;
 import dev.collie.core.testing.NumericalParity;
 import dev.collie.models.generation.Generator;
-import dev.collie.optim.AdamW;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -22,7 +19,6 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.Map;
 import java.util.stream.StreamSupport;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -38,40 +34,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class FamilyParityTest {
     static final Path FAMILIES = Path.of("src/test/resources/fixtures/families");
 
-    private static double maxAbsDiff(INDArray a, INDArray b) {
-        return a.castTo(DataType.DOUBLE).sub(b.castTo(DataType.DOUBLE).reshape(a.shape())).amaxNumber().doubleValue();
-    }
-
     /** Logits within 1e-4, the loss within 1e-6 relative, every parameter gradient within 1e-4 relative. */
     static void forwardBackwardMatches(Path dir, DecoderForCausalLM model) {
-        try (SafeTensors ref = SafeTensors.open(dir.resolve("reference.safetensors"))) {
-            INDArray ids = ref.load("input_ids");
-            Tape tape = Tape.forTraining((int) ids.size(0), (int) ids.size(1));
-            INDArray logits = model.forward(tape, ids);
-            Agreement.within(dir.getFileName() + " logits vs transformers'", maxAbsDiff(logits, ref.load("logits")),
-                    1e-4);
-            CausalLmLoss loss = new CausalLmLoss();
-            double l = loss.forward(tape, logits, ref.load("labels"));
-            double want = ref.load("loss").getDouble(0);
-            Agreement.within(dir.getFileName() + " loss vs transformers' (relative)", Math.abs(l - want) / want, 1e-6);
-            model.backward(tape, loss.backward(tape, 1.0));
-            int checked = 0;
-            double worst = 0;
-            String worstName = "";
-            for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
-                INDArray expect = ref.load("grad." + e.getKey(), DataType.DOUBLE);
-                INDArray got = e.getValue().grad().castTo(DataType.DOUBLE);
-                double rel = got.sub(expect).norm2Number().doubleValue() / expect.norm2Number().doubleValue();
-                if (rel >= worst) {
-                    worst = rel;
-                    worstName = e.getKey();
-                }
-                checked++;
-            }
-            Agreement.within(dir.getFileName() + " worst parameter gradient vs transformers' (relative, " + worstName
-                    + ")", worst, 1e-4);
-            assertEquals(ref.names().stream().filter(n -> n.startsWith("grad.")).count(), checked);
-        }
+        LlamaParityTest.forwardBackwardMatches(dir, model, 1e-4);
     }
 
     @ParameterizedTest
@@ -85,25 +50,8 @@ class FamilyParityTest {
     @ValueSource(strings = {"qwen2", "qwen3", "mistral", "internlm", "internlm2", "chatglm", "moss-moon"})
     void threeAdamWStepsMatchTorch(String family) {
         Path dir = FAMILIES.resolve(family);
-        DecoderForCausalLM model = DecoderCheckpoint.load(dir, DataType.FLOAT);
-        AdamW opt = new AdamW(model.namedParameters(), 0.9, 0.999, Agreement.ADAM_EPS_ABOVE_NOISE, 0.01);
-        CausalLmLoss loss = new CausalLmLoss();
-        try (SafeTensors ref = SafeTensors.open(dir.resolve("adamw_reference.safetensors"))) {
-            INDArray losses = ref.load("adamw/losses");
-            for (int k = 0; k < 3; k++) {
-                INDArray ids = ref.load("adamw/batch" + k + ".input_ids");
-                Tape tape = Tape.forTraining((int) ids.size(0), (int) ids.size(1));
-                double l = loss.forward(tape, model.forward(tape, ids), ids);
-                assertEquals(losses.getDouble(k), l, 1e-5, family + " loss of step " + k);
-                model.backward(tape, loss.backward(tape, 1.0));
-                opt.step(1e-2);
-            }
-            double worst = 0;
-            for (Map.Entry<String, Parameter> e : model.namedParameters().entrySet()) {
-                worst = Math.max(worst, maxAbsDiff(e.getValue().data(), ref.load("adamw/final." + e.getKey())));
-            }
-            Agreement.within(family + " weights after 3 AdamW steps vs torch's", worst, 1e-5);
-        }
+        LlamaParityTest.threeAdamWStepsMatch(DecoderCheckpoint.load(dir, DataType.FLOAT),
+                dir.resolve("adamw_reference.safetensors"), family + " ");
     }
 
     /**
@@ -130,7 +78,7 @@ class FamilyParityTest {
             INDArray last = logits.getRow(logits.size(0) - 1);
             INDArray expect = Nd4j.createFromArray(StreamSupport.stream(g.get("step_logits").get(step).spliterator(),
                     false).mapToDouble(JsonNode::asDouble).toArray());
-            worst = Math.max(worst, maxAbsDiff(last, expect));
+            worst = Math.max(worst, LlamaParityTest.maxAbsDiff(last, expect));
             ids = new long[][] {{output[prompt.length + step]}};
         }
         Agreement.within(family + " logits of 14 cached greedy steps vs generate()'s", worst, 1e-4);

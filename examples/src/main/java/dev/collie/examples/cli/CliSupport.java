@@ -16,6 +16,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Locale;
+import java.util.stream.IntStream;
 import java.util.stream.Stream;
 
 /** What the train, score and generate commands share: loading models and tokenizers, parsing ids. */
@@ -82,6 +83,31 @@ final class CliSupport {
     /** The directory holding a tokenizer (the path itself, or the parent of a tokenizer.json file). */
     static Path tokenizerDir(HfTokenizer tok) {
         return tok.path().toAbsolutePath().getParent();
+    }
+
+    /**
+     * The tokenizer {@code command} needs ({@code --tokenizer}, else the model directory's), checked against the
+     * model's vocabulary ({@link #requireTokenizerFits}); the caller closes it.
+     */
+    static HfTokenizer requiredTokenizer(Path tokenizerPath, Path model, DecoderConfig config, String command) {
+        HfTokenizer tok = tokenizer(tokenizerPath, model);
+        if (tok == null) {
+            throw new CollieException(command + " needs a tokenizer: " + model + " has no tokenizer.json;"
+                    + " give --tokenizer DIR");
+        }
+        try {
+            requireTokenizerFits(tok, config, model);
+        } catch (RuntimeException e) {
+            tok.close();
+            throw e;
+        }
+        return tok;
+    }
+
+    /** The model's EOS ids and the tokenizer's, each once: generation stops at any of them. */
+    static int[] eosIds(DecoderConfig config, HfTokenizer tok) {
+        return IntStream.concat(config.eosTokenIds().stream().mapToInt(Integer::intValue),
+                tok.eosId().isPresent() ? IntStream.of(tok.eosId().getAsInt()) : IntStream.empty()).distinct().toArray();
     }
 
     /** Refuses a tokenizer with ids the model of {@code config} (read from {@code modelDir}, or a preset) lacks. */

@@ -14,7 +14,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.stream.IntStream;
 
 /** {@code collie eval}: runs an {@link Evaluator} over a JSONL file and prints one {@code name: value} line a value. */
 @Command(name = "eval", mixinStandardHelpOptions = true, sortOptions = false,
@@ -63,16 +62,9 @@ final class EvalCommand implements Callable<Integer> {
             CliSupport.outputFile("--predictions", predictions);
         }
         DecoderForCausalLM net = CliSupport.loadModel(model);
-        HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
-        if (tok == null) {
-            throw new CollieException("eval needs a tokenizer: " + model + " has no tokenizer.json;"
-                    + " give --tokenizer DIR");
-        }
+        HfTokenizer tok = CliSupport.requiredTokenizer(tokenizerPath, model, net.config(), "eval");
         try {
-            CliSupport.requireTokenizerFits(tok, net.config(), model);
-            int[] eos = IntStream.concat(net.config().eosTokenIds().stream().mapToInt(Integer::intValue),
-                    tok.eosId().isPresent() ? IntStream.of(tok.eosId().getAsInt()) : IntStream.empty())
-                    .distinct().toArray();
+            int[] eos = CliSupport.eosIds(net.config(), tok);
             Evaluator.Builder b = Evaluator.builder().model(adapter.apply(net)).tokenizer(tok).data(data).task(t)
                     .batchSize(batchSize).eosIds(eos).predictionsFile(predictions);
             if (metrics != null) {

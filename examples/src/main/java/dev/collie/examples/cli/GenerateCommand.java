@@ -58,17 +58,10 @@ final class GenerateCommand implements Callable<Integer> {
             throw new CollieException("--system is a message of a chat: give --chat as well");
         }
         DecoderForCausalLM net = CliSupport.loadModel(model);
-        HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
-        if (tok == null) {
-            throw new CollieException("generate needs a tokenizer: " + model + " has no tokenizer.json;"
-                    + " give --tokenizer DIR");
-        }
+        HfTokenizer tok = CliSupport.requiredTokenizer(tokenizerPath, model, net.config(), "generate");
         try {
-            CliSupport.requireTokenizerFits(tok, net.config(), model);
             int[] ids = chat ? chatPrompt(tok) : tok.encode(prompt, true);
-            int[] eos = IntStream.concat(net.config().eosTokenIds().stream().mapToInt(Integer::intValue),
-                    tok.eosId().isPresent() ? IntStream.of(tok.eosId().getAsInt()) : IntStream.empty())
-                    .distinct().toArray();
+            int[] eos = CliSupport.eosIds(net.config(), tok);
             options = Generator.Options.builder().maxNewTokens(maxNewTokens).temperature(temperature).topP(topP)
                     .seed(seed).eosIds(eos).padId(tok.padId()).build();
             long t0 = System.nanoTime();

@@ -103,22 +103,7 @@ class CliFamiliesTest {
         ObjectMapper json = new ObjectMapper();
         assertEquals(json.readTree(dir.resolve("config.json").toFile()).get("model_type"),
                 json.readTree(save.resolve("config.json").toFile()).get("model_type"));
-        double worst = 0;
-        try (SafeTensors ref = SafeTensors.open(dir.resolve("adamw_reference.safetensors"));
-             SafeTensors got = SafeTensors.open(save.resolve("model.safetensors"))) {
-            int compared = 0;
-            for (String name : ref.names()) {
-                if (name.startsWith("adamw/final.")) {
-                    worst = Math.max(worst, maxAbsDiff(got.load(name.substring("adamw/final.".length())),
-                            ref.load(name)));
-                    compared++;
-                }
-            }
-            // every parameter compared (ChatGLM's file holds its rotary frequencies too)
-            assertEquals(got.names().stream().filter(n -> !n.endsWith("rotary_pos_emb.inv_freq")).count(), compared);
-        }
-        Agreement.within(family + " dp " + dp + " tp " + tp + " pp " + pp
-                + ": saved weights vs torch's after 3 AdamW steps", worst, 1e-5);
+        CliTest.assertSavedEqualsTorchAdamW(dir, save, family + " dp " + dp + " tp " + tp + " pp " + pp + ": ");
         return save;
     }
 

@@ -258,8 +258,17 @@ class CliTest {
     }
 
     private static void assertSavedEqualsTorchAdamW(Path save) {
+        assertSavedEqualsTorchAdamW(TINY, save, "");
+    }
+
+    /**
+     * The weights saved in {@code save} are torch's after the 3 AdamW steps of {@code fixture}'s
+     * adamw_reference.safetensors, within 1e-5, every parameter of the file compared (ChatGLM's file also holds its
+     * rotary frequencies, which are not a parameter).
+     */
+    static void assertSavedEqualsTorchAdamW(Path fixture, Path save, String what) {
         double worst = 0;
-        try (SafeTensors ref = SafeTensors.open(TINY.resolve("adamw_reference.safetensors"));
+        try (SafeTensors ref = SafeTensors.open(fixture.resolve("adamw_reference.safetensors"));
              SafeTensors got = SafeTensors.open(save.resolve("model.safetensors"))) {
             int compared = 0;
             for (String name : ref.names()) {
@@ -269,9 +278,9 @@ class CliTest {
                     compared++;
                 }
             }
-            assertEquals(got.names().size(), compared);
+            assertEquals(got.names().stream().filter(n -> !n.endsWith("rotary_pos_emb.inv_freq")).count(), compared);
         }
-        Agreement.within("saved weights vs torch's after 3 AdamW steps", worst, 1e-5);
+        Agreement.within(what + "saved weights vs torch's after 3 AdamW steps", worst, 1e-5);
     }
 
     @Test
