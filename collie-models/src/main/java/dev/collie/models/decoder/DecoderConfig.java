@@ -296,13 +296,13 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
 
     private static DecoderConfig from(HfConfig f) {
         ModelFamily family = ModelFamily.of(f);
+        Builder b = family.hasOwnKeys() ? builder(family) : sharedKeys(f, family);
+        family.read(f, b);          // its errors name the file already (HfConfig.bad)
+        b.autoMap(f.stringMap("auto_map"));
         try {
-            Builder b = family.hasOwnKeys() ? builder(family) : sharedKeys(f, family);
-            family.read(f, b);
-            b.autoMap(f.stringMap("auto_map"));
             return b.build();
         } catch (CollieException e) {
-            throw e.getMessage().startsWith(f.bad("").getMessage()) ? e : f.bad(e.getMessage());
+            throw f.bad(e.getMessage());    // the record's checks, which know no file
         }
     }
 
