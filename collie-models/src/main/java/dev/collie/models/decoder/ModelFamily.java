@@ -188,11 +188,8 @@ public enum ModelFamily {
         if (this != CHATGLM) {
             return Map.of();
         }
-        int dims = c.headDim() / 2;
-        double[] f = new double[dims / 2];
-        for (int i = 0; i < f.length; i++) {
-            f[i] = 1.0 / Math.pow(10000.0, 2.0 * i / dims);     // ChatGLM's own, whatever its rope_ratio
-        }
+        // ChatGLM's own plain frequencies over the rotated half, whatever its rope_ratio
+        double[] f = RopeScaling.standard(10000.0).invFreq(c.rotaryDim(), c.maxPositionEmbeddings(), 0);
         return Map.of(CHATGLM_INV_FREQ, Nd4j.createFromArray(f).castTo(DataType.FLOAT));
     }
 
