@@ -69,6 +69,11 @@ public final class LoraModel extends PeftModel {
     }
 
     @Override
+    public INDArray lastPositionLogits(Tape tape, INDArray inputIds) {
+        return base.lastPositionLogits(tape, inputIds);
+    }
+
+    @Override
     public void backward(Tape tape, INDArray dLogits) {
         base.backward(tape, dLogits);
     }

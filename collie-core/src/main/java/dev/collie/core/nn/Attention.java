@@ -422,6 +422,9 @@ public final class Attention extends Module implements Layer, TensorParallelizab
         INDArray mask = tape.attentionMask();
         DataType dt = scores.dataType();
         if (mask == null) {
+            if (t == 1 && window == 0) {
+                return;   // one query at the end of the keys (a decoding step) sees them all
+            }
             INDArray causal = CAUSAL.get(List.of(t, tk, window, dt), () -> causalMask(t, tk, window, dt));
             Nd4j.exec(new BroadcastAddOp(scores, causal, scores, 2, 3));
         } else {

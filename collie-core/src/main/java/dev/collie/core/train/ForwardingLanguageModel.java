@@ -38,6 +38,11 @@ public abstract class ForwardingLanguageModel implements LanguageModel {
     }
 
     @Override
+    public INDArray lastPositionLogits(Tape tape, INDArray inputIds) {
+        return delegate.lastPositionLogits(tape, inputIds);
+    }
+
+    @Override
     public void backward(Tape tape, INDArray dLogits) {
         delegate.backward(tape, dLogits);
     }

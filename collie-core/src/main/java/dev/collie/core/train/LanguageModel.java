@@ -7,6 +7,7 @@ import dev.collie.core.nn.Layer;
 import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Tape;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.util.List;
 import java.util.Map;
@@ -19,6 +20,18 @@ public interface LanguageModel {
     INDArray forward(Tape tape, INDArray inputIds);
 
     void backward(Tape tape, INDArray dLogits);
+
+    /**
+     * The logits of each sequence's last position, {@code [batch, vocab]}: what a decoding step needs. By default the
+     * forward's last row of each sequence; a model overrides it to run its head on those rows alone.
+     */
+    default INDArray lastPositionLogits(Tape tape, INDArray inputIds) {
+        INDArray logits = forward(tape, inputIds);
+        long b = inputIds.size(0);
+        long per = logits.size(0) / b;   // positions per sequence: the ids', plus any the model adds
+        return logits.reshape('c', b, per, logits.size(1)).get(NDArrayIndex.all(), NDArrayIndex.point(per - 1),
+                NDArrayIndex.all());
+    }
 
     long vocabSize();
 

@@ -15,6 +15,7 @@ import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.Memory;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -158,6 +159,19 @@ public final class DecoderForCausalLM extends Module implements LanguageModel {
     @Override
     public INDArray forward(Tape tape, INDArray inputIds) {
         return LayerStack.forward(pipelineLayers(), tape, inputIds);
+    }
+
+    /** The blocks over every position, then the final norm and head over each sequence's last one only. */
+    @Override
+    public INDArray lastPositionLogits(Tape tape, INDArray inputIds) {
+        List<Layer> layers = pipelineLayers();
+        int n = layers.size();
+        INDArray hidden = LayerStack.forward(layers.subList(0, n - 2), tape, inputIds);
+        long b = inputIds.size(0);
+        long t = hidden.size(0) / b;
+        INDArray last = hidden.reshape('c', b, t, hidden.size(1)).get(NDArrayIndex.all(), NDArrayIndex.point(t - 1),
+                NDArrayIndex.all()).dup('c');
+        return LayerStack.forward(layers.subList(n - 2, n), tape, last);
     }
 
     /** Backward from the gradient of the logits; parameter gradients arrive through their hooks. */

@@ -3,49 +3,116 @@ package dev.collie.models.generation;
 import dev.collie.core.CollieException;
 import dev.collie.core.nn.KvCache;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.train.LanguageModel;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
+import java.nio.DoubleBuffer;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
+import java.util.function.Function;
 
 /**
- * Autoregressive text generation for a {@link LanguageModel}: greedy decoding or sampling with temperature and
- * nucleus (top-p) filtering, with a {@link KvCache} so that each step feeds only the newest token.
+ * Autoregressive text generation for a {@link LanguageModel}: greedy decoding or sampling (temperature, top-k,
+ * top-p), a repetition penalty, EOS ids and stop strings, with a {@link KvCache} so that each step feeds only the
+ * newest token of every row.
  *
- * <p>The prompt is prefilled in one forward; then each step takes the last position's logits, picks the next
- * token and feeds it back. A batch of prompts of different lengths is left-padded and carries an attention mask
- * over past and new positions. A row stops at one of the EOS ids (which is kept in its output); generation ends
- * when every row has stopped or {@link Options#maxNewTokens()} tokens were produced.
+ * <p>The prompts are left-padded into one batch and prefilled in one forward; then each step takes every row's
+ * last logits, picks its next token and feeds it back. A row stops at one of the EOS ids (kept in its output), at a
+ * stop string (the tokens that complete it are kept; {@link #cutAtStop} cuts the text) or when its listener says so;
+ * generation ends when every row has stopped or {@link Options#maxNewTokens()} tokens were produced. A step's arrays
+ * live in a workspace that is reset, not freed, and the cache's buffers are written in place, so steady-state steps
+ * touch no fresh memory.
  * <pre>{@code
  * int[] out = new Generator(model).generate(promptIds, Generator.Options.builder().maxNewTokens(60)
  *         .temperature(0.8).topP(0.95).seed(1).eosIds(2).build());
  * }</pre>
  */
 public final class Generator {
-    private final LanguageModel model;
+    /** The per-thread workspace of a decoding step. */
+    public static final String WORKSPACE = "collie-generate";
 
+    private final LanguageModel model;
+    private final Function<int[], String> decoder;
+
+    /** A generator without stop strings (they need a {@link #Generator(LanguageModel, Function) decoder}). */
     public Generator(LanguageModel model) {
+        this(model, null);
+    }
+
+    /** A generator that decodes ids with {@code decoder} to check {@link Options#stopStrings()}. */
+    public Generator(LanguageModel model, Function<int[], String> decoder) {
         this.model = model;
+        this.decoder = decoder;
+    }
+
+    /** Sees each token as it is picked; returns false to stop that row ({@link Finish#CANCELLED}). */
+    @FunctionalInterface
+    public interface TokenListener {
+        boolean onToken(int row, int tokenId);
+    }
+
+    /** Why a row stopped. */
+    public enum Finish {
+        /** it produced one of the EOS ids */
+        EOS,
+        /** its text reached one of the stop strings */
+        STOP_STRING,
+        /** it produced {@link Options#maxNewTokens()} tokens */
+        LENGTH,
+        /** its {@link TokenListener} returned false */
+        CANCELLED
+    }
+
+    /** One row's new tokens and why it stopped. */
+    public record Completion(int[] tokens, Finish finish) {
+        public Completion {
+            tokens = tokens.clone();
+        }
+
+        @Override
+        public int[] tokens() {
+            return tokens.clone();
+        }
     }
 
     /**
-     * Decoding settings.
-     *
-     * @param maxNewTokens the most tokens generated per row
-     * @param temperature  0 for greedy decoding, else the softmax temperature of sampling
-     * @param topP         nucleus sampling: keep the smallest set of tokens whose probability reaches this (1 = all)
-     * @param seed         seed of the sampling generator (same seed, same tokens)
-     * @param eosIds       ids that end a row
-     * @param padId        id fed to rows that have stopped and used to left-pad shorter prompts
-     * @param useCache     whether to use a KV cache (false recomputes the whole sequence each step)
+     * Every row's completion, and the time of the prefill (the prompts' forward and the first token) and of the
+     * decoding steps after it.
      */
-    public record Options(int maxNewTokens, double temperature, double topP, long seed, int[] eosIds, int padId,
-                          boolean useCache) {
+    public record Result(List<Completion> completions, long prefillNanos, long decodeNanos, long decodeTokens) {
+        public Result {
+            completions = List.copyOf(completions);
+        }
+
+        /** Tokens picked after the prefill, per second of decoding steps (0 when there were none). */
+        public double decodeTokensPerSecond() {
+            return decodeNanos == 0 ? 0 : decodeTokens * 1e9 / decodeNanos;
+        }
+    }
+
+    /**
+     * Decoding settings, in the order Hugging Face applies them: repetition penalty, temperature, top-k, top-p.
+     *
+     * @param maxNewTokens      the most tokens generated per row
+     * @param temperature       0 for greedy decoding, else the softmax temperature of sampling
+     * @param topK              sample only among the k most probable tokens (those tied with the k-th too); 0 = all
+     * @param topP              nucleus sampling: keep the smallest set of tokens whose probability reaches this (1 = all)
+     * @param repetitionPenalty CTRL's penalty on every token already in the row (prompt included): a positive logit
+     *                          divided by it, a negative one multiplied; 1 = none
+     * @param seed              seed of the sampling generator (same seed, same tokens)
+     * @param eosIds            ids that end a row
+     * @param stopStrings       texts that end a row once its new tokens' text contains one (needs a decoder)
+     * @param padId             id fed to rows that have stopped and used to left-pad shorter prompts
+     * @param useCache          whether to use a KV cache (false recomputes the whole sequence each step)
+     */
+    public record Options(int maxNewTokens, double temperature, int topK, double topP, double repetitionPenalty,
+                          long seed, int[] eosIds, List<String> stopStrings, int padId, boolean useCache) {
         public Options {
             if (maxNewTokens < 0) {
                 throw new CollieException("max new tokens must be >= 0, got " + maxNewTokens);
@@ -53,10 +120,22 @@ public final class Generator {
             if (!(temperature >= 0) || Double.isInfinite(temperature)) {
                 throw new CollieException("temperature must be >= 0 (0 = greedy), got " + temperature);
             }
+            if (topK < 0) {
+                throw new CollieException("top-k must be >= 0 (0 = no limit), got " + topK);
+            }
             if (!(topP > 0 && topP <= 1)) {
                 throw new CollieException("top-p must be in (0, 1], got " + topP);
             }
+            if (!(repetitionPenalty > 0) || Double.isInfinite(repetitionPenalty)) {
+                throw new CollieException("repetition penalty must be > 0 (1 = none), got " + repetitionPenalty);
+            }
             eosIds = eosIds == null ? new int[0] : eosIds.clone();
+            stopStrings = stopStrings == null ? List.of() : List.copyOf(stopStrings);
+            for (String s : stopStrings) {
+                if (s.isEmpty()) {
+                    throw new CollieException("a stop string must not be empty");
+                }
+            }
         }
 
         /** Greedy decoding of {@code maxNewTokens} tokens with a cache and no EOS. */
@@ -73,26 +152,36 @@ public final class Generator {
             return eosIds.clone();
         }
 
-        /** Builder of {@link Options}: 32 new tokens, greedy, top-p 1, seed 0, no EOS, pad 0, cached. */
+        /**
+         * Builder of {@link Options}: 32 new tokens, greedy, top-k 0, top-p 1, repetition penalty 1, seed 0, no EOS,
+         * no stop strings, pad 0, cached.
+         */
         public static final class Builder {
             private int maxNewTokens = 32;
             private double temperature;
+            private int topK;
             private double topP = 1.0;
+            private double repetitionPenalty = 1.0;
             private long seed;
             private int[] eosIds = new int[0];
+            private List<String> stopStrings = List.of();
             private int padId;
             private boolean useCache = true;
 
             public Builder maxNewTokens(int v) { maxNewTokens = v; return this; }
             public Builder temperature(double v) { temperature = v; return this; }
+            public Builder topK(int v) { topK = v; return this; }
             public Builder topP(double v) { topP = v; return this; }
+            public Builder repetitionPenalty(double v) { repetitionPenalty = v; return this; }
             public Builder seed(long v) { seed = v; return this; }
             public Builder eosIds(int... v) { eosIds = v.clone(); return this; }
+            public Builder stopStrings(List<String> v) { stopStrings = v; return this; }
             public Builder padId(int v) { padId = v; return this; }
             public Builder useCache(boolean v) { useCache = v; return this; }
 
             public Options build() {
-                return new Options(maxNewTokens, temperature, topP, seed, eosIds, padId, useCache);
+                return new Options(maxNewTokens, temperature, topK, topP, repetitionPenalty, seed, eosIds, stopStrings,
+                        padId, useCache);
             }
         }
     }
@@ -104,8 +193,23 @@ public final class Generator {
 
     /** Generates a continuation of each prompt (left-padded into one batch); returns each row's new tokens. */
     public List<int[]> generate(List<int[]> prompts, Options options) {
+        List<int[]> out = new ArrayList<>();
+        for (Completion c : generate(prompts, options, (row, id) -> true).completions()) {
+            out.add(c.tokens);
+        }
+        return out;
+    }
+
+    /**
+     * Generates a continuation of each prompt, telling {@code listener} each token as it is picked (streaming);
+     * returns the completions with their finish reasons and the timings.
+     */
+    public Result generate(List<int[]> prompts, Options options, TokenListener listener) {
         if (prompts.isEmpty()) {
             throw new CollieException("no prompt to generate from");
+        }
+        if (!options.stopStrings().isEmpty() && decoder == null) {
+            throw new CollieException("stop strings need a generator made with a decoder (ids to text)");
         }
         long vocab = model.vocabSize();
         int maxLen = 0;
@@ -124,9 +228,11 @@ public final class Generator {
             maxLen = Math.max(maxLen, p.length);
         }
         int b = prompts.size();
-        // every row's tokens so far (left-padded) and its mask; a mask is needed only for ragged prompts
-        long[][] seq = new long[b][maxLen];
-        long[][] mask = ragged ? new long[b][maxLen] : null;
+        int capacity = maxLen + options.maxNewTokens();
+        // every row's tokens so far (left-padded) and, for ragged prompts, which are real
+        long[][] seq = new long[b][capacity];
+        long[][] mask = ragged ? new long[b][capacity] : null;
+        Row[] rows = new Row[b];
         for (int r = 0; r < b; r++) {
             int[] p = prompts.get(r);
             int off = maxLen - p.length;
@@ -137,124 +243,170 @@ public final class Generator {
                     mask[r][off + j] = 1;
                 }
             }
+            rows[r] = new Row(p, options, (int) vocab);
         }
-        Random rnd = new Random(options.seed());
-        List<List<Integer>> out = new ArrayList<>();
-        for (int r = 0; r < b; r++) {
-            out.add(new ArrayList<>());
-        }
-        boolean[] done = new boolean[b];
-        KvCache cache = options.useCache() ? new KvCache() : null;
-        try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+        Sampler sampler = new Sampler((int) vocab, options);
+        double[] logits = new double[(int) vocab];
+        KvCache cache = options.useCache() ? new KvCache(capacity) : null;
+        long prefill = 0;
+        long decodeTokens = 0;
+        long start = System.nanoTime();
+        int total = maxLen;
+        try (MemoryWorkspace outside = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             int fed = 0; // positions already in the cache
             for (int step = 0; step < options.maxNewTokens(); step++) {
-                int total = seq[0].length;
-                int from = cache == null ? 0 : fed;
-                int t = total - from;
-                long[][] input = new long[b][];
-                for (int r = 0; r < b; r++) {
-                    input[r] = Arrays.copyOfRange(seq[r], from, total);
+                boolean allDone = true;
+                try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
+                    int from = cache == null ? 0 : fed;
+                    int t = total - from;
+                    Tape tape = Tape.forInference(b, t);
+                    if (cache != null) {
+                        tape.setKvCache(cache);
+                    }
+                    if (mask != null) {
+                        tape.setAttentionMask(Nd4j.createFromArray(prefixes(mask, total)));
+                    }
+                    INDArray last = model.lastPositionLogits(tape, Nd4j.createFromArray(slices(seq, from, total)));
+                    if (cache != null) {
+                        cache.advance(t);
+                        fed = total;
+                    }
+                    INDArray dense = last.isView() || last.ordering() != 'c' ? last.dup('c') : last;
+                    for (int r = 0; r < b; r++) {
+                        Row row = rows[r];
+                        if (row.finish != null) {
+                            seq[r][total] = options.padId();
+                            continue;
+                        }
+                        copyRow(dense, r, logits);
+                        int id = sampler.pick(logits, row);
+                        seq[r][total] = id;
+                        row.add(id);
+                        decodeTokens += step > 0 ? 1 : 0;
+                        row.finish = finish(row, id, options, listener.onToken(r, id));
+                        allDone &= row.finish != null;
+                    }
                 }
-                Tape tape = Tape.forInference(b, t);
-                if (cache != null) {
-                    tape.setKvCache(cache);
+                if (step == 0) {
+                    prefill = System.nanoTime() - start;
                 }
                 if (mask != null) {
-                    tape.setAttentionMask(Nd4j.createFromArray(mask));
-                }
-                INDArray logits = model.forward(tape, Nd4j.createFromArray(input));
-                if (cache != null) {
-                    cache.advance(t);
-                    fed = total;
-                }
-                long[] next = new long[b];
-                boolean allDone = true;
-                for (int r = 0; r < b; r++) {
-                    if (done[r]) {
-                        next[r] = options.padId();
-                        continue;
+                    for (long[] m : mask) {
+                        m[total] = 1;
                     }
-                    // rows per sequence: t, plus any positions the model adds (prompt tuning's virtual tokens)
-                    long per = logits.size(0) / b;
-                    double[] row = logits.getRow(r * per + per - 1).toDoubleVector();
-                    int id = pick(row, options, rnd);
-                    next[r] = id;
-                    out.get(r).add(id);
-                    for (int e : options.eosIds()) {
-                        done[r] |= e == id;
-                    }
-                    allDone &= done[r];
                 }
-                if (logits.closeable()) {
-                    logits.close();
-                }
+                total++;
                 if (allDone) {
                     break;
                 }
-                for (int r = 0; r < b; r++) {
-                    seq[r] = Arrays.copyOf(seq[r], total + 1);
-                    seq[r][total] = next[r];
-                    if (mask != null) {
-                        mask[r] = Arrays.copyOf(mask[r], total + 1);
-                        mask[r][total] = 1;
-                    }
+            }
+        }
+        long decode = System.nanoTime() - start - prefill;
+        List<Completion> out = new ArrayList<>();
+        for (Row row : rows) {
+            out.add(new Completion(Arrays.copyOf(row.tokens, row.count), row.finish == null ? Finish.LENGTH
+                    : row.finish));
+        }
+        return new Result(out, prefill, decode, decodeTokens);
+    }
+
+    /** Why the row that just picked {@code id} stops now, or null to go on. */
+    private Finish finish(Row row, int id, Options options, boolean wanted) {
+        for (int e : options.eosIds) {
+            if (e == id) {
+                return Finish.EOS;
+            }
+        }
+        if (!options.stopStrings().isEmpty() && row.reachedStop(decoder, options.stopStrings())) {
+            return Finish.STOP_STRING;
+        }
+        if (!wanted) {
+            return Finish.CANCELLED;
+        }
+        return row.count == options.maxNewTokens() ? Finish.LENGTH : null;
+    }
+
+    /** {@code text} up to the first of {@code stops} in it (all of it when none occurs): OpenAI's completion text. */
+    public static String cutAtStop(String text, List<String> stops) {
+        int cut = text.length();
+        for (String s : stops) {
+            int at = text.indexOf(s);
+            if (at >= 0) {
+                cut = Math.min(cut, at);
+            }
+        }
+        return text.substring(0, cut);
+    }
+
+    /** Row {@code r} of logits {@code [batch, vocab]} (dense, C order) into {@code into}. */
+    private static void copyRow(INDArray logits, int r, double[] into) {
+        int v = into.length;
+        long offset = logits.offset() + (long) r * v;
+        if (logits.dataType() == DataType.DOUBLE) {
+            DoubleBuffer buf = logits.data().asNioDouble();
+            buf.position((int) offset);
+            buf.get(into);
+        } else {
+            INDArray f = logits.dataType() == DataType.FLOAT ? logits : logits.castTo(DataType.FLOAT);
+            FloatBuffer buf = f.data().asNioFloat();
+            buf.position((int) (f == logits ? offset : (long) r * v));
+            for (int i = 0; i < v; i++) {
+                into[i] = buf.get();
+            }
+        }
+    }
+
+    private static long[][] slices(long[][] seq, int from, int to) {
+        long[][] out = new long[seq.length][];
+        for (int r = 0; r < seq.length; r++) {
+            out[r] = Arrays.copyOfRange(seq[r], from, to);
+        }
+        return out;
+    }
+
+    private static long[][] prefixes(long[][] mask, int to) {
+        return slices(mask, 0, to);
+    }
+
+    /** One row's state: its new tokens, the tokens it has seen (for the repetition penalty) and its finish. */
+    static final class Row {
+        final int[] tokens;
+        int count;
+        final long[] seen;
+        Finish finish;
+
+        Row(int[] prompt, Options options, int vocab) {
+            tokens = new int[options.maxNewTokens()];
+            seen = options.repetitionPenalty() == 1 ? null : new long[(vocab + 63) / 64];
+            if (seen != null) {
+                for (int id : prompt) {
+                    seen[id >>> 6] |= 1L << id;
                 }
             }
         }
-        List<int[]> result = new ArrayList<>();
-        for (List<Integer> o : out) {
-            result.add(o.stream().mapToInt(Integer::intValue).toArray());
-        }
-        return result;
-    }
 
-    /** The next token from one row of logits: argmax at temperature 0, else a nucleus sample. */
-    static int pick(double[] logits, Options o, Random rnd) {
-        if (o.temperature() == 0) {
-            return argmax(logits);
-        }
-        int n = logits.length;
-        double max = Double.NEGATIVE_INFINITY;
-        for (double v : logits) {
-            max = Math.max(max, v);
-        }
-        double[] p = new double[n];
-        double sum = 0;
-        for (int i = 0; i < n; i++) {
-            p[i] = Math.exp((logits[i] - max) / o.temperature());
-            sum += p[i];
-        }
-        Integer[] order = new Integer[n];
-        for (int i = 0; i < n; i++) {
-            order[i] = i;
-            p[i] /= sum;
-        }
-        // most probable first; ties by id, so the order (and the sample) does not depend on the sort
-        Arrays.sort(order, (a, c) -> p[a] != p[c] ? Double.compare(p[c], p[a]) : Integer.compare(a, c));
-        int keep = 0;
-        double mass = 0;
-        while (keep < n && (keep == 0 || mass < o.topP())) {
-            mass += p[order[keep]];
-            keep++;
-        }
-        double u = rnd.nextDouble() * mass;
-        double acc = 0;
-        for (int k = 0; k < keep; k++) {
-            acc += p[order[k]];
-            if (u < acc) {
-                return order[k];
+        void add(int id) {
+            tokens[count++] = id;
+            if (seen != null) {
+                seen[id >>> 6] |= 1L << id;
             }
         }
-        return order[keep - 1];
-    }
 
-    static int argmax(double[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
+        /** Whether the text of the last new tokens contains a stop string (decoding only a tail that can hold one). */
+        boolean reachedStop(Function<int[], String> decoder, List<String> stops) {
+            int longest = 0;
+            for (String s : stops) {
+                longest = Math.max(longest, s.length());
             }
+            // a token is at least one character, or a byte of one (up to 4 per character)
+            int from = Math.max(0, count - 4 * longest - 4);
+            String tail = decoder.apply(Arrays.copyOfRange(tokens, from, count));
+            for (String s : stops) {
+                if (tail.contains(s)) {
+                    return true;
+                }
+            }
+            return false;
         }
-        return best;
     }
 }

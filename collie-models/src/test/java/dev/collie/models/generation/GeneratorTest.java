@@ -17,7 +17,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -45,7 +44,7 @@ class GeneratorTest {
         for (int k = 0; k < n; k++) {
             long[] ids = seq.stream().mapToLong(Integer::longValue).toArray();
             INDArray logits = model.forward(Tape.forInference(1, ids.length), Nd4j.createFromArray(new long[][] {ids}));
-            out[k] = Generator.argmax(logits.getRow(ids.length - 1).toDoubleVector());
+            out[k] = Sampler.argmax(logits.getRow(ids.length - 1).toDoubleVector());
             seq.add(out[k]);
         }
         return out;
@@ -122,15 +121,17 @@ class GeneratorTest {
     @Test
     void topPSamplesOnlyFromTheNucleus() {
         double[] logits = {0.0, 5.0, 4.0, -3.0};
-        Generator.Options o = Generator.Options.builder().temperature(1.0).topP(0.5).build();
-        Random rnd = new Random(3);
+        Generator.Options o = Generator.Options.builder().temperature(1.0).topP(0.5).seed(3).build();
+        Sampler narrow = new Sampler(4, o);
+        Generator.Row row = new Generator.Row(new int[] {0}, o, 4);
         for (int i = 0; i < 200; i++) {
-            assertEquals(1, Generator.pick(logits, o, rnd)); // token 1 alone holds > 50% of the mass
+            assertEquals(1, narrow.pick(logits.clone(), row)); // token 1 alone holds > 50% of the mass
         }
-        Generator.Options wide = Generator.Options.builder().temperature(1.0).topP(0.99).build();
+        Generator.Options wide = Generator.Options.builder().temperature(1.0).topP(0.99).seed(3).build();
+        Sampler sampler = new Sampler(4, wide);
         boolean sawTwo = false;
         for (int i = 0; i < 200; i++) {
-            int id = Generator.pick(logits, wide, rnd);
+            int id = sampler.pick(logits.clone(), row);
             assertTrue(id == 1 || id == 2 || id == 0, "sampled " + id);
             sawTwo |= id == 2;
         }

@@ -14,7 +14,7 @@ import java.util.regex.Pattern;
 @Command(name = "collie", mixinStandardHelpOptions = true, version = "collie 0.1.0",
         description = "Train, score and sample LLaMA-family models on the JVM.",
         subcommands = {TrainCommand.class, ScoreCommand.class, GenerateCommand.class, EvalCommand.class,
-                BenchCommand.class, LaunchCommand.class, DashboardCommand.class})
+                BenchCommand.class, GenerateBenchCommand.class, LaunchCommand.class, DashboardCommand.class})
 public final class CollieCli implements Runnable {
     @Override
     public void run() {
