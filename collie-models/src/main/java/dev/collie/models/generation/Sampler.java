@@ -79,9 +79,17 @@ final class Sampler {
         return mass;
     }
 
-    /** The weights {@link #weights} left (valid until the next call). */
-    double[] probs() {
-        return probs;
+    /** The normalised distribution {@link #pick} draws from when sampling (a copy; {@code logits} changes). */
+    double[] distribution(double[] logits, Generator.Row row) {
+        if (row.seen != null) {
+            penalize(logits, row.seen, options.repetitionPenalty());
+        }
+        double sum = weights(logits);
+        double[] p = probs.clone();
+        for (int i = 0; i < p.length; i++) {
+            p[i] /= sum;
+        }
+        return p;
     }
 
     private int idAt(int k) {

@@ -139,6 +139,53 @@ class GeneratorTest {
     }
 
     @Test
+    void topKOfOneIsGreedyAtAnyTemperature() {
+        int[] prompt = {1, 29, 56, 26, 60};
+        int[] greedy = new Generator(model).generate(prompt, Generator.Options.greedy(10));
+        int[] k1 = new Generator(model).generate(prompt, Generator.Options.builder().maxNewTokens(10).temperature(5)
+                .topK(1).seed(11).build());
+        assertArrayEquals(greedy, k1);
+    }
+
+    @Test
+    void stopStringEndsARowAndListenerSeesEveryTokenInOrder() {
+        int[] prompt = {1, 29, 56, 26, 60};
+        int[] free = new Generator(model).generate(prompt, Generator.Options.greedy(10));
+        // ids decode to "<id>"; stop at the text of the 4th and 5th tokens together
+        Generator g = new Generator(model, ids -> Arrays.stream(ids).mapToObj(id -> "<" + id + ">")
+                .reduce("", String::concat));
+        String stop = free[3] + "><" + free[4];
+        List<Integer> streamed = new ArrayList<>();
+        Generator.Result r = g.generate(List.of(prompt), Generator.Options.builder().maxNewTokens(10)
+                .stopStrings(List.of(stop)).build(), (row, id) -> streamed.add(id));
+        Generator.Completion c = r.completions().get(0);
+        int firstStop = 0;
+        while (!("<" + free[firstStop] + "><" + free[firstStop + 1] + ">").contains(stop)) {
+            firstStop++;
+        }
+        assertArrayEquals(Arrays.copyOf(free, firstStop + 2), c.tokens());
+        assertEquals(Generator.Finish.STOP_STRING, c.finish());
+        assertEquals(Arrays.stream(c.tokens()).boxed().toList(), streamed);
+        assertEquals("abc", Generator.cutAtStop("abcXYdefXY", List.of("XY", "de")));
+        assertThrows(CollieException.class, () -> new Generator(model).generate(List.of(prompt),
+                Generator.Options.builder().stopStrings(List.of("x")).build(), (row, id) -> true));
+    }
+
+    @Test
+    void aListenerCancelsItsRowOnlyAndFinishReasonsAreReported() {
+        int[] a = {1, 29, 56, 26, 60, 50};
+        int[] b = {1, 53, 19};
+        Generator g = new Generator(model);
+        Generator.Result r = g.generate(List.of(a, b), Generator.Options.greedy(8), (row, id) -> row != 1);
+        assertEquals(Generator.Finish.LENGTH, r.completions().get(0).finish());
+        assertArrayEquals(g.generate(a, Generator.Options.greedy(8)), r.completions().get(0).tokens());
+        assertEquals(Generator.Finish.CANCELLED, r.completions().get(1).finish());
+        assertEquals(1, r.completions().get(1).tokens().length);
+        assertEquals(7, r.decodeTokens());   // after the prefill's first token, row 0 alone goes on
+        assertTrue(r.prefillNanos() > 0 && r.decodeNanos() > 0 && r.decodeTokensPerSecond() > 0);
+    }
+
+    @Test
     void rejectsTokenIdsOutsideTheVocabulary() {
         CollieException e = assertThrows(CollieException.class,
                 () -> new Generator(model).generate(new int[] {1, 96}, Generator.Options.greedy(2)));
