@@ -7,18 +7,20 @@
 
 A randomly initialised transformers.LlamaForCausalLM (fp32, CPU, sdpa attention, untied embeddings,
 torch.set_num_threads(os.cpu_count())) generates exactly --new-tokens tokens greedily for --batch random
-prompts of --prompt tokens (no EOS, KV cache on, under torch.inference_mode()). The prefill (the prompt's
-forward and the first token) is timed on its own by generate(max_new_tokens=1); the decode rate is the
-remaining new-tokens - 1 tokens per row over the time the full call takes beyond that prefill:
+prompts of --prompt tokens (no EOS, KV cache on, under torch.inference_mode()). A streamer notes the time of
+each new token: the prefill is the time to the first one (the prompt's forward and its pick), the decode rate is
+the tokens after it over the time they took:
 
-    decode tokens/s = batch * (new_tokens - 1) / (t_full - t_prefill)
+    decode tokens/s = batch * (new_tokens - 1) / (t_last_token - t_first_token)
 
-each the median of --repeats runs after one warm-up. Lines: `prefill: X ms`, `generate: X ms`, the process
-start-up (imports, model build) `startup: X s`, and LAST `tokens/s: <decode tokens per second>`.
+each the median of --repeats runs after one warm-up (collie's Generator.Result measures the same two spans).
+Lines: `prefill: X ms`, `generate: X ms` (the whole call), the process start-up (imports, model build)
+`startup: X s`, the peak resident size, and LAST `tokens/s: <decode tokens per second>`.
 """
 
 import argparse
 import os
+import resource
 import statistics
 import time
 
@@ -59,23 +61,41 @@ def main():
     mask = torch.ones_like(ids)
     startup = time.perf_counter() - T_START
 
-    def run(n):
+    class Clock:
+        """generate() hands a streamer the prompt, then each step's new tokens: the time of each hand-over."""
+
+        def __init__(self):
+            self.times = []
+
+        def put(self, value):
+            self.times.append(time.perf_counter())
+
+        def end(self):
+            pass
+
+    def run():
+        clock = Clock()
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                                 do_sample=False, use_cache=True, pad_token_id=0)
-        dt = time.perf_counter() - t0
-        assert out.shape[1] == args.prompt + n, out.shape
-        return dt
+            out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=args.new_tokens,
+                                 min_new_tokens=args.new_tokens, do_sample=False, use_cache=True, pad_token_id=0,
+                                 streamer=clock)
+        t1 = time.perf_counter()
+        assert out.shape[1] == args.prompt + args.new_tokens, out.shape
+        assert len(clock.times) == args.new_tokens + 1, len(clock.times)   # the prompt, then each token
+        return clock.times[1] - t0, clock.times[-1] - clock.times[1], t1 - t0
 
-    run(args.new_tokens)  # warm-up
-    prefill = statistics.median(run(1) for _ in range(args.repeats))
-    full = statistics.median(run(args.new_tokens) for _ in range(args.repeats))
+    run()  # warm-up
+    runs = [run() for _ in range(args.repeats)]
+    prefill = statistics.median(r[0] for r in runs)
+    decode = statistics.median(r[1] for r in runs)
+    full = statistics.median(r[2] for r in runs)
     print(f"threads: {torch.get_num_threads()}  torch {torch.__version__}  transformers {transformers.__version__}")
     print(f"startup: {startup:.2f} s")
     print(f"prefill: {prefill * 1e3:.1f} ms")
     print(f"generate: {full * 1e3:.1f} ms")
-    print(f"tokens/s: {args.batch * (args.new_tokens - 1) / (full - prefill):.1f}")
+    print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB resident")
+    print(f"tokens/s: {args.batch * (args.new_tokens - 1) / decode:.1f}")
 
 
 if __name__ == "__main__":

@@ -6,19 +6,23 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import java.util.List;
 
 /**
- * An ordered list of layers run on one tape: forward in order, backward as its mirror, each layer's backward in a
- * scratch workspace when an enclosing workspace is open (only its input gradient is kept). What a whole model, a
+ * An ordered list of layers run on one tape: forward in order, backward as its mirror, each layer's backward (and an
+ * inference forward) in a scratch workspace when an enclosing workspace is open (only its result is kept). What a whole model, a
  * prompt-tuned model and a pipeline stage each do with their layers.
  */
 public final class LayerStack {
     private LayerStack() {
     }
 
-    /** Runs {@code layers} in order from {@code x}; returns the last one's output. */
+    /**
+     * Runs {@code layers} in order from {@code x}; returns the last one's output. On an inference tape each layer runs
+     * in a scratch workspace (only its output is kept), so a forward holds one layer's temporaries at a time.
+     */
     public static INDArray forward(List<? extends Layer> layers, Tape tape, INDArray x) {
         INDArray y = x;
         for (Layer l : layers) {
-            y = l.forward(tape, y);
+            INDArray in = y;
+            y = tape.isTraining() ? l.forward(tape, in) : Workspaces.scratch(() -> l.forward(tape, in));
         }
         return y;
     }

@@ -1,6 +1,8 @@
 package dev.collie.core.nn;
 
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayDeque;
 import java.util.HashMap;
@@ -281,10 +283,21 @@ public final class Tape {
         return lossGradScale;
     }
 
-    /** A value computed once per micro-batch and shared by every layer (e.g. rotary tables). */
+    /**
+     * A value computed once per micro-batch and shared by every layer (e.g. rotary tables). An inference tape builds
+     * it outside any workspace: its layers each run in a scratch workspace ({@link LayerStack#forward}) that is reset
+     * before the next layer reads the value.
+     */
     @SuppressWarnings("unchecked")
     public <T> T cached(Object key, Supplier<T> compute) {
-        return (T) shared.cache.computeIfAbsent(key, k -> compute.get());
+        if (isTraining()) {
+            return (T) shared.cache.computeIfAbsent(key, k -> compute.get());
+        }
+        return (T) shared.cache.computeIfAbsent(key, k -> {
+            try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                return compute.get();
+            }
+        });
     }
 
     // ---- saved state --------------------------------------------------------------------------------

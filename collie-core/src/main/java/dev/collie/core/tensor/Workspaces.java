@@ -39,8 +39,8 @@ public final class Workspaces {
      */
     public static INDArray scratch(Supplier<INDArray> body) {
         MemoryWorkspace parent = Nd4j.getMemoryManager().getCurrentWorkspace();
-        if (parent == null) {
-            return body.get();
+        if (parent == null || SCRATCH.equals(parent.getId())) {
+            return body.get();   // no enclosing workspace, or already in the scratch one: its result lives there
         }
         try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().getAndActivateWorkspace(STEP, SCRATCH)) {
             INDArray out = body.get();

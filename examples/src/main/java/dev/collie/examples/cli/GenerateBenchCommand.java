@@ -27,9 +27,9 @@ import java.util.concurrent.Callable;
 @Command(name = "bench-generate", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Time greedy generation of a random LLaMA: --batch prompts of --seq random tokens, each"
                 + " continued by exactly --new-tokens tokens with a KV cache.",
-            "The prefill (prompt forward and first token) is timed alone; decode tokens/s = batch x (new tokens - 1)"
-                + " / (full time - prefill time), medians of --repeats runs after one warm-up. The last line is"
-                + " 'tokens/s: N'."})
+            "The prefill is the time to the first new token (the prompts' forward and its pick); decode tokens/s ="
+                + " batch x (new tokens - 1) / the time after it; medians of --repeats runs after one warm-up. The"
+                + " last line is 'tokens/s: N'."})
 final class GenerateBenchCommand implements Callable<Integer> {
     @Mixin BenchShape shape;
     @Option(names = "--new-tokens", paramLabel = "N", defaultValue = "128",
@@ -58,39 +58,44 @@ final class GenerateBenchCommand implements Callable<Integer> {
         }
         double startup = (System.currentTimeMillis() - ManagementFactory.getRuntimeMXBean().getStartTime()) / 1e3;
         Generator generator = new Generator(model);
-        run(generator, prompts, newTokens);   // warm-up
-        double prefill = median(generator, prompts, 1);
-        double full = median(generator, prompts, newTokens);
+        run(generator, prompts);   // warm-up
+        double[][] runs = new double[repeats][];
+        for (int i = 0; i < repeats; i++) {
+            runs[i] = run(generator, prompts);
+        }
+        double prefill = median(runs, 0);
+        double decode = median(runs, 1);
         System.out.printf(Locale.ROOT, "model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %d,"
                         + " prompt %d, %d new tokens; ND4J %s; %s%n", model.parameterCount(), cfg.hiddenSize(),
                 cfg.numHiddenLayers(), cfg.numAttentionHeads(), cfg.numKeyValueHeads(), cfg.vocabSize(),
                 shape.batch(), shape.seq(), newTokens, Backends.nativeVariant(), MatmulOption.describe(precision));
         System.out.printf(Locale.ROOT, "startup: %.2f s (JVM start to a built model)%n", startup);
         System.out.printf(Locale.ROOT, "prefill: %.1f ms%n", prefill * 1e3);
-        System.out.printf(Locale.ROOT, "generate: %.1f ms%n", full * 1e3);
+        System.out.printf(Locale.ROOT, "generate: %.1f ms%n", median(runs, 2) * 1e3);
         System.out.printf(Locale.ROOT, "peak memory: %.1f MiB resident%n", Memory.peakResidentBytes() / 1048576.0);
-        System.out.printf(Locale.ROOT, "tokens/s: %.1f%n", shape.batch() * (newTokens - 1) / (full - prefill));
+        System.out.printf(Locale.ROOT, "tokens/s: %.1f%n", shape.batch() * (newTokens - 1) / decode);
         return 0;
     }
 
-    private double median(Generator generator, List<int[]> prompts, int n) {
-        double[] t = new double[repeats];
-        for (int i = 0; i < repeats; i++) {
-            t[i] = run(generator, prompts, n);
+    private static double median(double[][] runs, int column) {
+        double[] v = new double[runs.length];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = runs[i][column];
         }
-        Arrays.sort(t);
-        return t[repeats / 2];
+        Arrays.sort(v);
+        return v[v.length / 2];
     }
 
-    private static double run(Generator generator, List<int[]> prompts, int n) {
+    /** One generation: seconds to the first new token, seconds after it, and the whole call's. */
+    private double[] run(Generator generator, List<int[]> prompts) {
         long t0 = System.nanoTime();
-        List<int[]> out = generator.generate(prompts, Generator.Options.greedy(n));
+        Generator.Result r = generator.generate(prompts, Generator.Options.greedy(newTokens), (row, id) -> true);
         double sec = (System.nanoTime() - t0) / 1e9;
-        for (int[] row : out) {
-            if (row.length != n) {
-                throw new IllegalStateException("a row generated " + row.length + " tokens, not " + n);
+        for (Generator.Completion c : r.completions()) {
+            if (c.tokens().length != newTokens) {
+                throw new IllegalStateException("a row generated " + c.tokens().length + " tokens, not " + newTokens);
             }
         }
-        return sec;
+        return new double[] {r.prefillNanos() / 1e9, r.decodeNanos() / 1e9, sec};
     }
 }
