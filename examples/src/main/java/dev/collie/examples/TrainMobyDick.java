@@ -3,11 +3,16 @@ package dev.collie.examples;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Datasets;
 import dev.collie.core.data.PackedTextDataset;
+import dev.collie.core.io.AtomicFiles;
 import dev.collie.core.tensor.Backends;
+import dev.collie.core.train.CheckpointCallback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.LossHistory;
 import dev.collie.core.train.ProgressBar;
+import dev.collie.core.train.TrackedMetric;
 import dev.collie.core.train.Trainer;
+import dev.collie.core.train.monitor.Monitor;
+import dev.collie.core.train.monitor.MonitorConfig;
 import dev.collie.examples.cli.LossCurve;
 import dev.collie.examples.cli.Presets;
 import dev.collie.models.generation.Generator;
@@ -24,6 +29,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 import java.util.stream.IntStream;
 
@@ -34,8 +40,10 @@ import java.util.stream.IntStream;
  * <pre>java -cp examples/target/collie.jar dev.collie.examples.TrainMobyDick [--steps N] [--out DIR]</pre>
  *
  * Rows of 128 tokens, 5% held out; AdamW at 1e-3 with warm-up and cosine decay, 8 rows a step; evaluation
- * perplexity every 50 steps. Writes {@code runs/moby-dick/loss.png} and the model (a Hugging Face directory)
- * to {@code runs/moby-dick/model}, then prints a sample continuing "Call me Ishmael."
+ * perplexity every 50 steps. Writes {@code runs/moby-dick/loss.png}, the monitor's figures ({@code monitor/}: CSV,
+ * JSONL, TensorBoard events and a PNG dashboard), the two best checkpoints by evaluation loss ({@code checkpoints/})
+ * and the model (a Hugging Face directory) to {@code runs/moby-dick/model}, then prints a sample continuing
+ * "Call me Ishmael."
  */
 public final class TrainMobyDick {
     private static final int SEQ = 128;
@@ -97,10 +105,25 @@ public final class TrainMobyDick {
                 .trainMicroBatchSize(MICRO_BATCH).evalBatchSize(16).evalPerNSteps(50).lr(1e-3).lrSchedule("cosine")
                 .warmupSteps(Math.min(100, steps / 10)).clipGradNorm(1.0).build();
         LossHistory history = new LossHistory();
+        Path monitorDir = out.resolve("monitor");
+        Path checkpoints = out.resolve("checkpoints");
+        // a run from scratch: the figures and checkpoints of an earlier run would mix with this one's
+        for (Path old : List.of(monitorDir, checkpoints)) {
+            try {
+                AtomicFiles.deleteTree(old);
+            } catch (IOException e) {
+                throw new CollieException("cannot clear " + old + " of an earlier run: " + e.getMessage(), e);
+            }
+        }
         Trainer trainer = Trainer.builder().model(model)
                 .optimizer(new AdamW(model.namedParameters(), 0.9, 0.95, 1e-8, 0.01)).config(config)
                 .trainData(split.train()).evalData(split.eval()).padId(tok.padId())
-                .callbacks(new ProgressBar(System.out, System.console() != null, 25), history).build();
+                .callbacks(new ProgressBar(System.out, System.console() != null, 25), history,
+                        // loss, lr, TGS, tokens/s, grad norm, memory and the evaluations: CSV, JSONL, TensorBoard, PNG
+                        new Monitor(MonitorConfig.all(monitorDir).validate(), null),
+                        // the best two evaluations by loss, as resumable checkpoints
+                        CheckpointCallback.builder(checkpoints).topK(2, TrackedMetric.min("loss")).build())
+                .build();
         trainer.train();
         if (trainer.globalStep() % config.evalPerNSteps() != 0) {
             trainer.evaluate();
@@ -119,6 +142,9 @@ public final class TrainMobyDick {
                 history.lastLoss(), trainer.globalStep());
         System.out.printf(Locale.ROOT, "eval loss: %.4f, perplexity %.2f%n", eval.loss(), eval.ppl());
         System.out.println("loss curve: " + png);
+        System.out.println("monitor: " + monitorDir + " (metrics.csv, metrics.jsonl, TensorBoard events, "
+                + MonitorConfig.DASHBOARD + ")");
+        System.out.println("best checkpoints by eval loss: " + listing(checkpoints));
         System.out.println("model: " + modelDir);
 
         String prompt = "Call me Ishmael.";
@@ -133,6 +159,15 @@ public final class TrainMobyDick {
         System.out.printf(Locale.ROOT, "done in %.1f s%n", (System.nanoTime() - started) / 1e9);
         System.out.printf(Locale.ROOT, "(training and evaluation: %.1f s)%n", trainSeconds);
         tok.close();
+    }
+
+    /** The names in {@code dir}, sorted, comma-separated. */
+    private static String listing(Path dir) {
+        try (var files = Files.list(dir)) {
+            return String.join(", ", files.map(f -> f.getFileName().toString()).sorted().toList());
+        } catch (IOException e) {
+            return "(cannot list " + dir + ": " + e.getMessage() + ")";
+        }
     }
 
     /** Decodes {@code ids}, starting a new paragraph at each EOS. */
