@@ -21,6 +21,12 @@ import java.util.concurrent.Callable;
             "ppl: {\"text\"} or {\"input\", \"output\"} lines; generation: {\"input\", \"output\"};"
                 + " classification: {\"input\", \"options\": [...], \"target\": i}."})
 final class EvalCommand implements Callable<Integer> {
+    /** Descriptions of the flags {@code train --eval-task} shares, under its own names ({@link EvalTaskOptions}). */
+    static final String STYLE_HELP = "classification: harness (option with the smallest loss, default) or helm"
+            + " (generated text matched to an option)";
+    static final String METRICS_HELP = "metrics, e.g. bleu,rouge,accuracy,f1,ppl (default: ppl; bleu,rouge; accuracy)";
+    static final String MAX_NEW_TOKENS_HELP = "tokens generated per example (default 32; helm 3)";
+
     @Option(names = "--model", paramLabel = "DIR", required = true, description = "Hugging Face model directory")
     Path model;
     @CommandLine.Mixin AdapterOptions adapter;
@@ -29,15 +35,11 @@ final class EvalCommand implements Callable<Integer> {
     @Option(names = "--task", paramLabel = "TASK", required = true,
             description = "ppl, generation or classification")
     String task;
-    @Option(names = "--style", paramLabel = "STYLE", defaultValue = "harness",
-            description = "classification: harness (option with the smallest loss, default) or helm (generated"
-                    + " text matched to an option)")
+    @Option(names = "--style", paramLabel = "STYLE", defaultValue = "harness", description = STYLE_HELP)
     String style;
-    @Option(names = "--metrics", paramLabel = "NAMES", split = ",",
-            description = "metrics, e.g. bleu,rouge,accuracy,f1,ppl (default: ppl; bleu,rouge; accuracy)")
+    @Option(names = "--metrics", paramLabel = "NAMES", split = ",", description = METRICS_HELP)
     List<String> metrics;
-    @Option(names = "--max-new-tokens", paramLabel = "N",
-            description = "tokens generated per example (default 32; helm 3)")
+    @Option(names = "--max-new-tokens", paramLabel = "N", description = MAX_NEW_TOKENS_HELP)
     Integer maxNewTokens;
     @Option(names = "--batch-size", paramLabel = "B", defaultValue = "8", description = "examples per forward")
     int batchSize;

@@ -26,14 +26,11 @@ final class EvalTaskOptions {
     String task;
     @Option(names = "--eval-data", paramLabel = "FILE", description = "--eval-task's examples (JSONL, as collie eval)")
     Path data;
-    @Option(names = "--eval-style", paramLabel = "STYLE",
-            description = "classification: harness (the default) or helm, as collie eval --style")
+    @Option(names = "--eval-style", paramLabel = "STYLE", description = EvalCommand.STYLE_HELP)
     String style;
-    @Option(names = "--eval-metrics", paramLabel = "NAMES", split = ",",
-            description = "--eval-task's metrics, e.g. bleu,rouge,accuracy,f1,ppl (default: ppl; bleu,rouge; accuracy)")
+    @Option(names = "--eval-metrics", paramLabel = "NAMES", split = ",", description = EvalCommand.METRICS_HELP)
     List<String> metrics;
-    @Option(names = "--eval-max-new-tokens", paramLabel = "N",
-            description = "tokens generated per example (default 32; helm 3)")
+    @Option(names = "--eval-max-new-tokens", paramLabel = "N", description = EvalCommand.MAX_NEW_TOKENS_HELP)
     Integer maxNewTokens;
     /** Set by {@link #check()}. */
     private EvalTask evalTask;
