@@ -245,6 +245,14 @@ public final class Parallelism implements AutoCloseable {
         return topology;
     }
 
+    /**
+     * The data-parallel group of this rank: the replicas of its part of the model, e.g. for an evaluator that takes
+     * its share of the examples and gathers (collie-models' {@code Evaluator.Builder.communicator}).
+     */
+    public Communicator dataParallelGroup() {
+        return dpComm;
+    }
+
     /** This rank's model: its tensor-parallel shard (the whole model without tensor parallelism). */
     public LanguageModel model() {
         return model;

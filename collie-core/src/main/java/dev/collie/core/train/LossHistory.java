@@ -1,6 +1,8 @@
 package dev.collie.core.train;
 
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -20,6 +22,7 @@ public final class LossHistory implements Callback {
 
     private final List<Step> steps = new ArrayList<>();
     private final List<Eval> evals = new ArrayList<>();
+    private Map<String, Double> lastResults = Map.of();
 
     @Override
     public void onBatchEnd(Trainer trainer, StepStats stats) {
@@ -31,6 +34,12 @@ public final class LossHistory implements Callback {
         long step = trainer != null ? trainer.globalStep() : steps.isEmpty() ? 0 : steps.get(steps.size() - 1).step();
         double loss = results.getOrDefault("loss", Double.NaN);
         evals.add(new Eval(step, loss, results.getOrDefault("ppl", Math.exp(loss))));
+        lastResults = Collections.unmodifiableMap(new LinkedHashMap<>(results));
+    }
+
+    /** Every result of the last evaluation, in its order (an evaluator's too), or none before the first. */
+    public Map<String, Double> lastResults() {
+        return lastResults;
     }
 
     /** Every step so far, in order. */

@@ -533,8 +533,12 @@ public final class Trainer {
         if (evalData != null) {
             out.putAll(evaluationLoss());
         }
-        for (Evaluation e : evaluations) {
-            out.putAll(e.evaluate());
+        // the ranks evaluate different shares of the examples, so ZeRO-3's per-layer gathers would not line up:
+        // the whole model stays present on every rank while the evaluations run
+        try (Scope whole = evaluations.isEmpty() ? Scope.NONE : dist.gatherParameters()) {
+            for (Evaluation e : evaluations) {
+                out.putAll(e.evaluate());
+            }
         }
         callbacks.forEach(c -> c.onEvaluateEnd(this, out));
         return out;

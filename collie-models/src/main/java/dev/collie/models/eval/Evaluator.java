@@ -446,10 +446,42 @@ public final class Evaluator implements Evaluation {
             if (predictionsFile != null && task == EvalTask.PPL) {
                 throw new CollieException("the ppl task makes no predictions to write; drop the predictions file");
             }
+            Map<String, String> owner = new LinkedHashMap<>();
+            Map<String, Metric> made = metrics(owner);
+            List<EvalExample> data = examples != null ? examples
+                    : dataFile != null ? EvalData.read(dataFile, task) : null;
+            if (data == null || data.isEmpty()) {
+                throw new CollieException("an evaluator needs examples: give data(Path) or data(List)");
+            }
+            for (EvalExample e : data) {
+                boolean fits = task.classification() ? !e.options().isEmpty() : !e.outputs().isEmpty();
+                if (!fits) {
+                    throw new CollieException(e.source() + ": not a " + task.cliName() + " example");
+                }
+            }
+            return new Evaluator(this, data, made, List.copyOf(owner.keySet()));
+        }
+
+        /**
+         * The keys an evaluator built from this builder reports ({@link Evaluator#producedKeys()}), from the task and
+         * the metric names alone: known before a model or data is given.
+         *
+         * @throws CollieException without a task, or for the metrics as {@link #build()}
+         */
+        public List<String> producedKeys() {
+            if (task == null) {
+                throw new CollieException("an evaluator's keys depend on its task: give one");
+            }
+            Map<String, String> owner = new LinkedHashMap<>();
+            metrics(owner);
+            return List.copyOf(owner.keySet());
+        }
+
+        /** The named metrics (or the task's), by name; {@code owner} receives each reported key and its metric. */
+        private Map<String, Metric> metrics(Map<String, String> owner) {
             MetricRegistry reg = registry != null ? registry
                     : MetricRegistry.withBuiltIns().register("ppl", PerplexityMetric::new);
             Map<String, Metric> made = new LinkedHashMap<>();
-            Map<String, String> owner = new LinkedHashMap<>();
             for (String name : metricNames != null ? metricNames : task.defaultMetrics()) {
                 String key = name.strip().toLowerCase(Locale.ROOT);
                 Metric m = reg.create(key);
@@ -464,18 +496,7 @@ public final class Evaluator implements Evaluation {
                     }
                 }
             }
-            List<EvalExample> data = examples != null ? examples
-                    : dataFile != null ? EvalData.read(dataFile, task) : null;
-            if (data == null || data.isEmpty()) {
-                throw new CollieException("an evaluator needs examples: give data(Path) or data(List)");
-            }
-            for (EvalExample e : data) {
-                boolean fits = task.classification() ? !e.options().isEmpty() : !e.outputs().isEmpty();
-                if (!fits) {
-                    throw new CollieException(e.source() + ": not a " + task.cliName() + " example");
-                }
-            }
-            return new Evaluator(this, data, made, List.copyOf(owner.keySet()));
+            return made;
         }
     }
 }

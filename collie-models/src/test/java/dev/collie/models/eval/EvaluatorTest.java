@@ -85,6 +85,7 @@ class EvaluatorTest {
                 .batchSize(2).build();
         Map<String, Double> r = e.evaluate();
         assertEquals(List.of("perplexity", "loss"), e.producedKeys());
+        assertEquals(e.producedKeys(), Evaluator.builder().task(EvalTask.PPL).producedKeys(), "known without a model");
         assertEquals(List.copyOf(r.keySet()), e.producedKeys());
         assertEquals(mean, r.get("loss"), 1e-5);
         assertEquals(Math.exp(mean), r.get("perplexity"), 1e-4 * Math.exp(mean));
@@ -110,6 +111,8 @@ class EvaluatorTest {
         Map<String, Double> r = e.evaluate();
         assertEquals(2.0 / 3, r.get("accuracy"), 1e-12);
         assertEquals(List.copyOf(r.keySet()), e.producedKeys());
+        assertEquals(e.producedKeys(), Evaluator.builder().task(EvalTask.CLASSIFICATION_HARNESS)
+                .metrics("accuracy", "f1").producedKeys(), "known without a model");
         for (int i = 0; i < inputs.size(); i++) {
             assertEquals(options.get(argmins.get(i)), e.predictions().get(i).pred());
             assertEquals(List.of(options.get(data.get(i).target())), e.predictions().get(i).targets());

@@ -43,9 +43,11 @@ import picocli.CommandLine.Spec;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 
 /**
@@ -107,6 +109,7 @@ final class TrainCommand implements Callable<Integer> {
     double evalFraction;
     @Option(names = "--eval-every", paramLabel = "N", description = "evaluate every N steps (default: at the end)")
     Integer evalEvery;
+    @Mixin EvalTaskOptions evalTask;
     @Option(names = "--lr-schedule", paramLabel = "NAME", description = "constant, linear or cosine")
     String lrSchedule;
     @Option(names = "--warmup", paramLabel = "N", description = "linear warm-up steps") Long warmup;
@@ -192,7 +195,8 @@ final class TrainCommand implements Callable<Integer> {
         tp = config.tpSize();
         pp = config.ppSize();
         checkOptions();
-        watch.check(evalFraction > 0, config.evalPerNSteps());
+        evalTask.check();
+        watch.check(evaluationKeys(), config.evalPerNSteps());
         shardBytes = CliSupport.byteSize("--max-shard-size", maxShardSize);
         config.validate();
         if (CollieCli.standalone) {
@@ -204,6 +208,10 @@ final class TrainCommand implements Callable<Integer> {
             ModelDirectory.checkWritable(save, savedContent(), model == null ? 0 : CliSupport.weightBytes(model));
         }
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
+        if (evalTask.active() && tok == null) {
+            throw new CollieException("--eval-task needs a tokenizer for its examples: " + (model != null ? model
+                    + " has no tokenizer.json; " : "") + "give --tokenizer DIR");
+        }
         try (DirectoryLock saveLock = savesHere ? DirectoryLock.acquire(save) : null;
              MatmulOption.Scope ignored = matmul.apply()) {
             modelConfig = model != null ? CliSupport.modelConfig(model) : presetConfig(tok);
@@ -321,6 +329,11 @@ final class TrainCommand implements Callable<Integer> {
         Trainer.Builder tb = Trainer.builder().model(lm).optimizer(optimizer).config(config).trainData(train)
                 .evalData(eval).padId(tok != null ? tok.padId() : 0).callbacks(history)
                 .localRanks(localRanks > 0 ? localRanks : world());
+        if (evalTask.active()) {
+            // each replica evaluates its share of the examples; the model is whole on every rank (no --tp, --pp)
+            tb.evaluations(evalTask.evaluator(lm, tok, CliSupport.eosIds(net.config(), tok),
+                    par != null ? par.dataParallelGroup() : null));
+        }
         if (par != null) {
             par.configure(tb);
         }
@@ -358,12 +371,14 @@ final class TrainCommand implements Callable<Integer> {
                 stopWithCheckpoint(trainer, checkpoints, lead);
                 return;
             }
-            // evaluation under tensor or pipeline parallelism takes every rank of the model
-            if (eval != null && (config.evalPerNSteps() == 0 || trainer.globalStep() % config.evalPerNSteps() != 0
-                    || watch.loadBest) && (lead || split)) {
+            // evaluation under tensor or pipeline parallelism takes every rank of the model, and an --eval-task's
+            // every data-parallel rank
+            if ((eval != null || evalTask.active()) && (config.evalPerNSteps() == 0
+                    || trainer.globalStep() % config.evalPerNSteps() != 0 || watch.loadBest)
+                    && (lead || split || evalTask.active())) {
                 lastEval = trainer.evaluate();
             } else if (history.lastEval() != null) {
-                lastEval = Map.of("loss", history.lastEval().loss(), "ppl", history.lastEval().ppl());
+                lastEval = history.lastResults();
             }
             if (par != null && (split || zero == 3)) {
                 gathered = par.gatherFullWeights();      // a collective: the whole model on the lead rank
@@ -395,8 +410,13 @@ final class TrainCommand implements Callable<Integer> {
         System.out.printf(Locale.ROOT, "final loss: %.6f%n", history.lastLoss());
         watch.report(trainer);
         if (lastEval != null) {
-            System.out.printf(Locale.ROOT, "eval loss: %.6f (perplexity %.3f)%n", lastEval.get("loss"),
-                    lastEval.get("ppl"));
+            if (eval != null) {
+                System.out.printf(Locale.ROOT, "eval loss: %.6f (perplexity %.3f)%n", lastEval.get("loss"),
+                        lastEval.get("ppl"));
+            }
+            for (String k : evalTask.keys()) {
+                System.out.println("eval " + EvalCommand.format(k, lastEval.get(k)));
+            }
         }
         if (lossPng != null) {
             System.out.println("loss curve: " + lossPng);
@@ -496,8 +516,13 @@ final class TrainCommand implements Callable<Integer> {
         if (!(evalFraction >= 0 && evalFraction < 1)) {
             throw new CollieException("--eval-fraction must be in [0, 1), got " + evalFraction);
         }
-        if (evalEvery != null && evalEvery > 0 && evalFraction == 0) {
-            throw new CollieException("--eval-every needs evaluation data: add --eval-fraction F (e.g. 0.05)");
+        if (evalEvery != null && evalEvery > 0 && evalFraction == 0 && !evalTask.active()) {
+            throw new CollieException("--eval-every needs evaluation data: add --eval-fraction F (e.g. 0.05) or"
+                    + " --eval-task TASK --eval-data FILE");
+        }
+        if (evalTask.active() && (tp > 1 || pp > 1)) {
+            throw new CollieException("--eval-task runs over data-parallel ranks only, each holding the whole model:"
+                    + " drop --tp " + tp + " and --pp " + pp + " (or tp_size, pp_size of --config), or --eval-task");
         }
         if (logEvery < 1) {
             throw new CollieException("--log-every must be >= 1, got " + logEvery);
@@ -505,6 +530,21 @@ final class TrainCommand implements Callable<Integer> {
         if (vocab != null && model != null) {
             throw new CollieException("--vocab applies to --preset only; a --model has its vocabulary in config.json");
         }
+    }
+
+    /**
+     * What the run's evaluations report: the Trainer's own ({@link Trainer#EVALUATION_KEYS}) with --eval-fraction,
+     * and the --eval-task's; a name both report is refused.
+     */
+    private Set<String> evaluationKeys() {
+        Set<String> keys = new LinkedHashSet<>(evalFraction > 0 ? Trainer.EVALUATION_KEYS : Set.of());
+        for (String k : evalTask.keys()) {
+            if (!keys.add(k)) {
+                throw new CollieException("--eval-task " + evalTask.task + " reports '" + k + "', as --eval-fraction's"
+                        + " evaluation does: drop one of them, or choose other --eval-metrics");
+            }
+        }
+        return keys;
     }
 
     /**

@@ -13,13 +13,14 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.Set;
 
 /**
  * {@code train}'s flags for what watches an evaluation value (a picocli mixin): {@code --save-top-k K} keeps the best
  * K checkpoints, {@code --load-best} ends with the best evaluation's weights, {@code --early-stop-patience N} stops
  * after N evaluations without improvement; each watches {@code --monitor-metric NAME} in {@code --metric-mode}, and
- * needs evaluations during training ({@code --eval-fraction}, {@code --eval-every}). All of it is checked before any
- * work.
+ * needs evaluations during training ({@code --eval-fraction} or {@code --eval-task}, and {@code --eval-every}). All
+ * of it is checked before any work.
  */
 final class WatchOptions {
     @Option(names = "--save-top-k", paramLabel = "K",
@@ -28,7 +29,8 @@ final class WatchOptions {
     Integer saveTopK;
     @Option(names = "--monitor-metric", paramLabel = "NAME",
             description = "the evaluation result that --save-top-k, --load-best and --early-stop-patience watch:"
-                    + " loss or ppl")
+                    + " loss or ppl (--eval-fraction), or a value of --eval-task's metrics (bleu, rouge-l-f,"
+                    + " accuracy, ...)")
     String monitorMetric;
     @Option(names = "--metric-mode", paramLabel = "MODE",
             description = "min (smaller is better; the default, as for loss and ppl) or max")
@@ -45,10 +47,11 @@ final class WatchOptions {
     Double earlyStopMinDelta;
 
     /**
-     * Refuses flags that would watch nothing: a flag of these without the others it needs, an unknown metric or mode,
-     * no evaluation data ({@code evalData}) or no evaluation during training ({@code evalPerNSteps} 0).
+     * Refuses flags that would watch nothing: a flag of these without the others it needs, an unknown mode, a metric
+     * that none of the run's evaluations reports ({@code keys}: the Trainer's own with evaluation data, an
+     * {@code --eval-task}'s; empty without any) or no evaluation during training ({@code evalPerNSteps} 0).
      */
-    void check(boolean evalData, int evalPerNSteps) {
+    void check(Set<String> keys, int evalPerNSteps) {
         String user = saveTopK != null ? "--save-top-k" : loadBest ? "--load-best"
                 : earlyStopPatience != null ? "--early-stop-patience" : null;
         if (earlyStopMinDelta != null && earlyStopPatience == null) {
@@ -71,18 +74,21 @@ final class WatchOptions {
         if (earlyStopMinDelta != null && !(earlyStopMinDelta >= 0 && Double.isFinite(earlyStopMinDelta))) {
             throw new CollieException("--early-stop-min-delta " + earlyStopMinDelta + ": must be a number >= 0");
         }
+        // without any evaluation, the names --eval-fraction's evaluation would report
+        String known = String.join(", ", keys.isEmpty() ? Trainer.EVALUATION_KEYS : keys);
         if (monitorMetric == null) {
             throw new CollieException(user + " needs --monitor-metric NAME, the evaluation result it watches: one of "
-                    + String.join(", ", Trainer.EVALUATION_KEYS));
+                    + known);
         }
         TrackedMetric metric = metric();
-        if (!Trainer.EVALUATION_KEYS.contains(metric.key())) {
-            throw new CollieException("--monitor-metric " + metric.key() + ": the evaluation does not report it; it"
-                    + " reports " + String.join(", ", Trainer.EVALUATION_KEYS));
-        }
-        if (!evalData) {
+        if (keys.isEmpty() && Trainer.EVALUATION_KEYS.contains(metric.key())) {
             throw new CollieException(user + " watches the evaluation's " + metric.key() + ": add evaluation data,"
                     + " --eval-fraction F (e.g. 0.05)");
+        }
+        if (!keys.contains(metric.key())) {
+            throw new CollieException("--monitor-metric " + metric.key() + ": the evaluation does not report it; it"
+                    + " reports " + known + (keys.isEmpty() ? " with --eval-fraction F, and --eval-task TASK"
+                    + " --eval-data FILE adds its metrics' names" : ""));
         }
         if (evalPerNSteps <= 0) {
             throw new CollieException(user + " watches the evaluation's " + metric.key() + " during training: add"
