@@ -17,10 +17,11 @@ PROMPT=${PROMPT:-128}
 NEW=${NEW:-128}
 REPEATS=${REPEATS:-3}
 LOG_DIR=${LOG_DIR:-$(mktemp -d -t collie-genbench.XXXXXX)}
+mkdir -p "$LOG_DIR"
 shape=(--hidden 768 --layers 12 --heads 12 --intermediate 2048 --vocab 32000)
 
 field() {  # the value after "<name>: " on the last such line of a log
-  grep -E "^$2:" "$1" | tail -n 1 | sed -E "s/^$2: *([0-9.]+).*/\1/"
+  grep -E "^$2:" "$1" | tail -n 1 | sed -E "s#^$2: *([0-9.]+).*#\1#"
 }
 
 echo "| batch | HF prefill ms | HF decode tokens/s | HF peak RSS MiB | collie prefill ms | collie decode tokens/s | collie peak RSS MiB | collie/HF decode | start-up HF / collie s |"

@@ -143,7 +143,8 @@ public final class Backends {
     }
 
     private static final class KernelsChoice {
-        static final Kernels KERNELS = dnnlAvailable() ? DnnlKernels.INSTANCE : Nd4jKernels.INSTANCE;
+        static final Kernels KERNELS = new SmallArrayKernels(dnnlAvailable() ? DnnlKernels.INSTANCE
+                : Nd4jKernels.INSTANCE);
     }
 
     /** The {@link Kernels} of this process, chosen once. */
