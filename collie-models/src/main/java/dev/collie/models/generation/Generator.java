@@ -205,16 +205,48 @@ public final class Generator {
      * returns the completions with their finish reasons and the timings.
      */
     public Result generate(List<int[]> prompts, Options options, TokenListener listener) {
-        if (prompts.isEmpty()) {
+        List<Request> requests = new ArrayList<>();
+        for (int[] p : prompts) {
+            requests.add(new Request(p, options));
+        }
+        return run(requests, listener);
+    }
+
+    /** One row of a batch: a prompt and its own settings. */
+    public record Request(int[] prompt, Options options) {
+        public Request {
+            prompt = prompt.clone();
+        }
+
+        @Override
+        public int[] prompt() {
+            return prompt.clone();
+        }
+    }
+
+    /**
+     * Generates a continuation of each request's prompt with its own settings in one batch (several requests share
+     * each forward; a row draws from its own generator, seeded by its {@link Options#seed()}, so its tokens do not
+     * depend on the other rows); all must agree on {@link Options#padId()} and {@link Options#useCache()}.
+     */
+    public Result run(List<Request> requests, TokenListener listener) {
+        if (requests.isEmpty()) {
             throw new CollieException("no prompt to generate from");
         }
-        if (!options.stopStrings().isEmpty() && decoder == null) {
-            throw new CollieException("stop strings need a generator made with a decoder (ids to text)");
-        }
+        Options first = requests.get(0).options();
         long vocab = model.vocabSize();
         int maxLen = 0;
+        int maxNew = 0;
         boolean ragged = false;
-        for (int[] p : prompts) {
+        for (Request q : requests) {
+            int[] p = q.prompt;
+            Options o = q.options();
+            if (o.padId() != first.padId() || o.useCache() != first.useCache()) {
+                throw new CollieException("the requests of one batch must share their pad id and cache setting");
+            }
+            if (!o.stopStrings().isEmpty() && decoder == null) {
+                throw new CollieException("stop strings need a generator made with a decoder (ids to text)");
+            }
             if (p.length == 0) {
                 throw new CollieException("a prompt must have at least one token");
             }
@@ -226,36 +258,41 @@ public final class Generator {
             }
             ragged |= maxLen != 0 && p.length != maxLen;
             maxLen = Math.max(maxLen, p.length);
+            maxNew = Math.max(maxNew, o.maxNewTokens());
         }
-        int b = prompts.size();
-        int capacity = maxLen + options.maxNewTokens();
+        int b = requests.size();
+        int pad = first.padId();
+        int capacity = maxLen + maxNew;
         // every row's tokens so far (left-padded) and, for ragged prompts, which are real
         long[][] seq = new long[b][capacity];
         long[][] mask = ragged ? new long[b][capacity] : null;
         Row[] rows = new Row[b];
         for (int r = 0; r < b; r++) {
-            int[] p = prompts.get(r);
+            int[] p = requests.get(r).prompt;
             int off = maxLen - p.length;
-            Arrays.fill(seq[r], 0, off, options.padId());
+            Arrays.fill(seq[r], 0, off, pad);
             for (int j = 0; j < p.length; j++) {
                 seq[r][off + j] = p[j];
                 if (mask != null) {
                     mask[r][off + j] = 1;
                 }
             }
-            rows[r] = new Row(p, options, (int) vocab);
+            rows[r] = new Row(p, requests.get(r).options(), (int) vocab);
+            if (rows[r].options.maxNewTokens() == 0) {
+                rows[r].finish = Finish.LENGTH;
+            }
         }
-        Sampler sampler = new Sampler((int) vocab, options);
         double[] logits = new double[(int) vocab];
-        KvCache cache = options.useCache() ? new KvCache(capacity) : null;
+        KvCache cache = first.useCache() ? new KvCache(capacity) : null;
         long prefill = 0;
         long decodeTokens = 0;
         long start = System.nanoTime();
         int total = maxLen;
         try (MemoryWorkspace outside = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             int fed = 0; // positions already in the cache
-            for (int step = 0; step < options.maxNewTokens(); step++) {
-                boolean allDone = true;
+            boolean allDone = Arrays.stream(rows).allMatch(row -> row.finish != null);
+            for (int step = 0; step < maxNew && !allDone; step++) {
+                allDone = true;
                 try (MemoryWorkspace ws = Workspaces.open(WORKSPACE)) {
                     int from = cache == null ? 0 : fed;
                     int t = total - from;
@@ -275,15 +312,15 @@ public final class Generator {
                     for (int r = 0; r < b; r++) {
                         Row row = rows[r];
                         if (row.finish != null) {
-                            seq[r][total] = options.padId();
+                            seq[r][total] = pad;
                             continue;
                         }
                         copyRow(dense, r, logits);
-                        int id = sampler.pick(logits, row);
+                        int id = row.sampler.pick(logits, row);
                         seq[r][total] = id;
                         row.add(id);
                         decodeTokens += step > 0 ? 1 : 0;
-                        row.finish = finish(row, id, options, listener.onToken(r, id));
+                        row.finish = finish(row, id, listener.onToken(r, id));
                         allDone &= row.finish != null;
                     }
                 }
@@ -296,9 +333,6 @@ public final class Generator {
                     }
                 }
                 total++;
-                if (allDone) {
-                    break;
-                }
             }
         }
         long decode = System.nanoTime() - start - prefill;
@@ -311,7 +345,8 @@ public final class Generator {
     }
 
     /** Why the row that just picked {@code id} stops now, or null to go on. */
-    private Finish finish(Row row, int id, Options options, boolean wanted) {
+    private Finish finish(Row row, int id, boolean wanted) {
+        Options options = row.options;
         for (int e : options.eosIds) {
             if (e == id) {
                 return Finish.EOS;
@@ -368,14 +403,18 @@ public final class Generator {
         return slices(mask, 0, to);
     }
 
-    /** One row's state: its new tokens, the tokens it has seen (for the repetition penalty) and its finish. */
+    /** One row's state: its settings and sampler, new tokens, the tokens it has seen (repetition penalty), finish. */
     static final class Row {
+        final Options options;
+        final Sampler sampler;
         final int[] tokens;
         int count;
         final long[] seen;
         Finish finish;
 
         Row(int[] prompt, Options options, int vocab) {
+            this.options = options;
+            this.sampler = new Sampler(vocab, options);
             tokens = new int[options.maxNewTokens()];
             seen = options.repetitionPenalty() == 1 ? null : new long[(vocab + 63) / 64];
             if (seen != null) {

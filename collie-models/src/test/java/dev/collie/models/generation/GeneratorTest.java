@@ -185,6 +185,24 @@ class GeneratorTest {
         assertTrue(r.prefillNanos() > 0 && r.decodeNanos() > 0 && r.decodeTokensPerSecond() > 0);
     }
 
+    /** Requests with their own settings share a batch, and each row gets what it gets alone. */
+    @Test
+    void requestsWithTheirOwnSettingsInOneBatchEqualEachAlone() {
+        Generator g = new Generator(model);
+        List<Generator.Request> requests = List.of(
+                new Generator.Request(new int[] {1, 29, 56, 26, 60, 50}, Generator.Options.greedy(9)),
+                new Generator.Request(new int[] {1, 53, 19}, Generator.Options.builder().maxNewTokens(5)
+                        .temperature(1.2).topK(20).seed(4).build()),
+                new Generator.Request(new int[] {1, 7, 44}, Generator.Options.builder().maxNewTokens(7)
+                        .temperature(0.9).topP(0.8).repetitionPenalty(1.3).seed(9).build()));
+        Generator.Result batch = g.run(requests, (row, id) -> true);
+        for (int r = 0; r < requests.size(); r++) {
+            Generator.Request q = requests.get(r);
+            assertArrayEquals(g.generate(q.prompt(), q.options()), batch.completions().get(r).tokens(), "row " + r);
+            assertEquals(Generator.Finish.LENGTH, batch.completions().get(r).finish());
+        }
+    }
+
     @Test
     void rejectsTokenIdsOutsideTheVocabulary() {
         CollieException e = assertThrows(CollieException.class,
