@@ -101,15 +101,27 @@ public final class Dashboard {
     }
 
     private static XYChart panel(String name, String y, Series s, Color color) {
+        double[][] xy = s.drawn();
+        // XChart 3.8.8 takes a series whose consecutive values all differ by less than 1e-4 (absolute) for "equally
+        // spaced" and puts a tick label at every few data values, which overlap: a learning rate's values are shown
+        // in units that make them differ by more, and the steps (exactly equally spaced) get one nudge of 1e-3 on
+        // the first, invisible at any width, so both axes get round ticks
+        double scale = unitScale(xy[1]);
+        String title = y == null ? "" : scale == 1 ? y : y + " (\u00d7" + formatPower(-Math.log10(scale)) + ")";
         XYChart chart = new XYChartBuilder().width(PANEL_WIDTH).height(PANEL_HEIGHT).title(name).xAxisTitle("step")
-                .yAxisTitle(y == null ? "" : y).build();
+                .yAxisTitle(title).build();
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
         chart.getStyler().setLegendVisible(false);
         chart.getStyler().setXAxisDecimalPattern("#");
         chart.getStyler().setDefaultSeriesRenderStyle(XYSeries.XYSeriesRenderStyle.Line);
-        double[][] xy = s.drawn();
         if (xy[0].length == 0) {
             return chart;                       // an empty frame: nothing logged (yet)
+        }
+        for (int i = 0; i < xy[1].length; i++) {
+            xy[1][i] *= scale;
+        }
+        if (xy[0].length > 2) {
+            xy[0][0] -= 1e-3;
         }
         XYSeries line = chart.addSeries(name, xy[0], xy[1]);
         line.setLineColor(color);
@@ -117,6 +129,19 @@ public final class Dashboard {
         line.setMarker(xy[0].length <= 50 ? SeriesMarkers.CIRCLE : SeriesMarkers.NONE);
         line.setMarkerColor(color);
         return chart;
+    }
+
+    /** 10^k that brings values all below 0.1 in magnitude to [1, 10) at most (1 for larger values or none). */
+    static double unitScale(double[] values) {
+        double max = 0;
+        for (double v : values) {
+            max = Math.max(max, Math.abs(v));
+        }
+        return max == 0 || max >= 0.1 ? 1 : Math.pow(10, -Math.floor(Math.log10(max)));
+    }
+
+    private static String formatPower(double exponent) {
+        return "1e" + Math.round(exponent);
     }
 
     /** A growing (step, value) line, non-finite values left out when drawn. */

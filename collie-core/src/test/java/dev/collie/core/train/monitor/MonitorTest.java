@@ -36,6 +36,15 @@ class MonitorTest {
     private static final List<String> TRAIN_COLUMNS = List.of("loss", "lr", "tgs", "tokens_per_s", "grad_norm",
             "memory_mib", "offheap_mib", "step_seconds", "tokens", "epoch", "comm_bytes");
 
+    /** Learning rates are drawn in units that keep XChart's "equally spaced" tick labels away (see Dashboard). */
+    @Test
+    void smallValuesAreDrawnInUnitsOfAPowerOfTen() {
+        assertEquals(1000, Dashboard.unitScale(new double[] {1e-3, 5e-4, 0}));
+        assertEquals(1e5, Dashboard.unitScale(new double[] {3e-5}), 1e-6);
+        assertEquals(1, Dashboard.unitScale(new double[] {0.5, 8.3}));
+        assertEquals(1, Dashboard.unitScale(new double[0]));
+    }
+
     @Test
     void aRunWritesEveryNthStepAndEachEvaluationToAllThreeFilesAndTheDashboard(@TempDir Path dir) throws IOException {
         ToyLanguageModel m = new ToyLanguageModel(VOCAB, 8, DataType.DOUBLE, 7);
