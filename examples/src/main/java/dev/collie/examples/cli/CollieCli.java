@@ -10,11 +10,12 @@ import picocli.CommandLine.Command;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
-/** The {@code collie} command line: train, score, generate, eval, bench, launch. */
+/** The {@code collie} command line: train, score, generate, eval, serve, bench, launch. */
 @Command(name = "collie", mixinStandardHelpOptions = true, version = "collie 0.1.0",
         description = "Train, score and sample LLaMA-family models on the JVM.",
         subcommands = {TrainCommand.class, ScoreCommand.class, GenerateCommand.class, EvalCommand.class,
-                BenchCommand.class, GenerateBenchCommand.class, LaunchCommand.class, DashboardCommand.class})
+                ServeCommand.class, BenchCommand.class, GenerateBenchCommand.class, LaunchCommand.class,
+                DashboardCommand.class})
 public final class CollieCli implements Runnable {
     @Override
     public void run() {
