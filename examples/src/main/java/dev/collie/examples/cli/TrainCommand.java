@@ -25,6 +25,8 @@ import dev.collie.models.decoder.DecoderCheckpoint;
 import dev.collie.models.decoder.DecoderConfig;
 import dev.collie.models.decoder.DecoderForCausalLM;
 import dev.collie.models.tokenizer.HfTokenizer;
+import dev.collie.serve.OpenAiServer;
+import dev.collie.serve.ServeCallback;
 import dev.collie.parallel.Parallelism;
 import dev.collie.parallel.comm.LaunchEnv;
 import dev.collie.parallel.comm.LocalRanks;
@@ -183,6 +185,10 @@ final class TrainCommand implements Callable<Integer> {
     @Option(names = "--monitor-every", paramLabel = "N", defaultValue = "1",
             description = "--monitor logs every N steps and the last (default ${DEFAULT-VALUE})")
     int monitorEvery;
+    @Option(names = "--serve", paramLabel = "PORT", description = "serve the model being trained with OpenAI's API on"
+            + " 127.0.0.1:PORT (as collie serve; each request sees the weights of one finished step; the key of"
+            + " COLLIE_API_KEY if set; 0 picks a free port)")
+    Integer servePort;
     @Option(names = "--log-every", paramLabel = "N", defaultValue = "10",
             description = "progress line every N steps when the output is not a terminal (default ${DEFAULT-VALUE})")
     int logEvery;
@@ -208,6 +214,10 @@ final class TrainCommand implements Callable<Integer> {
             ModelDirectory.checkWritable(save, savedContent(), model == null ? 0 : CliSupport.weightBytes(model));
         }
         HfTokenizer tok = CliSupport.tokenizer(tokenizerPath, model);
+        if (servePort != null && tok == null) {
+            throw new CollieException("--serve needs a tokenizer for the requests' text: " + (model != null ? model
+                    + " has no tokenizer.json; " : "") + "give --tokenizer DIR");
+        }
         if (evalTask.active() && tok == null) {
             throw new CollieException("--eval-task needs a tokenizer for its examples: " + (model != null ? model
                     + " has no tokenizer.json; " : "") + "give --tokenizer DIR");
@@ -337,6 +347,13 @@ final class TrainCommand implements Callable<Integer> {
         if (par != null) {
             par.configure(tb);
         }
+        if (lead && servePort != null) {
+            // before the callbacks that may load other weights when training ends
+            tb.callbacks(new ServeCallback(OpenAiServer.builder(lm, tok).port(servePort)
+                    .modelName(model != null ? model.toAbsolutePath().normalize().getFileName().toString() : preset)
+                    .contextLength(net.config().maxPositionEmbeddings()).eosIds(CliSupport.eosIds(net.config(), tok))
+                    .apiKey(System.getenv("COLLIE_API_KEY"))));
+        }
         if (lead) {
             tb.callbacks(new ProgressBar(System.out, System.console() != null, logEvery));
             if (monitor != null) {
@@ -451,6 +468,19 @@ final class TrainCommand implements Callable<Integer> {
     }
 
     private void checkOptions() {
+        if (servePort != null) {
+            if (servePort < 0 || servePort > 65535) {
+                throw new CollieException("--serve " + servePort + ": a port in 0..65535");
+            }
+            if (tp > 1 || pp > 1 || zero == 3) {
+                throw new CollieException("--serve decodes on the lead rank's weights, which --tp, --pp and --zero 3"
+                        + " split: serve with --dp and --zero 0-2, or serve the saved model with collie serve");
+            }
+            if (!"local".equals(backend)) {
+                throw new CollieException("--serve with --backend " + backend + ": serve from one JVM (--backend"
+                        + " local), or serve the saved model with collie serve");
+            }
+        }
         if (dp < 1) {
             throw new CollieException("--dp must be >= 1, got " + dp);
         }
