@@ -94,6 +94,11 @@ public final class OpenAiServer implements AutoCloseable {
         return app.port();
     }
 
+    /** Its base URL, {@code http://HOST:PORT/v1}. */
+    public String url() {
+        return "http://" + b.host + ":" + port() + "/v1";
+    }
+
     /** The engine that decodes its requests. */
     public BatchEngine engine() {
         return engine;

@@ -52,7 +52,7 @@ public final class ServeCallback implements Callback {
                     + e.getMessage(), e);
         }
         server = s;
-        LOG.info("serving the model being trained on port {} (/v1, /health)", s.port());
+        LOG.info("serving the model being trained at {}", s.url());
     }
 
     @Override

@@ -36,6 +36,12 @@ public final class CollieCli implements Runnable {
     /** Runs the CLI and returns its exit code; user errors print one line, not a stack trace. */
     public static int run(String... args) {
         NativeStartupMessages.quiet();
+        // the HTTP server of serve and train --serve: its start and stop, not each of its parts
+        for (String server : new String[] {"org.eclipse.jetty", "io.javalin"}) {
+            if (System.getProperty("org.slf4j.simpleLogger.log." + server) == null) {
+                System.setProperty("org.slf4j.simpleLogger.log." + server, "warn");
+            }
+        }
         CommandLine cl = new CommandLine(new CollieCli());
         // ND4J starts (a second, and its banner) only for a command that runs: help, version and the bare command
         // answer at once
