@@ -13,6 +13,7 @@ import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.MatmulPrecision;
 import dev.collie.core.train.ActivationCheckpointing;
+import dev.collie.core.train.Callback;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.LossHistory;
@@ -349,10 +350,16 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (lead && servePort != null) {
             // before the callbacks that may load other weights when training ends
-            tb.callbacks(new ServeCallback(OpenAiServer.builder(lm, tok).port(servePort)
+            ServeCallback serve = new ServeCallback(OpenAiServer.builder(lm, tok).port(servePort)
                     .modelName(model != null ? model.toAbsolutePath().normalize().getFileName().toString() : preset)
                     .contextLength(net.config().maxPositionEmbeddings()).eosIds(CliSupport.eosIds(net.config(), tok))
-                    .apiKey(System.getenv("COLLIE_API_KEY"))));
+                    .apiKey(System.getenv("COLLIE_API_KEY")));
+            tb.callbacks(serve, new Callback() {
+                @Override
+                public void onTrainBegin(Trainer trainer) {
+                    System.out.println("serving the model being trained at " + serve.server().url());
+                }
+            });
         }
         if (lead) {
             tb.callbacks(new ProgressBar(System.out, System.console() != null, logEvery));

@@ -45,8 +45,9 @@ class ServeCliTest {
         model = tmp.resolve("tiny-chat");
         CliTest.Result r = run("train", "--preset", "tiny", "--tokenizer", ChatCliTest.CHAT_TOKENIZER.toString(),
                 "--data", data.toString(), "--seq", "16", "--micro-batch", "2", "--steps", "2", "--save",
-                model.toString());
+                model.toString(), "--serve", "0");
         assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("serving the model being trained at http://127.0.0.1:"), r.out());
     }
 
     /** The server answers a chat as {@code generate --chat} does, then stops when its thread is interrupted. */
@@ -92,6 +93,9 @@ class ServeCliTest {
 
     @Test
     void badSettingsAreOneErrorLine() throws IOException {
+        assertUserError(run("train", "--preset", "tiny", "--tokenizer", ChatCliTest.CHAT_TOKENIZER.toString(),
+                "--data", tmp.resolve("text.txt").toString(), "--tp", "2", "--serve", "0", "--save",
+                tmp.resolve("x").toString()), "--serve", "--tp");
         assertUserError(run("serve", "--model", model.toString(), "--max-batch", "0"), "--max-batch 0");
         assertUserError(run("serve", "--model", model.toString(), "--max-queue", "0"), "--max-queue 0");
         assertUserError(run("serve", "--model", model.toString(), "--port", "70000"), "--port 70000");
