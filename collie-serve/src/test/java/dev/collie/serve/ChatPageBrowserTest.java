@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import dev.collie.models.tokenizer.HfTokenizer;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.openqa.selenium.By;
@@ -54,10 +55,13 @@ class ChatPageBrowserTest {
     /** Held: Selenium's note that it has no DevTools bindings for this Chromium (none are used) is not shown. */
     static final java.util.logging.Logger CDP_LOG = java.util.logging.Logger.getLogger("org.openqa.selenium.devtools");
 
+    static final boolean BROWSER = Files.isExecutable(CHROMIUM) && Files.isExecutable(CHROMEDRIVER);
+
     @BeforeAll
     static void start() {
-        assumeTrue(Files.isExecutable(CHROMIUM) && Files.isExecutable(CHROMEDRIVER),
-                "needs /usr/bin/chromium and /usr/bin/chromedriver: apt-get install chromium chromium-driver");
+        if (!BROWSER) {
+            return;
+        }
         tok = HfTokenizer.load(TinyModel.CHAT_TOKENIZER);
         server = OpenAiServer.builder(TinyModel.slow(TinyModel.model(tok, CONTEXT), 20), tok).modelName("tiny")
                 .contextLength(CONTEXT).eosIds(tok.eosId().orElseThrow()).port(0).apiKey(KEY).build().start();
@@ -69,6 +73,13 @@ class ChatPageBrowserTest {
                 .addArguments("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,800");
         driver = new ChromeDriver(service, options);
         wait = new WebDriverWait(driver, Duration.ofSeconds(20), Duration.ofMillis(20));
+    }
+
+    /** Each test, not the class, is skipped: Surefire counts and reports these. */
+    @BeforeEach
+    void needsTheBrowser() {
+        assumeTrue(BROWSER, "needs /usr/bin/chromium and /usr/bin/chromedriver: apt-get install chromium"
+                + " chromium-driver");
     }
 
     @AfterAll

@@ -85,6 +85,7 @@ function setRunning(controller) {
   running = controller;
   $("send").disabled = controller !== null;
   $("stop").disabled = controller === null;
+  $("messages").setAttribute("aria-busy", String(controller !== null));   // read the answer once it is whole
 }
 
 /** Reads the event stream, calling onEvent with each data object; resolves at [DONE]. */
