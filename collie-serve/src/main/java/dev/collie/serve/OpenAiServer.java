@@ -33,7 +33,7 @@ import java.util.concurrent.locks.ReadWriteLock;
 /**
  * An OpenAI-compatible HTTP server over a {@link LanguageModel} and its tokenizer: {@code POST /v1/completions},
  * {@code POST /v1/chat/completions} (both also as server-sent events with {@code "stream": true}),
- * {@code GET /v1/models}, {@code GET /health} and a chat page at {@code /} ({@link ChatPage}). Requests are
+ * {@code GET /v1/models}, {@code GET /health} and a chat page at {@code /} (files in this jar). Requests are
  * decoded in batches by a {@link BatchEngine}.
  * <pre>{@code
  * try (OpenAiServer server = OpenAiServer.builder(model, tokenizer).modelName("tiny").contextLength(2048)
