@@ -14,6 +14,7 @@ import dev.collie.models.generation.Generator;
 import io.javalin.Javalin;
 import io.javalin.compression.CompressionStrategy;
 import io.javalin.http.Context;
+import io.javalin.http.HandlerType;
 import jakarta.servlet.http.HttpServletResponse;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -32,7 +33,8 @@ import java.util.concurrent.locks.ReadWriteLock;
 /**
  * An OpenAI-compatible HTTP server over a {@link LanguageModel} and its tokenizer: {@code POST /v1/completions},
  * {@code POST /v1/chat/completions} (both also as server-sent events with {@code "stream": true}),
- * {@code GET /v1/models} and {@code GET /health}. Requests are decoded in batches by a {@link BatchEngine}.
+ * {@code GET /v1/models}, {@code GET /health} and a chat page at {@code /} (files in this jar). Requests are
+ * decoded in batches by a {@link BatchEngine}.
  * <pre>{@code
  * try (OpenAiServer server = OpenAiServer.builder(model, tokenizer).modelName("tiny").contextLength(2048)
  *         .eosIds(2).port(8000).build().start()) {
@@ -66,6 +68,9 @@ public final class OpenAiServer implements AutoCloseable {
             config.http.compressionStrategy = CompressionStrategy.NONE;
             config.routes.before(this::authorize);
             config.routes.get("/health", ctx -> json(ctx, JSON.createObjectNode().put("status", "ok")));
+            for (String path : ChatPage.paths()) {
+                config.routes.get(path, ChatPage::serve);
+            }
             config.routes.get("/v1/models", this::models);
             config.routes.post("/v1/completions", ctx -> complete(ctx, false));
             config.routes.post("/v1/chat/completions", ctx -> complete(ctx, true));
@@ -112,7 +117,8 @@ public final class OpenAiServer implements AutoCloseable {
     }
 
     private void authorize(Context ctx) {
-        if (expectedAuthorization == null || ctx.path().equals("/health")) {
+        if (expectedAuthorization == null || ctx.path().equals("/health")
+                || HandlerType.GET.equals(ctx.method()) && ChatPage.paths().contains(ctx.path())) {
             return;
         }
         String given = ctx.header("Authorization");

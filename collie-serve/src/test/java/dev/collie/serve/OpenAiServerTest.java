@@ -87,6 +87,21 @@ class OpenAiServerTest {
         assertEquals("not_found", json(missing.body()).at("/error/code").asText());
     }
 
+    /** The chat page's files need no key (ChatPageBrowserTest runs the page itself). */
+    @Test
+    void theChatPageIsServedWithoutTheKey() throws Exception {
+        for (String[] f : new String[][] {{"/", "text/html", "chat.js"}, {"/chat.js", "text/javascript", "fetch("},
+                {"/chat.css", "text/css", "#messages"}}) {
+            HttpResponse<String> r = get(server, f[0], null);
+            assertEquals(200, r.statusCode(), f[0]);
+            assertTrue(r.headers().firstValue("Content-Type").orElse("").startsWith(f[1]), f[0]);
+            assertTrue(r.body().contains(f[2]), f[0]);
+            assertTrue(r.headers().firstValue("Content-Security-Policy").orElse("").contains("default-src 'self'"));
+        }
+        assertEquals(401, post(server, "/", null, "{}").statusCode());
+        assertEquals(401, get(server, "/chat.html", null).statusCode());
+    }
+
     @Test
     void everyRouteButHealthNeedsTheKey() throws Exception {
         for (String key : new String[] {null, "wrong"}) {

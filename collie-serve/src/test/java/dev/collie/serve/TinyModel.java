@@ -35,10 +35,15 @@ final class TinyModel {
     }
 
     static DecoderForCausalLM model(HfTokenizer tok) {
+        return model(tok, CONTEXT);
+    }
+
+    /** The same decoder with {@code context} positions. */
+    static DecoderForCausalLM model(HfTokenizer tok, int context) {
         Nd4j.getRandom().setSeed(3);
         DecoderConfig c = DecoderConfig.builder().vocabSize(tok.vocabSize()).hiddenSize(64).numHiddenLayers(2)
                 .numAttentionHeads(4).numKeyValueHeads(2).intermediateSize(172).headDim(16)
-                .maxPositionEmbeddings(CONTEXT).ropeTheta(10000.0).rmsNormEps(1e-6).tieWordEmbeddings(false)
+                .maxPositionEmbeddings(context).ropeTheta(10000.0).rmsNormEps(1e-6).tieWordEmbeddings(false)
                 .initializerRange(0.3).build();
         return new DecoderForCausalLM(c, DataType.FLOAT);
     }

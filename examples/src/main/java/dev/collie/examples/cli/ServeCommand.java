@@ -18,10 +18,11 @@ import java.util.concurrent.CountDownLatch;
 /** {@code collie serve}: an OpenAI-compatible HTTP server over a model ({@link OpenAiServer}) until stopped. */
 @Command(name = "serve", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Serve a model over HTTP with OpenAI's API: POST /v1/completions, POST /v1/chat/completions"
-                + " (\"stream\": true for server-sent events), GET /v1/models, GET /health.",
+                + " (\"stream\": true for server-sent events), GET /v1/models, GET /health, and a chat page at /.",
             "Requests are queued and decoded together, up to --max-batch at a time; beyond --max-queue waiting or"
                 + " running, a request gets 429. Ctrl-C stops the server.",
-            "The first line on standard output is 'serving NAME at http://HOST:PORT/v1'."})
+            "The first line on standard output is 'serving NAME at http://HOST:PORT/v1'; the second names the chat"
+                + " page."})
 final class ServeCommand implements Callable<Integer> {
     @Spec CommandSpec spec;
     @Option(names = "--model", paramLabel = "DIR", required = true, description = "Hugging Face model directory")
@@ -81,6 +82,7 @@ final class ServeCommand implements Callable<Integer> {
         Runtime.getRuntime().addShutdownHook(hook);
         PrintWriter out = spec.commandLine().getOut();
         out.println("serving " + served + " at http://" + host + ":" + server.port() + "/v1");
+        out.println("chat page: http://" + host + ":" + server.port() + "/");
         out.flush();
         boolean interrupted = false;
         try {
