@@ -267,6 +267,7 @@ public final class Generator {
         long[][] seq = new long[b][capacity];
         long[][] mask = ragged ? new long[b][capacity] : null;
         Row[] rows = new Row[b];
+        Sampler.WorkArrays work = new Sampler.WorkArrays((int) vocab);
         for (int r = 0; r < b; r++) {
             int[] p = requests.get(r).prompt;
             int off = maxLen - p.length;
@@ -277,7 +278,7 @@ public final class Generator {
                     mask[r][off + j] = 1;
                 }
             }
-            rows[r] = new Row(p, requests.get(r).options(), (int) vocab);
+            rows[r] = new Row(p, requests.get(r).options(), (int) vocab, work);
             if (rows[r].options.maxNewTokens() == 0) {
                 rows[r].finish = Finish.LENGTH;
             }
@@ -413,8 +414,12 @@ public final class Generator {
         Finish finish;
 
         Row(int[] prompt, Options options, int vocab) {
+            this(prompt, options, vocab, new Sampler.WorkArrays(vocab));
+        }
+
+        Row(int[] prompt, Options options, int vocab, Sampler.WorkArrays work) {
             this.options = options;
-            this.sampler = new Sampler(vocab, options);
+            this.sampler = new Sampler(vocab, options, work);
             tokens = new int[options.maxNewTokens()];
             seen = options.repetitionPenalty() == 1 ? null : new long[(vocab + 63) / 64];
             if (seen != null) {

@@ -6,7 +6,8 @@ import java.util.Random;
 /**
  * Picks a row's next token from its logits as Hugging Face's logits processors and warpers do, in their order:
  * repetition penalty, then greedy argmax at temperature 0, else temperature, top-k, top-p and a draw. Its work arrays
- * are allocated once per generation, not per token.
+ * are allocated once per generation, not per token, and shared by the rows of a batch; each row draws from its own
+ * generator.
  */
 final class Sampler {
     private final Generator.Options options;
@@ -15,13 +16,46 @@ final class Sampler {
     private final double[] scratch;
     private final long[] order;
 
+    /** A sampler with work arrays of its own. */
     Sampler(int vocab, Generator.Options options) {
+        this(vocab, options, new WorkArrays(vocab));
+    }
+
+    /**
+     * A sampler over {@code work}, which the samplers of one batch share (a row is picked at a time): a batch of 32
+     * rows over a 150k vocabulary then holds 3.6 MB of work arrays, not 115 MB.
+     */
+    Sampler(int vocab, Generator.Options options, WorkArrays work) {
         this.options = options;
         this.random = new Random(options.seed());
         boolean sampling = options.temperature() > 0;
-        this.probs = sampling ? new double[vocab] : null;
-        this.scratch = sampling && options.topK() > 0 && options.topK() < vocab ? new double[vocab] : null;
-        this.order = sampling && options.topP() < 1 ? new long[vocab] : null;
+        this.probs = sampling ? work.probs() : null;
+        this.scratch = sampling && options.topK() > 0 && options.topK() < vocab ? work.select() : null;
+        this.order = sampling && options.topP() < 1 ? work.order() : null;
+    }
+
+    /** Vocabulary-sized arrays, each made when a sampler first needs it. */
+    static final class WorkArrays {
+        private final int vocab;
+        private double[] probs;
+        private double[] select;
+        private long[] order;
+
+        WorkArrays(int vocab) {
+            this.vocab = vocab;
+        }
+
+        double[] probs() {
+            return probs != null ? probs : (probs = new double[vocab]);
+        }
+
+        double[] select() {
+            return select != null ? select : (select = new double[vocab]);
+        }
+
+        long[] order() {
+            return order != null ? order : (order = new long[vocab]);
+        }
     }
 
     /** The next token of {@code row} from its {@code logits} (which this changes). */
