@@ -16,11 +16,12 @@ import java.util.concurrent.ConcurrentHashMap;
  * rank-2 fp32 products, RMSNorm, LayerNorm, GELU, gathers) goes to {@link Nd4jKernels}. Chosen by {@link Kernels#get()} when oneDNN
  * 3.3 loads and is not switched off.
  */
-final class DnnlKernels implements Kernels {
+final class DnnlKernels extends ForwardingKernels {
     static final DnnlKernels INSTANCE = new DnnlKernels();
     private static final Nd4jKernels ND4J = Nd4jKernels.INSTANCE;
 
     private DnnlKernels() {
+        super(Nd4jKernels.INSTANCE);   // not ND4J: INSTANCE is built before that field is set
     }
 
     /** Whether oneDNN's kernels take {@code x}: fp32 in dense C order. */
@@ -117,37 +118,6 @@ final class DnnlKernels implements Kernels {
     }
 
     @Override
-    public INDArray[] rmsNorm(INDArray x, INDArray weight, double eps) {
-        return ND4J.rmsNorm(x, weight, eps);
-    }
-
-    @Override
-    public INDArray[] rmsNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight, boolean needWeightGrad) {
-        return ND4J.rmsNormBackward(dy, xhat, rstd, weight, needWeightGrad);
-    }
-
-    @Override
-    public INDArray[] layerNorm(INDArray x, INDArray weight, INDArray bias, double eps) {
-        return ND4J.layerNorm(x, weight, bias, eps);
-    }
-
-    @Override
-    public INDArray[] layerNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight,
-                                        boolean needParamGrads) {
-        return ND4J.layerNormBackward(dy, xhat, rstd, weight, needParamGrads);
-    }
-
-    @Override
-    public INDArray geluTanh(INDArray x) {
-        return ND4J.geluTanh(x);
-    }
-
-    @Override
-    public INDArray geluTanhBackward(INDArray dy, INDArray x) {
-        return ND4J.geluTanhBackward(dy, x);
-    }
-
-    @Override
     public INDArray siluMul(INDArray a, INDArray b) {
         if (!fits(a)) {
             return ND4J.siluMul(a, b);
@@ -167,16 +137,6 @@ final class DnnlKernels implements Kernels {
         INDArray da = dy.mul(b);
         Dnnl.siluBackward(a, da, da);
         return new INDArray[] {da, silu.muli(dy)};
-    }
-
-    @Override
-    public INDArray gatherRows(INDArray table, INDArray ids) {
-        return ND4J.gatherRows(table, ids);
-    }
-
-    @Override
-    public void scatterAddRows(INDArray target, INDArray ids, INDArray updates) {
-        ND4J.scatterAddRows(target, ids, updates);
     }
 
     /**
@@ -216,15 +176,5 @@ final class DnnlKernels implements Kernels {
             Nd4jKernels.zeroRows(p, t, ignoreIndex);
         }
         return new INDArray[] {Nd4j.scalar(logits.dataType(), loss), needGrad ? p : null};
-    }
-
-    @Override
-    public void copyBlock(INDArray a, long from, float[] block, int len, boolean write) {
-        ND4J.copyBlock(a, from, block, len, write);
-    }
-
-    @Override
-    public void copyBlock(INDArray a, long from, double[] block, int len, boolean write) {
-        ND4J.copyBlock(a, from, block, len, write);
     }
 }

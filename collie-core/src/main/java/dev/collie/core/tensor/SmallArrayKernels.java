@@ -10,16 +10,14 @@ import org.nd4j.linalg.factory.Nd4j;
  * 200 µs through ND4J's six ops, SiLU·b about 100 µs, against a few µs here. RMSNorm, SiLU·b and rotary of float32 or
  * float64 arrays in dense C order of at most {@link #MAX_ELEMENTS} elements are computed here (in double precision,
  * rounded once to the array's type); larger arrays, every backward and every other kernel go to the wrapped
- * implementation, so training steps are unchanged.
+ * implementation ({@link ForwardingKernels}), so training steps are unchanged.
  */
-final class SmallArrayKernels implements Kernels {
+final class SmallArrayKernels extends ForwardingKernels {
     /** The most elements an array may have to be computed here. */
     static final int MAX_ELEMENTS = 1 << 14;
 
-    private final Kernels wrapped;
-
     SmallArrayKernels(Kernels wrapped) {
-        this.wrapped = wrapped;
+        super(wrapped);
     }
 
     /** Whether {@code x} is computed here: float32 or float64, dense C order, non-empty, small. */
@@ -36,7 +34,7 @@ final class SmallArrayKernels implements Kernels {
     @Override
     public INDArray[] rmsNorm(INDArray x, INDArray weight, double eps) {
         if (!small(x, weight)) {
-            return wrapped.rmsNorm(x, weight, eps);
+            return super.rmsNorm(x, weight, eps);
         }
         int n = (int) x.size(x.rank() - 1);
         int rows = (int) (x.length() / n);
@@ -66,7 +64,7 @@ final class SmallArrayKernels implements Kernels {
     @Override
     public INDArray siluMul(INDArray a, INDArray b) {
         if (!small(a, b) || a.length() != b.length()) {
-            return wrapped.siluMul(a, b);
+            return super.siluMul(a, b);
         }
         double[] x = read(a);
         double[] g = read(b);
@@ -79,7 +77,7 @@ final class SmallArrayKernels implements Kernels {
     @Override
     public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, RotaryPairs pairs, boolean inverse) {
         if (!small(x, cos) || !small(sin) || sin.dataType() != x.dataType()) {
-            return wrapped.rotary(x, cos, sin, heads, pairs, inverse);
+            return super.rotary(x, cos, sin, heads, pairs, inverse);
         }
         Nd4jKernels.rotaryRows(x, cos, sin, heads);   // checks the shapes
         double[] v = read(x);
@@ -104,10 +102,10 @@ final class SmallArrayKernels implements Kernels {
         int n = (int) x.length();
         double[] v = new double[n];
         if (x.dataType() == DataType.DOUBLE) {
-            wrapped.copyBlock(x, 0, v, n, false);
+            copyBlock(x, 0, v, n, false);
         } else {
             float[] f = new float[n];
-            wrapped.copyBlock(x, 0, f, n, false);
+            copyBlock(x, 0, f, n, false);
             for (int i = 0; i < n; i++) {
                 v[i] = f[i];
             }
@@ -119,99 +117,14 @@ final class SmallArrayKernels implements Kernels {
     private INDArray write(double[] v, DataType type, long[] shape) {
         INDArray out = Nd4j.createUninitialized(type, shape);
         if (type == DataType.DOUBLE) {
-            wrapped.copyBlock(out, 0, v, v.length, true);
+            copyBlock(out, 0, v, v.length, true);
         } else {
             float[] f = new float[v.length];
             for (int i = 0; i < v.length; i++) {
                 f[i] = (float) v[i];
             }
-            wrapped.copyBlock(out, 0, f, f.length, true);
+            copyBlock(out, 0, f, f.length, true);
         }
         return out;
-    }
-
-    // ---- everything else: the wrapped kernels ----------------------------------------------------------------
-
-    @Override
-    public INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB) {
-        return wrapped.matmul(a, b, transA, transB);
-    }
-
-    @Override
-    public INDArray matmul(INDArray a, INDArray b, boolean transA, boolean transB, INDArray out) {
-        return wrapped.matmul(a, b, transA, transB, out);
-    }
-
-    @Override
-    public void scaleSubtract(INDArray x, double c, INDArray y) {
-        wrapped.scaleSubtract(x, c, y);
-    }
-
-    @Override
-    public INDArray softmax(INDArray x) {
-        return wrapped.softmax(x);
-    }
-
-    @Override
-    public INDArray softmaxBackward(INDArray p, INDArray dp) {
-        return wrapped.softmaxBackward(p, dp);
-    }
-
-    @Override
-    public INDArray[] rmsNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight,
-                                      boolean needWeightGrad) {
-        return wrapped.rmsNormBackward(dy, xhat, rstd, weight, needWeightGrad);
-    }
-
-    @Override
-    public INDArray[] layerNorm(INDArray x, INDArray weight, INDArray bias, double eps) {
-        return wrapped.layerNorm(x, weight, bias, eps);
-    }
-
-    @Override
-    public INDArray[] layerNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight,
-                                        boolean needParamGrads) {
-        return wrapped.layerNormBackward(dy, xhat, rstd, weight, needParamGrads);
-    }
-
-    @Override
-    public INDArray geluTanh(INDArray x) {
-        return wrapped.geluTanh(x);
-    }
-
-    @Override
-    public INDArray geluTanhBackward(INDArray dy, INDArray x) {
-        return wrapped.geluTanhBackward(dy, x);
-    }
-
-    @Override
-    public INDArray[] siluMulBackward(INDArray dy, INDArray a, INDArray b) {
-        return wrapped.siluMulBackward(dy, a, b);
-    }
-
-    @Override
-    public INDArray gatherRows(INDArray table, INDArray ids) {
-        return wrapped.gatherRows(table, ids);
-    }
-
-    @Override
-    public void scatterAddRows(INDArray target, INDArray ids, INDArray updates) {
-        wrapped.scatterAddRows(target, ids, updates);
-    }
-
-    @Override
-    public INDArray[] crossEntropy(INDArray logits, INDArray targets, long ignoreIndex, boolean needGrad,
-                                   double gradScale) {
-        return wrapped.crossEntropy(logits, targets, ignoreIndex, needGrad, gradScale);
-    }
-
-    @Override
-    public void copyBlock(INDArray a, long from, float[] block, int len, boolean write) {
-        wrapped.copyBlock(a, from, block, len, write);
-    }
-
-    @Override
-    public void copyBlock(INDArray a, long from, double[] block, int len, boolean write) {
-        wrapped.copyBlock(a, from, block, len, write);
     }
 }
