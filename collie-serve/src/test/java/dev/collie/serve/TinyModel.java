@@ -2,8 +2,8 @@ package dev.collie.serve;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import dev.collie.core.nn.Module;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.train.ForwardingLanguageModel;
 import dev.collie.core.train.LanguageModel;
 import dev.collie.models.decoder.DecoderConfig;
 import dev.collie.models.decoder.DecoderForCausalLM;
@@ -50,22 +50,7 @@ final class TinyModel {
 
     /** A model that waits {@code millis} before each decoding step: a stream that lasts. */
     static LanguageModel slow(LanguageModel m, long millis) {
-        return new LanguageModel() {
-            @Override
-            public Module module() {
-                return m.module();
-            }
-
-            @Override
-            public INDArray forward(Tape tape, INDArray inputIds) {
-                return m.forward(tape, inputIds);
-            }
-
-            @Override
-            public void backward(Tape tape, INDArray dLogits) {
-                m.backward(tape, dLogits);
-            }
-
+        return new ForwardingLanguageModel(m) {
             @Override
             public INDArray lastPositionLogits(Tape tape, INDArray inputIds) {
                 try {
@@ -73,12 +58,7 @@ final class TinyModel {
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
                 }
-                return m.lastPositionLogits(tape, inputIds);
-            }
-
-            @Override
-            public long vocabSize() {
-                return m.vocabSize();
+                return super.lastPositionLogits(tape, inputIds);
             }
         };
     }

@@ -11,6 +11,7 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
@@ -28,6 +29,20 @@ class ChatCliTest {
     static final Path CHAT_TOKENIZER = Path.of("../collie-models/src/test/resources/fixtures/chat/qwen2-generation");
     static final String SYSTEM = "You are a terse assistant.";
     static final String PROMPT = "What is the capital of France?";
+
+    /**
+     * Trains the tiny preset with the chat tokenizer on a Moby-Dick sentence ({@code dir/text.txt}) and saves it to
+     * {@code dir/name}, with {@code flags} ({@code --steps} among them); returns the run's result.
+     */
+    static CliTest.Result trainTinyModel(Path dir, String name, String... flags) throws IOException {
+        Path data = Files.writeString(dir.resolve("text.txt"), "Call me Ishmael. Some years ago - never mind how"
+                + " long precisely - having little or no money in my purse, I thought I would sail about a little.\n");
+        List<String> args = new ArrayList<>(List.of("train", "--preset", "tiny", "--tokenizer",
+                CHAT_TOKENIZER.toString(), "--data", data.toString(), "--seq", "16", "--micro-batch", "2", "--save",
+                dir.resolve(name).toString()));
+        args.addAll(List.of(flags));
+        return run(args.toArray(String[]::new));
+    }
 
     @TempDir
     static Path tmp;

@@ -29,12 +29,8 @@ class GenerateCliTest {
 
     @BeforeAll
     static void trainATinyModel() throws IOException {
-        Path data = Files.writeString(tmp.resolve("text.txt"), "Call me Ishmael. Some years ago - never mind how"
-                + " long precisely - having little or no money in my purse, I thought I would sail about a little.\n");
         model = tmp.resolve("model");
-        CliTest.Result r = run("train", "--preset", "tiny", "--tokenizer", ChatCliTest.CHAT_TOKENIZER.toString(),
-                "--data", data.toString(), "--seq", "16", "--micro-batch", "2", "--steps", "3", "--lr", "3e-3",
-                "--save", model.toString());
+        CliTest.Result r = ChatCliTest.trainTinyModel(tmp, "model", "--steps", "3", "--lr", "3e-3");
         assertEquals(0, r.code(), r.err());
         prompts = Files.writeString(tmp.resolve("prompts.jsonl"), "{\"prompt\": \"" + PROMPTS.get(0) + "\"}\n"
                 + "{\"input\": \"" + PROMPTS.get(1) + "\"}\n\n{\"prompt\": \"" + PROMPTS.get(2) + "\"}\n");

@@ -16,7 +16,6 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -40,12 +39,8 @@ class ServeCliTest {
 
     @BeforeAll
     static void trainATinyModel() throws IOException {
-        Path data = Files.writeString(tmp.resolve("text.txt"), "Call me Ishmael. Some years ago - never mind how"
-                + " long precisely - having little or no money in my purse, I thought I would sail about a little.\n");
         model = tmp.resolve("tiny-chat");
-        CliTest.Result r = run("train", "--preset", "tiny", "--tokenizer", ChatCliTest.CHAT_TOKENIZER.toString(),
-                "--data", data.toString(), "--seq", "16", "--micro-batch", "2", "--steps", "2", "--save",
-                model.toString(), "--serve", "0");
+        CliTest.Result r = ChatCliTest.trainTinyModel(tmp, "tiny-chat", "--steps", "2", "--serve", "0");
         assertEquals(0, r.code(), r.err());
         assertTrue(r.out().contains("serving the model being trained at http://127.0.0.1:"), r.out());
     }
