@@ -39,6 +39,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--tie-embeddings", description = "one matrix for the embedding and the output head") boolean tie;
     @Option(names = "--checkpointing", description = "recompute each block in backward") boolean checkpointing;
     @Option(names = "--profile", description = "print time per pipeline layer, loss and optimizer") boolean profile;
+    @Option(names = "--jfr", paramLabel = "FILE", description = "record the timed steps with Java Flight Recorder"
+            + " (1 ms execution and native samples) into FILE, for tools/bench/step_profile.py") java.nio.file.Path jfr;
     @Option(names = "--rss-every", paramLabel = "N", description = "print the resident size every N steps (0: only first and last)",
             defaultValue = "0") int rssEvery;
     @Option(names = "--workers", paramLabel = "N", description = "threads sharing the model, each taking part of the batch's rows"
@@ -96,7 +98,11 @@ final class BenchCommand implements Callable<Integer> {
         double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;
+        StepRecording recording = null;
         for (int s = -warmup; s < steps; s++) {
+            if (s == 0 && jfr != null) {
+                recording = StepRecording.start(jfr);
+            }
             INDArray ids = randomIds(s + 100);
             long t0 = System.nanoTime();
             if (profile && s == steps - 1) {
@@ -116,6 +122,10 @@ final class BenchCommand implements Callable<Integer> {
                 System.out.printf("  step %d: resident %.1f MiB (JVM heap committed %.1f MiB)%n", s + 1,
                         Memory.residentBytes() / 1048576.0, Runtime.getRuntime().totalMemory() / 1048576.0);
             }
+        }
+        if (recording != null) {
+            recording.stop();
+            System.out.printf("flight recording of the %d timed steps: %s%n", steps, jfr);
         }
         double[] sorted = times.clone();
         Arrays.sort(sorted);
