@@ -9,7 +9,9 @@ ForkJoinPool threads of the optimizer's parallel update) with the JDK's
 `jfr` tool and attributes each to an op: the innermost kernel call on its stack (Kernels.matmul, softmax, rmsNorm ...)
 together with the layer that made it (Linear, Attention, the LM head), or the innermost collie frame when no kernel is
 on the stack (the optimizer's update, masks, copies). A thread in a native call (an ND4J or oneDNN op) is sampled as
-native; a thread waiting for the others (a worker's join, a lock) counts as waiting and is left out of the shares,
+native. JFR samples up to five threads running Java code but only one thread in native code per period, so each
+native sample is weighted by --native-weight (default: the number of CPUs, the worker threads of a default bench run,
+which spend most of their time in native GEMMs side by side); a thread waiting for the others (a worker's join, a lock) counts as waiting and is left out of the shares,
 so the shares are of busy thread time. With --step-ms (the median step of the same run) each op's share is also
 given as milliseconds per step. Python 3 standard library only; `jfr` comes from the JDK on the PATH (or $JAVA_HOME).
 """
@@ -90,6 +92,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("jfr", help="the file `collie bench --jfr` wrote")
     ap.add_argument("--step-ms", type=float, help="median step time of the same run, to print ms per step")
+    ap.add_argument("--native-weight", type=float, default=os.cpu_count(),
+                    help="weight of a native-method sample against a Java one (default: the CPU count)")
     ap.add_argument("--top", type=int, default=0, help="also print the N most sampled innermost frames")
     args = ap.parse_args()
     jfr = shutil.which("jfr") or os.path.join(os.environ.get("JAVA_HOME", ""), "bin", "jfr")
@@ -108,9 +112,10 @@ def main():
         if c is None:
             waiting += 1
             continue
-        counts[c] += 1
+        weight = args.native_weight if e["type"] == "jdk.NativeMethodSample" else 1.0
+        counts[c] += weight
         if args.top:
-            inner["%s.%s" % stack[0] if stack else "?"] += 1
+            inner["%s.%s" % stack[0] if stack else "?"] += weight
     total = sum(counts.values())
     if total == 0:
         sys.exit("no busy samples of the step threads in " + args.jfr)
@@ -122,7 +127,8 @@ def main():
             print("| %s | %.1f %% | %.0f |" % (c, 100 * share, share * args.step_ms))
         else:
             print("| %s | %.1f %% |" % (c, 100 * share))
-    print("\n%d busy samples, %d waiting (left out)" % (total, waiting), file=sys.stderr)
+    print("\n%d busy samples (native ones weighted %g), %d waiting (left out)" % (total, args.native_weight, waiting),
+          file=sys.stderr)
     for f, n in inner.most_common(args.top):
         print("%6.1f %%  %s" % (100 * n / total, f), file=sys.stderr)
 

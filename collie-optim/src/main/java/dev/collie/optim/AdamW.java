@@ -4,8 +4,6 @@ import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.PerParameterOptimizer;
 import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.updaters.AdamUpdater;
-import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.Map;
@@ -44,14 +42,7 @@ public final class AdamW extends PerParameterOptimizer {
 
     @Override
     protected void update(INDArray param, INDArray grad, INDArray[] state, double lr, long step) {
-        // libnd4j's fused adam_updater computes lr·sqrt(1−β2ᵗ)/(1−β1ᵗ) · m / (sqrt(v) + ε'); with
-        // ε' = ε·sqrt(1−β2ᵗ) that is exactly PyTorch's lr/(1−β1ᵗ) · m / (sqrt(v)/sqrt(1−β2ᵗ) + ε).
-        // One pass over the parameter instead of a dozen; the update overwrites the (spent) gradient.
-        double epsPrime = eps * Math.sqrt(1 - Math.pow(beta2, step));
-        Nd4j.exec(new AdamUpdater(grad, state[1], state[0], grad, state[1], state[0], lr, beta1, beta2, epsPrime,
-                (int) (step - 1)));
-        // the decay and the step in one pass: param·(1 − lr·wd) − update
-        Kernels.get().scaleSubtract(param, 1 - lr * weightDecay, grad);
+        Kernels.get().adamW(param, grad, state[0], state[1], new Kernels.AdamWStep(lr, beta1, beta2, eps, weightDecay, step));
     }
 
     /** The same rule written out element-wise (kept as the test oracle for the fused path). */

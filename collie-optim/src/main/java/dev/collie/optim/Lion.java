@@ -3,7 +3,7 @@ package dev.collie.optim;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.PerParameterOptimizer;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.ops.transforms.Transforms;
+import dev.collie.core.tensor.Kernels;
 
 import java.util.Map;
 
@@ -41,15 +41,6 @@ public final class Lion extends PerParameterOptimizer {
 
     @Override
     protected void update(INDArray param, INDArray grad, INDArray[] state, double lr, long step) {
-        INDArray m = state[0];
-        if (weightDecay != 0) {
-            param.muli(1 - lr * weightDecay);
-        }
-        INDArray c = m.mul(beta1);                  // scratch workspace
-        InPlace.axpy(1 - beta1, grad, c);
-        Transforms.sign(c, false);
-        InPlace.axpy(-lr, c, param);
-        m.muli(beta2);
-        InPlace.axpy(1 - beta2, grad, m);
+        Kernels.get().lion(param, grad, state[0], lr, beta1, beta2, weightDecay);
     }
 }

@@ -143,13 +143,22 @@ public final class Backends {
     }
 
     private static final class KernelsChoice {
-        static final Kernels KERNELS = new SmallArrayKernels(dnnlAvailable() ? DnnlKernels.INSTANCE
-                : Nd4jKernels.INSTANCE);
+        static final Kernels KERNELS = new SmallArrayKernels(VectorSupport.wrap(dnnlAvailable()
+                ? DnnlKernels.INSTANCE : Nd4jKernels.INSTANCE));
     }
 
     /** The {@link Kernels} of this process, chosen once. */
     static Kernels kernels() {
         return KernelsChoice.KERNELS;
+    }
+
+    /**
+     * What computes the element-wise kernels (norms, activations, softmax, loss, optimizer updates): "Vector API
+     * 512-bit" where the fused kernels run, else which reason keeps them off (start the JVM with
+     * {@code --add-modules jdk.incubator.vector}).
+     */
+    public static String elementwiseEngine() {
+        return VectorSupport.describe();
     }
 
     /** What computes bf16 matmuls here, e.g. "oneDNN 3.3 avx512_core_amx"; null when none can. */

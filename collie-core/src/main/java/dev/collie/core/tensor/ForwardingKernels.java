@@ -35,6 +35,17 @@ abstract class ForwardingKernels implements Kernels {
     }
 
     @Override
+    public void adamW(INDArray param, INDArray grad, INDArray m, INDArray v, AdamWStep step) {
+        wrapped.adamW(param, grad, m, v, step);
+    }
+
+    @Override
+    public void lion(INDArray param, INDArray grad, INDArray m, double lr, double beta1, double beta2,
+                     double weightDecay) {
+        wrapped.lion(param, grad, m, lr, beta1, beta2, weightDecay);
+    }
+
+    @Override
     public INDArray softmax(INDArray x) {
         return wrapped.softmax(x);
     }

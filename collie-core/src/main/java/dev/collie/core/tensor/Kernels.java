@@ -42,6 +42,24 @@ public interface Kernels {
      */
     void scaleSubtract(INDArray x, double c, INDArray y);
 
+    /**
+     * One AdamW step in place, PyTorch's rule ({@code torch.optim.AdamW}) over arrays of one shape:
+     * {@code m ← β1·m + (1−β1)·g}, {@code v ← β2·v + (1−β2)·g²},
+     * {@code θ ← θ·(1 − lr·wd) − lr/(1−β1ᵗ) · m / (sqrt(v)/sqrt(1−β2ᵗ) + eps)}. The gradient is spent: what it holds
+     * afterwards is unspecified.
+     */
+    void adamW(INDArray param, INDArray grad, INDArray m, INDArray v, AdamWStep step);
+
+    /** The hyperparameters of one {@link #adamW} call; {@code step} counts from 1. */
+    record AdamWStep(double lr, double beta1, double beta2, double eps, double weightDecay, long step) {
+    }
+
+    /**
+     * One Lion step in place (CoLLiE's rule): {@code θ ← θ(1 − lr·wd)}, {@code θ ← θ − lr·sign(β1·m + (1−β1)·g)},
+     * {@code m ← β2·m + (1−β2)·g}.
+     */
+    void lion(INDArray param, INDArray grad, INDArray m, double lr, double beta1, double beta2, double weightDecay);
+
     /** Softmax over the last dimension, into a new array. */
     INDArray softmax(INDArray x);
 

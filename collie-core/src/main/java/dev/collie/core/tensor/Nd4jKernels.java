@@ -8,6 +8,7 @@ import org.nd4j.linalg.api.blas.params.MMulTranspose;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.api.ops.impl.reduce.Mmul;
 import org.nd4j.linalg.api.ops.impl.transforms.custom.SoftMax;
+import org.nd4j.linalg.api.ops.impl.updaters.AdamUpdater;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -99,6 +100,33 @@ final class Nd4jKernels implements Kernels {
             x.muli(c);
         }
         x.subi(y);
+    }
+
+    @Override
+    public void adamW(INDArray param, INDArray grad, INDArray m, INDArray v, AdamWStep s) {
+        // libnd4j's fused adam_updater computes lr·sqrt(1−β2ᵗ)/(1−β1ᵗ) · m / (sqrt(v) + ε'); with
+        // ε' = ε·sqrt(1−β2ᵗ) that is exactly PyTorch's lr/(1−β1ᵗ) · m / (sqrt(v)/sqrt(1−β2ᵗ) + ε).
+        // One pass over the parameter instead of a dozen; the update overwrites the (spent) gradient.
+        double epsPrime = s.eps() * Math.sqrt(1 - Math.pow(s.beta2(), s.step()));
+        Nd4j.exec(new AdamUpdater(grad, v, m, grad, v, m, s.lr(), s.beta1(), s.beta2(), epsPrime,
+                (int) (s.step() - 1)));
+        // the decay and the step in one pass: param·(1 − lr·wd) − update
+        Kernels.get().scaleSubtract(param, 1 - s.lr() * s.weightDecay(), grad);
+    }
+
+    @Override
+    public void lion(INDArray param, INDArray grad, INDArray m, double lr, double beta1, double beta2,
+                     double weightDecay) {
+        if (weightDecay != 0) {
+            param.muli(1 - lr * weightDecay);
+        }
+        var blas = Nd4j.getBlasWrapper().level1();
+        INDArray c = m.mul(beta1);
+        blas.axpy(grad.length(), 1 - beta1, grad, c);
+        Transforms.sign(c, false);
+        blas.axpy(c.length(), -lr, c, param);
+        m.muli(beta2);
+        blas.axpy(grad.length(), 1 - beta2, grad, m);
     }
 
     @Override

@@ -92,9 +92,10 @@ final class BenchCommand implements Callable<Integer> {
         long params = model.parameterCount();
         StepRunner runner = new StepRunner(model, workers);
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
-                        + " ND4J %s; %s; %d worker thread(s)%n", params, cfg.hiddenSize(), cfg.numHiddenLayers(),
+                        + " ND4J %s; %s; element-wise %s; %d worker thread(s)%n", params, cfg.hiddenSize(), cfg.numHiddenLayers(),
                 cfg.numAttentionHeads(), cfg.numKeyValueHeads(), cfg.vocabSize(), batch, seq, opt.name,
-                Backends.nativeVariant(), MatmulOption.describe(precision), runner.workers());
+                Backends.nativeVariant(), MatmulOption.describe(precision), Backends.elementwiseEngine(),
+                runner.workers());
         double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;

@@ -1,0 +1,621 @@
+package dev.collie.core.tensor;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+import org.bytedeco.javacpp.BytePointer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+
+/**
+ * Element-wise kernels in one pass each, written with the Vector API ({@code jdk.incubator.vector}: AVX-512, AVX2 or
+ * NEON, whatever the CPU's widest is) straight on ND4J's off-heap float32 buffers: RMSNorm and its backward, SiLU·b and
+ * its backward, rotary embedding, softmax and its backward, cross-entropy with its gradient, and the optimizers'
+ * updates (AdamW reads and writes each of its four arrays once; ND4J's path makes nine passes). Loaded only where the
+ * JVM has the module ({@code --add-modules jdk.incubator.vector}, see {@link VectorSupport}); float64 arrays, views
+ * with gaps and anything else go to the wrapped kernels unchanged, so every parity test in float64 runs as before.
+ * Each product and sum is rounded as the wrapped kernels round it where their order allows; sums over a row use
+ * vector lanes (a different order, within a few ulps of the float64 result).
+ */
+final class VectorKernels extends ForwardingKernels {
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int L = F.length();
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    /** Elements per ByteBuffer window of an element-wise pass (a direct buffer holds at most 2³¹ − 1 bytes). */
+    private static final int CHUNK = 1 << 28;
+    /** Rows of weight-gradient partial sums kept in float32 before they are added into the float64 total. */
+    private static final int FLUSH_ROWS = 32;
+
+    VectorKernels(Kernels wrapped) {
+        super(wrapped);
+    }
+
+    /** The SIMD width in use, e.g. "512-bit". */
+    static String width() {
+        return F.vectorBitSize() + "-bit";
+    }
+
+    // ---- which arrays are computed here -----------------------------------------------------------------------
+
+    /** FLOAT, non-empty, its elements one c-ordered run (a view of whole rows qualifies). */
+    private static boolean ok(INDArray x) {
+        return x != null && x.dataType() == DataType.FLOAT && x.length() > 0 && Nd4jKernels.isDense(x);
+    }
+
+    private static boolean ok(INDArray... xs) {
+        long n = xs[0].length();
+        for (INDArray x : xs) {
+            if (!ok(x) || x.length() != n) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** {@link #ok} and small enough for one buffer window. */
+    private static boolean okRows(INDArray... xs) {
+        return ok(xs) && xs[0].length() <= CHUNK;
+    }
+
+    /** A direct buffer over elements {@code [from, from + len)} of {@code a} (FLOAT, dense). */
+    private static ByteBuffer bytes(INDArray a, long from, int len) {
+        long start = (a.offset() + from) * Float.BYTES;
+        BytePointer p = new BytePointer(a.data().addressPointer());
+        p.capacity(start + (long) len * Float.BYTES).position(start).limit(start + (long) len * Float.BYTES);
+        return p.asByteBuffer().order(ORDER);
+    }
+
+    private static ByteBuffer bytes(INDArray a) {
+        return bytes(a, 0, (int) a.length());
+    }
+
+    private static FloatVector load(ByteBuffer b, int i) {
+        return FloatVector.fromByteBuffer(F, b, i * Float.BYTES, ORDER);
+    }
+
+    private static void store(FloatVector v, ByteBuffer b, int i) {
+        v.intoByteBuffer(b, i * Float.BYTES, ORDER);
+    }
+
+    private static float get(ByteBuffer b, int i) {
+        return b.getFloat(i * Float.BYTES);
+    }
+
+    private static void put(ByteBuffer b, int i, float v) {
+        b.putFloat(i * Float.BYTES, v);
+    }
+
+    private static int vectorEnd(int from, int n) {
+        return from + (n - n % L);
+    }
+
+    // ---- RMSNorm ---------------------------------------------------------------------------------------------------
+
+    @Override
+    public INDArray[] rmsNorm(INDArray x, INDArray weight, double eps) {
+        int n = (int) x.size(x.rank() - 1);
+        if (!okRows(x) || !ok(weight) || weight.length() != n) {
+            return super.rmsNorm(x, weight, eps);
+        }
+        int rows = (int) (x.length() / n);
+        INDArray y = Nd4j.createUninitialized(DataType.FLOAT, x.shape());
+        INDArray xhat = Nd4j.createUninitialized(DataType.FLOAT, x.shape());
+        long[] rstdShape = x.shape().clone();
+        rstdShape[rstdShape.length - 1] = 1;
+        INDArray rstd = Nd4j.createUninitialized(DataType.FLOAT, rstdShape);
+        ByteBuffer xb = bytes(x);
+        ByteBuffer wb = bytes(weight);
+        ByteBuffer yb = bytes(y);
+        ByteBuffer hb = bytes(xhat);
+        ByteBuffer rb = bytes(rstd);
+        for (int r = 0; r < rows; r++) {
+            int o = r * n;
+            float rs = (float) (1 / Math.sqrt(sumOfSquares(xb, o, n) / n + eps));
+            put(rb, r, rs);
+            int i = o;
+            int end = vectorEnd(o, n);
+            for (; i < end; i += L) {
+                FloatVector h = load(xb, i).mul(rs);
+                store(h, hb, i);
+                store(h.mul(load(wb, i - o)), yb, i);
+            }
+            for (; i < o + n; i++) {
+                float h = get(xb, i) * rs;
+                put(hb, i, h);
+                put(yb, i, h * get(wb, i - o));
+            }
+        }
+        return new INDArray[] {y, xhat, rstd};
+    }
+
+    /** Σ x[o, o + n)² in float32 vector lanes, as a double. */
+    private static double sumOfSquares(ByteBuffer b, int o, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = o;
+        int end = vectorEnd(o, n);
+        for (; i < end; i += L) {
+            FloatVector v = load(b, i);
+            acc = v.fma(v, acc);
+        }
+        double s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < o + n; i++) {
+            float v = get(b, i);
+            s += v * v;
+        }
+        return s;
+    }
+
+    @Override
+    public INDArray[] rmsNormBackward(INDArray dy, INDArray xhat, INDArray rstd, INDArray weight,
+                                      boolean needWeightGrad) {
+        int n = (int) dy.size(dy.rank() - 1);
+        if (!okRows(dy, xhat) || !ok(weight) || weight.length() != n || !ok(rstd) || rstd.length() * n != dy.length()) {
+            return super.rmsNormBackward(dy, xhat, rstd, weight, needWeightGrad);
+        }
+        int rows = (int) (dy.length() / n);
+        INDArray dx = Nd4j.createUninitialized(DataType.FLOAT, dy.shape());
+        ByteBuffer db = bytes(dy);
+        ByteBuffer hb = bytes(xhat);
+        ByteBuffer rb = bytes(rstd);
+        ByteBuffer wb = bytes(weight);
+        ByteBuffer xb = bytes(dx);
+        float[] part = needWeightGrad ? new float[n] : null;
+        double[] total = needWeightGrad ? new double[n] : null;
+        for (int r = 0; r < rows; r++) {
+            int o = r * n;
+            int end = vectorEnd(o, n);
+            // c = mean((dy·w)·xhat)
+            FloatVector acc = FloatVector.zero(F);
+            int i = o;
+            for (; i < end; i += L) {
+                acc = load(db, i).mul(load(wb, i - o)).fma(load(hb, i), acc);
+            }
+            double s = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < o + n; i++) {
+                s += get(db, i) * get(wb, i - o) * get(hb, i);
+            }
+            float c = (float) (s / n);
+            float rs = get(rb, r);
+            // dx = (dy·w − xhat·c)·rstd; dw += dy·xhat
+            for (i = o; i < end; i += L) {
+                FloatVector d = load(db, i);
+                FloatVector h = load(hb, i);
+                store(d.mul(load(wb, i - o)).sub(h.mul(c)).mul(rs), xb, i);
+                if (part != null) {
+                    FloatVector.fromArray(F, part, i - o).add(d.mul(h)).intoArray(part, i - o);
+                }
+            }
+            for (; i < o + n; i++) {
+                float d = get(db, i);
+                float h = get(hb, i);
+                put(xb, i, (d * get(wb, i - o) - h * c) * rs);
+                if (part != null) {
+                    part[i - o] += d * h;
+                }
+            }
+            if (part != null && ((r + 1) % FLUSH_ROWS == 0 || r == rows - 1)) {
+                for (int j = 0; j < n; j++) {
+                    total[j] += part[j];
+                }
+                Arrays.fill(part, 0f);
+            }
+        }
+        INDArray dw = null;
+        if (needWeightGrad) {
+            float[] w = new float[n];
+            for (int j = 0; j < n; j++) {
+                w[j] = (float) total[j];
+            }
+            dw = Nd4j.createFromArray(w);
+        }
+        return new INDArray[] {dx, dw};
+    }
+
+    // ---- SwiGLU ----------------------------------------------------------------------------------------------------
+
+    @Override
+    public INDArray siluMul(INDArray a, INDArray b) {
+        if (!ok(a, b)) {
+            return super.siluMul(a, b);
+        }
+        INDArray out = Nd4j.createUninitialized(DataType.FLOAT, a.shape());
+        for (long from = 0; from < a.length(); from += CHUNK) {
+            int len = (int) Math.min(CHUNK, a.length() - from);
+            siluMul(bytes(a, from, len), bytes(b, from, len), bytes(out, from, len), len);
+        }
+        return out;
+    }
+
+    /** {@code 1 / (1 + exp(−x))}, rounded as ND4J's sigmoid rounds it. */
+    private static FloatVector sigmoid(FloatVector x) {
+        return FloatVector.broadcast(F, 1f).div(x.neg().lanewise(VectorOperators.EXP).add(1f));
+    }
+
+    private static void siluMul(ByteBuffer ab, ByteBuffer bb, ByteBuffer ob, int n) {
+        int i = 0;
+        int end = vectorEnd(0, n);
+        for (; i < end; i += L) {
+            FloatVector x = load(ab, i);
+            FloatVector sig = sigmoid(x);
+            store(sig.mul(x).mul(load(bb, i)), ob, i);
+        }
+        for (; i < n; i++) {
+            float x = get(ab, i);
+            float sig = 1f / (1f + (float) Math.exp(-x));
+            put(ob, i, sig * x * get(bb, i));
+        }
+    }
+
+    @Override
+    public INDArray[] siluMulBackward(INDArray dy, INDArray a, INDArray b) {
+        if (!ok(dy, a, b)) {
+            return super.siluMulBackward(dy, a, b);
+        }
+        INDArray da = Nd4j.createUninitialized(DataType.FLOAT, a.shape());
+        INDArray db = Nd4j.createUninitialized(DataType.FLOAT, a.shape());
+        for (long from = 0; from < a.length(); from += CHUNK) {
+            int len = (int) Math.min(CHUNK, a.length() - from);
+            siluMulBackward(bytes(dy, from, len), bytes(a, from, len), bytes(b, from, len), bytes(da, from, len),
+                    bytes(db, from, len), len);
+        }
+        return new INDArray[] {da, db};
+    }
+
+    /** {@code db = dy·silu(a)}, {@code da = (sig + silu·(1 − sig))·dy·b}, rounded in that order (as ND4J's path). */
+    private static void siluMulBackward(ByteBuffer dyb, ByteBuffer ab, ByteBuffer bb, ByteBuffer dab, ByteBuffer dbb,
+                                        int n) {
+        int i = 0;
+        int end = vectorEnd(0, n);
+        for (; i < end; i += L) {
+            FloatVector x = load(ab, i);
+            FloatVector d = load(dyb, i);
+            FloatVector sig = sigmoid(x);
+            FloatVector silu = x.mul(sig);
+            store(d.mul(silu), dbb, i);
+            FloatVector dsilu = sig.neg().add(1f).mul(silu).add(sig);
+            store(dsilu.mul(d).mul(load(bb, i)), dab, i);
+        }
+        for (; i < n; i++) {
+            float x = get(ab, i);
+            float d = get(dyb, i);
+            float sig = 1f / (1f + (float) Math.exp(-x));
+            float silu = x * sig;
+            put(dbb, i, d * silu);
+            put(dab, i, ((1f - sig) * silu + sig) * d * get(bb, i));
+        }
+    }
+
+    // ---- rotary ----------------------------------------------------------------------------------------------------
+
+    @Override
+    public INDArray rotary(INDArray x, INDArray cos, INDArray sin, int heads, RotaryPairs pairs, boolean inverse) {
+        if (pairs != RotaryPairs.HALVES || x.rank() != 2 || !ok(cos, sin) || x.dataType() != DataType.FLOAT
+                || x.length() > CHUNK) {
+            return super.rotary(x, cos, sin, heads, pairs, inverse);
+        }
+        INDArray rows = Nd4jKernels.rotaryRows(x, cos, sin, heads);   // checks the shapes; dense rows
+        int width = (int) x.size(1);
+        int d = width / heads;
+        int half = d / 2;
+        INDArray out = Nd4j.createUninitialized(DataType.FLOAT, x.shape());
+        ByteBuffer xb = bytes(rows);
+        ByteBuffer cb = bytes(cos);
+        ByteBuffer sb = bytes(sin);
+        ByteBuffer ob = bytes(out);
+        boolean inv = inverse;
+        int blocks = (int) (x.length() / d);   // (row, head) pairs
+        for (int h = 0; h < blocks; h++) {
+            int a0 = h * d;
+            int b0 = a0 + half;
+            int i = 0;
+            int end = half - half % L;
+            for (; i < end; i += L) {
+                FloatVector xa = load(xb, a0 + i);
+                FloatVector xbv = load(xb, b0 + i);
+                FloatVector ta = xa.mul(load(cb, a0 + i));
+                FloatVector tb = xbv.mul(load(cb, b0 + i));
+                FloatVector sa = xbv.mul(load(sb, a0 + i));
+                FloatVector sbv = xa.mul(load(sb, b0 + i));
+                store(inv ? ta.add(sa) : ta.sub(sa), ob, a0 + i);
+                store(inv ? tb.sub(sbv) : tb.add(sbv), ob, b0 + i);
+            }
+            for (; i < half; i++) {
+                float xa = get(xb, a0 + i);
+                float xv = get(xb, b0 + i);
+                float ta = xa * get(cb, a0 + i);
+                float tb = xv * get(cb, b0 + i);
+                float sa = xv * get(sb, a0 + i);
+                float sv = xa * get(sb, b0 + i);
+                put(ob, a0 + i, inv ? ta + sa : ta - sa);
+                put(ob, b0 + i, inv ? tb - sv : tb + sv);
+            }
+        }
+        return out;
+    }
+
+    // ---- softmax ---------------------------------------------------------------------------------------------------
+
+    @Override
+    public INDArray softmax(INDArray x) {
+        if (!okRows(x)) {
+            return super.softmax(x);
+        }
+        int n = (int) x.size(x.rank() - 1);
+        int rows = (int) (x.length() / n);
+        INDArray out = Nd4j.createUninitialized(DataType.FLOAT, x.shape());
+        ByteBuffer xb = bytes(x);
+        ByteBuffer ob = bytes(out);
+        for (int r = 0; r < rows; r++) {
+            int o = r * n;
+            float max = max(xb, o, n);
+            float sum = expShifted(xb, ob, o, n, max);
+            scale(ob, o, n, 1f / sum);
+        }
+        return out;
+    }
+
+    private static float max(ByteBuffer b, int o, int n) {
+        int i = o;
+        int end = vectorEnd(o, n);
+        float m = Float.NEGATIVE_INFINITY;
+        if (end > o) {
+            FloatVector acc = load(b, i);
+            for (i += L; i < end; i += L) {
+                acc = acc.max(load(b, i));
+            }
+            m = acc.reduceLanes(VectorOperators.MAX);
+        }
+        for (; i < o + n; i++) {
+            m = Math.max(m, get(b, i));
+        }
+        return m;
+    }
+
+    /** {@code out[i] = exp(x[i] − shift)} over the row; returns their sum (float32 lanes). */
+    private static float expShifted(ByteBuffer xb, ByteBuffer ob, int o, int n, float shift) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = o;
+        int end = vectorEnd(o, n);
+        for (; i < end; i += L) {
+            FloatVector e = load(xb, i).sub(shift).lanewise(VectorOperators.EXP);
+            store(e, ob, i);
+            acc = acc.add(e);
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < o + n; i++) {
+            float e = (float) Math.exp(get(xb, i) - shift);
+            put(ob, i, e);
+            s += e;
+        }
+        return s;
+    }
+
+    private static void scale(ByteBuffer b, int o, int n, float c) {
+        int i = o;
+        int end = vectorEnd(o, n);
+        for (; i < end; i += L) {
+            store(load(b, i).mul(c), b, i);
+        }
+        for (; i < o + n; i++) {
+            put(b, i, get(b, i) * c);
+        }
+    }
+
+    @Override
+    public INDArray softmaxBackward(INDArray p, INDArray dp) {
+        if (!okRows(p, dp)) {
+            return super.softmaxBackward(p, dp);
+        }
+        int n = (int) p.size(p.rank() - 1);
+        int rows = (int) (p.length() / n);
+        INDArray dx = Nd4j.createUninitialized(DataType.FLOAT, p.shape());
+        ByteBuffer pb = bytes(p);
+        ByteBuffer gb = bytes(dp);
+        ByteBuffer xb = bytes(dx);
+        for (int r = 0; r < rows; r++) {
+            int o = r * n;
+            int end = vectorEnd(o, n);
+            FloatVector acc = FloatVector.zero(F);
+            int i = o;
+            for (; i < end; i += L) {
+                acc = load(pb, i).fma(load(gb, i), acc);
+            }
+            float s = acc.reduceLanes(VectorOperators.ADD);
+            for (; i < o + n; i++) {
+                s += get(pb, i) * get(gb, i);
+            }
+            for (i = o; i < end; i += L) {
+                store(load(gb, i).sub(s).mul(load(pb, i)), xb, i);
+            }
+            for (; i < o + n; i++) {
+                put(xb, i, (get(gb, i) - s) * get(pb, i));
+            }
+        }
+        return dx;
+    }
+
+    // ---- cross-entropy ---------------------------------------------------------------------------------------------
+
+    /**
+     * Per row: the maximum, the exponentials (written over the logits when the gradient is wanted) and their sum, then
+     * the gradient {@code (p − onehot)·gradScale/valid} scaled in place: the row is read from memory once and stays in
+     * cache for the rest. The loss is {@code max + log Σ − x[target]} per row, summed in float64.
+     */
+    @Override
+    public INDArray[] crossEntropy(INDArray logits, INDArray targets, long ignoreIndex, boolean needGrad,
+                                   double gradScale) {
+        if (logits.rank() != 2 || !okRows(logits)) {
+            return super.crossEntropy(logits, targets, ignoreIndex, needGrad, gradScale);
+        }
+        int n = (int) logits.size(0);
+        int v = (int) logits.size(1);
+        long[] t = targets.reshape(targets.length()).toLongVector();
+        long[] valid = Nd4jKernels.validRows(t, ignoreIndex);
+        float rowScale = valid.length > 0 ? (float) (gradScale / valid.length) : 0f;
+        ByteBuffer xb = bytes(logits);
+        double loss = 0;
+        for (int r = 0; r < n; r++) {
+            int o = r * v;
+            boolean counted = t[r] != ignoreIndex;
+            if (counted && (t[r] < 0 || t[r] >= v)) {
+                throw new IllegalArgumentException("target " + t[r] + " of row " + r + " is outside the vocabulary [0, "
+                        + v + ")");
+            }
+            float max = max(xb, o, v);
+            float target = counted ? get(xb, o + (int) t[r]) : 0f;
+            float sum;
+            if (needGrad) {
+                sum = expShifted(xb, xb, o, v, max);
+                if (counted) {
+                    scale(xb, o, v, rowScale / sum);
+                    put(xb, o + (int) t[r], get(xb, o + (int) t[r]) - rowScale);
+                } else {
+                    scale(xb, o, v, 0f);
+                }
+            } else {
+                sum = sumExpShifted(xb, o, v, max);
+            }
+            if (counted) {
+                loss += max + Math.log(sum) - target;
+            }
+        }
+        double mean = valid.length > 0 ? loss / valid.length : Double.NaN;
+        return new INDArray[] {Nd4j.scalar(DataType.FLOAT, mean), needGrad ? logits : null};
+    }
+
+    private static float sumExpShifted(ByteBuffer xb, int o, int n, float shift) {
+        FloatVector acc = FloatVector.zero(F);
+        int i = o;
+        int end = vectorEnd(o, n);
+        for (; i < end; i += L) {
+            acc = acc.add(load(xb, i).sub(shift).lanewise(VectorOperators.EXP));
+        }
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; i < o + n; i++) {
+            s += (float) Math.exp(get(xb, i) - shift);
+        }
+        return s;
+    }
+
+    // ---- optimizer updates -----------------------------------------------------------------------------------------
+
+    @Override
+    public void scaleSubtract(INDArray x, double c, INDArray y) {
+        if (!ok(x, y)) {
+            super.scaleSubtract(x, c, y);
+            return;
+        }
+        float k = (float) c;
+        for (long from = 0; from < x.length(); from += CHUNK) {
+            int len = (int) Math.min(CHUNK, x.length() - from);
+            ByteBuffer xb = bytes(x, from, len);
+            ByteBuffer yb = bytes(y, from, len);
+            int i = 0;
+            int end = vectorEnd(0, len);
+            for (; i < end; i += L) {
+                store(load(xb, i).mul(k).sub(load(yb, i)), xb, i);
+            }
+            for (; i < len; i++) {
+                put(xb, i, get(xb, i) * k - get(yb, i));
+            }
+        }
+    }
+
+    /**
+     * One pass: {@code m ← β1·m + (1−β1)·g}, {@code v ← β2·v + (1−β2)·g²},
+     * {@code θ ← θ·(1 − lr·wd) − α·m/(sqrt(v) + ε')} with {@code α = lr·sqrt(1−β2ᵗ)/(1−β1ᵗ)} and
+     * {@code ε' = ε·sqrt(1−β2ᵗ)} (PyTorch's rule rearranged as libnd4j's updater does); the gradient is only read.
+     */
+    @Override
+    public void adamW(INDArray param, INDArray grad, INDArray m, INDArray v, AdamWStep s) {
+        if (!ok(param, grad, m, v)) {
+            super.adamW(param, grad, m, v, s);
+            return;
+        }
+        double bc2 = 1 - Math.pow(s.beta2(), s.step());
+        float b1 = (float) s.beta1();
+        float c1 = (float) (1 - s.beta1());
+        float b2 = (float) s.beta2();
+        float c2 = (float) (1 - s.beta2());
+        float alpha = (float) (s.lr() * Math.sqrt(bc2) / (1 - Math.pow(s.beta1(), s.step())));
+        float eps = (float) (s.eps() * Math.sqrt(bc2));
+        float decay = (float) (1 - s.lr() * s.weightDecay());
+        for (long from = 0; from < param.length(); from += CHUNK) {
+            int len = (int) Math.min(CHUNK, param.length() - from);
+            ByteBuffer pb = bytes(param, from, len);
+            ByteBuffer gb = bytes(grad, from, len);
+            ByteBuffer mb = bytes(m, from, len);
+            ByteBuffer vb = bytes(v, from, len);
+            int i = 0;
+            int end = vectorEnd(0, len);
+            for (; i < end; i += L) {
+                FloatVector g = load(gb, i);
+                FloatVector mv = load(mb, i).mul(b1).add(g.mul(c1));
+                FloatVector vv = load(vb, i).mul(b2).add(g.mul(g).mul(c2));
+                store(mv, mb, i);
+                store(vv, vb, i);
+                FloatVector u = mv.mul(alpha).div(vv.sqrt().add(eps));
+                store(load(pb, i).mul(decay).sub(u), pb, i);
+            }
+            for (; i < len; i++) {
+                float g = get(gb, i);
+                float mv = get(mb, i) * b1 + g * c1;
+                float vv = get(vb, i) * b2 + g * g * c2;
+                put(mb, i, mv);
+                put(vb, i, vv);
+                put(pb, i, get(pb, i) * decay - mv * alpha / ((float) Math.sqrt(vv) + eps));
+            }
+        }
+    }
+
+    @Override
+    public void lion(INDArray param, INDArray grad, INDArray m, double lr, double beta1, double beta2,
+                     double weightDecay) {
+        if (!ok(param, grad, m)) {
+            super.lion(param, grad, m, lr, beta1, beta2, weightDecay);
+            return;
+        }
+        float b1 = (float) beta1;
+        float c1 = (float) (1 - beta1);
+        float b2 = (float) beta2;
+        float c2 = (float) (1 - beta2);
+        float step = (float) lr;
+        float decay = (float) (1 - lr * weightDecay);
+        boolean decays = weightDecay != 0;
+        for (long from = 0; from < param.length(); from += CHUNK) {
+            int len = (int) Math.min(CHUNK, param.length() - from);
+            ByteBuffer pb = bytes(param, from, len);
+            ByteBuffer gb = bytes(grad, from, len);
+            ByteBuffer mb = bytes(m, from, len);
+            int i = 0;
+            int end = vectorEnd(0, len);
+            for (; i < end; i += L) {
+                FloatVector g = load(gb, i);
+                FloatVector mv = load(mb, i);
+                FloatVector c = mv.mul(b1).add(g.mul(c1));
+                FloatVector p = load(pb, i);
+                if (decays) {
+                    p = p.mul(decay);
+                }
+                // θ − lr·sign(c): 0 where c is 0, NaN where c is NaN (as Math.signum)
+                FloatVector sign = FloatVector.broadcast(F, 1f).blend(-1f, c.lt(0f)).blend(0f, c.eq(0f))
+                        .blend(Float.NaN, c.test(VectorOperators.IS_NAN));
+                store(p.sub(sign.mul(step)), pb, i);
+                store(mv.mul(b2).add(g.mul(c2)), mb, i);
+            }
+            for (; i < len; i++) {
+                float g = get(gb, i);
+                float mv = get(mb, i);
+                float c = mv * b1 + g * c1;
+                float p = decays ? get(pb, i) * decay : get(pb, i);
+                put(pb, i, p - Math.signum(c) * step);
+                put(mb, i, mv * b2 + g * c2);
+            }
+        }
+    }
+}
