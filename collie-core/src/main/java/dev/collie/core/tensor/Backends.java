@@ -143,8 +143,9 @@ public final class Backends {
     }
 
     private static final class KernelsChoice {
-        static final Kernels KERNELS = new SmallArrayKernels(VectorSupport.wrap(dnnlAvailable()
-                ? DnnlKernels.INSTANCE : Nd4jKernels.INSTANCE));
+        // the products are logged for ProductLog on the way (one field read each when no log is open)
+        static final Kernels KERNELS = new ProductLog.Logging(new SmallArrayKernels(VectorSupport.wrap(dnnlAvailable()
+                ? DnnlKernels.INSTANCE : Nd4jKernels.INSTANCE)));
     }
 
     /** The {@link Kernels} of this process, chosen once. */

@@ -55,6 +55,11 @@ public final class Workspaces {
         }
     }
 
+    /** Bytes the current thread's scratch workspace ({@link #scratch}: one layer's backward at a time) holds. */
+    public static long scratchSize() {
+        return size(SCRATCH);
+    }
+
     /** Bytes the current thread's workspace {@code id} holds (0 if none). */
     public static long size(String id) {
         MemoryWorkspace ws = Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread(STEP, id);

@@ -1,6 +1,8 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.nn.Linear;
+import dev.collie.core.nn.Parameter;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.Optimizer;
@@ -10,6 +12,7 @@ import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.train.ActivationCheckpointing;
+import dev.collie.core.train.LanguageModel;
 import dev.collie.core.train.Memory;
 import dev.collie.core.train.StepRunner;
 import dev.collie.models.decoder.DecoderConfig;
@@ -23,11 +26,18 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.util.Arrays;
+import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
 
-/** {@code collie bench}: trains a random LLaMA on random tokens and reports speed and memory. */
+/**
+ * {@code collie bench}: trains a random LLaMA on random tokens and reports speed and memory. With {@code train}'s
+ * PEFT flags ({@code --lora-r 8 --lora-alpha 16 --lora-targets q_proj,v_proj}, prefix or prompt tuning) only the
+ * adapter trains: the base is frozen, so it has no gradient buffers, no optimizer state and no weight-gradient
+ * products, and the memory line says so.
+ */
 @Command(name = "bench", mixinStandardHelpOptions = true,
         description = "Time training steps of a random LLaMA; the last line is 'tokens/s: N'.")
 final class BenchCommand implements Callable<Integer> {
@@ -54,6 +64,7 @@ final class BenchCommand implements Callable<Integer> {
     int gradAccum;
     @Mixin OptimizerOptions opt;
     @Mixin MatmulOption matmul;
+    @Mixin PeftOptions peft;
 
     @Override
     public Integer call() {
@@ -74,29 +85,37 @@ final class BenchCommand implements Callable<Integer> {
         DecoderConfig cfg = shape.config(tie);
         int batch = shape.batch();
         int seq = shape.seq();
-        // every rank (a thread here) builds the whole model before it keeps its share
-        CliSupport.requireStepMemory(cfg, batch, seq, dp * tp * pp, true, "use a smaller --seq or --batch");
+        // every rank (a thread here) builds the whole model before it keeps its share; a frozen base has no gradients
+        CliSupport.requireStepMemory(cfg, batch, seq, dp * tp * pp, !peft.active(), "use a smaller --seq or --batch");
         if (dp * tp * pp > 1 || gradAccum > 1) {
+            if (peft.active()) {
+                throw new CollieException("bench times PEFT (--lora-r, --prefix-tokens, --prompt-tokens, --adapter) on"
+                        + " one rank without --grad-accum; time adapters under --dp/--tp/--pp with 'collie train'");
+            }
             new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero).run();
             return 0;
         }
         Nd4j.getRandom().setSeed(1);
-        DecoderForCausalLM model = new DecoderForCausalLM(cfg, DataType.FLOAT);
-        ActivationCheckpointing.apply(model, checkpointing);
-        Optimizer optimizer = opt.create(model.namedParameters());
+        DecoderForCausalLM net = new DecoderForCausalLM(cfg, DataType.FLOAT);
+        ActivationCheckpointing.apply(net, checkpointing);
+        LanguageModel model = peft.apply(net, null);        // net itself without PEFT flags; else the base frozen
+        Map<String, Parameter> trainable = peft.trainableParameters(model);
+        Optimizer optimizer = opt.create(trainable);
         if (optimizer.fusedBackward() || optimizer instanceof HessianEstimator) {
             throw new CollieException("bench times step-style optimizers only; " + optimizer.getClass().getSimpleName()
                     + " needs the Trainer (gradient hooks or Hessian refreshes): time it with 'collie train'");
         }
         CausalLmLoss loss = new CausalLmLoss();
-        long params = model.parameterCount();
+        long params = model.module().parameterCount();
         StepRunner runner = new StepRunner(model, workers);
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
                         + " ND4J %s; %s; element-wise %s; %d worker thread(s)%n", params, cfg.hiddenSize(), cfg.numHiddenLayers(),
                 cfg.numAttentionHeads(), cfg.numKeyValueHeads(), cfg.vocabSize(), batch, seq, opt.name,
                 Backends.nativeVariant(), MatmulOption.describe(precision), Backends.elementwiseEngine(),
                 runner.workers());
-        double[] times = new double[steps];
+        long tokens = (long) batch * seq;
+        System.out.printf("resident after building the model: %.1f MiB (peak %.1f MiB)%n",
+                Memory.residentBytes() / 1048576.0, Memory.peakResidentBytes() / 1048576.0);        double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;
         StepRecording recording = null;
@@ -131,23 +150,40 @@ final class BenchCommand implements Callable<Integer> {
         double[] sorted = times.clone();
         Arrays.sort(sorted);
         double median = sorted[steps / 2];
-        long tokens = (long) batch * seq;
-        double flops = shape.stepFlops();
+        double flops = shape.stepFlops() + (peft.active() ? peftFlops(model, tokens) : 0);
         System.out.printf("loss: %.4f%n", lastLoss);
         System.out.printf("step time: %.1f ms (median of %d; min %.1f, max %.1f)%n", median * 1e3, steps,
                 sorted[0] * 1e3, sorted[steps - 1] * 1e3);
         System.out.printf("FLOP/s: %.1f GFLOP/s (%.2f GFLOP per step)%n", flops / median / 1e9, flops / 1e9);
         long paramBytes = 0;
+        long frozenBytes = 0;
         long gradBytes = 0;
-        for (var p : model.parameters()) {
+        long frozenGradBytes = 0;
+        IdentityHashMap<Parameter, Boolean> seen = new IdentityHashMap<>();
+        for (Parameter p : model.module().parameters()) {
+            if (seen.put(p, Boolean.TRUE) != null) {
+                continue;
+            }
             paramBytes += p.numel() * p.dtype().width();
             gradBytes += p.gradientBufferBytes();
+            if (!p.requiresGrad()) {
+                frozenBytes += p.numel() * p.dtype().width();
+                frozenGradBytes += p.gradientBufferBytes();
+            }
         }
-        System.out.printf("peak memory: %.1f MiB resident (%.1f bytes/parameter): parameters %.1f MiB, gradients %.1f MiB,"
-                        + " optimizer state %.1f MiB (%.1f bytes/parameter together), activations workspace %.1f MiB%n",
+        if (frozenGradBytes > 0) {   // a frozen parameter must never get a gradient buffer (Parameter refuses them)
+            throw new CollieException(String.format("frozen parameters hold %.1f MiB of gradient buffers",
+                    frozenGradBytes / 1048576.0));
+        }
+        String frozen = frozenBytes == 0 ? "" : String.format(" (%.1f MiB frozen, %.1f MiB trainable)",
+                frozenBytes / 1048576.0, (paramBytes - frozenBytes) / 1048576.0);
+        System.out.printf("peak memory: %.1f MiB resident (%.1f bytes/parameter): parameters %.1f MiB%s, gradients %.1f MiB,"
+                        + " optimizer state %.1f MiB (%.1f bytes/parameter together), activations workspace %.1f MiB,"
+                        + " backward scratch %.1f MiB, JVM heap committed %.1f MiB%n",
                 Memory.peakResidentBytes() / 1048576.0, Memory.peakResidentBytes() / (double) params,
-                paramBytes / 1048576.0, gradBytes / 1048576.0, optimizer.stateBytes() / 1048576.0,
-                (double) (paramBytes + gradBytes + optimizer.stateBytes()) / params, Workspaces.size(StepRunner.WORKSPACE) / 1048576.0);
+                paramBytes / 1048576.0, frozen, gradBytes / 1048576.0, optimizer.stateBytes() / 1048576.0,
+                (double) (paramBytes + gradBytes + optimizer.stateBytes()) / params, Workspaces.size(StepRunner.WORKSPACE) / 1048576.0,
+                Workspaces.scratchSize() / 1048576.0, Runtime.getRuntime().totalMemory() / 1048576.0);
         System.out.printf("resident: %.1f MiB after the first timed step, %.1f MiB after the last (%d steps)%n",
                 rssFirst / 1048576.0, Memory.residentBytes() / 1048576.0, steps);
         System.out.printf("tokens/s: %.1f%n", tokens / median);
@@ -155,7 +191,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** One step with a timer around each pipeline layer's forward and backward, the loss and the optimizer. */
-    private double profiledStep(DecoderForCausalLM model, CausalLmLoss loss, Optimizer optimizer, INDArray ids) {
+    private double profiledStep(LanguageModel model, CausalLmLoss loss, Optimizer optimizer, INDArray ids) {
         Backends.setOpThreads(Runtime.getRuntime().availableProcessors());   // one stream: all cores per op
         var layers = model.pipelineLayers();
         double[] fwd = new double[layers.size()];
@@ -172,7 +208,7 @@ final class BenchCommand implements Callable<Integer> {
                 fwd[i] = (System.nanoTime() - t) / 1e6;
             }
             t = System.nanoTime();
-            l = loss.forward(tape, x, ids);
+            l = loss.forward(tape, x, model.labelsFor(ids));
             INDArray d = loss.backward(tape, 1.0);
             lossMs = (System.nanoTime() - t) / 1e6;
             for (int i = layers.size() - 1; i >= 0; i--) {
@@ -192,6 +228,22 @@ final class BenchCommand implements Callable<Integer> {
         }
         System.out.printf("  %-24s %8.1f ms%n  %-24s %8.1f ms%n", "loss (fwd+bwd)", lossMs, "optimizer step", optMs);
         return l;
+    }
+
+    /**
+     * What a PEFT model changes in {@link BenchShape#stepFlops()}: the frozen base skips every weight-gradient
+     * product ({@code -2·in·out} per token of each matrix), the adapter's trainable linears (LoRA's {@code A} and
+     * {@code B}) add their three products ({@code +6·in·out} per token).
+     */
+    private double peftFlops(LanguageModel model, long tokens) {
+        double perToken = -2.0 * shape.matmulParameters();
+        IdentityHashMap<Parameter, Boolean> seen = new IdentityHashMap<>();
+        for (var m : model.module().namedModules().values()) {
+            if (m instanceof Linear l && l.weight().requiresGrad() && seen.put(l.weight(), Boolean.TRUE) == null) {
+                perToken += 6.0 * l.weight().numel();
+            }
+        }
+        return perToken * tokens;
     }
 
     private INDArray randomIds(long seed) {

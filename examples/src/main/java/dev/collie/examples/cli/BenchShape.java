@@ -83,12 +83,18 @@ public final class BenchShape {
      */
     public double stepFlops() {
         DecoderConfig c = config(false);
+        long q = (long) c.numAttentionHeads() * c.headDim();
+        double tokens = (double) batch * seq;
+        return 6.0 * matmulParameters() * tokens + 12.0 * c.numHiddenLayers() * tokens * seq * q;
+    }
+
+    /** Elements of the weights that multiply activations: every layer's projections and the output head. */
+    public long matmulParameters() {
+        DecoderConfig c = config(false);
         long h = c.hiddenSize();
         long q = (long) c.numAttentionHeads() * c.headDim();
         long kv = (long) c.numKeyValueHeads() * c.headDim();
         long perLayer = 2 * h * q + 2 * h * kv + 3L * h * c.intermediateSize();
-        long matmulParams = perLayer * c.numHiddenLayers() + (long) c.vocabSize() * h;
-        double tokens = (double) batch * seq;
-        return 6.0 * matmulParams * tokens + 12.0 * c.numHiddenLayers() * tokens * seq * q;
+        return perLayer * c.numHiddenLayers() + (long) c.vocabSize() * h;
     }
 }
