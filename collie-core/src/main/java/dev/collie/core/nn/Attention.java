@@ -1,5 +1,6 @@
 package dev.collie.core.nn;
 
+import dev.collie.core.tensor.CausalMask;
 import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -22,9 +23,6 @@ import static org.nd4j.linalg.indexing.NDArrayIndex.interval;
  * between model families: which projections carry a bias, a per-head RMSNorm of queries and keys, a sliding window.
  */
 public final class Attention extends Module implements Layer, TensorParallelizable {
-    private static final double MASKED = -1e9;
-    /** Causal masks by (t, tk, dtype): the same for every unpadded batch of a length. */
-    private static final LayoutCache<INDArray> CAUSAL = new LayoutCache<>(16);
 
     /** The names of the per-head query and key norms, where the options ask for them. */
     public static final List<String> PER_HEAD_NORMS = List.of("q_norm", "k_norm");
@@ -253,8 +251,8 @@ public final class Attention extends Module implements Layer, TensorParallelizab
         }
         long tk = kh.size(2);
         INDArray scores = Kernels.get().matmul(qh, kh, false, true);
-        addMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk, window);
-        INDArray p = Kernels.get().softmax(scores);
+        addPaddingMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk, window);
+        INDArray p = Kernels.get().causalSoftmaxInPlace(scores, t, window);   // the scores become the probabilities
         // the heads' outputs written straight into rows [b·t, h·d] where the layout allows (no group stacking)
         INDArray rows = Nd4j.createUninitialized(p.dataType(), (long) b * t, (long) heads * headDim);
         INDArray o = Kernels.get().matmul(p, vh, false, false, g == 1 ? heads(rows, b, t, heads) : null);
@@ -415,41 +413,17 @@ public final class Attention extends Module implements Layer, TensorParallelizab
     }
 
     /**
-     * Adds the causal (and padding) mask to scores {@code [b, h, t, tk]}: query i sees keys up to past + i, and with
-     * a {@code window} (0: none) only the last {@code window} of them.
+     * With a padding mask on the tape, adds it (with the causal mask) to scores {@code [b, h, t, tk]}; the causal mask
+     * alone is the softmax's ({@link Kernels#causalSoftmaxInPlace}).
      */
-    private static void addMask(Tape tape, INDArray scores, int t, int tk, int window) {
+    private static void addPaddingMask(Tape tape, INDArray scores, int t, int tk, int window) {
         INDArray mask = tape.attentionMask();
-        DataType dt = scores.dataType();
-        if (mask == null) {
-            if (t == 1 && window == 0) {
-                return;   // one query at the end of the keys (a decoding step) sees them all
-            }
-            INDArray causal = CAUSAL.get(List.of(t, tk, window, dt), () -> causalMask(t, tk, window, dt));
-            Nd4j.exec(new BroadcastAddOp(scores, causal, scores, 2, 3));
-        } else {
+        if (mask != null) {
+            DataType dt = scores.dataType();
             INDArray full = tape.cached(List.of("padded-mask", t, tk, window, dt),
                     () -> paddedMask(mask, t, tk, window, dt));
             Nd4j.exec(new BroadcastAddOp(scores, full, scores, 0, 2, 3));
         }
-    }
-
-    /** Whether query {@code i} (of a block whose first query is key {@code past}) cannot see key {@code j}. */
-    private static boolean hidden(int i, int j, int past, int window) {
-        return j > past + i || (window > 0 && j <= past + i - window);
-    }
-
-    private static INDArray causalMask(int t, int tk, int window, DataType dt) {
-        int past = tk - t;
-        double[] m = new double[t * tk];
-        for (int i = 0; i < t; i++) {
-            for (int j = 0; j < tk; j++) {
-                if (hidden(i, j, past, window)) {
-                    m[i * tk + j] = MASKED;
-                }
-            }
-        }
-        return Nd4j.create(m, new long[] {t, tk}, 'c').castTo(dt);
     }
 
     private static INDArray paddedMask(INDArray mask, int t, int tk, int window, DataType dt) {
@@ -461,8 +435,8 @@ public final class Attention extends Module implements Layer, TensorParallelizab
             for (int i = 0; i < t; i++) {
                 boolean any = false;
                 for (int j = 0; j < tk; j++) {
-                    if (hidden(i, j, past, window) || keep[j] == 0) {
-                        m[(bi * t + i) * tk + j] = MASKED;
+                    if (CausalMask.hidden(i, j, past, window) || keep[j] == 0) {
+                        m[(bi * t + i) * tk + j] = CausalMask.MASKED;
                     } else {
                         any = true;
                     }

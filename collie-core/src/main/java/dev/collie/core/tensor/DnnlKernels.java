@@ -108,6 +108,16 @@ final class DnnlKernels extends ForwardingKernels {
     }
 
     @Override
+    public INDArray causalSoftmaxInPlace(INDArray scores, int t, int window) {
+        if (!fits(scores)) {
+            return ND4J.causalSoftmaxInPlace(scores, t, window);
+        }
+        CausalMask.addTo(scores, t, window);
+        Dnnl.softmax(scores, scores);
+        return scores;
+    }
+
+    @Override
     public INDArray softmaxBackward(INDArray p, INDArray dp) {
         if (!fits(p) || !fits(dp)) {
             return ND4J.softmaxBackward(p, dp);

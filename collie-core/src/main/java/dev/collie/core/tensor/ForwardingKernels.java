@@ -51,6 +51,11 @@ abstract class ForwardingKernels implements Kernels {
     }
 
     @Override
+    public INDArray causalSoftmaxInPlace(INDArray scores, int t, int window) {
+        return wrapped.causalSoftmaxInPlace(scores, t, window);
+    }
+
+    @Override
     public INDArray softmaxBackward(INDArray p, INDArray dp) {
         return wrapped.softmaxBackward(p, dp);
     }

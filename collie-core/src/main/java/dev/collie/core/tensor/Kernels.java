@@ -63,6 +63,13 @@ public interface Kernels {
     /** Softmax over the last dimension, into a new array. */
     INDArray softmax(INDArray x);
 
+    /**
+     * Softmax over the last dimension of attention scores, in place: row r is query {@code r mod t} of a block of
+     * {@code t} queries over the last dimension's {@code tk ≥ t} keys, and the keys it cannot see ({@link CausalMask})
+     * get probability 0, as adding the mask first would give. Returns {@code scores}, now the probabilities.
+     */
+    INDArray causalSoftmaxInPlace(INDArray scores, int t, int window);
+
     /** Gradient of the softmax input given its output {@code p} and output gradient {@code dp}. */
     INDArray softmaxBackward(INDArray p, INDArray dp);
 

@@ -137,6 +137,13 @@ final class Nd4jKernels implements Kernels {
     }
 
     @Override
+    public INDArray causalSoftmaxInPlace(INDArray scores, int t, int window) {
+        CausalMask.addTo(scores, t, window);
+        Nd4j.exec(new SoftMax(scores, scores, scores.rank() - 1));
+        return scores;
+    }
+
+    @Override
     public INDArray softmaxBackward(INDArray p, INDArray dp) {
         // dS = p * (dp - sum(p * dp)), rows as a 2-D view, computed in place on dp's copy
         long cols = p.size(p.rank() - 1);

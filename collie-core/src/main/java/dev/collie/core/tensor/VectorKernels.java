@@ -359,6 +359,42 @@ final class VectorKernels extends ForwardingKernels {
         return out;
     }
 
+    /** Each row's visible keys only: max, exponentials and their sum over them; zeros written over the hidden ones. */
+    @Override
+    public INDArray causalSoftmaxInPlace(INDArray scores, int t, int window) {
+        int tk = (int) scores.size(scores.rank() - 1);
+        if (!okRows(scores) || t < 1 || t > tk || scores.length() % ((long) t * tk) != 0) {
+            return super.causalSoftmaxInPlace(scores, t, window);
+        }
+        int rows = (int) (scores.length() / tk);
+        int past = tk - t;
+        ByteBuffer b = bytes(scores);
+        for (int r = 0; r < rows; r++) {
+            int i = r % t;
+            int o = r * tk;
+            int from = CausalMask.firstVisible(i, past, window);
+            int to = past + i + 1;
+            float max = max(b, o + from, to - from);
+            float sum = expShifted(b, b, o + from, to - from, max);
+            scale(b, o + from, to - from, 1f / sum);
+            zero(b, o, from);
+            zero(b, o + to, tk - to);
+        }
+        return scores;
+    }
+
+    private static void zero(ByteBuffer b, int o, int n) {
+        FloatVector z = FloatVector.zero(F);
+        int i = o;
+        int end = vectorEnd(o, n);
+        for (; i < end; i += L) {
+            store(z, b, i);
+        }
+        for (; i < o + n; i++) {
+            put(b, i, 0f);
+        }
+    }
+
     private static float max(ByteBuffer b, int o, int n) {
         int i = o;
         int end = vectorEnd(o, n);

@@ -122,6 +122,36 @@ class VectorKernelsTest {
         close("softmax rank 4", ND4J.softmax(f64(s)), VEC.softmax(s), ULPS);
     }
 
+    /** The visible keys' softmax and exact zeros elsewhere, as adding the mask and taking the softmax gives. */
+    @Test
+    void causalSoftmaxInPlaceEqualsTheMaskedSoftmax() {
+        int[][] cases = {{17, 17, 0}, {5, 17, 0}, {1, 17, 0}, {17, 17, 4}, {6, 40, 3}};
+        for (int[] c : cases) {
+            int t = c[0];
+            int tk = c[1];
+            int window = c[2];
+            Nd4j.getRandom().setSeed(t * 100 + tk + window);
+            INDArray s = Nd4j.randn(DataType.FLOAT, 2, 3, t, tk).muli(3);
+            INDArray want = f64(s);
+            CausalMask.addTo(want, t, window);
+            want = ND4J.softmax(want);
+            INDArray got = s.dup();
+            INDArray same = VEC.causalSoftmaxInPlace(got, t, window);
+            assertTrue(same == got, "in place");
+            close("causal softmax t=" + t + " tk=" + tk + " window=" + window, want, got, ULPS);
+            for (int i = 0; i < t; i++) {
+                for (int j = 0; j < tk; j++) {
+                    if (CausalMask.hidden(i, j, tk - t, window)) {
+                        assertEquals(0f, got.getFloat(1, 2, i, j), "hidden key " + j + " of query " + i);
+                    }
+                }
+            }
+            // ND4J's path, in place as well
+            INDArray nd = s.dup();
+            close("ND4J's causal softmax t=" + t, want, ND4J.causalSoftmaxInPlace(nd, t, window), ULPS);
+        }
+    }
+
     @Test
     void crossEntropyLossAndGradient() {
         int v = 1000;
