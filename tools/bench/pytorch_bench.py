@@ -14,6 +14,7 @@ Prints one `step time: X ms` line per step and, as its LAST line,
 
 import argparse
 import os
+import resource
 import statistics
 import time
 
@@ -78,6 +79,8 @@ def main():
             times.append(dt)
     med = statistics.median(times)
     print(f"median step time: {med*1000:.1f} ms")
+    # the process's high-water mark (VmHWM, what collie bench's "peak memory" reports), before the last line
+    print(f"peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
     print(f"tokens/s: {args.batch * args.seq / med:.1f}")
 
 
