@@ -1,0 +1,243 @@
+package dev.collie.core.tensor;
+
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Objects;
+import java.util.function.Supplier;
+
+/**
+ * Resolves {@link MatmulPrecisionSetting#AUTO}: times a step's own matrix products with fp32 products and with bf16
+ * ones and takes bf16 only where it is at least {@link #BF16_MIN_SPEEDUP}× as fast. Whether bf16 products pay is a
+ * property of the CPU, not of collie: oneDNN 3.3 runs them on AMX tiles on Intel Xeons that have AMX (1.5–2×
+ * faster training), but on CPUs with {@code avx512_bf16} and no AMX (AMD Zen 4/5) they are ~3× slower than its fp32
+ * GEMM. Where oneDNN 3.3 is unavailable (missing, switched off with {@code -Dcollie.onednn3=off}) or ND4J's backend
+ * is not the CPU, AUTO is FP32 without a probe.
+ *
+ * <p>The probe: each {@link Shape} is a linear layer's forward product {@code x[rows, in] · W[out, in]ᵀ}, called
+ * exactly as {@code Linear} calls it ({@code Kernels.get().matmul(x, W, false, true, y)}), so the fp32 run takes ND4J's
+ * oneDNN GEMM and the bf16 run oneDNN 3.3's, as in training. Products larger than {@link #MAX_SHAPE_FLOPS} are cut to
+ * fewer rows (then fewer output columns; the reduction length {@code in} is kept), so a 1B model probes as quickly as a
+ * small one. One warm-up call per shape and precision, then up to {@link #MAX_PASSES} alternating fp32/bf16 passes
+ * over all shapes while the {@link #DEFAULT_BUDGET} lasts (at least one); the faster pass of each precision counts.
+ * It sets the process-wide precision while it runs and restores it after: call it at start, before any other thread
+ * computes products.
+ */
+public final class MatmulProbe {
+    /** bf16 products are taken when fp32's time ÷ bf16's is at least this: bf16 also costs precision. */
+    public static final double BF16_MIN_SPEEDUP = 1.10;
+    /** The wall time after which no further pass pair starts. */
+    public static final Duration DEFAULT_BUDGET = Duration.ofMillis(1500);
+    /** Timed pass pairs at most. */
+    static final int MAX_PASSES = 5;
+    /** Multiply-adds × 2 of the largest product timed; larger ones are cut. */
+    static final double MAX_SHAPE_FLOPS = 1e9;
+    private static final long MIN_ROWS = 128;
+    private static final long MIN_OUT = 512;
+
+    private MatmulProbe() {
+    }
+
+    /** A linear layer's forward product {@code x[rows, in] · W[out, in]ᵀ}. */
+    public record Shape(long rows, long in, long out) {
+        public Shape {
+            if (rows < 1 || in < 1 || out < 1) {
+                throw new IllegalArgumentException("a product's sizes must be positive: " + rows + " × " + in + " · "
+                        + in + " × " + out);
+            }
+        }
+
+        /** Floating-point operations of the product: {@code 2·rows·in·out}. */
+        public double flops() {
+            return 2.0 * rows * in * out;
+        }
+
+        @Override
+        public String toString() {
+            return rows + "x" + in + "·" + in + "x" + out;
+        }
+    }
+
+    /**
+     * The precision to use and how it was chosen: {@code setting} as asked; for AUTO either the probe's times
+     * ({@link #probed()}: the faster pass of each precision, over {@code shapes}, the whole probe taking
+     * {@code wallMs}) or, without a probe, {@code reason}.
+     */
+    public record Result(MatmulPrecisionSetting setting, MatmulPrecision precision, String reason, double fp32Ms,
+                         double bf16Ms, List<Shape> shapes, double wallMs) {
+        public Result {
+            Objects.requireNonNull(setting, "setting");
+            Objects.requireNonNull(precision, "precision");
+            shapes = List.copyOf(shapes);
+        }
+
+        static Result fixed(MatmulPrecisionSetting setting) {
+            return new Result(setting, setting.fixed(), null, Double.NaN, Double.NaN, List.of(), 0);
+        }
+
+        static Result unprobed(String reason) {
+            return new Result(MatmulPrecisionSetting.AUTO, MatmulPrecision.FP32, reason, Double.NaN, Double.NaN,
+                    List.of(), 0);
+        }
+
+        /** Whether the choice was measured. */
+        public boolean probed() {
+            return setting == MatmulPrecisionSetting.AUTO && reason == null;
+        }
+
+        /**
+         * One line for a log: {@code matmul precision fp32}, {@code matmul precision auto → fp32 (probe: fp32 12.3 ms,
+         * bf16 35.1 ms over 4 shapes in 0.31 s; bf16 needs 1.10× fp32's speed)} or {@code matmul precision auto →
+         * fp32 (no probe: ...)}.
+         */
+        public String describe() {
+            String p = precision.name().toLowerCase(Locale.ROOT);
+            if (setting != MatmulPrecisionSetting.AUTO) {
+                return "matmul precision " + p;
+            }
+            if (!probed()) {
+                return "matmul precision auto → " + p + " (no probe: " + reason + ")";
+            }
+            return String.format(Locale.ROOT, "matmul precision auto → %s (probe: fp32 %.1f ms, bf16 %.1f ms over %d"
+                    + " shape%s in %.2f s; bf16 needs %.2fx fp32's speed)", p, fp32Ms, bf16Ms, shapes.size(),
+                    shapes.size() == 1 ? "" : "s", wallMs / 1e3, BF16_MIN_SPEEDUP);
+        }
+    }
+
+    /**
+     * The decision rule: BF16 when {@code fp32Ms / bf16Ms ≥} {@link #BF16_MIN_SPEEDUP}, else FP32 (also when either
+     * time is not a positive number).
+     */
+    public static MatmulPrecision decide(double fp32Ms, double bf16Ms) {
+        if (!(fp32Ms > 0) || !(bf16Ms > 0) || Double.isInfinite(fp32Ms) || Double.isInfinite(bf16Ms)) {
+            return MatmulPrecision.FP32;
+        }
+        return fp32Ms / bf16Ms >= BF16_MIN_SPEEDUP ? MatmulPrecision.BF16 : MatmulPrecision.FP32;
+    }
+
+    /**
+     * {@code setting} as a precision: FP32 and BF16 as they are (no probe), AUTO through {@link #auto(Supplier)};
+     * {@code shapes} is asked for only when a probe runs. Does not set the precision: pass
+     * {@link Result#precision()} to {@link Backends#setMatmulPrecision}.
+     */
+    public static Result resolve(MatmulPrecisionSetting setting, Supplier<List<Shape>> shapes) {
+        return setting == MatmulPrecisionSetting.AUTO ? auto(shapes) : Result.fixed(setting);
+    }
+
+    /** AUTO: FP32 without a probe where bf16 products cannot run here, else {@link #probe} within the default budget. */
+    public static Result auto(Supplier<List<Shape>> shapes) {
+        return auto(bf16Unavailable(), shapes, DEFAULT_BUDGET);
+    }
+
+    /** AUTO given why bf16 products cannot run ({@code null}: they can). */
+    static Result auto(String bf16Unavailable, Supplier<List<Shape>> shapes, Duration budget) {
+        if (bf16Unavailable != null) {
+            return Result.unprobed(bf16Unavailable);
+        }
+        List<Shape> list = shapes.get();
+        if (list.isEmpty()) {
+            return Result.unprobed("no products to time");
+        }
+        return probe(list, budget);
+    }
+
+    /** Why bf16 products cannot run in this process, or null. */
+    static String bf16Unavailable() {
+        if (!Nd4j.getEnvironment().isCPU()) {
+            return "ND4J's backend is not the CPU";
+        }
+        if (!Backends.dnnlAvailable()) {
+            return "oneDNN 3.3 is unavailable (" + Backends.dnnlUnavailableReason() + ")";
+        }
+        return null;
+    }
+
+    /**
+     * Times {@code shapes} (cut as the class says) with fp32 and with bf16 products through {@link Kernels#get()},
+     * as the class describes, and decides with {@link #decide}. Needs oneDNN 3.3; restores the precision that was set.
+     * Where the bf16 products fail, FP32 with the failure as the reason.
+     */
+    public static Result probe(List<Shape> shapes, Duration budget) {
+        long start = System.nanoTime();
+        List<Shape> timed = cut(shapes);
+        MatmulPrecision before = Backends.matmulPrecision();
+        List<INDArray[]> arrays = new ArrayList<>();
+        try (var ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            for (Shape s : timed) {
+                // values do not change a GEMM's time; a constant leaves ND4J's random generator as it was
+                arrays.add(new INDArray[] {Nd4j.valueArrayOf(new long[] {s.rows(), s.in()}, 0.01f),
+                    Nd4j.valueArrayOf(new long[] {s.out(), s.in()}, 0.02f),
+                    Nd4j.createUninitialized(DataType.FLOAT, s.rows(), s.out())});
+            }
+            pass(arrays, MatmulPrecision.FP32);
+            pass(arrays, MatmulPrecision.BF16);
+            double fp32 = Double.POSITIVE_INFINITY;
+            double bf16 = Double.POSITIVE_INFINITY;
+            long budgetNs = budget.toNanos();
+            for (int i = 0; i < MAX_PASSES; i++) {
+                long t0 = System.nanoTime();
+                fp32 = Math.min(fp32, pass(arrays, MatmulPrecision.FP32));
+                bf16 = Math.min(bf16, pass(arrays, MatmulPrecision.BF16));
+                long t1 = System.nanoTime();
+                if (t1 - start + (t1 - t0) > budgetNs) {
+                    break;
+                }
+            }
+            return new Result(MatmulPrecisionSetting.AUTO, decide(fp32, bf16), null, fp32, bf16, timed,
+                    (System.nanoTime() - start) / 1e6);
+        } catch (RuntimeException e) {
+            return Result.unprobed("the probe failed: " + e);
+        } finally {
+            Backends.setMatmulPrecision(before);
+            for (INDArray[] a : arrays) {
+                for (INDArray x : a) {
+                    x.close();
+                }
+            }
+        }
+    }
+
+    /** Milliseconds of one call per shape at {@code precision}. */
+    private static double pass(List<INDArray[]> arrays, MatmulPrecision precision) {
+        Backends.setMatmulPrecision(precision);
+        Kernels k = Kernels.get();
+        long t0 = System.nanoTime();
+        for (INDArray[] a : arrays) {
+            k.matmul(a[0], a[1], false, true, a[2]);
+        }
+        return (System.nanoTime() - t0) / 1e6;
+    }
+
+    /** The shapes as timed: each cut to at most {@link #MAX_SHAPE_FLOPS} where it can be, duplicates dropped. */
+    static List<Shape> cut(List<Shape> shapes) {
+        LinkedHashSet<Shape> out = new LinkedHashSet<>();
+        for (Shape s : shapes) {
+            out.add(cut(s, MAX_SHAPE_FLOPS));
+        }
+        return List.copyOf(out);
+    }
+
+    /**
+     * {@code s} with fewer rows (not below 128, multiples of 16), then fewer output columns (not below 512,
+     * multiples of 64) until its product is at most {@code maxFlops}; the reduction length stays.
+     */
+    static Shape cut(Shape s, double maxFlops) {
+        if (s.flops() <= maxFlops) {
+            return s;
+        }
+        long rows = Math.min(s.rows(), Math.max(Math.min(s.rows(), MIN_ROWS),
+                (long) (maxFlops / (2.0 * s.in() * s.out())) / 16 * 16));
+        long out = s.out();
+        if (2.0 * rows * s.in() * out > maxFlops) {
+            out = Math.min(s.out(), Math.max(Math.min(s.out(), MIN_OUT),
+                    (long) (maxFlops / (2.0 * rows * s.in())) / 64 * 64));
+        }
+        return new Shape(rows, s.in(), out);
+    }
+}
