@@ -66,11 +66,11 @@ public final class MatmulProbe {
 
     /**
      * The precision to use and how it was chosen: {@code setting} as asked; for AUTO either the probe's times
-     * ({@link #probed()}: the faster pass of each precision, over {@code shapes}, the whole probe taking
-     * {@code wallMs}) or, without a probe, {@code reason}.
+     * ({@link #probed()}: the faster of {@code passes} passes of each precision over {@code shapes}, the whole probe
+     * with its warm-up taking {@code wallMs}) or, without a probe, {@code reason}.
      */
     public record Result(MatmulPrecisionSetting setting, MatmulPrecision precision, String reason, double fp32Ms,
-                         double bf16Ms, List<Shape> shapes, double wallMs) {
+                         double bf16Ms, List<Shape> shapes, int passes, double wallMs) {
         public Result {
             Objects.requireNonNull(setting, "setting");
             Objects.requireNonNull(precision, "precision");
@@ -78,12 +78,12 @@ public final class MatmulProbe {
         }
 
         static Result fixed(MatmulPrecisionSetting setting) {
-            return new Result(setting, setting.fixed(), null, Double.NaN, Double.NaN, List.of(), 0);
+            return new Result(setting, setting.fixed(), null, Double.NaN, Double.NaN, List.of(), 0, 0);
         }
 
         static Result unprobed(String reason) {
             return new Result(MatmulPrecisionSetting.AUTO, MatmulPrecision.FP32, reason, Double.NaN, Double.NaN,
-                    List.of(), 0);
+                    List.of(), 0, 0);
         }
 
         /** Whether the choice was measured. */
@@ -93,8 +93,8 @@ public final class MatmulProbe {
 
         /**
          * One line for a log: {@code matmul precision fp32}, {@code matmul precision auto → fp32 (probe: fp32 12.3 ms,
-         * bf16 35.1 ms over 4 shapes in 0.31 s; bf16 needs 1.10× fp32's speed)} or {@code matmul precision auto →
-         * fp32 (no probe: ...)}.
+         * bf16 35.1 ms over 4 shapes, best of 3 passes, in 0.31 s; bf16 needs 1.10x fp32's speed)} or
+         * {@code matmul precision auto → fp32 (no probe: ...)}.
          */
         public String describe() {
             String p = precision.name().toLowerCase(Locale.ROOT);
@@ -105,8 +105,9 @@ public final class MatmulProbe {
                 return "matmul precision auto → " + p + " (no probe: " + reason + ")";
             }
             return String.format(Locale.ROOT, "matmul precision auto → %s (probe: fp32 %.1f ms, bf16 %.1f ms over %d"
-                    + " shape%s in %.2f s; bf16 needs %.2fx fp32's speed)", p, fp32Ms, bf16Ms, shapes.size(),
-                    shapes.size() == 1 ? "" : "s", wallMs / 1e3, BF16_MIN_SPEEDUP);
+                    + " shape%s, best of %d pass%s, in %.2f s; bf16 needs %.2fx fp32's speed)", p, fp32Ms, bf16Ms,
+                    shapes.size(), shapes.size() == 1 ? "" : "s", passes, passes == 1 ? "" : "es", wallMs / 1e3,
+                    BF16_MIN_SPEEDUP);
         }
     }
 
@@ -180,16 +181,18 @@ public final class MatmulProbe {
             double fp32 = Double.POSITIVE_INFINITY;
             double bf16 = Double.POSITIVE_INFINITY;
             long budgetNs = budget.toNanos();
-            for (int i = 0; i < MAX_PASSES; i++) {
+            int passes = 0;
+            while (passes < MAX_PASSES) {
                 long t0 = System.nanoTime();
                 fp32 = Math.min(fp32, pass(arrays, MatmulPrecision.FP32));
                 bf16 = Math.min(bf16, pass(arrays, MatmulPrecision.BF16));
+                passes++;
                 long t1 = System.nanoTime();
-                if (t1 - start + (t1 - t0) > budgetNs) {
+                if (t1 - start + (t1 - t0) > budgetNs) {     // another pair would end past the budget
                     break;
                 }
             }
-            return new Result(MatmulPrecisionSetting.AUTO, decide(fp32, bf16), null, fp32, bf16, timed,
+            return new Result(MatmulPrecisionSetting.AUTO, decide(fp32, bf16), null, fp32, bf16, timed, passes,
                     (System.nanoTime() - start) / 1e6);
         } catch (RuntimeException e) {
             return Result.unprobed("the probe failed: " + e);

@@ -114,6 +114,7 @@ class MatmulProbeTest {
         assertEquals(MatmulProbe.decide(r.fp32Ms(), r.bf16Ms()), r.precision());
         assertTrue(r.describe().startsWith("matmul precision auto → " + (r.precision() == MatmulPrecision.BF16
                 ? "bf16" : "fp32") + " (probe: fp32 "), r.describe());
-        assertTrue(r.describe().contains("over 3 shapes"), r.describe());
+        assertTrue(r.passes() >= 1 && r.passes() <= MatmulProbe.MAX_PASSES, r.describe());
+        assertTrue(r.describe().contains("over 3 shapes, best of " + r.passes() + " pass"), r.describe());
     }
 }
