@@ -44,7 +44,7 @@ class MatmulOptionTest {
             assertTrue(line.startsWith("matmul precision auto → fp32 (no probe: oneDNN 3.3 is unavailable"), line);
         } else {
             assertTrue(line.matches("matmul precision auto → (fp32|bf16) \\(probe: fp32 [0-9.]+ ms, bf16 [0-9.]+ ms"
-                    + " over 4 shapes, best of [1-5] pass(es)?, in [0-9.]+ s; bf16 needs 1\\.10x fp32's speed\\)"), line);
+                    + " over 4 shapes, best of [3-7] passes, in [0-9.]+ s with [0-9.]+ s of warm-up; bf16 needs 1\\.10x fp32's speed\\)"), line);
         }
         boolean bf16 = line.startsWith("matmul precision auto → bf16");
         assertTrue(r.out().contains(bf16 ? "; bf16 matmuls (auto, oneDNN 3.3" : "; fp32 matmuls (auto);"), r.out());
