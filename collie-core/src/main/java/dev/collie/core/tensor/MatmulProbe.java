@@ -39,11 +39,12 @@ public final class MatmulProbe {
     public static final double BF16_MIN_SPEEDUP = 1.10;
     /** The wall time (warm-up included) after which no further pass starts once {@link #MIN_PASSES} have run. */
     public static final Duration DEFAULT_BUDGET = Duration.ofMillis(1500);
-    /** Timed passes at least, even past the budget, and at most. */
-    static final int MIN_PASSES = 3;
-    static final int MAX_PASSES = 7;
-    /** Multiply-adds × 2 of the largest product timed; larger ones are cut. */
-    static final double MAX_SHAPE_FLOPS = 5e8;
+    /** Timed passes at least, even past the budget. */
+    public static final int MIN_PASSES = 3;
+    /** Timed passes at most. */
+    public static final int MAX_PASSES = 7;
+    /** Floating-point operations (2 × multiply-adds) of the largest product timed; larger ones are cut. */
+    public static final double MAX_SHAPE_FLOPS = 5e8;
     private static final long MIN_ROWS = 128;
     private static final long MIN_OUT = 512;
 
