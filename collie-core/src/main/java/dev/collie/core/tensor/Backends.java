@@ -7,6 +7,7 @@ import org.nd4j.linalg.factory.Nd4jBackend;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Objects;
 
 /**
  * ND4J start-up settings that decide speed on CPUs (measured in docs/design-notes.md). Call
@@ -91,19 +92,29 @@ public final class Backends {
      */
     public static void setMatmulPrecision(MatmulPrecision precision) {
         if (precision == MatmulPrecision.BF16 && !dnnlAvailable()) {
-            String why = DnnlLoad.SWITCHED_OFF;
-            try {
-                why = why != null ? why : Dnnl.unavailableReason();
-            } catch (LinkageError e) {
-                why = e.toString();
-            }
             throw new IllegalStateException("bf16 matmuls need oneDNN 3.3 (org.bytedeco:dnnl 3.3.4-1.5.10 and its"
-                    + " linux-x86_64 natives) on the class path: " + why);
+                    + " linux-x86_64 natives) on the class path: " + dnnlUnavailableReason());
         }
-        matmulPrecision = precision;
+        matmulPrecision = Objects.requireNonNull(precision, "precision");
     }
 
-    /** The matmul precision in use. */
+    /** Why oneDNN 3.3 is not used here (switched off, or why it did not load); null when it is. */
+    static String dnnlUnavailableReason() {
+        if (dnnlAvailable()) {
+            return null;
+        }
+        String why = DnnlLoad.SWITCHED_OFF;
+        try {
+            return why != null ? why : Dnnl.unavailableReason();
+        } catch (LinkageError e) {
+            return e.toString();
+        }
+    }
+
+    /**
+     * The matmul precision in use: FP32 unless set (a library's default, and what the parity tests run; the CLI's
+     * {@code --matmul-precision auto} sets what {@link MatmulProbe} measured).
+     */
     public static MatmulPrecision matmulPrecision() {
         return matmulPrecision;
     }

@@ -5,11 +5,15 @@ import dev.collie.core.CollieException;
 import dev.collie.core.io.AtomicFiles;
 import dev.collie.core.io.HfConfig;
 import dev.collie.core.nn.RopeScaling;
+import dev.collie.core.tensor.MatmulProbe;
 import dev.collie.core.train.Memory;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
+import java.util.Comparator;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -246,6 +250,31 @@ public record DecoderConfig(ModelFamily family, int vocabSize, int hiddenSize, i
         if (!names.parallelBlock()) {
             norm(visit, names.inLayer(i, names.postAttentionNorm()), h, names.norm());
         }
+    }
+
+    /**
+     * The forward products a training step over {@code rows} token rows (batch × sequence length) spends its time in,
+     * for {@link MatmulProbe}: the distinct weight shapes of one block's linear layers, largest three first, and the
+     * output head (the same product whether tied or not).
+     */
+    public List<MatmulProbe.Shape> matmulShapes(long rows) {
+        List<long[]> weights = new ArrayList<>();
+        FamilyLayout names = family.layout();
+        block(names, 0, hiddenSize, (long) numAttentionHeads * headDim, (long) numKeyValueHeads * headDim,
+                intermediateSize, headDim, qkvBias, outputBias, mlpBias, qkNorm, (name, shape) -> {
+                    if (shape.length == 2 && name.endsWith(".weight")) {
+                        weights.add(shape);
+                    }
+                });
+        weights.sort(Comparator.comparingLong((long[] w) -> w[0] * w[1]).reversed());
+        LinkedHashSet<MatmulProbe.Shape> shapes = new LinkedHashSet<>();
+        for (long[] w : weights) {
+            if (shapes.size() < 3) {
+                shapes.add(new MatmulProbe.Shape(rows, w[1], w[0]));
+            }
+        }
+        shapes.add(new MatmulProbe.Shape(rows, hiddenSize, vocabSize));
+        return List.copyOf(shapes);
     }
 
     /** The final norm, and the output head unless it is tied to the embedding. */

@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.core.CollieException;
 import dev.collie.core.io.SafeTensors;
+import dev.collie.core.tensor.MatmulProbe;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -50,6 +51,18 @@ class LlamaConfigTest {
         for (int i = 0; i < want.length; i++) {
             assertEquals(want[i], got[i], Math.abs(want[i]) * rel, what + "[" + i + "]");
         }
+    }
+
+    /** What {@code --matmul-precision auto} times: a block's three largest distinct linear shapes and the head. */
+    @Test
+    void matmulShapesAreTheLargestLinearsAndTheHead() {
+        // TinyLlama's shape: q/o [2048, 2048], k/v [256, 2048], gate/up [5632, 2048], down [2048, 5632]
+        DecoderConfig c = DecoderConfig.builder().vocabSize(32000).hiddenSize(2048).intermediateSize(5632)
+                .numHiddenLayers(22).numAttentionHeads(32).numKeyValueHeads(4).build();
+        assertEquals(List.of(new MatmulProbe.Shape(512, 2048, 5632), new MatmulProbe.Shape(512, 5632, 2048),
+                new MatmulProbe.Shape(512, 2048, 2048), new MatmulProbe.Shape(512, 2048, 32000)), c.matmulShapes(512));
+        // tied or not, the head is the same product
+        assertEquals(c.matmulShapes(8), c.toBuilder().tieWordEmbeddings(true).build().matmulShapes(8));
     }
 
     // ------------------------------------------------------------------------------------------ layouts

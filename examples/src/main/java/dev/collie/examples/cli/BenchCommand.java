@@ -7,7 +7,6 @@ import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.Backends;
-import dev.collie.core.tensor.MatmulPrecision;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
@@ -68,12 +67,6 @@ final class BenchCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
-        try (MatmulOption.Scope scope = matmul.apply()) {
-            return bench(scope.precision());
-        }
-    }
-
-    private int bench(MatmulPrecision precision) {
         CliSupport.atLeast("--steps", steps, 1);
         CliSupport.atLeast("--warmup", warmup, 0);
         CliSupport.atLeast("--rss-every", rssEvery, 0);
@@ -83,10 +76,18 @@ final class BenchCommand implements Callable<Integer> {
         CliSupport.atLeast("--tp", tp, 1);
         CliSupport.atLeast("--pp", pp, 1);
         DecoderConfig cfg = shape.config(tie);
+        // every rank (a thread here) builds the whole model before it keeps its share; a frozen base has no gradients
+        CliSupport.requireStepMemory(cfg, shape.batch(), shape.seq(), dp * tp * pp, !peft.active(),
+                "use a smaller --seq or --batch");
+        // auto times the products of a micro-batch's rows on all cores (the workers split the same products by rows)
+        try (MatmulOption.Scope scope = matmul.apply(() -> cfg.matmulShapes((long) shape.batch() * shape.seq()))) {
+            return bench(cfg, scope);
+        }
+    }
+
+    private int bench(DecoderConfig cfg, MatmulOption.Scope matmuls) {
         int batch = shape.batch();
         int seq = shape.seq();
-        // every rank (a thread here) builds the whole model before it keeps its share; a frozen base has no gradients
-        CliSupport.requireStepMemory(cfg, batch, seq, dp * tp * pp, !peft.active(), "use a smaller --seq or --batch");
         if (dp * tp * pp > 1 || gradAccum > 1) {
             if (peft.active()) {
                 throw new CollieException("bench times PEFT (--lora-r, --prefix-tokens, --prompt-tokens, --adapter) on"
@@ -111,11 +112,12 @@ final class BenchCommand implements Callable<Integer> {
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
                         + " ND4J %s; %s; element-wise %s; %d worker thread(s)%n", params, cfg.hiddenSize(), cfg.numHiddenLayers(),
                 cfg.numAttentionHeads(), cfg.numKeyValueHeads(), cfg.vocabSize(), batch, seq, opt.name,
-                Backends.nativeVariant(), MatmulOption.describe(precision), Backends.elementwiseEngine(),
+                Backends.nativeVariant(), MatmulOption.describe(matmuls), Backends.elementwiseEngine(),
                 runner.workers());
         long tokens = (long) batch * seq;
         System.out.printf("resident after building the model: %.1f MiB (peak %.1f MiB)%n",
-                Memory.residentBytes() / 1048576.0, Memory.peakResidentBytes() / 1048576.0);        double[] times = new double[steps];
+                Memory.residentBytes() / 1048576.0, Memory.peakResidentBytes() / 1048576.0);
+        double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;
         StepRecording recording = null;

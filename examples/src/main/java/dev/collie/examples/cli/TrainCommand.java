@@ -89,6 +89,8 @@ final class TrainCommand implements Callable<Integer> {
     @Mixin OptimizerOptions opt;
     @Mixin PeftOptions peft;
     @Mixin MatmulOption matmul;
+    /** The precision this run's products use, set before any rank starts. */
+    private MatmulOption.Scope matmuls;
     @Option(names = "--steps", paramLabel = "N",
             description = "optimizer steps; alone, the data is repeated as needed (default: all of --epochs)")
     Long steps;
@@ -223,26 +225,30 @@ final class TrainCommand implements Callable<Integer> {
             throw new CollieException("--eval-task needs a tokenizer for its examples: " + (model != null ? model
                     + " has no tokenizer.json; " : "") + "give --tokenizer DIR");
         }
-        try (DirectoryLock saveLock = savesHere ? DirectoryLock.acquire(save) : null;
-             MatmulOption.Scope ignored = matmul.apply()) {
+        try (DirectoryLock saveLock = savesHere ? DirectoryLock.acquire(save) : null) {
             modelConfig = model != null ? CliSupport.modelConfig(model) : presetConfig(tok);
             CliSupport.requireTokenizerFits(tok, modelConfig, model);
             // local ranks are threads, each building the whole model before it keeps its share
             CliSupport.requireStepMemory(modelConfig, config.trainMicroBatchSize(), seq,
                     "local".equals(backend) ? world() : 1, !peft.active() && !opt.fusedBackward(),
                     "use a smaller --seq or --micro-batch");
-            switch (backend) {
-                case "local" -> {
-                    if (world() == 1) {
-                        rank(config, tok, null);
-                    } else {
-                        localRanks(config, tok);
+            // auto times the products of one micro-batch (once per process, before any rank starts)
+            long rows = (long) config.trainMicroBatchSize() * seq;
+            try (MatmulOption.Scope scope = matmul.apply(() -> modelConfig.matmulShapes(rows))) {
+                matmuls = scope;
+                switch (backend) {
+                    case "local" -> {
+                        if (world() == 1) {
+                            rank(config, tok, null);
+                        } else {
+                            localRanks(config, tok);
+                        }
                     }
+                    case "tcp", "nccl" -> processRank(config, tok);
+                    default -> throw new CollieException("--backend " + backend + ": expected local (ranks as threads"
+                            + " of this JVM), tcp (one process per rank, started by 'collie launch', torchrun or Slurm)"
+                            + " or nccl (one process per GPU)");
                 }
-                case "tcp", "nccl" -> processRank(config, tok);
-                default -> throw new CollieException("--backend " + backend + ": expected local (ranks as threads of"
-                        + " this JVM), tcp (one process per rank, started by 'collie launch', torchrun or Slurm) or"
-                        + " nccl (one process per GPU)");
             }
         } finally {
             if (tok != null) {
@@ -383,7 +389,7 @@ final class TrainCommand implements Callable<Integer> {
                     eval != null ? ", " + eval.size() + " eval rows" : "", trainer.totalSteps(),
                     world() > 1 ? String.format(Locale.ROOT, "; dp %d × tp %d × pp %d ranks", dp, tp, pp) : "");
             if (Backends.matmulPrecision() == MatmulPrecision.BF16) {
-                System.out.println("matmuls: " + MatmulOption.describe(MatmulPrecision.BF16));
+                System.out.println("matmuls: " + MatmulOption.describe(matmuls));
             }
         }
         boolean split = tp > 1 || pp > 1;

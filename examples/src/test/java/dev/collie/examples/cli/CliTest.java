@@ -141,7 +141,7 @@ class CliTest {
         Agreement.within("bf16 matmuls: update relative to torch's fp32 update", relative, 0.1);
         assertUserError(run("train", "--model", TINY.toString(), "--data", TINY.resolve("adamw_rows.jsonl").toString(),
                 "--steps", "1", "--matmul-precision", "fp16", "--save", tmp.resolve("never").toString()),
-                "--matmul-precision", "fp16", "expected fp32 or bf16");
+                "--matmul-precision", "fp16", "expected auto, fp32 or bf16");
     }
 
     /** Two data-parallel ranks of one row each take the same 2-row global batches as torch did. */
