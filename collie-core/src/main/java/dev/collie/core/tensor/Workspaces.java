@@ -55,6 +55,21 @@ public final class Workspaces {
         }
     }
 
+    /** Whether {@code ws} is the scratch workspace {@link #scratch} runs its body in. */
+    public static boolean isScratch(MemoryWorkspace ws) {
+        return ws != null && SCRATCH.equals(ws.getId());
+    }
+
+    /** Whether {@code x}'s memory belongs to a scratch workspace (it is gone once the scratch body returns). */
+    public static boolean inScratch(INDArray x) {
+        return x.isAttached() && isScratch(x.data().getParentWorkspace());
+    }
+
+    /** Bytes the current thread's scratch workspace holds (0 if none). */
+    public static long scratchSize() {
+        return size(SCRATCH);
+    }
+
     /** Bytes the current thread's workspace {@code id} holds (0 if none). */
     public static long size(String id) {
         MemoryWorkspace ws = Nd4j.getWorkspaceManager().getWorkspaceForCurrentThread(STEP, id);
