@@ -1,9 +1,11 @@
 package dev.collie.examples.cli;
 
 import dev.collie.core.nn.CausalLmLoss;
+import dev.collie.core.nn.LayerStack;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.ActivationDtype;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.MatmulPrecision;
 import dev.collie.core.tensor.Workspaces;
@@ -52,6 +54,7 @@ final class BenchCommand implements Callable<Integer> {
     int gradAccum;
     @Mixin OptimizerOptions opt;
     @Mixin MatmulOption matmul;
+    @Mixin ActivationOption activation;
 
     @Override
     public Integer call() {
@@ -69,13 +72,15 @@ final class BenchCommand implements Callable<Integer> {
         CliSupport.atLeast("--dp", dp, 1);
         CliSupport.atLeast("--tp", tp, 1);
         CliSupport.atLeast("--pp", pp, 1);
+        ActivationDtype activations = activation.dtype();
         DecoderConfig cfg = shape.config(tie);
         int batch = shape.batch();
         int seq = shape.seq();
         // every rank (a thread here) builds the whole model before it keeps its share
         CliSupport.requireStepMemory(cfg, batch, seq, dp * tp * pp, true, "use a smaller --seq or --batch");
         if (dp * tp * pp > 1 || gradAccum > 1) {
-            new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero).run();
+            new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero, activations)
+                    .run();
             return 0;
         }
         Nd4j.getRandom().setSeed(1);
@@ -89,10 +94,12 @@ final class BenchCommand implements Callable<Integer> {
         CausalLmLoss loss = new CausalLmLoss();
         long params = model.parameterCount();
         StepRunner runner = new StepRunner(model, workers);
+        runner.setActivationDtype(activations);
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
-                        + " ND4J %s; %s; %d worker thread(s)%n", params, cfg.hiddenSize(), cfg.numHiddenLayers(),
-                cfg.numAttentionHeads(), cfg.numKeyValueHeads(), cfg.vocabSize(), batch, seq, opt.name,
-                Backends.nativeVariant(), MatmulOption.describe(precision), runner.workers());
+                        + " ND4J %s; %s; %s activations; %d worker thread(s)%n", params, cfg.hiddenSize(),
+                cfg.numHiddenLayers(), cfg.numAttentionHeads(), cfg.numKeyValueHeads(), cfg.vocabSize(), batch, seq,
+                opt.name, Backends.nativeVariant(), MatmulOption.describe(precision), activations.label(),
+                runner.workers());
         double[] times = new double[steps];
         long rssFirst = 0;
         double lastLoss = Double.NaN;
@@ -100,7 +107,7 @@ final class BenchCommand implements Callable<Integer> {
             INDArray ids = randomIds(s + 100);
             long t0 = System.nanoTime();
             if (profile && s == steps - 1) {
-                lastLoss = profiledStep(model, loss, optimizer, ids);
+                lastLoss = profiledStep(model, loss, optimizer, ids, activations);
             } else {
                 lastLoss = runner.forwardBackward(List.of(new Batch(ids, ids, Nd4j.onesLike(ids))));
                 optimizer.step(opt.lr);
@@ -133,10 +140,12 @@ final class BenchCommand implements Callable<Integer> {
             gradBytes += p.gradientBufferBytes();
         }
         System.out.printf("peak memory: %.1f MiB resident (%.1f bytes/parameter): parameters %.1f MiB, gradients %.1f MiB,"
-                        + " optimizer state %.1f MiB (%.1f bytes/parameter together), activations workspace %.1f MiB%n",
+                        + " optimizer state %.1f MiB (%.1f bytes/parameter together), activations workspace %.1f MiB"
+                        + " (+ scratch %.1f MiB)%n",
                 Memory.peakResidentBytes() / 1048576.0, Memory.peakResidentBytes() / (double) params,
                 paramBytes / 1048576.0, gradBytes / 1048576.0, optimizer.stateBytes() / 1048576.0,
-                (double) (paramBytes + gradBytes + optimizer.stateBytes()) / params, Workspaces.size(StepRunner.WORKSPACE) / 1048576.0);
+                (double) (paramBytes + gradBytes + optimizer.stateBytes()) / params,
+                Workspaces.size(StepRunner.WORKSPACE) / 1048576.0, Workspaces.scratchSize() / 1048576.0);
         System.out.printf("resident: %.1f MiB after the first timed step, %.1f MiB after the last (%d steps)%n",
                 rssFirst / 1048576.0, Memory.residentBytes() / 1048576.0, steps);
         System.out.printf("tokens/s: %.1f%n", tokens / median);
@@ -144,7 +153,8 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** One step with a timer around each pipeline layer's forward and backward, the loss and the optimizer. */
-    private double profiledStep(DecoderForCausalLM model, CausalLmLoss loss, Optimizer optimizer, INDArray ids) {
+    private double profiledStep(DecoderForCausalLM model, CausalLmLoss loss, Optimizer optimizer, INDArray ids,
+                                ActivationDtype activations) {
         Backends.setOpThreads(Runtime.getRuntime().availableProcessors());   // one stream: all cores per op
         var layers = model.pipelineLayers();
         double[] fwd = new double[layers.size()];
@@ -153,11 +163,11 @@ final class BenchCommand implements Callable<Integer> {
         long t;
         double lossMs;
         try (MemoryWorkspace ws = Workspaces.open("bench")) {
-            Tape tape = Tape.forTraining(shape.batch(), shape.seq());
+            Tape tape = Tape.forTraining(shape.batch(), shape.seq(), activations);
             INDArray x = ids;
             for (int i = 0; i < layers.size(); i++) {
                 t = System.nanoTime();
-                x = layers.get(i).forward(tape, x);
+                x = LayerStack.forward(List.of(layers.get(i)), tape, x);   // as DecoderForCausalLM.forward does
                 fwd[i] = (System.nanoTime() - t) / 1e6;
             }
             t = System.nanoTime();

@@ -89,6 +89,7 @@ final class TrainCommand implements Callable<Integer> {
     @Mixin OptimizerOptions opt;
     @Mixin PeftOptions peft;
     @Mixin MatmulOption matmul;
+    @Mixin ActivationOption activation;
     @Option(names = "--steps", paramLabel = "N",
             description = "optimizer steps; alone, the data is repeated as needed (default: all of --epochs)")
     Long steps;
@@ -663,6 +664,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (checkpointing) {
             b.checkpointing(true);
+        }
+        if (activation.given()) {
+            b.activationDtype(activation.dtype().label());
         }
         if (workers != null) {
             b.workerThreads(workers);
