@@ -27,12 +27,19 @@ public final class Bf16 {
 
     /** A copy of {@code x} as {@code type} in the current workspace, with {@code x}'s layout where it has one span. */
     public static INDArray copy(INDArray x, DataType type) {
-        if (!denseSpan(x)) {
+        if (defaultStrides(x) || !denseSpan(x)) {
+            // strides as a fresh array of its order has them: a plain copy keeps them (fewest native objects); a view
+            // with gaps: a dense copy of its values
             return x.dataType() == type ? x.dup(x.ordering()) : x.castTo(type);
         }
         INDArray flat = Nd4j.create(x.data(), new long[] {x.length()}, new long[] {1}, x.offset(), 'c');
         INDArray out = x.dataType() == type ? flat.dup() : flat.castTo(type);
         return Nd4j.create(out.data(), x.shape(), x.stride(), 0, x.ordering());
+    }
+
+    /** Whether {@code x} has the strides a new array of its shape and order would have. */
+    private static boolean defaultStrides(INDArray x) {
+        return java.util.Arrays.equals(x.stride(), Nd4j.getStrides(x.shape(), x.ordering()));
     }
 
     /** Whether {@code x}'s elements are exactly the {@code length} buffer elements from its offset on. */
