@@ -8,6 +8,7 @@ import dev.collie.core.optim.Sgd;
 import dev.collie.core.tensor.ActivationDtype;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.testing.ToyLanguageModel;
+import dev.collie.core.train.ActivationCheckpointing;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.StepRunner;
 import dev.collie.core.train.Trainer;
@@ -131,6 +132,21 @@ class ActivationDtypeTest {
         assertTrue(bf16.workspaceBytes() <= fp32.workspaceBytes() - fp32.stashedBytes() / 2,
                 bf16.workspaceBytes() + " vs " + fp32.workspaceBytes());
         assertTrue(bf16.workspaceBytes() + bf16.scratchBytes() < fp32.workspaceBytes() + fp32.scratchBytes());
+    }
+
+    @Test
+    void checkpointedBlocksRecomputeInFp32AndTheRestIsNarrowed() throws Exception {
+        Step fp32 = step(model(DataType.FLOAT), ActivationDtype.FP32);
+        DecoderForCausalLM recomputed = model(DataType.FLOAT);
+        ActivationCheckpointing.apply(recomputed, true);
+        Step bf16 = step(recomputed, ActivationDtype.BF16);
+        assertEquals(fp32.loss(), bf16.loss(), 0.0);
+        for (String n : fp32.grads().keySet()) {
+            double rel = relativeError(bf16.grads().get(n), fp32.grads().get(n));
+            assertTrue(rel < Math.scalb(1.0, -7), n + ": relative error " + rel);
+        }
+        // the blocks keep only their inputs (as computed); the final norm and the head stash theirs narrowed
+        assertTrue(bf16.stashedBytes() < fp32.stashedBytes() / 4, bf16.stashedBytes() + " bytes stashed");
     }
 
     @Test
