@@ -278,7 +278,7 @@ public final class LoraLinear extends Module implements Layer, TensorParalleliza
             h = x.mul(mask);
         }
         y.addi(loraB.forward(tape, loraA.forward(tape, h)).muli(scaling));
-        tape.save(this, new Saved(mask, false));
+        tape.save(this, new Saved(tape.keep(mask), false));
         return y;
     }
 

@@ -49,7 +49,7 @@ final class Mlp extends Module implements Layer {
             h = linears.get(i).forward(tape, h);
             if (i + 1 < linears.size()) {
                 h = act == Activation.TANH ? Transforms.tanh(h, true) : Transforms.relu(h, true);
-                tape.save(this, h);
+                tape.save(this, tape.stash(h));
             }
         }
         return h;
@@ -73,7 +73,7 @@ final class Mlp extends Module implements Layer {
         INDArray d = dy;
         for (int i = linears.size() - 1; i >= 0; i--) {
             if (i + 1 < linears.size()) {
-                INDArray out = tape.pop(this);
+                INDArray out = tape.restore(tape.pop(this));
                 // tanh' = 1 - tanh², relu' = [out > 0]
                 INDArray local = act == Activation.TANH ? out.mul(out).rsubi(1.0)
                         : out.gt(0.0).castTo(out.dataType());

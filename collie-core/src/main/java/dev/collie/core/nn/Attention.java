@@ -108,7 +108,10 @@ public final class Attention extends Module implements Layer, TensorParallelizab
         }
     }
 
-    /** What backward needs; {@code prefix} is the number of leading key positions that came from a {@link Prefix}. */
+    /**
+     * What backward needs: the queries, keys, values and probabilities as {@link Tape#stash} stored them;
+     * {@code prefix} is the number of leading key positions that came from a {@link Prefix}.
+     */
     private record Saved(INDArray q, INDArray k, INDArray v, INDArray p, int prefix, int heads, int kvHeads,
                          long[] shared) {
     }
@@ -259,7 +262,8 @@ public final class Attention extends Module implements Layer, TensorParallelizab
         if (g > 1) {
             heads(rows, b, t, heads).assign(o.reshape('c', b, heads, t, headDim));
         }
-        tape.save(this, new Saved(qh, kh, vh, p, prefix, heads, kvHeads, shared));
+        tape.save(this, new Saved(tape.stash(qh), tape.stash(kh), tape.stash(vh), tape.stash(p), prefix, heads, kvHeads,
+                shared));
         return layer(projections.output()).forward(tape, rows);
     }
 
@@ -278,11 +282,12 @@ public final class Attention extends Module implements Layer, TensorParallelizab
         INDArray dk = Nd4j.createUninitialized(dt, (long) b * t, (long) kvHeads * headDim);
         INDArray dv = Nd4j.createUninitialized(dt, (long) b * t, (long) kvHeads * headDim);
         boolean direct = s.prefix == 0;   // with a prefix, the key-side products also cover the prefix positions
-        INDArray dP = Kernels.get().matmul(dO, s.v, false, true);
-        INDArray dV = Kernels.get().matmul(s.p, dO, true, false, direct ? heads(dv, b, t, kvHeads) : null);
-        INDArray dS = Kernels.get().softmaxBackward(s.p, dP);
-        INDArray dQ = Kernels.get().matmul(dS, s.k, false, false, g == 1 ? heads(dq, b, t, heads) : null);
-        INDArray dK = Kernels.get().matmul(dS, s.q, true, false, direct ? heads(dk, b, t, kvHeads) : null);
+        INDArray probs = tape.restore(s.p);
+        INDArray dP = Kernels.get().matmul(dO, tape.restore(s.v), false, true);
+        INDArray dV = Kernels.get().matmul(probs, dO, true, false, direct ? heads(dv, b, t, kvHeads) : null);
+        INDArray dS = Kernels.get().softmaxBackward(probs, dP);
+        INDArray dQ = Kernels.get().matmul(dS, tape.restore(s.k), false, false, g == 1 ? heads(dq, b, t, heads) : null);
+        INDArray dK = Kernels.get().matmul(dS, tape.restore(s.q), true, false, direct ? heads(dk, b, t, kvHeads) : null);
         INDArray dKp = null;
         INDArray dVp = null;
         if (!direct) {

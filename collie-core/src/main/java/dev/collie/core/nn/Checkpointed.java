@@ -16,7 +16,7 @@ public final class Checkpointed extends LayerWrapper {
 
     @Override
     public INDArray forward(Tape tape, INDArray x) {
-        tape.save(this, x);
+        tape.save(this, tape.keep(x));
         return inner().forward(tape.child(false, true), x);
     }
 

@@ -33,7 +33,7 @@ public final class Embedding extends Module implements TiedEmbedding {
     public INDArray forward(Tape tape, INDArray ids) {
         checkIds(ids, vocabSize());
         tape.use(weight);
-        tape.save(this, ids);
+        tape.save(this, tape.keep(ids));
         return Kernels.get().gatherRows(weight.data(), ids);
     }
 

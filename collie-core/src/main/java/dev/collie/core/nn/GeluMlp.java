@@ -26,14 +26,14 @@ public final class GeluMlp extends Module implements Layer {
     @Override
     public INDArray forward(Tape tape, INDArray x) {
         INDArray a = layer(names.in()).forward(tape, x);
-        tape.save(this, a);
+        tape.save(this, tape.stash(a));
         return layer(names.out()).forward(tape, Kernels.get().geluTanh(a));
     }
 
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
         INDArray dh = layer(names.out()).backward(tape, dy);
-        INDArray a = tape.pop(this);
+        INDArray a = tape.restore(tape.pop(this));
         return layer(names.in()).backward(tape, Kernels.get().geluTanhBackward(dh, a));
     }
 }

@@ -32,14 +32,14 @@ public final class LayerNorm extends Module implements Layer {
         tape.use(weight);
         tape.use(bias);
         INDArray[] r = Kernels.get().layerNorm(x, weight.data(), bias.data(), eps);
-        tape.save(this, new INDArray[] {r[1], r[2]});
+        tape.save(this, new INDArray[] {tape.stash(r[1]), tape.keep(r[2])});
         return r[0];
     }
 
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
         INDArray[] s = tape.pop(this);
-        INDArray[] g = Kernels.get().layerNormBackward(dy, s[0], s[1], weight.data(),
+        INDArray[] g = Kernels.get().layerNormBackward(dy, tape.restore(s[0]), s[1], weight.data(),
                 weight.requiresGrad() || bias.requiresGrad());
         if (weight.requiresGrad()) {
             weight.accumulateGrad(tape, g[1]);

@@ -16,13 +16,15 @@ public final class LayerStack {
 
     /**
      * Runs {@code layers} in order from {@code x}; returns the last one's output. On an inference tape each layer runs
-     * in a scratch workspace (only its output is kept), so a forward holds one layer's temporaries at a time.
+     * in a scratch workspace (only its output is kept), so a forward holds one layer's temporaries at a time; on a
+     * training tape as {@link Tape#forwardLayer} decides (in the scratch workspace with bf16 activations).
      */
     public static INDArray forward(List<? extends Layer> layers, Tape tape, INDArray x) {
         INDArray y = x;
         for (Layer l : layers) {
             INDArray in = y;
-            y = tape.isTraining() ? l.forward(tape, in) : Workspaces.scratch(() -> l.forward(tape, in));
+            y = tape.isTraining() ? tape.forwardLayer(() -> l.forward(tape, in))
+                    : Workspaces.scratch(() -> l.forward(tape, in));
         }
         return y;
     }

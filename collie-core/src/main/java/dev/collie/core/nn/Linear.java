@@ -62,7 +62,7 @@ public final class Linear extends Module implements Layer {
     public static INDArray project(Tape tape, Object owner, INDArray x, Parameter weight, Parameter bias) {
         tape.use(weight);
         INDArray y = Kernels.get().matmul(x, weight.data(), false, true);
-        tape.save(owner, x);
+        tape.save(owner, tape.stash(x));
         return addBias(tape, y, bias);
     }
 
@@ -80,10 +80,11 @@ public final class Linear extends Module implements Layer {
      * {@code db = Σ dy} (over rows) to the parameters that require them.
      */
     public static INDArray projectBackward(Tape tape, Object owner, INDArray dy, Parameter weight, Parameter bias) {
-        INDArray x = tape.pop(owner);
+        INDArray stored = tape.pop(owner);
         // the input gradient first: a fused-backward optimizer (LOMO) updates the weight inside its hook
         INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
         if (weight.requiresGrad()) {
+            INDArray x = tape.restore(stored);
             weight.accumulateGradInto(tape, into -> Kernels.get().matmul(dy, x, true, false, into));
         }
         if (bias != null && bias.requiresGrad()) {

@@ -37,14 +37,14 @@ public class RMSNorm extends Module implements Layer {
     public INDArray forward(Tape tape, INDArray x) {
         tape.use(weight);
         INDArray[] r = Kernels.get().rmsNorm(x, weight.data(), eps);
-        tape.save(this, new INDArray[] {r[1], r[2]});
+        tape.save(this, new INDArray[] {tape.stash(r[1]), tape.keep(r[2])});
         return r[0];
     }
 
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
         INDArray[] s = tape.pop(this);
-        INDArray[] g = Kernels.get().rmsNormBackward(dy, s[0], s[1], weight.data(), weight.requiresGrad());
+        INDArray[] g = Kernels.get().rmsNormBackward(dy, tape.restore(s[0]), s[1], weight.data(), weight.requiresGrad());
         if (g[1] != null) {
             weight.accumulateGrad(tape, weightGradient(g[1]));
         }

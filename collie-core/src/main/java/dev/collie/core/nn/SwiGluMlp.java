@@ -64,7 +64,7 @@ public final class SwiGluMlp extends Module implements Layer {
             a = layer(names.gate()).forward(tape, x);
             b = layer(names.up()).forward(tape, x);
         }
-        tape.save(this, new INDArray[] {a, b});
+        tape.save(this, new INDArray[] {tape.stash(a), tape.stash(b)});
         return layer(names.down()).forward(tape, Kernels.get().siluMul(a, b));
     }
 
@@ -72,7 +72,7 @@ public final class SwiGluMlp extends Module implements Layer {
     public INDArray backward(Tape tape, INDArray dy) {
         INDArray dh = layer(names.down()).backward(tape, dy);
         INDArray[] ab = tape.pop(this);
-        INDArray[] g = Kernels.get().siluMulBackward(dh, ab[0], ab[1]);
+        INDArray[] g = Kernels.get().siluMulBackward(dh, tape.restore(ab[0]), tape.restore(ab[1]));
         if (names.isFused()) {
             return layer(names.gate()).backward(tape, Nd4j.concat(1, g[0], g[1]));
         }

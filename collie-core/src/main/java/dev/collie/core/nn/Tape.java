@@ -1,13 +1,19 @@
 package dev.collie.core.nn;
 
+import dev.collie.core.tensor.ActivationDtype;
+import dev.collie.core.tensor.Bf16;
+import dev.collie.core.tensor.Workspaces;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 import java.util.ArrayDeque;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
@@ -17,6 +23,12 @@ import java.util.function.Supplier;
  * The tape also carries the micro-batch's sequence layout (batch size, length, positions, mask), a cache
  * for values shared by all layers (rotary tables, attention masks), and the count of pending gradient
  * contributions per parameter, which tells {@link Parameter#accumulateGrad} when a gradient is complete.
+ *
+ * <p>Arrays a layer keeps for backward go through {@link #stash} (activations: stored in the tape's
+ * {@link ActivationDtype}, read back with {@link #restore}) or {@link #keep} (what backward needs exactly). With
+ * {@link ActivationDtype#BF16} each layer of a {@link LayerStack} runs its training forward in the scratch workspace
+ * ({@link #forwardLayer}): its temporaries and the float32 originals of what it stashed die with it, and only the
+ * narrowed copies, the kept arrays and its output stay in the micro-batch's workspace.
  */
 public final class Tape {
     /** The micro-batch's layout and per-layout cache, shared by a tape and its recompute children. */
@@ -30,6 +42,11 @@ public final class Tape {
         INDArray attentionMask;
         KvCache kvCache;
         Attention.Prefix attentionPrefix;
+        /**
+         * While a layer's forward runs in the scratch workspace ({@link #forwardLayer}): where kept state and cached
+         * values go (also for the child tapes a checkpointed layer runs its forward on).
+         */
+        MemoryWorkspace keepIn;
 
         Shared(GradState grads, int part) {
             this.grads = grads;
@@ -130,24 +147,45 @@ public final class Tape {
         }
     }
 
+    /**
+     * Float32 activations of fewer elements than this are stashed as they are: the copy's fixed cost (two native
+     * calls) outweighs the bytes it saves.
+     */
+    public static final long MIN_NARROWED = 1024;
+
     private final Shared shared;
     private final boolean saving;
     private final boolean counting;
+    private final ActivationDtype activations;
     private final IdentityHashMap<Object, ArrayDeque<Object>> saved = new IdentityHashMap<>();
+    /** What {@link #stash} stored for each array it was given (an array stashed by several layers is stored once). */
+    private final IdentityHashMap<INDArray, INDArray> stashed = new IdentityHashMap<>();
+    /** The stored arrays that are narrowed copies ({@link #restore} widens these). */
+    private final Set<INDArray> narrowed = Collections.newSetFromMap(new IdentityHashMap<>());
+    private long stashedBytes;
     private double lossGradScale = 1.0;
 
-    private Tape(Shared shared, boolean saving, boolean counting) {
+    private Tape(Shared shared, boolean saving, boolean counting, ActivationDtype activations) {
         this.shared = shared;
         this.saving = saving;
         this.counting = counting;
+        this.activations = activations;
     }
 
-    /** A tape for a training forward of a {@code [batchSize, seqLen]} micro-batch. */
+    /** A tape for a training forward of a {@code [batchSize, seqLen]} micro-batch, activations stored as computed. */
     public static Tape forTraining(int batchSize, int seqLen) {
+        return forTraining(batchSize, seqLen, ActivationDtype.FP32);
+    }
+
+    /**
+     * A tape for a training forward of a {@code [batchSize, seqLen]} micro-batch whose layers {@link #stash} their
+     * activations as {@code activations}.
+     */
+    public static Tape forTraining(int batchSize, int seqLen, ActivationDtype activations) {
         Shared s = new Shared(new GradState(), 0);
         s.batchSize = batchSize;
         s.seqLen = seqLen;
-        return new Tape(s, true, true);
+        return new Tape(s, true, true, activations);
     }
 
     /** A tape that saves nothing and counts nothing: forward only (scoring, evaluation, generation). */
@@ -155,15 +193,17 @@ public final class Tape {
         Shared s = new Shared(new GradState(), 0);
         s.batchSize = batchSize;
         s.seqLen = seqLen;
-        return new Tape(s, false, false);
+        return new Tape(s, false, false, ActivationDtype.FP32);
     }
 
     /**
      * A child scope for recomputation: {@code saving} says whether modules keep state for backward,
-     * {@code counting} whether parameter uses are counted (a recomputed forward must not count twice).
+     * {@code counting} whether parameter uses are counted (a recomputed forward must not count twice). A child
+     * stores activations as computed: a recomputed block's live only during that block's backward, in its scratch
+     * workspace, where narrowing them would save nothing.
      */
     public Tape child(boolean saving, boolean counting) {
-        return new Tape(shared, saving, counting);
+        return new Tape(shared, saving, counting, ActivationDtype.FP32);
     }
 
     /**
@@ -198,7 +238,7 @@ public final class Tape {
         Shared s = new Shared(shared.grads, part);
         s.batchSize = batchSize;
         s.seqLen = seqLen;
-        return new Tape(s, saving, counting);
+        return new Tape(s, saving, counting, activations);
     }
 
     // ---- sequence layout ------------------------------------------------------------------------
@@ -291,7 +331,8 @@ public final class Tape {
     @SuppressWarnings("unchecked")
     public <T> T cached(Object key, Supplier<T> compute) {
         if (isTraining()) {
-            return (T) shared.cache.computeIfAbsent(key, k -> compute.get());
+            // built where the micro-batch's saved state lives: a layer's scratch workspace dies with the layer
+            return (T) shared.cache.computeIfAbsent(key, k -> inKeptWorkspace(compute));
         }
         return (T) shared.cache.computeIfAbsent(key, k -> {
             try (MemoryWorkspace ignored = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
@@ -302,10 +343,108 @@ public final class Tape {
 
     // ---- saved state --------------------------------------------------------------------------------
 
-    /** Keeps {@code state} for {@code owner}'s backward (a no-op on inference tapes). */
+    /**
+     * Keeps {@code state} for {@code owner}'s backward (a no-op on inference tapes). The arrays in it come from
+     * {@link #stash} or {@link #keep} (or outlive the layer: its input, a parameter).
+     */
     public void save(Object owner, Object state) {
         if (saving) {
+            if (shared.keepIn != null) {
+                checkKept(owner, state);
+            }
             saved.computeIfAbsent(owner, k -> new ArrayDeque<>()).push(state);
+        }
+    }
+
+    /** How this tape stores what layers {@link #stash} (fp32 on inference and recompute tapes). */
+    public ActivationDtype activationDtype() {
+        return activations;
+    }
+
+    /**
+     * An activation {@code x} for backward (a layer's input, a normalized row, attention probabilities), stored as
+     * this tape's {@link #activationDtype}: with bf16 a float32 array of at least {@link #MIN_NARROWED} elements is
+     * rounded to bfloat16, anything else is {@link #keep kept}. Save what this returns and give it to
+     * {@link #restore} in backward. An array stashed twice (the input of q, k and v) is stored once. Returns
+     * {@code x} itself with fp32, and on tapes that save nothing.
+     */
+    public INDArray stash(INDArray x) {
+        if (!saving || x == null) {
+            return x;
+        }
+        INDArray s = stashed.get(x);
+        if (s != null) {
+            return s;
+        }
+        if (activations == ActivationDtype.BF16 && x.dataType() == DataType.FLOAT && x.length() >= MIN_NARROWED) {
+            s = inKeptWorkspace(() -> Bf16.narrow(x));
+            narrowed.add(s);
+        } else {
+            s = keep(x);
+        }
+        stashed.put(x, s);
+        stashedBytes += s.length() * s.dataType().width();
+        return s;
+    }
+
+    /** A {@link #stash stashed} array as backward uses it: widened to float32 (in the current workspace) if narrowed. */
+    public INDArray restore(INDArray stored) {
+        return stored != null && narrowed.contains(stored) ? Bf16.widen(stored) : stored;
+    }
+
+    /**
+     * An array backward needs exactly as computed (per-row statistics, masks, ids): {@code x} itself, or, while a
+     * layer's forward runs in the scratch workspace, its copy in the micro-batch's workspace.
+     */
+    public INDArray keep(INDArray x) {
+        if (!saving || x == null || shared.keepIn == null || !Workspaces.inScratch(x)) {
+            return x;
+        }
+        return inKeptWorkspace(() -> Bf16.copy(x, x.dataType()));
+    }
+
+    /** Bytes of the arrays {@link #stash} stored on this tape (each stored array once). */
+    public long stashedBytes() {
+        return stashedBytes;
+    }
+
+    /**
+     * Runs one layer's training forward: with bf16 activations in the scratch workspace, so its temporaries and the
+     * float32 originals of what it stashes are not kept (only its output, copied out, and what it stashed and kept);
+     * else (fp32, no enclosing workspace, or already inside a layer) directly.
+     */
+    public INDArray forwardLayer(Supplier<INDArray> forward) {
+        MemoryWorkspace current = Nd4j.getMemoryManager().getCurrentWorkspace();
+        if (activations == ActivationDtype.FP32 || !saving || shared.keepIn != null || current == null
+                || Workspaces.isScratch(current)) {
+            return forward.get();
+        }
+        shared.keepIn = current;
+        try {
+            return Workspaces.scratch(forward);
+        } finally {
+            shared.keepIn = null;
+        }
+    }
+
+    /** {@code make}'s result allocated where saved state lives: the enclosing workspace while in a layer's scratch. */
+    private <T> T inKeptWorkspace(Supplier<T> make) {
+        MemoryWorkspace keepIn = shared.keepIn;
+        if (keepIn == null || Nd4j.getMemoryManager().getCurrentWorkspace() == keepIn) {
+            return make.get();
+        }
+        try (MemoryWorkspace borrowed = keepIn.notifyScopeBorrowed()) {
+            return make.get();
+        }
+    }
+
+    /** Refuses state holding an array of a layer's scratch workspace, which is reused once the layer returns. */
+    private static void checkKept(Object owner, Object state) {
+        if (state instanceof INDArray a && Workspaces.inScratch(a)
+                || state instanceof Object[] all && java.util.Arrays.stream(all)
+                        .anyMatch(o -> o instanceof INDArray a && Workspaces.inScratch(a))) {
+            throw new IllegalStateException(owner.getClass().getSimpleName() + " saved an array of its layer's scratch"
+                    + " workspace: pass it through Tape.stash or Tape.keep");
         }
     }
 

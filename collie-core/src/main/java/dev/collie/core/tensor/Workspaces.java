@@ -55,7 +55,17 @@ public final class Workspaces {
         }
     }
 
-    /** Bytes the current thread's scratch workspace ({@link #scratch}: one layer's backward at a time) holds. */
+    /** Whether {@code ws} is the scratch workspace {@link #scratch} runs its body in. */
+    public static boolean isScratch(MemoryWorkspace ws) {
+        return ws != null && SCRATCH.equals(ws.getId());
+    }
+
+    /** Whether {@code x}'s memory belongs to a scratch workspace (it is gone once the scratch body returns). */
+    public static boolean inScratch(INDArray x) {
+        return x.isAttached() && isScratch(x.data().getParentWorkspace());
+    }
+
+    /** Bytes the current thread's scratch workspace holds (0 if none). */
     public static long scratchSize() {
         return size(SCRATCH);
     }

@@ -8,6 +8,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.exc.UnrecognizedPropertyException;
 import com.fasterxml.jackson.dataformat.yaml.YAMLFactory;
 import dev.collie.core.CollieException;
+import dev.collie.core.tensor.ActivationDtype;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -42,15 +43,17 @@ public record CollieConfig(
         @JsonProperty("pp_size") int ppSize,
         @JsonProperty("worker_threads") int workerThreads,
         @JsonProperty("max_nonfinite_steps") int maxNonFiniteSteps,
-        @JsonProperty("seq_len") int seqLen) {
+        @JsonProperty("seq_len") int seqLen,
+        @JsonProperty("activation_dtype") String activationDtype) {
 
     private static final CollieConfig DEFAULTS = new CollieConfig(42, 1, -1, 1, 1, 0, 1, 1e-3, "constant", 0, 0.0,
-            1, false, true, 1, 1, 1, 0, 3, 0);
+            1, false, true, 1, 1, 1, 0, 3, 0, "fp32");
 
     /**
      * Defaults: seed 42, 1 epoch, micro-batch 1, no accumulation, lr 1e-3 constant, no clipping, shuffled; a run
      * stops after 3 consecutive steps with a non-finite loss or gradient norm ({@code max_nonfinite_steps}, collie's
-     * own field: each such step is skipped).
+     * own field: each such step is skipped); activations saved for backward in fp32 ({@code activation_dtype},
+     * collie's own field: {@code bf16} halves their memory, see {@link ActivationDtype}).
      */
     public static CollieConfig defaults() {
         return DEFAULTS;
@@ -62,6 +65,11 @@ public record CollieConfig(
 
     public Builder toBuilder() {
         return new Builder(this);
+    }
+
+    /** {@code activation_dtype} parsed (validate first). */
+    public ActivationDtype activations() {
+        return ActivationDtype.parse(activationDtype);
     }
 
     /** Rows per optimizer step on one data-parallel rank. */
@@ -103,6 +111,9 @@ public record CollieConfig(
         }
         if (lrSchedule == null || !Set.of("constant", "linear", "cosine").contains(lrSchedule)) {
             throw bad("lr_schedule", lrSchedule, "must be one of constant, linear, cosine");
+        }
+        if (activationDtype == null || !Set.of("fp32", "bf16").contains(activationDtype)) {
+            throw bad("activation_dtype", activationDtype, "must be fp32 or bf16");
         }
         return this;
     }
@@ -167,6 +178,7 @@ public record CollieConfig(
             public int worker_threads;
             public int max_nonfinite_steps;
             public int seq_len;
+            public String activation_dtype;
         }
 
         private final Fields fields = new Fields();
@@ -192,6 +204,7 @@ public record CollieConfig(
             fields.worker_threads = c.workerThreads;
             fields.max_nonfinite_steps = c.maxNonFiniteSteps;
             fields.seq_len = c.seqLen;
+            fields.activation_dtype = c.activationDtype;
         }
 
         public Builder seed(long v) { fields.seed = v; return this; }
@@ -220,6 +233,11 @@ public record CollieConfig(
          * rows as the data gives them; the value is kept so that a resumed run can be checked to read the same rows.
          */
         public Builder seqLen(int v) { fields.seq_len = v; return this; }
+        /**
+         * How training forwards store the activations backward reads: {@code fp32} (default) or {@code bf16}
+         * (rounded when saved, widened when read; half the memory, a float32 model only).
+         */
+        public Builder activationDtype(String v) { fields.activation_dtype = v; return this; }
 
         /** The config, not yet validated (call {@link CollieConfig#validate()} or let the Trainer do it). */
         public CollieConfig build() {
@@ -227,7 +245,7 @@ public record CollieConfig(
             return new CollieConfig(f.seed, f.train_epochs, f.max_steps, f.train_micro_batch_size,
                     f.gradient_accumulation_steps, f.eval_per_n_steps, f.eval_batch_size, f.lr, f.lr_schedule,
                     f.warmup_steps, f.clip_grad_norm, f.log_per_n_steps, f.checkpointing, f.shuffle, f.dp_size,
-                    f.tp_size, f.pp_size, f.worker_threads, f.max_nonfinite_steps, f.seq_len);
+                    f.tp_size, f.pp_size, f.worker_threads, f.max_nonfinite_steps, f.seq_len, f.activation_dtype);
         }
     }
 }

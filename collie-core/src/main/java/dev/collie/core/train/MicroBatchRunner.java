@@ -1,8 +1,10 @@
 package dev.collie.core.train;
 
+import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.tensor.ActivationDtype;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 import java.util.List;
@@ -35,6 +37,17 @@ public interface MicroBatchRunner extends AutoCloseable {
 
     /** The token-mean loss of one batch, forward only (evaluation); the same value on every rank of the model. */
     double loss(Batch batch);
+
+    /**
+     * Stores the activations each training forward keeps for backward as {@code dtype} from the next step on
+     * ({@link Tape#stash}); a runner that cannot refuses anything but fp32.
+     */
+    default void setActivationDtype(ActivationDtype dtype) {
+        if (dtype != ActivationDtype.FP32) {
+            throw new CollieException("activation_dtype " + dtype.label() + ": " + getClass().getSimpleName()
+                    + " keeps its activations in fp32 (bf16 activations apply to runs without pipeline parallelism)");
+        }
+    }
 
     /** Stops any threads; a later call starts new ones. */
     @Override

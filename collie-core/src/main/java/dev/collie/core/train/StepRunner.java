@@ -3,6 +3,7 @@ package dev.collie.core.train;
 import dev.collie.core.data.Batch;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Tape;
+import dev.collie.core.tensor.ActivationDtype;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Workspaces;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
@@ -36,6 +37,7 @@ public final class StepRunner implements MicroBatchRunner {
     private final int workers;
     private final int cores;
     private ExecutorService pool;     // created on first use, released by close()
+    private volatile ActivationDtype activations = ActivationDtype.FP32;
 
     /** {@code workers} threads, or one per core when it is 0. */
     public StepRunner(LanguageModel model, int workers) {
@@ -70,6 +72,12 @@ public final class StepRunner implements MicroBatchRunner {
         return workers;
     }
 
+    /** Each micro-batch's tape stores the activations layers stash as {@code dtype} ({@link Tape#stash}). */
+    @Override
+    public void setActivationDtype(ActivationDtype dtype) {
+        this.activations = dtype;
+    }
+
     /** Runs every micro-batch (gradients scaled by 1/count); returns the mean of the micro-batch losses. */
     @Override
     public double forwardBackward(List<Batch> micro) {
@@ -97,7 +105,7 @@ public final class StepRunner implements MicroBatchRunner {
         // the cores are shared out between the parts: fewer rows than workers get multi-threaded ops
         int opThreads = Math.max(1, cores / parts);
         Backends.ensureOpThreads(opThreads);
-        Tape root = Tape.forTraining(b.rows(), b.seqLen()).setLastMicroBatch(last);
+        Tape root = Tape.forTraining(b.rows(), b.seqLen(), activations).setLastMicroBatch(last);
         if (parts == 1) {
             return part(root, b, scale, null, seed);
         }

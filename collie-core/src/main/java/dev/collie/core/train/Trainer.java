@@ -16,6 +16,8 @@ import dev.collie.core.optim.GradClip;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.LrSchedule;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.ActivationDtype;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -100,6 +102,10 @@ public final class Trainer {
             throw new CollieException("training data has " + trainData.size() + " rows, fewer than one step needs");
         }
         this.runner = dist.runner(model, workers, cores);
+        if (config.activations() != ActivationDtype.FP32) {
+            checkActivationDtype(model, config.activationDtype());
+            runner.setActivationDtype(config.activations());
+        }
         this.route = GradientRoute.compose(dist, optimizer, config);
         long all = (long) loader.stepsPerEpoch() * config.trainEpochs();
         this.totalSteps = config.maxSteps() > 0 ? Math.min(config.maxSteps(), all) : all;
@@ -489,6 +495,19 @@ public final class Trainer {
         if (isLeadRank()) {
             LOG.warn("step {}: {}: the update was skipped ({} in a row; the run stops at {})", globalStep, figures,
                     nonFiniteRun, config.maxNonFiniteSteps());
+        }
+    }
+
+    /**
+     * Narrowed activations are float32 arrays rounded to bf16: a model of another floating type (float64, as the
+     * parity tests run) would silently keep them as computed, so it is refused instead.
+     */
+    private static void checkActivationDtype(LanguageModel model, String dtype) {
+        for (Parameter p : model.module().parameters()) {
+            if (p.dtype() != DataType.FLOAT) {
+                throw new CollieException("config: activation_dtype = " + dtype + " needs a float32 model (its"
+                        + " activations are rounded from float32); this one has " + p.dtype() + " parameters");
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 package dev.collie.core.train;
 
 import dev.collie.core.CollieException;
+import dev.collie.core.tensor.ActivationDtype;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -33,6 +34,16 @@ class CollieConfigTest {
         assertEquals("cosine", c.lrSchedule());
         assertEquals(10, c.warmupSteps());
         assertTrue(c.checkpointing());
+    }
+
+    @Test
+    void activationDtypeIsReadAndCheckedByName(@TempDir Path dir) throws Exception {
+        assertEquals(ActivationDtype.FP32, CollieConfig.defaults().activations());
+        CollieConfig c = CollieConfig.load(Files.writeString(dir.resolve("c.yaml"), "activation_dtype: bf16\n"));
+        assertEquals(ActivationDtype.BF16, c.activations());
+        var e = assertThrows(CollieException.class,
+                () -> CollieConfig.builder().activationDtype("fp16").build().validate());
+        assertEquals("config: activation_dtype = fp16 must be fp32 or bf16", e.getMessage());
     }
 
     @Test

@@ -35,10 +35,11 @@ final class ReplicatedBeforeColumnLinear extends Module implements Layer {
 
     @Override
     public INDArray backward(Tape tape, INDArray dy) {
-        INDArray x = tape.pop(this);
+        INDArray stored = tape.pop(this);
         // the (partial) input gradient first: a fused-backward optimizer updates the weight inside its hook
         INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
         if (weight.requiresGrad()) {
+            INDArray x = tape.restore(stored);
             INDArray dw = dy.size(0) <= weight.shape()[1]
                     ? Kernels.get().matmul(Shards.allReduceSum(tp, dy), x, true, false)
                     : Shards.allReduceSum(tp, Kernels.get().matmul(dy, x, true, false));

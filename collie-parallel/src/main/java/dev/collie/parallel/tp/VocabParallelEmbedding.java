@@ -103,7 +103,7 @@ public final class VocabParallelEmbedding extends Module implements TiedEmbeddin
         } else {
             localIds = Nd4j.createFromArray(clamped);
         }
-        tape.save(this, new Saved(localIds, rows));
+        tape.save(this, new Saved(tape.keep(localIds), tape.keep(rows)));
         return Shards.allReduceSum(tp, out);
     }
 

@@ -3,9 +3,11 @@ package dev.collie.examples.cli;
 import dev.collie.core.nn.CausalLmLoss;
 import dev.collie.core.nn.Linear;
 import dev.collie.core.nn.Parameter;
+import dev.collie.core.nn.LayerStack;
 import dev.collie.core.nn.Tape;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.ActivationDtype;
 import dev.collie.core.tensor.Backends;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.CollieException;
@@ -64,6 +66,7 @@ final class BenchCommand implements Callable<Integer> {
     @Mixin OptimizerOptions opt;
     @Mixin MatmulOption matmul;
     @Mixin PeftOptions peft;
+    @Mixin ActivationOption activation;
 
     @Override
     public Integer call() {
@@ -75,6 +78,7 @@ final class BenchCommand implements Callable<Integer> {
         CliSupport.atLeast("--dp", dp, 1);
         CliSupport.atLeast("--tp", tp, 1);
         CliSupport.atLeast("--pp", pp, 1);
+        ActivationDtype activations = activation.dtype();
         DecoderConfig cfg = shape.config(tie);
         // every rank (a thread here) builds the whole model before it keeps its share; a frozen base has no gradients
         CliSupport.requireStepMemory(cfg, shape.batch(), shape.seq(), dp * tp * pp, !peft.active(),
@@ -86,6 +90,7 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     private int bench(DecoderConfig cfg, MatmulOption.Scope matmuls) {
+        ActivationDtype activations = activation.dtype();
         int batch = shape.batch();
         int seq = shape.seq();
         if (dp * tp * pp > 1 || gradAccum > 1) {
@@ -93,7 +98,8 @@ final class BenchCommand implements Callable<Integer> {
                 throw new CollieException("bench times PEFT (--lora-r, --prefix-tokens, --prompt-tokens, --adapter) on"
                         + " one rank without --grad-accum; time adapters under --dp/--tp/--pp with 'collie train'");
             }
-            new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero).run();
+            new ParallelBench(cfg, batch, seq, gradAccum, steps, warmup, workers, opt, dp, tp, pp, zero, activations)
+                    .run();
             return 0;
         }
         Nd4j.getRandom().setSeed(1);
@@ -109,11 +115,13 @@ final class BenchCommand implements Callable<Integer> {
         CausalLmLoss loss = new CausalLmLoss();
         long params = model.module().parameterCount();
         StepRunner runner = new StepRunner(model, workers);
+        runner.setActivationDtype(activations);
+        runner.setActivationDtype(activations);
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; batch %dx%d; %s;"
-                        + " ND4J %s; %s; element-wise %s; %d worker thread(s)%n", params, cfg.hiddenSize(), cfg.numHiddenLayers(),
-                cfg.numAttentionHeads(), cfg.numKeyValueHeads(), cfg.vocabSize(), batch, seq, opt.name,
-                Backends.nativeVariant(), MatmulOption.describe(matmuls), Backends.elementwiseEngine(),
-                runner.workers());
+                        + " ND4J %s; %s; element-wise %s; %s activations; %d worker thread(s)%n", params,
+                cfg.hiddenSize(), cfg.numHiddenLayers(), cfg.numAttentionHeads(), cfg.numKeyValueHeads(),
+                cfg.vocabSize(), batch, seq, opt.name, Backends.nativeVariant(), MatmulOption.describe(matmuls),
+                Backends.elementwiseEngine(), activations.label(), runner.workers());
         long tokens = (long) batch * seq;
         System.out.printf("resident after building the model: %.1f MiB (peak %.1f MiB)%n",
                 Memory.residentBytes() / 1048576.0, Memory.peakResidentBytes() / 1048576.0);
@@ -128,7 +136,7 @@ final class BenchCommand implements Callable<Integer> {
             INDArray ids = randomIds(s + 100);
             long t0 = System.nanoTime();
             if (profile && s == steps - 1) {
-                lastLoss = profiledStep(model, loss, optimizer, ids);
+                lastLoss = profiledStep(model, loss, optimizer, ids, activations);
             } else {
                 lastLoss = runner.forwardBackward(List.of(new Batch(ids, ids, Nd4j.onesLike(ids))));
                 optimizer.step(opt.lr);
@@ -193,7 +201,8 @@ final class BenchCommand implements Callable<Integer> {
     }
 
     /** One step with a timer around each pipeline layer's forward and backward, the loss and the optimizer. */
-    private double profiledStep(LanguageModel model, CausalLmLoss loss, Optimizer optimizer, INDArray ids) {
+    private double profiledStep(LanguageModel model, CausalLmLoss loss, Optimizer optimizer, INDArray ids,
+                                ActivationDtype activations) {
         Backends.setOpThreads(Runtime.getRuntime().availableProcessors());   // one stream: all cores per op
         var layers = model.pipelineLayers();
         double[] fwd = new double[layers.size()];
@@ -202,11 +211,11 @@ final class BenchCommand implements Callable<Integer> {
         long t;
         double lossMs;
         try (MemoryWorkspace ws = Workspaces.open("bench")) {
-            Tape tape = Tape.forTraining(shape.batch(), shape.seq());
+            Tape tape = Tape.forTraining(shape.batch(), shape.seq(), activations);
             INDArray x = ids;
             for (int i = 0; i < layers.size(); i++) {
                 t = System.nanoTime();
-                x = layers.get(i).forward(tape, x);
+                x = LayerStack.forward(List.of(layers.get(i)), tape, x);   // as DecoderForCausalLM.forward does
                 fwd[i] = (System.nanoTime() - t) / 1e6;
             }
             t = System.nanoTime();

@@ -5,6 +5,7 @@ import dev.collie.core.data.Datasets;
 import dev.collie.core.data.Sample;
 import dev.collie.core.dist.Communicator;
 import dev.collie.core.optim.Optimizer;
+import dev.collie.core.tensor.ActivationDtype;
 import dev.collie.core.train.CollieConfig;
 import dev.collie.core.train.Memory;
 import dev.collie.core.train.StepStats;
@@ -43,13 +44,14 @@ final class ParallelBench {
     private final int tp;
     private final int pp;
     private final int zero;
+    private final ActivationDtype activations;
 
     /** What one rank measured. */
     private record RankResult(RankMemory memory, long optimizerBytes, List<StepStats> stats, long parameters) {
     }
 
     ParallelBench(DecoderConfig cfg, int batch, int seq, int gradAccum, int steps, int warmup, int workers,
-                  OptimizerOptions opt, int dp, int tp, int pp, int zero) {
+                  OptimizerOptions opt, int dp, int tp, int pp, int zero, ActivationDtype activations) {
         this.cfg = cfg;
         this.batch = batch;
         this.seq = seq;
@@ -62,6 +64,7 @@ final class ParallelBench {
         this.tp = tp;
         this.pp = pp;
         this.zero = zero;
+        this.activations = activations;
     }
 
     void run() {
@@ -76,7 +79,8 @@ final class ParallelBench {
         try (Parallelism par = Parallelism.builder().dp(dp).tp(tp).pp(pp).zero(zero).build(c, model)) {
             Optimizer optimizer = opt.create(par.optimizerParameters());
             CollieConfig config = CollieConfig.builder().shuffle(false).lr(opt.lr).trainMicroBatchSize(batch)
-                    .gradientAccumulationSteps(gradAccum).maxSteps(warmup + steps).workerThreads(workers).build();
+                    .gradientAccumulationSteps(gradAccum).maxSteps(warmup + steps).workerThreads(workers)
+                    .activationDtype(activations.label()).build();
             List<StepStats> stats = par.configure(Trainer.builder()).optimizer(optimizer).config(config)
                     .trainData(randomRows((warmup + steps) * batch * gradAccum * dp)).localRanks(world).build().train();
             return new RankResult(par.memory(), optimizer.stateBytes(), stats, parameters);
@@ -99,9 +103,10 @@ final class ParallelBench {
     private void report(List<RankResult> results) {
         long params = results.get(0).parameters();
         System.out.printf("model: %,d parameters, hidden %d, layers %d, heads %d/%d, vocab %d; %d x %d rows x %d"
-                        + " tokens per rank per step; %s; dp %d x tp %d x pp %d, ZeRO %d (ranks as threads)%n", params,
-                cfg.hiddenSize(), cfg.numHiddenLayers(), cfg.numAttentionHeads(), cfg.numKeyValueHeads(),
-                cfg.vocabSize(), gradAccum, batch, seq, opt.name, dp, tp, pp, zero);
+                        + " tokens per rank per step; %s; %s activations; dp %d x tp %d x pp %d, ZeRO %d (ranks as"
+                        + " threads)%n", params, cfg.hiddenSize(), cfg.numHiddenLayers(), cfg.numAttentionHeads(),
+                cfg.numKeyValueHeads(), cfg.vocabSize(), gradAccum, batch, seq, opt.name, activations.label(), dp, tp,
+                pp, zero);
         System.out.println("rank | parameters MiB | gradients MiB | optimizer state MiB | buffers MiB | p+g+os MiB"
                 + " | bytes/parameter of the model");
         for (int r = 0; r < results.size(); r++) {

@@ -91,6 +91,7 @@ final class TrainCommand implements Callable<Integer> {
     @Mixin MatmulOption matmul;
     /** The precision this run's products use, set before any rank starts. */
     private MatmulOption.Scope matmuls;
+    @Mixin ActivationOption activation;
     @Option(names = "--steps", paramLabel = "N",
             description = "optimizer steps; alone, the data is repeated as needed (default: all of --epochs)")
     Long steps;
@@ -669,6 +670,9 @@ final class TrainCommand implements Callable<Integer> {
         }
         if (checkpointing) {
             b.checkpointing(true);
+        }
+        if (activation.given()) {
+            b.activationDtype(activation.dtype().label());
         }
         if (workers != null) {
             b.workerThreads(workers);

@@ -37,6 +37,8 @@ class CliLimitsTest {
     void benchFlagsOutOfRangeAreNamed() {
         assertUserError(quick(10, "bench", "--steps", "-1"), "--steps -1: must be at least 1");
         assertUserError(quick(10, "bench", "--batch", "0"), "--batch 0: must be at least 1");
+        assertUserError(quick(10, "bench", "--activation-dtype", "fp16"),
+                "--activation-dtype: activation dtype 'fp16': expected fp32 or bf16");
     }
 
     @Test
