@@ -1,6 +1,7 @@
 package dev.collie.core.tensor;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 import org.bytedeco.javacpp.BytePointer;
@@ -94,6 +95,63 @@ final class VectorKernels extends ForwardingKernels {
         return from + (n - n % L);
     }
 
+    // ---- deterministic building blocks --------------------------------------------------------------------------
+    // The Vector API's own EXP and ADD reduction may give other bits in compiled code (SVML, a tree of adds) than in
+    // the interpreter or C1 (per-lane Math.exp, a loop), so the first calls of a run would round differently from the
+    // later ones and two backward passes of the same batch would differ. exp and lane sums here use only IEEE
+    // operations (add, mul, fma, shifts), which every tier computes alike.
+
+    private static final float LOG2E = 1.44269504088896341f;
+    /** ln 2 split for Cody–Waite reduction: C1 + C2 = ln 2, C1 with few mantissa bits so n·C1 is exact. */
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    /** 1.5·2²³: adding it rounds to an integer held in the low mantissa bits. */
+    private static final float ROUND = 12582912f;
+    private static final int ROUND_BITS = Float.floatToRawIntBits(ROUND);
+    /** Below: the result is under float32's smallest normal number, returned as 0. Above: returned as +∞. */
+    private static final float EXP_MIN = -87.33f;
+    private static final float EXP_MAX = 88.0f;
+    private static final float P0 = 1.9875691500e-4f;
+    private static final float P1 = 1.3981999507e-3f;
+    private static final float P2 = 8.3334519073e-3f;
+    private static final float P3 = 4.1665795894e-2f;
+    private static final float P4 = 1.6666665459e-1f;
+    private static final float P5 = 5.0000001201e-1f;
+
+    /** e^x within ~1 ulp (Cephes' expf polynomial); 0 below {@link #EXP_MIN}, +∞ above {@link #EXP_MAX}, NaN kept. */
+    static FloatVector exp(FloatVector x) {
+        FloatVector t = x.mul(LOG2E).add(ROUND);
+        FloatVector n = t.sub(ROUND);
+        FloatVector r = x.sub(n.mul(LN2_HI)).sub(n.mul(LN2_LO));
+        FloatVector p = FloatVector.broadcast(F, P0).fma(r, FloatVector.broadcast(F, P1))
+                .fma(r, FloatVector.broadcast(F, P2)).fma(r, FloatVector.broadcast(F, P3))
+                .fma(r, FloatVector.broadcast(F, P4)).fma(r, FloatVector.broadcast(F, P5));
+        FloatVector e = p.mul(r.mul(r)).add(r).add(1f);
+        FloatVector scale = ((IntVector) t.reinterpretAsInts()).sub(ROUND_BITS - 127)
+                .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return e.mul(scale).blend(0f, x.lt(EXP_MIN)).blend(Float.POSITIVE_INFINITY, x.compare(VectorOperators.GT, EXP_MAX));
+    }
+
+    /** The same operations as {@link #exp(FloatVector)} on one value (a row's tail gets the lanes' bits). */
+    static float exp(float x) {
+        float t = x * LOG2E + ROUND;
+        float n = t - ROUND;
+        float r = x - n * LN2_HI - n * LN2_LO;
+        float p = Math.fma(Math.fma(Math.fma(Math.fma(Math.fma(P0, r, P1), r, P2), r, P3), r, P4), r, P5);
+        float e = p * (r * r) + r + 1f;
+        float scale = Float.intBitsToFloat((Float.floatToRawIntBits(t) - (ROUND_BITS - 127)) << 23);
+        return x < EXP_MIN ? 0f : x > EXP_MAX ? Float.POSITIVE_INFINITY : e * scale;
+    }
+
+    /** The lanes added one after another, in float64. */
+    private static double laneSum(FloatVector v) {
+        double s = 0;
+        for (float f : v.toArray()) {
+            s += f;
+        }
+        return s;
+    }
+
     // ---- RMSNorm ---------------------------------------------------------------------------------------------------
 
     @Override
@@ -142,7 +200,7 @@ final class VectorKernels extends ForwardingKernels {
             FloatVector v = load(b, i);
             acc = v.fma(v, acc);
         }
-        double s = acc.reduceLanes(VectorOperators.ADD);
+        double s = laneSum(acc);
         for (; i < o + n; i++) {
             float v = get(b, i);
             s += v * v;
@@ -175,7 +233,7 @@ final class VectorKernels extends ForwardingKernels {
             for (; i < end; i += L) {
                 acc = load(db, i).mul(load(wb, i - o)).fma(load(hb, i), acc);
             }
-            double s = acc.reduceLanes(VectorOperators.ADD);
+            double s = laneSum(acc);
             for (; i < o + n; i++) {
                 s += get(db, i) * get(wb, i - o) * get(hb, i);
             }
@@ -233,7 +291,7 @@ final class VectorKernels extends ForwardingKernels {
 
     /** {@code 1 / (1 + exp(−x))}, rounded as ND4J's sigmoid rounds it. */
     private static FloatVector sigmoid(FloatVector x) {
-        return FloatVector.broadcast(F, 1f).div(x.neg().lanewise(VectorOperators.EXP).add(1f));
+        return FloatVector.broadcast(F, 1f).div(exp(x.neg()).add(1f));
     }
 
     private static void siluMul(ByteBuffer ab, ByteBuffer bb, ByteBuffer ob, int n) {
@@ -246,7 +304,7 @@ final class VectorKernels extends ForwardingKernels {
         }
         for (; i < n; i++) {
             float x = get(ab, i);
-            float sig = 1f / (1f + (float) Math.exp(-x));
+            float sig = 1f / (1f + exp(-x));
             put(ob, i, sig * x * get(bb, i));
         }
     }
@@ -283,7 +341,7 @@ final class VectorKernels extends ForwardingKernels {
         for (; i < n; i++) {
             float x = get(ab, i);
             float d = get(dyb, i);
-            float sig = 1f / (1f + (float) Math.exp(-x));
+            float sig = 1f / (1f + exp(-x));
             float silu = x * sig;
             put(dbb, i, d * silu);
             put(dab, i, ((1f - sig) * silu + sig) * d * get(bb, i));
@@ -418,13 +476,13 @@ final class VectorKernels extends ForwardingKernels {
         int i = o;
         int end = vectorEnd(o, n);
         for (; i < end; i += L) {
-            FloatVector e = load(xb, i).sub(shift).lanewise(VectorOperators.EXP);
+            FloatVector e = exp(load(xb, i).sub(shift));
             store(e, ob, i);
             acc = acc.add(e);
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = (float) laneSum(acc);
         for (; i < o + n; i++) {
-            float e = (float) Math.exp(get(xb, i) - shift);
+            float e = exp(get(xb, i) - shift);
             put(ob, i, e);
             s += e;
         }
@@ -461,7 +519,7 @@ final class VectorKernels extends ForwardingKernels {
             for (; i < end; i += L) {
                 acc = load(pb, i).fma(load(gb, i), acc);
             }
-            float s = acc.reduceLanes(VectorOperators.ADD);
+            float s = (float) laneSum(acc);
             for (; i < o + n; i++) {
                 s += get(pb, i) * get(gb, i);
             }
@@ -529,11 +587,11 @@ final class VectorKernels extends ForwardingKernels {
         int i = o;
         int end = vectorEnd(o, n);
         for (; i < end; i += L) {
-            acc = acc.add(load(xb, i).sub(shift).lanewise(VectorOperators.EXP));
+            acc = acc.add(exp(load(xb, i).sub(shift)));
         }
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = (float) laneSum(acc);
         for (; i < o + n; i++) {
-            s += (float) Math.exp(get(xb, i) - shift);
+            s += exp(get(xb, i) - shift);
         }
         return s;
     }

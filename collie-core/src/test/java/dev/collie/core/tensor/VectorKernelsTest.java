@@ -53,6 +53,50 @@ class VectorKernelsTest {
                 "surefire starts the JVM with --add-modules jdk.incubator.vector: " + Backends.elementwiseEngine());
     }
 
+    /** e^x within 2 float32 ulps on the range that matters, and the lanes and a row's tail agree bit for bit. */
+    @Test
+    void expIsAccurateAndTheSameInLanesAndTails() {
+        int n = 1 << 16;
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = -87f + 175f * i / n;
+        }
+        float[] lanes = new float[n];
+        var species = jdk.incubator.vector.FloatVector.SPECIES_PREFERRED;
+        for (int i = 0; i < n; i += species.length()) {
+            VectorKernels.exp(jdk.incubator.vector.FloatVector.fromArray(species, x, i)).intoArray(lanes, i);
+        }
+        double worst = 0;
+        for (int i = 0; i < n; i++) {
+            float want = (float) Math.exp(x[i]);
+            worst = Math.max(worst, Math.abs(lanes[i] - want) / Math.ulp(want));
+            assertEquals(Float.floatToRawIntBits(lanes[i]), Float.floatToRawIntBits(VectorKernels.exp(x[i])),
+                    "exp(" + x[i] + ")");
+        }
+        Agreement.within("exp in float32 ulps", worst, 2);
+        assertEquals(0f, VectorKernels.exp(-1e9f));
+        assertEquals(Float.POSITIVE_INFINITY, VectorKernels.exp(100f));
+        assertTrue(Float.isNaN(VectorKernels.exp(Float.NaN)));
+    }
+
+    /**
+     * The same inputs give the same bits on the first calls (interpreted, C1) and after the JIT compiler's C2 took
+     * over: the Vector API's own exp and lane sums would not (SVML and a tree of adds in compiled code only).
+     */
+    @Test
+    void resultsDoNotChangeWhenTheCompilerTakesOver() {
+        INDArray x = rows(4, 83, 60).muli(3);
+        INDArray b = rows(4, 83, 61);
+        INDArray p0 = VEC.softmax(x);
+        INDArray s0 = VEC.siluMul(x, b);
+        INDArray[] r0 = VEC.rmsNorm(x, b.getRow(0), 1e-5);
+        for (int k = 0; k < 3000; k++) {
+            assertEquals(p0, VEC.softmax(x), "softmax, call " + k);
+            assertEquals(s0, VEC.siluMul(x, b), "siluMul, call " + k);
+            assertEquals(r0[0], VEC.rmsNorm(x, b.getRow(0), 1e-5)[0], "rmsNorm, call " + k);
+        }
+    }
+
     @Test
     void rmsNormForwardAndBackward() {
         for (int n : WIDTHS) {
