@@ -2,6 +2,7 @@ package dev.collie.core.nn;
 
 import dev.collie.core.tensor.CausalMask;
 import dev.collie.core.tensor.Kernels;
+import dev.collie.core.tensor.Workspaces;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
@@ -109,11 +110,22 @@ public final class Attention extends Module implements Layer, TensorParallelizab
     }
 
     /**
-     * What backward needs: the queries, keys, values and probabilities as {@link Tape#stash} stored them;
+     * What backward needs: the queries, keys and values as {@link Tape#stash} stored them (the probabilities are
+     * recomputed from them);
      * {@code prefix} is the number of leading key positions that came from a {@link Prefix}.
      */
-    private record Saved(INDArray q, INDArray k, INDArray v, INDArray p, int prefix, int heads, int kvHeads,
-                         long[] shared) {
+    private record Saved(INDArray q, INDArray k, INDArray v, int prefix, int heads, int kvHeads, long[] shared) {
+    }
+
+    /**
+     * The attention probabilities {@code softmax(q·kᵀ + mask)} of grouped queries {@code [b, kv, g·t, d]} over keys
+     * {@code [b, kv, tk, d]}: the forward's, and the same bits again in backward from the same q and k.
+     */
+    private INDArray probabilities(Tape tape, INDArray q, INDArray k, int b, int heads, int t) {
+        INDArray scores = Kernels.get().matmul(q, k, false, true);
+        long tk = scores.size(scores.rank() - 1);
+        addPaddingMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk, window);
+        return Kernels.get().causalSoftmaxInPlace(scores, t, window);   // the scores become the probabilities
     }
 
     /**
@@ -253,17 +265,22 @@ public final class Attention extends Module implements Layer, TensorParallelizab
             vh = Nd4j.concat(2, pkv[1].castTo(vh.dataType()), vh);
         }
         long tk = kh.size(2);
-        INDArray scores = Kernels.get().matmul(qh, kh, false, true);
-        addPaddingMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk, window);
-        INDArray p = Kernels.get().causalSoftmaxInPlace(scores, t, window);   // the scores become the probabilities
-        // the heads' outputs written straight into rows [b·t, h·d] where the layout allows (no group stacking)
-        INDArray rows = Nd4j.createUninitialized(p.dataType(), (long) b * t, (long) heads * headDim);
-        INDArray o = Kernels.get().matmul(p, vh, false, false, g == 1 ? heads(rows, b, t, heads) : null);
-        if (g > 1) {
-            heads(rows, b, t, heads).assign(o.reshape('c', b, heads, t, headDim));
-        }
-        tape.save(this, new Saved(tape.stash(qh), tape.stash(kh), tape.stash(vh), tape.stash(p), prefix, heads, kvHeads,
-                shared));
+        // the heads' outputs written straight into rows [b·t, h·d] where the layout allows (no group stacking);
+        // the [b, h, t, tk] probabilities live in the scratch workspace only: backward recomputes them from q and k
+        // (one more q·kᵀ product per layer) instead of keeping the largest activation there is
+        INDArray rows = Nd4j.createUninitialized(qh.dataType(), (long) b * t, (long) heads * headDim);
+        INDArray queries = qh;
+        INDArray keys = kh;
+        INDArray values = vh;
+        Workspaces.scratch(() -> {
+            INDArray p = probabilities(tape, queries, keys, b, heads, t);
+            INDArray o = Kernels.get().matmul(p, values, false, false, g == 1 ? heads(rows, b, t, heads) : null);
+            if (g > 1) {
+                heads(rows, b, t, heads).assign(o.reshape('c', b, heads, t, headDim));
+            }
+            return null;
+        });
+        tape.save(this, new Saved(tape.stash(qh), tape.stash(kh), tape.stash(vh), prefix, heads, kvHeads, shared));
         return layer(projections.output()).forward(tape, rows);
     }
 
@@ -282,12 +299,14 @@ public final class Attention extends Module implements Layer, TensorParallelizab
         INDArray dk = Nd4j.createUninitialized(dt, (long) b * t, (long) kvHeads * headDim);
         INDArray dv = Nd4j.createUninitialized(dt, (long) b * t, (long) kvHeads * headDim);
         boolean direct = s.prefix == 0;   // with a prefix, the key-side products also cover the prefix positions
-        INDArray probs = tape.restore(s.p);
+        INDArray q = tape.restore(s.q);
+        INDArray k = tape.restore(s.k);
+        INDArray probs = probabilities(tape, q, k, b, heads, t);
         INDArray dP = Kernels.get().matmul(dO, tape.restore(s.v), false, true);
         INDArray dV = Kernels.get().matmul(probs, dO, true, false, direct ? heads(dv, b, t, kvHeads) : null);
         INDArray dS = Kernels.get().softmaxBackward(probs, dP);
-        INDArray dQ = Kernels.get().matmul(dS, tape.restore(s.k), false, false, g == 1 ? heads(dq, b, t, heads) : null);
-        INDArray dK = Kernels.get().matmul(dS, tape.restore(s.q), true, false, direct ? heads(dk, b, t, kvHeads) : null);
+        INDArray dQ = Kernels.get().matmul(dS, k, false, false, g == 1 ? heads(dq, b, t, heads) : null);
+        INDArray dK = Kernels.get().matmul(dS, q, true, false, direct ? heads(dk, b, t, kvHeads) : null);
         INDArray dKp = null;
         INDArray dVp = null;
         if (!direct) {

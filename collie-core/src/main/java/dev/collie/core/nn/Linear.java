@@ -54,6 +54,9 @@ public final class Linear extends Module implements Layer {
         return projectBackward(tape, this, dy, weight, bias);
     }
 
+    /** What a linear over a frozen weight saves: its backward reads no input. */
+    private static final Object FROZEN = new Object();
+
     /**
      * The forward of a linear layer {@code owner} over {@code weight} {@code [out, in]} and {@code bias}
      * {@code [out]} (or null): {@code x · Wᵀ (+ b)}, recording the parameters' uses and saving {@code x} for
@@ -62,7 +65,8 @@ public final class Linear extends Module implements Layer {
     public static INDArray project(Tape tape, Object owner, INDArray x, Parameter weight, Parameter bias) {
         tape.use(weight);
         INDArray y = Kernels.get().matmul(x, weight.data(), false, true);
-        tape.save(owner, tape.stash(x));
+        // a frozen weight's backward needs no input (dx = dy · W): nothing is kept for it
+        tape.save(owner, weight.requiresGrad() ? tape.stash(x) : FROZEN);
         return addBias(tape, y, bias);
     }
 
@@ -80,11 +84,11 @@ public final class Linear extends Module implements Layer {
      * {@code db = Σ dy} (over rows) to the parameters that require them.
      */
     public static INDArray projectBackward(Tape tape, Object owner, INDArray dy, Parameter weight, Parameter bias) {
-        INDArray stored = tape.pop(owner);
+        Object stored = tape.pop(owner);
         // the input gradient first: a fused-backward optimizer (LOMO) updates the weight inside its hook
         INDArray dx = Kernels.get().matmul(dy, weight.data(), false, false);
         if (weight.requiresGrad()) {
-            INDArray x = tape.restore(stored);
+            INDArray x = tape.restore((INDArray) stored);
             weight.accumulateGradInto(tape, into -> Kernels.get().matmul(dy, x, true, false, into));
         }
         if (bias != null && bias.requiresGrad()) {

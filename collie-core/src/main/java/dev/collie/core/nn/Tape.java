@@ -164,6 +164,8 @@ public final class Tape {
     private final Set<INDArray> narrowed = Collections.newSetFromMap(new IdentityHashMap<>());
     private long stashedBytes;
     private double lossGradScale = 1.0;
+    /** Layers' training forwards in the scratch workspace even with fp32 activations ({@link #forwardLayer}). */
+    private boolean scratchForward;
 
     private Tape(Shared shared, boolean saving, boolean counting, ActivationDtype activations) {
         this.shared = shared;
@@ -238,7 +240,17 @@ public final class Tape {
         Shared s = new Shared(shared.grads, part);
         s.batchSize = batchSize;
         s.seqLen = seqLen;
-        return new Tape(s, saving, counting, activations);
+        return new Tape(s, saving, counting, activations).scratchForward(scratchForward);
+    }
+
+    /**
+     * With {@code on}, each layer's training forward runs in the scratch workspace with fp32 activations too, so only
+     * what it stashes and keeps outlives it (copied out) and its other temporaries do not: worth the copies where
+     * layers keep little of what they compute, as over a frozen base (PEFT), whose linears keep no inputs.
+     */
+    public Tape scratchForward(boolean on) {
+        this.scratchForward = on;
+        return this;
     }
 
     // ---- sequence layout ------------------------------------------------------------------------
@@ -409,13 +421,13 @@ public final class Tape {
     }
 
     /**
-     * Runs one layer's training forward: with bf16 activations in the scratch workspace, so its temporaries and the
-     * float32 originals of what it stashes are not kept (only its output, copied out, and what it stashed and kept);
-     * else (fp32, no enclosing workspace, or already inside a layer) directly.
+     * Runs one layer's training forward: with bf16 activations (or {@link #scratchForward}) in the scratch workspace,
+     * so its temporaries and the float32 originals of what it stashes are not kept (only its output, copied out, and
+     * what it stashed and kept); else (fp32, no enclosing workspace, or already inside a layer) directly.
      */
     public INDArray forwardLayer(Supplier<INDArray> forward) {
         MemoryWorkspace current = Nd4j.getMemoryManager().getCurrentWorkspace();
-        if (activations == ActivationDtype.FP32 || !saving || shared.keepIn != null || current == null
+        if (activations == ActivationDtype.FP32 && !scratchForward || !saving || shared.keepIn != null || current == null
                 || Workspaces.isScratch(current)) {
             return forward.get();
         }

@@ -7,6 +7,7 @@ import org.nd4j.linalg.factory.Nd4jBackend;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Objects;
 
 /**
@@ -171,6 +172,16 @@ public final class Backends {
      */
     public static String elementwiseEngine() {
         return VectorSupport.describe();
+    }
+
+    /**
+     * The options a JVM this process starts (a rank, a worker) needs to compute as this one does: {@code --add-modules
+     * jdk.incubator.vector} where this JVM has the Vector API module (the fused kernels round differently from ND4J's,
+     * so ranks on other kernels would not give this process's bits), else none.
+     */
+    public static List<String> childJvmOptions() {
+        return ModuleLayer.boot().findModule(VectorSupport.MODULE).isPresent()
+                ? List.of("--add-modules", VectorSupport.MODULE) : List.of();
     }
 
     /** What computes bf16 matmuls here, e.g. "oneDNN 3.3 avx512_core_amx"; null when none can. */

@@ -78,6 +78,15 @@ public final class StepRunner implements MicroBatchRunner {
         this.activations = dtype;
     }
 
+    private boolean hasFrozenParameters() {
+        for (var p : model.module().parameters()) {
+            if (!p.requiresGrad()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Runs every micro-batch (gradients scaled by 1/count); returns the mean of the micro-batch losses. */
     @Override
     public double forwardBackward(List<Batch> micro) {
@@ -105,7 +114,9 @@ public final class StepRunner implements MicroBatchRunner {
         // the cores are shared out between the parts: fewer rows than workers get multi-threaded ops
         int opThreads = Math.max(1, cores / parts);
         Backends.ensureOpThreads(opThreads);
-        Tape root = Tape.forTraining(b.rows(), b.seqLen(), activations).setLastMicroBatch(last);
+        // over a frozen base (PEFT) the layers keep little of what they compute: their forwards run in scratch
+        Tape root = Tape.forTraining(b.rows(), b.seqLen(), activations).setLastMicroBatch(last)
+                .scratchForward(hasFrozenParameters());
         if (parts == 1) {
             return part(root, b, scale, null, seed);
         }

@@ -1,5 +1,6 @@
 package dev.collie.examples.cli;
 
+import dev.collie.core.tensor.Backends;
 import dev.collie.core.CollieException;
 import dev.collie.parallel.comm.JobSecret;
 import dev.collie.parallel.comm.LaunchEnv;
@@ -80,6 +81,7 @@ final class LaunchCommand implements Callable<Integer> {
     List<String> rankCommand() {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.addAll(Backends.childJvmOptions());   // the ranks compute with this process's kernels
         for (String o : javaOpts.trim().split("\\s+")) {
             if (!o.isEmpty()) {
                 cmd.add(o);

@@ -1,5 +1,6 @@
 package dev.collie.examples.cli;
 
+import dev.collie.core.tensor.Backends;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -25,8 +26,9 @@ class StopSignalsTest {
 
     /** The CLI as its own process (its main, as the runnable jar starts it). */
     private static Process start(List<String> args) throws IOException {
-        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                "-Xmx512m", "-cp", System.getProperty("java.class.path"), CollieCli.class.getName()));
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        cmd.addAll(Backends.childJvmOptions());   // the kernels of this JVM, whose resumed run it is compared with
+        cmd.addAll(List.of("-Xmx512m", "-cp", System.getProperty("java.class.path"), CollieCli.class.getName()));
         cmd.addAll(args);
         return new ProcessBuilder(cmd).redirectErrorStream(true).start();
     }
