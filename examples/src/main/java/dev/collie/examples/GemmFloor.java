@@ -240,6 +240,8 @@ public final class GemmFloor implements Callable<Integer> {
             linearBackward(list, "gate_proj", al.rand(n, inter), w.wg[l], xm[l], al.out(n, h), al.out(inter, h));
             linearBackward(list, "o_proj", al.rand(n, h), w.wo[l], oRows[l], al.out(n, q), al.out(h, q));
             INDArray dO = att.rand(rows, kvh, g * t, d);
+            // the probabilities are recomputed in backward (Attention keeps q, k, v, not p)
+            batched(list, "attn q·kᵀ again", qh[l], kh[l], att.out(rows, kvh, g * t, t), false, true);
             batched(list, "attn dP = dO·vᵀ", dO, vh[l], att.out(rows, kvh, g * t, t), false, true);
             batched(list, "attn dV = pᵀ·dO", p[l], dO, att.out(rows, kvh, t, d), true, false);
             INDArray dS = att.rand(rows, kvh, g * t, t);   // softmax backward

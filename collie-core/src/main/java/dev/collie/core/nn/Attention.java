@@ -124,7 +124,11 @@ public final class Attention extends Module implements Layer, TensorParallelizab
     private INDArray probabilities(Tape tape, INDArray q, INDArray k, int b, int heads, int t) {
         INDArray scores = Kernels.get().matmul(q, k, false, true);
         long tk = scores.size(scores.rank() - 1);
-        addPaddingMask(tape, scores.reshape('c', b, heads, t, tk), t, (int) tk, window);
+        INDArray padding = paddingMask(tape, t, (int) tk, scores.dataType());
+        if (padding != null) {
+            Nd4j.exec(new BroadcastAddOp(scores.reshape('c', b, heads, t, tk), padding,
+                    scores.reshape('c', b, heads, t, tk), 0, 2, 3));
+        }
         return Kernels.get().causalSoftmaxInPlace(scores, t, window);   // the scores become the probabilities
     }
 
@@ -272,6 +276,7 @@ public final class Attention extends Module implements Layer, TensorParallelizab
         INDArray queries = qh;
         INDArray keys = kh;
         INDArray values = vh;
+        paddingMask(tape, t, (int) tk, qh.dataType());   // cached on the tape before the scratch workspace opens
         Workspaces.scratch(() -> {
             INDArray p = probabilities(tape, queries, keys, b, heads, t);
             INDArray o = Kernels.get().matmul(p, values, false, false, g == 1 ? heads(rows, b, t, heads) : null);
@@ -437,17 +442,13 @@ public final class Attention extends Module implements Layer, TensorParallelizab
     }
 
     /**
-     * With a padding mask on the tape, adds it (with the causal mask) to scores {@code [b, h, t, tk]}; the causal mask
-     * alone is the softmax's ({@link Kernels#causalSoftmaxInPlace}).
+     * With a padding mask on the tape, the mask {@code [b, t, tk]} to add to the scores (the causal mask folded in;
+     * the causal mask alone is the softmax's, {@link Kernels#causalSoftmaxInPlace}), cached on the tape; else null.
      */
-    private static void addPaddingMask(Tape tape, INDArray scores, int t, int tk, int window) {
+    private INDArray paddingMask(Tape tape, int t, int tk, DataType dt) {
         INDArray mask = tape.attentionMask();
-        if (mask != null) {
-            DataType dt = scores.dataType();
-            INDArray full = tape.cached(List.of("padded-mask", t, tk, window, dt),
-                    () -> paddedMask(mask, t, tk, window, dt));
-            Nd4j.exec(new BroadcastAddOp(scores, full, scores, 0, 2, 3));
-        }
+        return mask == null ? null : tape.cached(List.of("padded-mask", t, tk, window, dt),
+                () -> paddedMask(mask, t, tk, window, dt));
     }
 
     private static INDArray paddedMask(INDArray mask, int t, int tk, int window, DataType dt) {

@@ -85,7 +85,8 @@ public final class BenchShape {
         DecoderConfig c = config(false);
         long q = (long) c.numAttentionHeads() * c.headDim();
         double tokens = (double) batch * seq;
-        return 6.0 * matmulParameters() * tokens + 12.0 * c.numHiddenLayers() * tokens * seq * q;
+        // attention: q·kᵀ and p·v forward, q·kᵀ again and four products in backward (Attention recomputes p)
+        return 6.0 * matmulParameters() * tokens + 14.0 * c.numHiddenLayers() * tokens * seq * q;
     }
 
     /** Elements of the weights that multiply activations: every layer's projections and the output head. */
