@@ -72,7 +72,7 @@ for c in "${CONFIGS[@]}"; do
   fi
   if [ "$ONLY" != "pytorch" ]; then
     for p in fp32 bf16; do
-      "$JAVA" -Xmx2g -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$COLLIE_JAR" dev.collie.examples.GemmFloor \
+      "$JAVA" --add-modules jdk.incubator.vector -Xmx2g -Dorg.slf4j.simpleLogger.defaultLogLevel=warn -cp "$COLLIE_JAR" dev.collie.examples.GemmFloor \
         "${flags[@]}" --kernels --matmul-precision "$p" --mode workers --budget "$BUDGET" >"$LOG_DIR/gemm-$name-$p.log" 2>&1 \
         || echo "GemmFloor $p run for $name failed, see $LOG_DIR/gemm-$name-$p.log" >&2
     done

@@ -27,7 +27,7 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-/work/pyref/bin/python}
 COLLIE_JAR=${COLLIE_JAR:-examples/target/collie.jar}
 JAVA=${JAVA:-java}
-JAVA_OPTS=${JAVA_OPTS:--Xmx1g}
+JAVA_OPTS=${JAVA_OPTS:---add-modules jdk.incubator.vector -Xmx1g}
 STEPS=${STEPS:-5}
 WARMUP=${WARMUP:-1}
 LAYERS=${LAYERS:-22}

@@ -18,7 +18,8 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-/work/pyref/bin/python}
 COLLIE_JAR=${COLLIE_JAR:-examples/target/collie.jar}
 JAVA=${JAVA:-java}
-JAVA_OPTS=${JAVA_OPTS:--Xmx1g}   # arrays live off-heap; a small heap keeps the resident size honest
+# arrays live off-heap; a small heap keeps the resident size honest; the Vector API module turns on the fused kernels
+JAVA_OPTS=${JAVA_OPTS:---add-modules jdk.incubator.vector -Xmx1g}
 WARMUP=${WARMUP:-2}
 # 30 and 10 timed steps: the median is then a steady-state step on both sides (collie's JIT compiler is still
 # busy during its first ~10 steps, which no long training run sees)
@@ -40,6 +41,12 @@ CONFIGS=(
   "base 768 12 12 12 2048 32000 2 512 $STEPS_BIG"
 )
 
+peak_mib() {  # peak resident MiB: collie's "peak memory: N MiB resident" or PyTorch's "peak RSS: N MiB", or "n/a"
+  local v
+  v=$(grep -E '^(peak memory:|peak RSS:)' "$1" 2>/dev/null | tail -n 1 | awk '{print $3}')
+  echo "${v:-n/a}"
+}
+
 last_tps() {  # the number on the last `tokens/s:` line of a log, or "n/a"
   local v
   v=$(grep -E '^tokens/s:' "$1" 2>/dev/null | tail -n 1 | awk '{print $2}')
@@ -50,8 +57,8 @@ if [ "$MATMUL" = bf16 ]; then
   echo "| config (bf16 matmuls) | hidden/layers/heads/kv/inter/vocab | batch x seq | pytorch (matmul precision medium) tokens/s | collie tokens/s | collie/pytorch | pytorch autocast bf16 tokens/s | collie/autocast |"
   echo "|---|---|---|---|---|---|---|---|"
 else
-  echo "| config (fp32) | hidden/layers/heads/kv/inter/vocab | batch x seq | pytorch tokens/s | collie tokens/s | collie/pytorch |"
-  echo "|---|---|---|---|---|---|"
+  echo "| config (fp32) | hidden/layers/heads/kv/inter/vocab | batch x seq | pytorch tokens/s | collie tokens/s | collie/pytorch | pytorch peak RSS MiB | collie peak RSS MiB |"
+  echo "|---|---|---|---|---|---|---|---|"
 fi
 for c in "${CONFIGS[@]}"; do
   read -r name hidden layers heads kv inter vocab batch seq steps <<<"$c"
@@ -76,6 +83,9 @@ for c in "${CONFIGS[@]}"; do
   co=$(last_tps "$co_log")
   ratio=$(awk -v a="$co" -v b="$pt" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "n/a" }')
   row="| $name | $hidden/$layers/$heads/$kv/$inter/$vocab | ${batch}x${seq} | $pt | $co | $ratio |"
+  if [ "$MATMUL" != bf16 ]; then
+    row="$row $(peak_mib "$pt_log") | $(peak_mib "$co_log") |"
+  fi
   if [ "$MATMUL" = bf16 ]; then
     ac=$(last_tps "$pt_ac_log")
     row="$row $ac | $(awk -v a="$co" -v b="$ac" 'BEGIN { if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "n/a" }') |"
