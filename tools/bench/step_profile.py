@@ -67,7 +67,7 @@ def category(stack):
             if layer == "Linear" and not in_layer_stack:
                 return "GEMM LM head"
             return "GEMM linear projections"
-        if op.startswith("softmax"):
+        if op.startswith(("softmax", "causalSoftmax")):
             return "softmax (forward + backward)"
         if op.startswith("rmsNorm"):
             return "RMSNorm (forward + backward)"

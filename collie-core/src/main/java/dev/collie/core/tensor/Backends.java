@@ -160,9 +160,16 @@ public final class Backends {
                 ? DnnlKernels.INSTANCE : Nd4jKernels.INSTANCE)));
     }
 
-    /** The {@link Kernels} of this process, chosen once. */
+    private static volatile Kernels kernelsOverride;
+
+    /** The {@link Kernels} of this process, chosen once (while {@link KernelTimes} records, its timing proxy). */
     static Kernels kernels() {
-        return KernelsChoice.KERNELS;
+        Kernels o = kernelsOverride;
+        return o != null ? o : KernelsChoice.KERNELS;
+    }
+
+    static void setKernelsOverride(Kernels k) {
+        kernelsOverride = k;
     }
 
     /**

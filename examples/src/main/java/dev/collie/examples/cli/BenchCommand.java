@@ -9,6 +9,7 @@ import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.Optimizer;
 import dev.collie.core.tensor.ActivationDtype;
 import dev.collie.core.tensor.Backends;
+import dev.collie.core.tensor.KernelTimes;
 import dev.collie.core.tensor.Workspaces;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
@@ -29,6 +30,7 @@ import picocli.CommandLine.Option;
 import java.util.Arrays;
 import java.util.IdentityHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
@@ -52,6 +54,8 @@ final class BenchCommand implements Callable<Integer> {
     @Option(names = "--profile", description = "print time per pipeline layer, loss and optimizer") boolean profile;
     @Option(names = "--jfr", paramLabel = "FILE", description = "record the timed steps with Java Flight Recorder"
             + " (1 ms execution and native samples) into FILE, for tools/bench/step_profile.py") java.nio.file.Path jfr;
+    @Option(names = "--kernel-times", description = "time every kernel call of the timed steps, by op, in every worker"
+            + " thread (a reflective proxy: slower steps, for the breakdown only)") boolean kernelTimes;
     @Option(names = "--rss-every", paramLabel = "N", description = "print the resident size every N steps (0: only first and last)",
             defaultValue = "0") int rssEvery;
     @Option(names = "--workers", paramLabel = "N", description = "threads sharing the model, each taking part of the batch's rows"
@@ -129,9 +133,13 @@ final class BenchCommand implements Callable<Integer> {
         long rssFirst = 0;
         double lastLoss = Double.NaN;
         StepRecording recording = null;
+        long optimizerNanos = 0;
         for (int s = -warmup; s < steps; s++) {
             if (s == 0 && jfr != null) {
                 recording = StepRecording.start(jfr);
+            }
+            if (s == 0 && kernelTimes) {
+                KernelTimes.start();
             }
             INDArray ids = randomIds(s + 100);
             long t0 = System.nanoTime();
@@ -139,7 +147,11 @@ final class BenchCommand implements Callable<Integer> {
                 lastLoss = profiledStep(model, loss, optimizer, ids, activations);
             } else {
                 lastLoss = runner.forwardBackward(List.of(new Batch(ids, ids, Nd4j.onesLike(ids))));
+                long o0 = System.nanoTime();
                 optimizer.step(opt.lr);
+                if (s >= 0) {
+                    optimizerNanos += System.nanoTime() - o0;
+                }
             }
             double sec = (System.nanoTime() - t0) / 1e9;
             if (s >= 0) {
@@ -157,6 +169,10 @@ final class BenchCommand implements Callable<Integer> {
             recording.stop();
             System.out.printf("flight recording of the %d timed steps: %s%n", steps, jfr);
         }
+        if (kernelTimes) {
+            printKernelTimes(KernelTimes.stop(), runner.workers());
+        }
+        System.out.printf("optimizer step: %.1f ms (mean of the timed steps)%n", optimizerNanos / 1e6 / steps);
         double[] sorted = times.clone();
         Arrays.sort(sorted);
         double median = sorted[steps / 2];
@@ -198,6 +214,20 @@ final class BenchCommand implements Callable<Integer> {
                 rssFirst / 1048576.0, Memory.residentBytes() / 1048576.0, steps);
         System.out.printf("tokens/s: %.1f%n", tokens / median);
         return 0;
+    }
+
+    /** Thread time per step by kernel op (summed over the worker threads, and divided by their number). */
+    private void printKernelTimes(Map<String, long[]> times, int threads) {
+        System.out.printf("kernel times per step (thread ms summed over %d worker threads, and / %d):%n", threads,
+                threads);
+        double total = 0;
+        for (Map.Entry<String, long[]> e : times.entrySet()) {
+            double ms = e.getValue()[0] / 1e6 / steps;
+            total += ms;
+            System.out.printf("  %-26s %9.1f ms %9.1f ms  %7.1f calls%n", e.getKey(), ms, ms / threads,
+                    (double) e.getValue()[1] / steps);
+        }
+        System.out.printf("  %-26s %9.1f ms %9.1f ms%n", "all kernels", total, total / threads);
     }
 
     /** One step with a timer around each pipeline layer's forward and backward, the loss and the optimizer. */
