@@ -3,8 +3,8 @@ package dev.collie.optim;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.GradClip;
 import dev.collie.core.optim.PerParameterOptimizer;
+import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.ArrayList;
 import java.util.Collections;
@@ -91,36 +91,7 @@ public final class Adan extends PerParameterOptimizer {
 
     @Override
     protected void update(INDArray param, INDArray grad, INDArray[] state, double lr, long step) {
-        INDArray m = state[0];
-        INDArray v = state[1];
-        INDArray n = state[2];
-        INDArray negPre = state[3];
-        if (step == 1) {
-            negPre.assign(grad).negi();             // no previous gradient: Δ = 0
-        }
-        INDArray diff = negPre.addi(grad);          // the buffer now holds Δ = g − g_prev
-        m.muli(beta1);
-        InPlace.axpy(1 - beta1, grad, m);
-        v.muli(beta2);
-        InPlace.axpy(1 - beta2, diff, v);
-        INDArray u = diff.muli(beta2).addi(grad);   // u = g + β2·Δ, in the same buffer
-        u.muli(u);
-        n.muli(beta3);
-        InPlace.axpy(1 - beta3, u, n);
-        double bc1 = 1 - Math.pow(beta1, step);
-        double bc2 = 1 - Math.pow(beta2, step);
-        double bc3 = 1 - Math.pow(beta3, step);
-        INDArray denom = Transforms.sqrt(n, true).divi(Math.sqrt(bc3)).addi(eps);   // scratch workspace
-        if (noProx && weightDecay != 0) {
-            param.muli(1 - lr * weightDecay);
-        }
-        u.assign(m).divi(denom);
-        InPlace.axpy(-lr / bc1, u, param);
-        u.assign(v).divi(denom);
-        InPlace.axpy(-lr * beta2 / bc2, u, param);
-        if (!noProx && weightDecay != 0) {
-            param.divi(1 + lr * weightDecay);
-        }
-        negPre.assign(grad).negi();
+        Kernels.get().adan(param, grad, state[0], state[1], state[2], state[3],
+                new Kernels.AdanStep(lr, beta1, beta2, beta3, eps, weightDecay, noProx, step));
     }
 }

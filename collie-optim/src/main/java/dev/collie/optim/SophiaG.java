@@ -4,6 +4,7 @@ import dev.collie.core.CollieException;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.optim.HessianEstimator;
 import dev.collie.core.optim.PerParameterOptimizer;
+import dev.collie.core.tensor.Kernels;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.memory.conf.WorkspaceConfiguration;
 import org.nd4j.linalg.api.memory.enums.AllocationPolicy;
@@ -11,7 +12,6 @@ import org.nd4j.linalg.api.memory.enums.LearningPolicy;
 import org.nd4j.linalg.api.memory.enums.ResetPolicy;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.ops.transforms.Transforms;
 
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -111,21 +111,7 @@ public final class SophiaG extends PerParameterOptimizer implements HessianEstim
 
     @Override
     protected void update(INDArray param, INDArray grad, INDArray[] state, double lr, long step) {
-        INDArray m = state[0];
-        INDArray h = hessianOf(byData.get(param));
-        if (weightDecay != 0) {
-            param.muli(1 - lr * weightDecay);
-        }
-        m.muli(beta1);
-        InPlace.axpy(1 - beta1, grad, m);
-        INDArray denom = h.mul(rho * bs).addi(1e-15);     // scratch workspace
-        INDArray ratio = grad.assign(m);                   // the spent gradient buffer holds the ratio
-        Transforms.abs(ratio, false);
-        ratio.divi(denom);
-        Transforms.min(ratio, 1.0, false);
-        Transforms.sign(denom.assign(m), false);
-        ratio.muli(denom);
-        InPlace.axpy(-lr, ratio, param);
+        Kernels.get().sophiaG(param, grad, state[0], hessianOf(byData.get(param)), lr, beta1, rho * bs, weightDecay);
     }
 
     @Override

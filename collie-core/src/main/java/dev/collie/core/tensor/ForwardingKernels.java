@@ -46,6 +46,17 @@ abstract class ForwardingKernels implements Kernels {
     }
 
     @Override
+    public void adan(INDArray param, INDArray grad, INDArray m, INDArray v, INDArray n, INDArray negPre, AdanStep step) {
+        wrapped.adan(param, grad, m, v, n, negPre, step);
+    }
+
+    @Override
+    public void sophiaG(INDArray param, INDArray grad, INDArray m, INDArray h, double lr, double beta1, double rhoBs,
+                        double weightDecay) {
+        wrapped.sophiaG(param, grad, m, h, lr, beta1, rhoBs, weightDecay);
+    }
+
+    @Override
     public INDArray softmax(INDArray x) {
         return wrapped.softmax(x);
     }

@@ -60,6 +60,25 @@ public interface Kernels {
      */
     void lion(INDArray param, INDArray grad, INDArray m, double lr, double beta1, double beta2, double weightDecay);
 
+    /**
+     * One Adan step in place (CoLLiE's rule, collie-optim's {@code Adan}) over the parameter, its gradient and the
+     * state {@code m}, {@code v}, {@code n} and {@code negPre} (the previous gradient, negated; overwritten with
+     * {@code −grad}). The gradient is spent: what it holds afterwards is unspecified.
+     */
+    void adan(INDArray param, INDArray grad, INDArray m, INDArray v, INDArray n, INDArray negPre, AdanStep step);
+
+    /** The hyperparameters of one {@link #adan} call; {@code step} counts from 1. */
+    record AdanStep(double lr, double beta1, double beta2, double beta3, double eps, double weightDecay,
+                    boolean noProx, long step) {
+    }
+
+    /**
+     * One SophiaG step in place (collie-optim's {@code SophiaG}): {@code θ ← θ(1 − lr·wd)},
+     * {@code m ← β1·m + (1−β1)·g}, {@code θ ← θ − lr·sign(m)·min(|m| / (rhoBs·h + 1e-15), 1)}. The gradient is spent.
+     */
+    void sophiaG(INDArray param, INDArray grad, INDArray m, INDArray h, double lr, double beta1, double rhoBs,
+                 double weightDecay);
+
     /** Softmax over the last dimension, into a new array. */
     INDArray softmax(INDArray x);
 

@@ -130,6 +130,57 @@ final class Nd4jKernels implements Kernels {
     }
 
     @Override
+    public void adan(INDArray param, INDArray grad, INDArray m, INDArray v, INDArray n, INDArray negPre, AdanStep s) {
+        var blas = Nd4j.getBlasWrapper().level1();
+        if (s.step() == 1) {
+            negPre.assign(grad).negi();             // no previous gradient: Δ = 0
+        }
+        INDArray diff = negPre.addi(grad);          // the buffer now holds Δ = g − g_prev
+        m.muli(s.beta1());
+        blas.axpy(grad.length(), 1 - s.beta1(), grad, m);
+        v.muli(s.beta2());
+        blas.axpy(diff.length(), 1 - s.beta2(), diff, v);
+        INDArray u = diff.muli(s.beta2()).addi(grad);   // u = g + β2·Δ, in the same buffer
+        u.muli(u);
+        n.muli(s.beta3());
+        blas.axpy(u.length(), 1 - s.beta3(), u, n);
+        double bc1 = 1 - Math.pow(s.beta1(), s.step());
+        double bc2 = 1 - Math.pow(s.beta2(), s.step());
+        double bc3 = 1 - Math.pow(s.beta3(), s.step());
+        INDArray denom = Transforms.sqrt(n, true).divi(Math.sqrt(bc3)).addi(s.eps());   // scratch workspace
+        if (s.noProx() && s.weightDecay() != 0) {
+            param.muli(1 - s.lr() * s.weightDecay());
+        }
+        u.assign(m).divi(denom);
+        blas.axpy(u.length(), -s.lr() / bc1, u, param);
+        u.assign(v).divi(denom);
+        blas.axpy(u.length(), -s.lr() * s.beta2() / bc2, u, param);
+        if (!s.noProx() && s.weightDecay() != 0) {
+            param.divi(1 + s.lr() * s.weightDecay());
+        }
+        negPre.assign(grad).negi();
+    }
+
+    @Override
+    public void sophiaG(INDArray param, INDArray grad, INDArray m, INDArray h, double lr, double beta1, double rhoBs,
+                        double weightDecay) {
+        var blas = Nd4j.getBlasWrapper().level1();
+        if (weightDecay != 0) {
+            param.muli(1 - lr * weightDecay);
+        }
+        m.muli(beta1);
+        blas.axpy(grad.length(), 1 - beta1, grad, m);
+        INDArray denom = h.mul(rhoBs).addi(1e-15);        // scratch workspace
+        INDArray ratio = grad.assign(m);                   // the spent gradient buffer holds the ratio
+        Transforms.abs(ratio, false);
+        ratio.divi(denom);
+        Transforms.min(ratio, 1.0, false);
+        Transforms.sign(denom.assign(m), false);
+        ratio.muli(denom);
+        blas.axpy(ratio.length(), -lr, ratio, param);
+    }
+
+    @Override
     public INDArray softmax(INDArray x) {
         INDArray out = Nd4j.createUninitialized(x.dataType(), x.shape());
         Nd4j.exec(new SoftMax(x, out, x.rank() - 1));

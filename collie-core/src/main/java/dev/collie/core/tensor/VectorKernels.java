@@ -667,6 +667,126 @@ final class VectorKernels extends ForwardingKernels {
         }
     }
 
+    /** One pass over (θ, g, m, v, n, −g_prev) in the order of ND4J's path's roundings (products, then sums). */
+    @Override
+    public void adan(INDArray param, INDArray grad, INDArray m, INDArray v, INDArray n, INDArray negPre, AdanStep s) {
+        if (!ok(param, grad, m, v, n, negPre)) {
+            super.adan(param, grad, m, v, n, negPre, s);
+            return;
+        }
+        float b1 = (float) s.beta1();
+        float c1 = (float) (1 - s.beta1());
+        float b2 = (float) s.beta2();
+        float c2 = (float) (1 - s.beta2());
+        float b3 = (float) s.beta3();
+        float c3 = (float) (1 - s.beta3());
+        float sqrtBc3 = (float) Math.sqrt(1 - Math.pow(s.beta3(), s.step()));
+        float eps = (float) s.eps();
+        float a1 = (float) (s.lr() / (1 - Math.pow(s.beta1(), s.step())));
+        float a2 = (float) (s.lr() * s.beta2() / (1 - Math.pow(s.beta2(), s.step())));
+        boolean decayFirst = s.noProx() && s.weightDecay() != 0;
+        boolean decayAfter = !s.noProx() && s.weightDecay() != 0;
+        float decay = (float) (1 - s.lr() * s.weightDecay());
+        float prox = (float) (1 + s.lr() * s.weightDecay());
+        boolean first = s.step() == 1;
+        for (long from = 0; from < param.length(); from += CHUNK) {
+            int len = (int) Math.min(CHUNK, param.length() - from);
+            ByteBuffer pb = bytes(param, from, len);
+            ByteBuffer gb = bytes(grad, from, len);
+            ByteBuffer mb = bytes(m, from, len);
+            ByteBuffer vb = bytes(v, from, len);
+            ByteBuffer nb = bytes(n, from, len);
+            ByteBuffer qb = bytes(negPre, from, len);
+            int i = 0;
+            int end = vectorEnd(0, len);
+            for (; i < end; i += L) {
+                FloatVector g = load(gb, i);
+                FloatVector diff = first ? FloatVector.zero(F) : load(qb, i).add(g);
+                FloatVector mv = load(mb, i).mul(b1).add(g.mul(c1));
+                FloatVector vv = load(vb, i).mul(b2).add(diff.mul(c2));
+                FloatVector u = diff.mul(b2).add(g);
+                FloatVector nv = load(nb, i).mul(b3).add(u.mul(u).mul(c3));
+                FloatVector denom = nv.sqrt().div(sqrtBc3).add(eps);
+                FloatVector p = load(pb, i);
+                if (decayFirst) {
+                    p = p.mul(decay);
+                }
+                p = p.sub(mv.div(denom).mul(a1)).sub(vv.div(denom).mul(a2));
+                if (decayAfter) {
+                    p = p.div(prox);
+                }
+                store(mv, mb, i);
+                store(vv, vb, i);
+                store(nv, nb, i);
+                store(p, pb, i);
+                store(g.neg(), qb, i);
+            }
+            for (; i < len; i++) {
+                float g = get(gb, i);
+                float diff = first ? 0f : get(qb, i) + g;
+                float mv = get(mb, i) * b1 + g * c1;
+                float vv = get(vb, i) * b2 + diff * c2;
+                float u = diff * b2 + g;
+                float nv = get(nb, i) * b3 + u * u * c3;
+                float denom = (float) Math.sqrt(nv) / sqrtBc3 + eps;
+                float p = decayFirst ? get(pb, i) * decay : get(pb, i);
+                p = p - mv / denom * a1 - vv / denom * a2;
+                put(mb, i, mv);
+                put(vb, i, vv);
+                put(nb, i, nv);
+                put(pb, i, decayAfter ? p / prox : p);
+                put(qb, i, -g);
+            }
+        }
+    }
+
+    @Override
+    public void sophiaG(INDArray param, INDArray grad, INDArray m, INDArray h, double lr, double beta1, double rhoBs,
+                        double weightDecay) {
+        if (!ok(param, grad, m, h)) {
+            super.sophiaG(param, grad, m, h, lr, beta1, rhoBs, weightDecay);
+            return;
+        }
+        float b1 = (float) beta1;
+        float c1 = (float) (1 - beta1);
+        float scale = (float) rhoBs;
+        float step = (float) lr;
+        float decay = (float) (1 - lr * weightDecay);
+        boolean decays = weightDecay != 0;
+        for (long from = 0; from < param.length(); from += CHUNK) {
+            int len = (int) Math.min(CHUNK, param.length() - from);
+            ByteBuffer pb = bytes(param, from, len);
+            ByteBuffer gb = bytes(grad, from, len);
+            ByteBuffer mb = bytes(m, from, len);
+            ByteBuffer hb = bytes(h, from, len);
+            int i = 0;
+            int end = vectorEnd(0, len);
+            for (; i < end; i += L) {
+                FloatVector mv = load(mb, i).mul(b1).add(load(gb, i).mul(c1));
+                FloatVector ratio = mv.abs().div(load(hb, i).mul(scale).add(1e-15f)).min(1f);
+                FloatVector p = load(pb, i);
+                if (decays) {
+                    p = p.mul(decay);
+                }
+                store(p.sub(ratio.mul(sign(mv)).mul(step)), pb, i);
+                store(mv, mb, i);
+            }
+            for (; i < len; i++) {
+                float mv = get(mb, i) * b1 + get(gb, i) * c1;
+                float ratio = Math.min(Math.abs(mv) / (get(hb, i) * scale + 1e-15f), 1f);
+                float p = decays ? get(pb, i) * decay : get(pb, i);
+                put(pb, i, p - ratio * Math.signum(mv) * step);
+                put(mb, i, mv);
+            }
+        }
+    }
+
+    /** −1, 0 or 1 by the sign of each lane, NaN for NaN (as {@link Math#signum(float)}). */
+    private static FloatVector sign(FloatVector c) {
+        return FloatVector.broadcast(F, 1f).blend(-1f, c.lt(0f)).blend(0f, c.eq(0f))
+                .blend(Float.NaN, c.test(VectorOperators.IS_NAN));
+    }
+
     @Override
     public void lion(INDArray param, INDArray grad, INDArray m, double lr, double beta1, double beta2,
                      double weightDecay) {
@@ -696,10 +816,7 @@ final class VectorKernels extends ForwardingKernels {
                 if (decays) {
                     p = p.mul(decay);
                 }
-                // θ − lr·sign(c): 0 where c is 0, NaN where c is NaN (as Math.signum)
-                FloatVector sign = FloatVector.broadcast(F, 1f).blend(-1f, c.lt(0f)).blend(0f, c.eq(0f))
-                        .blend(Float.NaN, c.test(VectorOperators.IS_NAN));
-                store(p.sub(sign.mul(step)), pb, i);
+                store(p.sub(sign(c).mul(step)), pb, i);   // θ − lr·sign(c)
                 store(mv.mul(b2).add(g.mul(c2)), mb, i);
             }
             for (; i < len; i++) {

@@ -263,6 +263,46 @@ class VectorKernelsTest {
     }
 
     @Test
+    void adanInOnePassOverSteps() {
+        for (boolean noProx : new boolean[] {false, true}) {
+            int n = 700 + 5;
+            INDArray[] vec = {rows(1, n, 70), Nd4j.zeros(DataType.FLOAT, 1, n), Nd4j.zeros(DataType.FLOAT, 1, n),
+                Nd4j.zeros(DataType.FLOAT, 1, n), Nd4j.zeros(DataType.FLOAT, 1, n)};
+            INDArray[] f64 = new INDArray[5];
+            for (int k = 0; k < 5; k++) {
+                f64[k] = f64(vec[k]);
+            }
+            INDArray start = f64(vec[0]);
+            for (int step = 1; step <= 3; step++) {
+                INDArray g = rows(1, n, 80 + step);
+                Kernels.AdanStep s = new Kernels.AdanStep(1e-2, 0.02, 0.08, 0.01, 1e-8, 0.02, noProx, step);
+                VEC.adan(vec[0], g.dup(), vec[1], vec[2], vec[3], vec[4], s);
+                ND4J.adan(f64[0], f64(g), f64[1], f64[2], f64[3], f64[4], s);
+            }
+            close("Adan parameter change, noProx " + noProx, f64[0].sub(start), f64(vec[0]).sub(start)
+                    .castTo(DataType.FLOAT), 64 * ULPS);
+            for (int k = 1; k < 5; k++) {
+                close("Adan state " + k + ", noProx " + noProx, f64[k], vec[k], 4 * ULPS);
+            }
+        }
+    }
+
+    @Test
+    void sophiaGInOnePass() {
+        int n = 600 + 9;
+        INDArray p = rows(1, n, 90);
+        INDArray m = rows(1, n, 91).muli(0.1);
+        INDArray h = Nd4j.rand(DataType.FLOAT, 1, n).muli(0.01);
+        INDArray g = rows(1, n, 92);
+        INDArray p64 = f64(p);
+        INDArray m64 = f64(m);
+        VEC.sophiaG(p, g.dup(), m, h, 1e-3, 0.965, 0.04 * 480, 0.1);
+        ND4J.sophiaG(p64, f64(g), m64, f64(h), 1e-3, 0.965, 0.04 * 480, 0.1);
+        close("SophiaG parameter", p64, p, ULPS);
+        close("SophiaG exp_avg", m64, m, ULPS);
+    }
+
+    @Test
     void scaleSubtractRoundsAsNd4jBitForBit() {
         INDArray x = rows(3, 83, 40);
         INDArray y = rows(3, 83, 41);
