@@ -24,8 +24,9 @@ public final class Backends {
     /**
      * Picks ND4J's oneDNN AVX-512 native build where the CPU has AVX-512 and that build is on the class
      * path (else the generic build), turns off JavaCPP's per-allocation RSS check (arrays are freed
-     * by workspaces and close()), quiets the native libraries' start-up messages ({@link NativeStartupMessages})
-     * and sets ND4J's op threads to {@code threads}.
+     * by workspaces and close()), quiets the native libraries' start-up messages ({@link NativeStartupMessages}),
+     * sets ND4J's op threads to {@code threads} and warns once when the JVM lacks the Vector API module that the
+     * fused element-wise kernels need.
      */
     public static void configure(int threads) {
         NativeStartupMessages.quiet();
@@ -39,6 +40,11 @@ public final class Backends {
             setOpThreads(threads);
         } catch (ExceptionInInitializerError | NoClassDefFoundError | RuntimeException e) {
             throw noBackend(e);
+        }
+        if (VectorSupport.UNAVAILABLE != null && !VectorSupport.UNAVAILABLE.startsWith("switched off")) {
+            org.slf4j.LoggerFactory.getLogger(Backends.class).warn("collie's fused element-wise kernels are off ({});"
+                    + " start the JVM with --add-modules jdk.incubator.vector for them (README, Maven coordinates)",
+                    VectorSupport.UNAVAILABLE);
         }
     }
 
