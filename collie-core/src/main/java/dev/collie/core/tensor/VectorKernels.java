@@ -762,20 +762,23 @@ final class VectorKernels extends ForwardingKernels {
             int i = 0;
             int end = vectorEnd(0, len);
             for (; i < end; i += L) {
-                FloatVector mv = load(mb, i).mul(b1).add(load(gb, i).mul(c1));
+                // fused multiply-adds where ND4J's path calls BLAS axpy (y + a·x in one rounding): a parameter that
+                // takes the other path (a view with gaps) rounds the same, and Sophia's clip and sign would
+                // otherwise turn a last-bit difference of m into a step of lr
+                FloatVector mv = load(gb, i).fma(FloatVector.broadcast(F, c1), load(mb, i).mul(b1));
                 FloatVector ratio = mv.abs().div(load(hb, i).mul(scale).add(1e-15f)).min(1f);
                 FloatVector p = load(pb, i);
                 if (decays) {
                     p = p.mul(decay);
                 }
-                store(p.sub(ratio.mul(sign(mv)).mul(step)), pb, i);
+                store(ratio.mul(sign(mv)).fma(FloatVector.broadcast(F, -step), p), pb, i);
                 store(mv, mb, i);
             }
             for (; i < len; i++) {
-                float mv = get(mb, i) * b1 + get(gb, i) * c1;
+                float mv = Math.fma(get(gb, i), c1, get(mb, i) * b1);
                 float ratio = Math.min(Math.abs(mv) / (get(hb, i) * scale + 1e-15f), 1f);
                 float p = decays ? get(pb, i) * decay : get(pb, i);
-                put(pb, i, p - ratio * Math.signum(mv) * step);
+                put(pb, i, Math.fma(ratio * Math.signum(mv), -step, p));
                 put(mb, i, mv);
             }
         }
