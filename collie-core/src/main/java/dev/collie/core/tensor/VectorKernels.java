@@ -71,6 +71,27 @@ final class VectorKernels extends ForwardingKernels {
         return p.asByteBuffer().order(ORDER);
     }
 
+    /** A pass over one window of arrays of one length: {@code w[k]} is array k's window of {@code len} elements. */
+    private interface Window {
+        void run(ByteBuffer[] w, int len);
+    }
+
+    /**
+     * Runs {@code pass} over each window of at most {@link #CHUNK} elements of {@code arrays} (FLOAT, dense, one
+     * length): the element-wise passes' one place for buffer windows.
+     */
+    private static void inWindows(Window pass, INDArray... arrays) {
+        long length = arrays[0].length();
+        ByteBuffer[] w = new ByteBuffer[arrays.length];
+        for (long from = 0; from < length; from += CHUNK) {
+            int len = (int) Math.min(CHUNK, length - from);
+            for (int k = 0; k < arrays.length; k++) {
+                w[k] = bytes(arrays[k], from, len);
+            }
+            pass.run(w, len);
+        }
+    }
+
     private static ByteBuffer bytes(INDArray a) {
         return bytes(a, 0, (int) a.length());
     }
@@ -282,10 +303,7 @@ final class VectorKernels extends ForwardingKernels {
             return super.siluMul(a, b);
         }
         INDArray out = Nd4j.createUninitialized(DataType.FLOAT, a.shape());
-        for (long from = 0; from < a.length(); from += CHUNK) {
-            int len = (int) Math.min(CHUNK, a.length() - from);
-            siluMul(bytes(a, from, len), bytes(b, from, len), bytes(out, from, len), len);
-        }
+        inWindows((w, len) -> siluMul(w[0], w[1], w[2], len), a, b, out);
         return out;
     }
 
@@ -316,11 +334,7 @@ final class VectorKernels extends ForwardingKernels {
         }
         INDArray da = Nd4j.createUninitialized(DataType.FLOAT, a.shape());
         INDArray db = Nd4j.createUninitialized(DataType.FLOAT, a.shape());
-        for (long from = 0; from < a.length(); from += CHUNK) {
-            int len = (int) Math.min(CHUNK, a.length() - from);
-            siluMulBackward(bytes(dy, from, len), bytes(a, from, len), bytes(b, from, len), bytes(da, from, len),
-                    bytes(db, from, len), len);
-        }
+        inWindows((w, len) -> siluMulBackward(w[0], w[1], w[2], w[3], w[4], len), dy, a, b, da, db);
         return new INDArray[] {da, db};
     }
 
@@ -605,10 +619,9 @@ final class VectorKernels extends ForwardingKernels {
             return;
         }
         float k = (float) c;
-        for (long from = 0; from < x.length(); from += CHUNK) {
-            int len = (int) Math.min(CHUNK, x.length() - from);
-            ByteBuffer xb = bytes(x, from, len);
-            ByteBuffer yb = bytes(y, from, len);
+        inWindows((w, len) -> {
+            ByteBuffer xb = w[0];
+            ByteBuffer yb = w[1];
             int i = 0;
             int end = vectorEnd(0, len);
             for (; i < end; i += L) {
@@ -617,7 +630,7 @@ final class VectorKernels extends ForwardingKernels {
             for (; i < len; i++) {
                 put(xb, i, get(xb, i) * k - get(yb, i));
             }
-        }
+        }, x, y);
     }
 
     /**
@@ -639,12 +652,11 @@ final class VectorKernels extends ForwardingKernels {
         float alpha = (float) (s.lr() * Math.sqrt(bc2) / (1 - Math.pow(s.beta1(), s.step())));
         float eps = (float) (s.eps() * Math.sqrt(bc2));
         float decay = (float) (1 - s.lr() * s.weightDecay());
-        for (long from = 0; from < param.length(); from += CHUNK) {
-            int len = (int) Math.min(CHUNK, param.length() - from);
-            ByteBuffer pb = bytes(param, from, len);
-            ByteBuffer gb = bytes(grad, from, len);
-            ByteBuffer mb = bytes(m, from, len);
-            ByteBuffer vb = bytes(v, from, len);
+        inWindows((w, len) -> {
+            ByteBuffer pb = w[0];
+            ByteBuffer gb = w[1];
+            ByteBuffer mb = w[2];
+            ByteBuffer vb = w[3];
             int i = 0;
             int end = vectorEnd(0, len);
             for (; i < end; i += L) {
@@ -664,7 +676,7 @@ final class VectorKernels extends ForwardingKernels {
                 put(vb, i, vv);
                 put(pb, i, get(pb, i) * decay - mv * alpha / ((float) Math.sqrt(vv) + eps));
             }
-        }
+        }, param, grad, m, v);
     }
 
     /** One pass over (θ, g, m, v, n, −g_prev) in the order of ND4J's path's roundings (products, then sums). */
@@ -689,14 +701,13 @@ final class VectorKernels extends ForwardingKernels {
         float decay = (float) (1 - s.lr() * s.weightDecay());
         float prox = (float) (1 + s.lr() * s.weightDecay());
         boolean first = s.step() == 1;
-        for (long from = 0; from < param.length(); from += CHUNK) {
-            int len = (int) Math.min(CHUNK, param.length() - from);
-            ByteBuffer pb = bytes(param, from, len);
-            ByteBuffer gb = bytes(grad, from, len);
-            ByteBuffer mb = bytes(m, from, len);
-            ByteBuffer vb = bytes(v, from, len);
-            ByteBuffer nb = bytes(n, from, len);
-            ByteBuffer qb = bytes(negPre, from, len);
+        inWindows((w, len) -> {
+            ByteBuffer pb = w[0];
+            ByteBuffer gb = w[1];
+            ByteBuffer mb = w[2];
+            ByteBuffer vb = w[3];
+            ByteBuffer nb = w[4];
+            ByteBuffer qb = w[5];
             int i = 0;
             int end = vectorEnd(0, len);
             for (; i < end; i += L) {
@@ -737,7 +748,7 @@ final class VectorKernels extends ForwardingKernels {
                 put(pb, i, decayAfter ? p / prox : p);
                 put(qb, i, -g);
             }
-        }
+        }, param, grad, m, v, n, negPre);
     }
 
     @Override
@@ -753,12 +764,11 @@ final class VectorKernels extends ForwardingKernels {
         float step = (float) lr;
         float decay = (float) (1 - lr * weightDecay);
         boolean decays = weightDecay != 0;
-        for (long from = 0; from < param.length(); from += CHUNK) {
-            int len = (int) Math.min(CHUNK, param.length() - from);
-            ByteBuffer pb = bytes(param, from, len);
-            ByteBuffer gb = bytes(grad, from, len);
-            ByteBuffer mb = bytes(m, from, len);
-            ByteBuffer hb = bytes(h, from, len);
+        inWindows((w, len) -> {
+            ByteBuffer pb = w[0];
+            ByteBuffer gb = w[1];
+            ByteBuffer mb = w[2];
+            ByteBuffer hb = w[3];
             int i = 0;
             int end = vectorEnd(0, len);
             for (; i < end; i += L) {
@@ -781,7 +791,7 @@ final class VectorKernels extends ForwardingKernels {
                 put(pb, i, Math.fma(ratio * Math.signum(mv), -step, p));
                 put(mb, i, mv);
             }
-        }
+        }, param, grad, m, h);
     }
 
     /** −1, 0 or 1 by the sign of each lane, NaN for NaN (as {@link Math#signum(float)}). */
@@ -804,11 +814,10 @@ final class VectorKernels extends ForwardingKernels {
         float step = (float) lr;
         float decay = (float) (1 - lr * weightDecay);
         boolean decays = weightDecay != 0;
-        for (long from = 0; from < param.length(); from += CHUNK) {
-            int len = (int) Math.min(CHUNK, param.length() - from);
-            ByteBuffer pb = bytes(param, from, len);
-            ByteBuffer gb = bytes(grad, from, len);
-            ByteBuffer mb = bytes(m, from, len);
+        inWindows((w, len) -> {
+            ByteBuffer pb = w[0];
+            ByteBuffer gb = w[1];
+            ByteBuffer mb = w[2];
             int i = 0;
             int end = vectorEnd(0, len);
             for (; i < end; i += L) {
@@ -830,6 +839,6 @@ final class VectorKernels extends ForwardingKernels {
                 put(pb, i, p - Math.signum(c) * step);
                 put(mb, i, mv * b2 + g * c2);
             }
-        }
+        }, param, grad, m);
     }
 }
