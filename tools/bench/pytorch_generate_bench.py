@@ -19,8 +19,6 @@ Lines: `prefill: X ms`, `generate: X ms` (the whole call), the process start-up 
 """
 
 import argparse
-import os
-import resource
 import statistics
 import time
 
@@ -28,35 +26,21 @@ T_START = time.perf_counter()
 
 import torch  # noqa: E402
 import transformers  # noqa: E402
-from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
+
+import bench_llama  # noqa: E402
 
 
 def main():
     ap = argparse.ArgumentParser(description="HF generate() decode throughput")
-    ap.add_argument("--hidden", type=int, required=True)
-    ap.add_argument("--layers", type=int, required=True)
-    ap.add_argument("--heads", type=int, required=True)
-    ap.add_argument("--kv-heads", type=int, default=0, help="default: = heads")
-    ap.add_argument("--intermediate", type=int, required=True)
-    ap.add_argument("--vocab", type=int, required=True)
-    ap.add_argument("--batch", type=int, required=True)
+    bench_llama.add_shape_args(ap)
     ap.add_argument("--prompt", type=int, required=True, help="prompt tokens per row")
     ap.add_argument("--new-tokens", type=int, required=True)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
-    torch.set_num_threads(os.cpu_count() or 1)
-    torch.manual_seed(args.seed)
-    transformers.logging.set_verbosity_error()
-    cfg = LlamaConfig(
-        vocab_size=args.vocab, hidden_size=args.hidden, intermediate_size=args.intermediate,
-        num_hidden_layers=args.layers, num_attention_heads=args.heads,
-        num_key_value_heads=args.kv_heads or args.heads,
-        max_position_embeddings=max(2048, args.prompt + args.new_tokens), tie_word_embeddings=False,
-        bos_token_id=None, eos_token_id=None, pad_token_id=0)
-    cfg._attn_implementation = "sdpa"
-    model = LlamaForCausalLM(cfg).to(torch.float32).eval()
+    bench_llama.start(args.seed)
+    model = bench_llama.llama(args, max(2048, args.prompt + args.new_tokens), bos_token_id=None,
+                              eos_token_id=None, pad_token_id=0).eval()
     ids = torch.randint(1, args.vocab, (args.batch, args.prompt))
     mask = torch.ones_like(ids)
     startup = time.perf_counter() - T_START
@@ -94,7 +78,7 @@ def main():
     print(f"startup: {startup:.2f} s")
     print(f"prefill: {prefill * 1e3:.1f} ms")
     print(f"generate: {full * 1e3:.1f} ms")
-    print(f"peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB resident")
+    print(f"peak memory: {bench_llama.peak_rss_mib():.1f} MiB resident")
     print(f"tokens/s: {args.batch * (args.new_tokens - 1) / decode:.1f}")
 
 
