@@ -1,6 +1,6 @@
 package dev.collie.peft;
 
-import dev.collie.core.data.Batch;
+import dev.collie.core.testing.ToyLanguageModel;
 import dev.collie.core.nn.Parameter;
 import dev.collie.core.tensor.ActivationDtype;
 import dev.collie.core.train.StepRunner;
@@ -14,7 +14,6 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.function.Supplier;
 
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -34,17 +33,9 @@ class PeftActivationDtypeTest {
     }
 
     private static Map<String, INDArray> gradients(PeftModel m, ActivationDtype dtype) {
-        Random r = new Random(11);
-        long[][] ids = new long[2][16];
-        for (long[] row : ids) {
-            for (int i = 0; i < row.length; i++) {
-                row[i] = r.nextInt(96);
-            }
-        }
-        INDArray x = Nd4j.createFromArray(ids);
         StepRunner runner = new StepRunner(m, 1);
         runner.setActivationDtype(dtype);
-        runner.forwardBackward(List.of(new Batch(x, x, Nd4j.onesLike(x))));
+        runner.forwardBackward(List.of(ToyLanguageModel.randomBatch(2, 16, 96, 11)));
         runner.close();
         Map<String, INDArray> out = new LinkedHashMap<>();
         m.module().namedParameters().forEach((n, p) -> {

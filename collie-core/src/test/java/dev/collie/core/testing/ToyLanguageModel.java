@@ -1,5 +1,6 @@
 package dev.collie.core.testing;
 
+import dev.collie.core.data.Batch;
 import dev.collie.core.data.Dataset;
 import dev.collie.core.data.Datasets;
 import dev.collie.core.data.Sample;
@@ -74,5 +75,21 @@ public final class ToyLanguageModel extends Module implements LanguageModel {
             out.add(Sample.causal(ids));
         }
         return Datasets.of(out);
+    }
+
+    /**
+     * A batch of {@code rows} × {@code length} random tokens below {@code vocab} from {@code seed} (row by row),
+     * labelled with themselves, every position counted.
+     */
+    public static Batch randomBatch(int rows, int length, int vocab, long seed) {
+        Random r = new Random(seed);
+        long[][] ids = new long[rows][length];
+        for (long[] row : ids) {
+            for (int i = 0; i < row.length; i++) {
+                row[i] = r.nextInt(vocab);
+            }
+        }
+        INDArray x = Nd4j.createFromArray(ids);
+        return new Batch(x, x, Nd4j.onesLike(x));
     }
 }

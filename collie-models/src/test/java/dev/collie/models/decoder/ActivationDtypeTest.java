@@ -1,5 +1,6 @@
 package dev.collie.models.decoder;
 
+import dev.collie.core.testing.ToyLanguageModel;
 import dev.collie.core.CollieException;
 import dev.collie.core.data.Batch;
 import dev.collie.core.nn.Parameter;
@@ -21,7 +22,6 @@ import org.nd4j.linalg.factory.Nd4j;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Random;
 import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -43,15 +43,7 @@ class ActivationDtypeTest {
     }
 
     private static Batch batch() {
-        Random r = new Random(11);
-        long[][] ids = new long[2][16];
-        for (long[] row : ids) {
-            for (int i = 0; i < row.length; i++) {
-                row[i] = r.nextInt(96);
-            }
-        }
-        INDArray x = Nd4j.createFromArray(ids);
-        return new Batch(x, x, Nd4j.onesLike(x));
+        return ToyLanguageModel.randomBatch(2, 16, 96, 11);
     }
 
     /** What one forward/backward left: loss, gradients, bytes stashed, workspace sizes once learned. */
